@@ -1,0 +1,99 @@
+//! Builds the daemon from settings; `main` and the tests both go through [`Application`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::http::{self, AppState};
+use crate::ingest::Ingest;
+
+/// A bound, ready-to-run daemon.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tasks: TaskTracker,
+    settings: Settings,
+}
+
+impl Application {
+    /// Binds `settings.listen` (port 0 picks a free port) and starts the ingest writers.
+    /// Migrations are the caller's choice: see [`crate::db::migrate`].
+    pub async fn build(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let tasks = TaskTracker::new();
+        let stored = Arc::new(Notify::new());
+        let ingest = Ingest::start(pool.clone(), &settings.ingest, stored, &tasks);
+        let state = Arc::new(AppState {
+            pool,
+            ingest,
+            webhook_secrets: settings.webhook_secrets(),
+            api_token: settings
+                .api_token
+                .clone()
+                .context("api_token is required")?,
+            signature_tolerance_secs: settings.signature_tolerance_secs,
+            http: settings.http.clone(),
+        });
+        Ok(Self {
+            listener,
+            state,
+            tasks,
+            settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains within the configured timeout.
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            tasks,
+            settings,
+        } = self;
+        tracing::info!(addr = %listener.local_addr()?, "listening");
+        let drain = settings.shutdown_timeout();
+        let work = async {
+            http::serve(listener, state, shutdown.clone()).await;
+            // The server has dropped its ingest handles: the writers drain and stop.
+            tasks.close();
+            tasks.wait().await;
+        };
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::select! {
+            () = work => tracing::info!("stopped"),
+            () = deadline => tracing::warn!(?drain, "in-flight work did not finish in time"),
+        }
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        }
+        token.cancel();
+    });
+}

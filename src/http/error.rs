@@ -1,0 +1,127 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every failure a client can see has a status and a stable `code`; the body is always
+//! `{"error":{"code":"...","message":"..."}}`. Internal causes are logged, never sent.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode, header};
+
+use crate::ingest::IngestError;
+use crate::stripe::event::InvalidPayload;
+use crate::stripe::signature::SignatureError;
+
+pub(crate) type HttpResponse = Response<Full<Bytes>>;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    #[error(transparent)]
+    InvalidPayload(#[from] InvalidPayload),
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the body was not received in time")]
+    BodyTimeout,
+    #[error("the body could not be read")]
+    BadBody,
+    #[error("a valid `Authorization: Bearer` token is required")]
+    Unauthorized,
+    #[error("{what} not found")]
+    NotFound { code: &'static str, what: String },
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the database is unavailable; retry later")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) | Self::InvalidPayload(_) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } | Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Signature(e) => e.code(),
+            Self::InvalidPayload(_) => "invalid_payload",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::BadBody => "bad_body",
+            Self::Unauthorized => "unauthorized",
+            Self::NotFound { code, .. } => code,
+            Self::NoRoute => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unavailable(_) => "database_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    pub(crate) fn into_response(self) -> HttpResponse {
+        let status = self.status();
+        match &self {
+            Self::Unavailable(cause) | Self::Internal(cause) => {
+                tracing::error!(
+                    code = self.code(),
+                    error = format!("{cause:#}"),
+                    "request failed"
+                );
+            }
+            _ => tracing::debug!(code = self.code(), error = %self, "request refused"),
+        }
+        let body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.to_string() }
+        });
+        let mut response = json(status, &body);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body is not read: do not reuse the connection.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        response
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        Self::Unavailable(anyhow::Error::new(error))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::db::is_unavailable(&error) {
+            Self::Unavailable(error.into())
+        } else {
+            Self::Internal(error.into())
+        }
+    }
+}
+
+pub(crate) fn json(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .expect("static response parts are valid")
+}

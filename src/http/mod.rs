@@ -1,0 +1,114 @@
+//! The HTTP server: connection handling, routing, and the handlers in the files beside it.
+//!
+//! The server takes an already-bound listener and a shutdown token. It caps concurrent
+//! connections (further ones wait in the kernel's accept queue), times out slow headers and
+//! bodies, and on shutdown stops accepting, lets in-flight requests finish, and returns.
+
+mod api;
+mod error;
+mod health;
+mod webhook;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{HttpSettings, Secret};
+use crate::ingest::Ingest;
+use error::{ApiError, HttpResponse};
+
+/// What the handlers share.
+pub(crate) struct AppState {
+    pub pool: PgPool,
+    pub ingest: Ingest,
+    pub webhook_secrets: Vec<Secret>,
+    pub api_token: Secret,
+    pub signature_tolerance_secs: u64,
+    pub http: HttpSettings,
+}
+
+/// Accepts connections until `shutdown`, then waits for open connections to finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(state.http.max_connections));
+    let connections = TaskTracker::new();
+    let header_timeout = Duration::from_millis(state.http.header_read_timeout_ms);
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => permit.expect("semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, req).await) }
+            });
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> HttpResponse {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let result = match (req.method(), segments.as_slice()) {
+        (&Method::POST, ["webhooks", "stripe"]) => webhook::receive(state, req).await,
+        (&Method::GET, ["healthz"]) => Ok(health::live()),
+        (&Method::GET, ["readyz"]) => Ok(health::ready(state).await),
+        (_, ["v1", ..]) => match api::authorize(state, &req) {
+            Ok(()) => api::route(state, req, &segments[1..]).await,
+            Err(e) => Err(e),
+        },
+        (_, ["webhooks", "stripe"] | ["healthz"] | ["readyz"]) => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::NoRoute),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}

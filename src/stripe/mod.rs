@@ -1,0 +1,4 @@
+//! Stripe's wire formats: the webhook signature and the event envelope.
+
+pub mod event;
+pub mod signature;

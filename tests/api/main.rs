@@ -1,0 +1,9 @@
+//! Integration tests: the real app on port 0 against a fresh database per test.
+//! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
+
+mod helpers;
+
+mod events_api;
+mod health;
+mod lifecycle;
+mod webhook;
