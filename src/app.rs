@@ -6,11 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::engine::{Engine, Registry, Wakeup};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 
@@ -19,19 +19,31 @@ pub struct Application {
     listener: TcpListener,
     state: Arc<AppState>,
     tasks: TaskTracker,
+    engine: Engine,
     settings: Settings,
 }
 
 impl Application {
-    /// Binds `settings.listen` (port 0 picks a free port) and starts the ingest writers.
-    /// Migrations are the caller's choice: see [`crate::db::migrate`].
+    /// Binds `settings.listen` (port 0 picks a free port) and starts the ingest writers,
+    /// with the production handlers. Migrations are the caller's choice: see
+    /// [`crate::db::migrate`].
     pub async fn build(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        Self::build_with(settings, pool, Registry::standard()).await
+    }
+
+    /// [`Application::build`] with a given handler registry.
+    pub async fn build_with(
+        settings: Settings,
+        pool: PgPool,
+        registry: Registry,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let tasks = TaskTracker::new();
-        let stored = Arc::new(Notify::new());
-        let ingest = Ingest::start(pool.clone(), &settings.ingest, stored, &tasks);
+        let wakeup = Arc::new(Wakeup::default());
+        let ingest = Ingest::start(pool.clone(), &settings.ingest, wakeup.clone(), &tasks);
+        let engine = Engine::new(pool.clone(), registry, settings.engine.clone(), wakeup);
         let state = Arc::new(AppState {
             pool,
             ingest,
@@ -47,8 +59,14 @@ impl Application {
             listener,
             state,
             tasks,
+            engine,
             settings,
         })
+    }
+
+    /// The engine, for draining the queue in tests and tools.
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -63,9 +81,11 @@ impl Application {
             listener,
             state,
             tasks,
+            engine,
             settings,
         } = self;
-        tracing::info!(addr = %listener.local_addr()?, "listening");
+        engine.start(&tasks, &shutdown);
+        tracing::info!(addr = %listener.local_addr()?, workers = settings.engine.workers, "listening");
         let drain = settings.shutdown_timeout();
         let work = async {
             http::serve(listener, state, shutdown.clone()).await;

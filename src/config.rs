@@ -100,6 +100,16 @@ pub struct IngestSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct EngineSettings {
     pub workers: usize,
+    pub batch_size: i64,
+    pub max_attempts: i32,
+    pub max_age_secs: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_secs: u64,
+    pub lease_secs: u64,
+    pub poll_interval_ms: u64,
+    pub notify_interval_ms: u64,
+    pub retention_days: u32,
+    pub prune_interval_secs: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +188,18 @@ impl Settings {
             return Err(invalid(
                 "ingest",
                 "writers and batch_max must be at least 1",
+            ));
+        }
+        if self.engine.batch_size < 1 || self.engine.max_attempts < 1 {
+            return Err(invalid(
+                "engine",
+                "batch_size and max_attempts must be at least 1",
+            ));
+        }
+        if self.engine.retention_days < 7 {
+            return Err(invalid(
+                "engine.retention_days",
+                "must be at least 7 (Stripe redelivers for 3 days)",
             ));
         }
         Ok(())

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sqlx::PgPool;
-use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::config::IngestSettings;
+use crate::engine::Wakeup;
 use crate::stripe::event::Envelope;
 
 /// The job kind of a Stripe event in the queue.
@@ -50,11 +51,11 @@ pub struct Ingest {
 
 impl Ingest {
     /// Starts the writers on `tracker`. They stop once every handle is dropped and the
-    /// channel is drained. `stored` is notified after each commit that stored new events.
+    /// channel is drained. `wakeup` hears of each commit that stored new events.
     pub fn start(
         pool: PgPool,
         settings: &IngestSettings,
-        stored: Arc<Notify>,
+        wakeup: Arc<Wakeup>,
         tracker: &TaskTracker,
     ) -> Self {
         let (tx, rx) = mpsc::channel(settings.batch_max * settings.writers * 4);
@@ -65,7 +66,7 @@ impl Ingest {
                 rx: rx.clone(),
                 batch_max: settings.batch_max,
                 batch_wait: Duration::from_micros(settings.batch_wait_us),
-                stored: stored.clone(),
+                wakeup: wakeup.clone(),
             };
             tracker.spawn(writer.run());
         }
@@ -93,7 +94,7 @@ struct Writer {
     rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
     batch_max: usize,
     batch_wait: Duration,
-    stored: Arc<Notify>,
+    wakeup: Arc<Wakeup>,
 }
 
 impl Writer {
@@ -111,7 +112,7 @@ impl Writer {
                         "ingest batch committed"
                     );
                     if !new_ids.is_empty() {
-                        self.stored.notify_waiters();
+                        self.wakeup.stored();
                     }
                 }
                 Err(error) => tracing::warn!(batch = batch.len(), %error, "ingest batch failed"),

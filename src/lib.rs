@@ -29,6 +29,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod engine;
 pub(crate) mod http;
 pub mod ingest;
 pub mod store;

@@ -1,5 +1,6 @@
 //! The command line. Each subcommand is a thin call into the library.
 
+mod ops;
 mod replay;
 
 use std::path::PathBuf;
@@ -49,6 +50,14 @@ pub enum Command {
         #[arg(long)]
         secret: Option<String>,
     },
+    /// Queue health: events per state, pending, in flight, dead, oldest pending age.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect, retry and replay stored events.
+    #[command(subcommand)]
+    Events(ops::EventsCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -83,6 +92,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{settings:#?}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { json } => {
+            ops::status(&ops_pool(config).await?, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Events(command) => {
+            ops::events(&ops_pool(config).await?, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay { files, to, secret } => {
             let settings = Settings::load(config, Needs::Database).or_else(|_| {
                 // Replaying needs no database: fall back to defaults + environment.
@@ -108,4 +125,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// A small pool for ops commands, which need only `DATABASE_URL`.
+async fn ops_pool(config: Option<&std::path::Path>) -> anyhow::Result<sqlx::PgPool> {
+    let mut settings = Settings::load(config, Needs::Database)?;
+    settings.database.max_connections = 2;
+    let pool = db::pool(&settings)?;
+    pool.acquire().await.context("connecting to the database")?;
+    Ok(pool)
 }

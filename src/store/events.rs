@@ -65,3 +65,63 @@ pub async fn payload(pool: &PgPool, id: &str) -> Result<Option<Vec<u8>>, sqlx::E
         .fetch_optional(pool)
         .await
 }
+
+/// Filters for [`list`].
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub state: Option<String>,
+    pub event_type: Option<String>,
+    pub limit: i64,
+}
+
+/// The newest events first.
+pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<EventRecord>, sqlx::Error> {
+    sqlx::query_as(select_events!(
+        "WHERE ($1::text IS NULL OR e.state = $1) AND ($2::text IS NULL OR e.type = $2)
+         ORDER BY e.received_at DESC, e.id LIMIT $3"
+    ))
+    .bind(filter.state.as_deref())
+    .bind(filter.event_type.as_deref())
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// What `stripe-reconciler status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Events per state in the log.
+    pub events: std::collections::BTreeMap<String, i64>,
+    /// Queue rows waiting to run (due or backing off).
+    pub pending: i64,
+    /// Queue rows under a live lease (outbound jobs running now).
+    pub in_flight: i64,
+    /// Dead letters (events and outbound jobs).
+    pub dead: i64,
+    /// Age of the oldest pending queue row, in seconds.
+    pub oldest_pending_secs: Option<f64>,
+}
+
+pub async fn status(pool: &PgPool) -> Result<Status, sqlx::Error> {
+    let events: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM events GROUP BY state ORDER BY state")
+            .fetch_all(pool)
+            .await?;
+    let (pending, in_flight, dead, oldest_pending_secs): (i64, i64, i64, Option<f64>) =
+        sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state = 'pending'),
+                    count(*) FILTER (WHERE state = 'pending' AND locked_until > now()),
+                    count(*) FILTER (WHERE state = 'dead'),
+                    extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE state = 'pending'))::float8
+             FROM jobs",
+        )
+        .fetch_one(pool)
+        .await?;
+    Ok(Status {
+        events: events.into_iter().collect(),
+        pending,
+        in_flight,
+        dead,
+        oldest_pending_secs,
+    })
+}

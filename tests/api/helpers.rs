@@ -15,6 +15,7 @@ use stripe_reconciler::app::Application;
 use stripe_reconciler::cli::HttpClient;
 use stripe_reconciler::config::{Needs, Secret, Settings};
 use stripe_reconciler::db;
+use stripe_reconciler::engine::{Engine, Registry};
 use stripe_reconciler::stripe::signature;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -71,12 +72,18 @@ pub fn test_env(database_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Settings for an in-process test app: no worker loops (tests drain the queue with
+/// `engine.run_until_idle()`), fast retries.
 pub fn test_settings(database_url: &str) -> Settings {
     let env = test_env(database_url);
-    Settings::load_from(None, Needs::Daemon, |name| {
+    let mut settings = Settings::load_from(None, Needs::Daemon, |name| {
         env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     })
-    .expect("test settings are valid")
+    .expect("test settings are valid");
+    settings.engine.workers = 0;
+    settings.engine.retry_initial_ms = 10;
+    settings.engine.retry_max_secs = 1;
+    settings
 }
 
 pub struct TestApp {
@@ -85,6 +92,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub client: HttpClient,
     pub shutdown: CancellationToken,
+    pub engine: Engine,
     pub handle: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -95,16 +103,37 @@ impl TestApp {
 
     /// A migrated fresh database and the app built exactly as `serve` builds it.
     pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with_registry(customize, Registry::standard()).await
+    }
+
+    /// As [`TestApp::spawn_with`], with the given handlers.
+    pub async fn spawn_with_registry(
+        customize: impl FnOnce(&mut Settings),
+        registry: Registry,
+    ) -> Self {
         let database_url = fresh_database().await;
         let mut settings = test_settings(&database_url);
         customize(&mut settings);
         let pool = db::pool(&settings).unwrap();
         db::migrate(&pool).await.expect("migrations run");
-        Self::start(settings, pool, database_url).await
+        Self::start_with(settings, pool, database_url, registry).await
     }
 
     pub async fn start(settings: Settings, pool: PgPool, database_url: String) -> Self {
-        let app = Application::build(settings, pool.clone()).await.unwrap();
+        Self::start_with(settings, pool, database_url, Registry::standard()).await
+    }
+
+    /// Another instance of the daemon on an existing database.
+    pub async fn start_with(
+        settings: Settings,
+        pool: PgPool,
+        database_url: String,
+        registry: Registry,
+    ) -> Self {
+        let app = Application::build_with(settings, pool.clone(), registry)
+            .await
+            .unwrap();
+        let engine = app.engine();
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run_until(shutdown.clone()));
@@ -114,6 +143,7 @@ impl TestApp {
             pool,
             client: Client::builder(TokioExecutor::new()).build_http(),
             shutdown,
+            engine,
             handle,
         }
     }
@@ -167,11 +197,16 @@ pub fn now() -> i64 {
 
 /// A minimal Stripe event.
 pub fn event(id: &str, event_type: &str, customer: &str) -> Vec<u8> {
+    event_at(id, event_type, customer, 1_795_000_000)
+}
+
+/// A minimal Stripe event created at `created`; its object id is `obj_{id}`.
+pub fn event_at(id: &str, event_type: &str, customer: &str, created: i64) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "id": id,
         "object": "event",
         "api_version": "2026-09-30.endive",
-        "created": 1_795_000_000,
+        "created": created,
         "livemode": false,
         "pending_webhooks": 1,
         "request": { "id": null, "idempotency_key": null },

@@ -12,8 +12,31 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stripe-reconciler");
 
+/// A daemon process that is killed if the test ends without stopping it.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
 /// Starts `stripe-reconciler serve` and returns the child and the address it bound.
-fn spawn_daemon(database_url: &str) -> (std::process::Child, String) {
+fn spawn_daemon(database_url: &str) -> (Daemon, String) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .env_clear()
@@ -24,6 +47,7 @@ fn spawn_daemon(database_url: &str) -> (std::process::Child, String) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let child = Daemon(child);
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
         let line = lines
@@ -77,7 +101,7 @@ async fn sigterm_stops_the_daemon_cleanly() {
             .unwrap()
             .success()
     );
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap())
         .await
         .unwrap();
     assert!(status.success(), "exit status {status:?}");

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod engine;
 mod events_api;
 mod health;
 mod lifecycle;
+mod ops_cli;
 mod webhook;

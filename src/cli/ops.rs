@@ -1,0 +1,218 @@
+//! Ops commands that need only the database: `status` and `events ...`.
+//! Human-readable tables by default, `--json` for scripts.
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use sqlx::PgPool;
+
+use crate::engine::queue;
+use crate::store::events::{self, EventRecord, ListFilter};
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// The newest stored events.
+    List {
+        /// received|processing|applied|skipped|failed|dead
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One event: envelope, state, attempts, last error; the raw payload with --payload.
+    Show {
+        id: String,
+        #[arg(long)]
+        payload: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a dead (or backing-off) event back to pending now; --dead for every dead letter.
+    Retry {
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<String>,
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Re-apply stored events received since TIME through the same handlers.
+    Replay {
+        /// RFC 3339 time (2026-11-23T10:00:00Z) or an age such as 30m, 6h, 7d.
+        #[arg(long, value_parser = parse_since)]
+        since: DateTime<Utc>,
+        #[arg(long = "type")]
+        event_type: Option<String>,
+    },
+}
+
+pub async fn status(pool: &PgPool, json: bool) -> anyhow::Result<()> {
+    let status = events::status(pool).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    let mut rows: Vec<Vec<String>> = status
+        .events
+        .iter()
+        .map(|(state, n)| vec![format!("events {state}"), n.to_string()])
+        .collect();
+    rows.push(vec!["queue pending".into(), status.pending.to_string()]);
+    rows.push(vec!["queue in flight".into(), status.in_flight.to_string()]);
+    rows.push(vec!["dead letters".into(), status.dead.to_string()]);
+    let oldest = status
+        .oldest_pending_secs
+        .map_or("-".to_owned(), |s| format!("{s:.1}s"));
+    rows.push(vec!["oldest pending".into(), oldest]);
+    print_table(&["", "count"], &rows);
+    Ok(())
+}
+
+pub async fn events(pool: &PgPool, command: EventsCommand) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::List {
+            state,
+            event_type,
+            limit,
+            json,
+        } => {
+            let filter = ListFilter {
+                state,
+                event_type,
+                limit,
+            };
+            let list = events::list(pool, &filter).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                let rows: Vec<Vec<String>> = list.iter().map(row).collect();
+                print_table(
+                    &[
+                        "id",
+                        "type",
+                        "created",
+                        "received_at",
+                        "state",
+                        "attempts",
+                        "last_error",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        EventsCommand::Show { id, payload, json } => {
+            let event = events::get(pool, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no event {id}"))?;
+            let raw = if payload {
+                events::payload(pool, &id).await?
+            } else {
+                None
+            };
+            let raw = raw.map(|p| String::from_utf8_lossy(&p).into_owned());
+            if json {
+                let mut value = serde_json::to_value(&event)?;
+                if let Some(raw) = &raw {
+                    value["payload"] = serde_json::from_str(raw).unwrap_or(raw.clone().into());
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                let value = serde_json::to_value(&event)?;
+                for (key, v) in value.as_object().into_iter().flatten() {
+                    println!(
+                        "{key:>12}  {}",
+                        v.as_str().map_or(v.to_string(), str::to_owned)
+                    );
+                }
+                if let Some(raw) = raw {
+                    println!("{raw}");
+                }
+            }
+        }
+        EventsCommand::Retry { id, dead: _ } => {
+            let n = queue::retry(pool, id.as_deref()).await?;
+            wake_daemons(pool).await;
+            println!("{n} queued for retry");
+        }
+        EventsCommand::Replay { since, event_type } => {
+            let n = queue::replay(pool, since, event_type.as_deref()).await?;
+            wake_daemons(pool).await;
+            println!("{n} events queued for replay (received since {since})");
+        }
+    }
+    Ok(())
+}
+
+async fn wake_daemons(pool: &PgPool) {
+    if let Err(error) = queue::notify_peers(pool, "cli").await {
+        eprintln!("note: could not notify running daemons ({error}); they will poll");
+    }
+}
+
+fn row(e: &EventRecord) -> Vec<String> {
+    vec![
+        e.id.clone(),
+        e.event_type.clone(),
+        e.created.to_string(),
+        e.received_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        e.state.clone(),
+        e.attempts.to_string(),
+        e.last_error.clone().unwrap_or_default(),
+    ]
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// RFC 3339, or an age: `90s`, `30m`, `6h`, `7d`.
+fn parse_since(value: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is neither RFC 3339 nor an age like 30m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("unknown unit in `{value}`: use s, m, h or d")),
+    };
+    Ok(Utc::now() - chrono::Duration::seconds(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_times_and_ages() {
+        let t = parse_since("2026-11-23T10:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-23T10:00:00+00:00");
+        let age = Utc::now() - parse_since("6h").unwrap();
+        assert!((age.num_seconds() - 21_600).abs() < 5);
+        assert!(parse_since("6x").is_err());
+        assert!(parse_since("yesterday").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The outbox engine: worker loops that apply stored events and run outbound jobs.
+//!
+//! - [`queue`]: the SQL of claiming and finishing work.
+//! - [`registry`]: handlers by event type and job kind.
+//! - [`worker`]: one step (claim a batch, run it).
+//! - [`wakeup`]: in-process wake-ups, LISTEN/NOTIFY between instances, polling as fallback.
+//! - [`retry`]: failure classes and the backoff policy.
+//!
+//! Tests call [`Engine::run_until_idle`] to drain the queue deterministically.
+
+pub mod queue;
+pub mod registry;
+pub mod retry;
+pub mod wakeup;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::EngineSettings;
+pub use registry::{EventHandler, JobHandler, LeasedJob, Outcome, Registry, StoredEvent};
+pub use retry::{JobError, RetryPolicy, Verdict};
+pub use wakeup::Wakeup;
+
+/// A handle on the engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pool: PgPool,
+    registry: Registry,
+    policy: RetryPolicy,
+    settings: EngineSettings,
+    wakeup: Arc<Wakeup>,
+}
+
+impl Inner {
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.settings.lease_secs)
+    }
+}
+
+impl Engine {
+    pub fn new(
+        pool: PgPool,
+        registry: Registry,
+        settings: EngineSettings,
+        wakeup: Arc<Wakeup>,
+    ) -> Self {
+        let policy = RetryPolicy::new(&settings);
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                registry,
+                policy,
+                settings,
+                wakeup,
+            }),
+        }
+    }
+
+    /// Claims and runs one batch; returns how many jobs it took (0: nothing runnable).
+    pub async fn step(&self) -> Result<usize, sqlx::Error> {
+        worker::step(&self.inner).await
+    }
+
+    /// Runs batches until nothing is runnable; returns how many jobs ran. Jobs waiting for
+    /// a retry delay or a lease to end are not runnable yet.
+    pub async fn run_until_idle(&self) -> Result<usize, sqlx::Error> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    }
+
+    /// Starts the worker loops, the LISTEN task, the peer notifier and the pruner on
+    /// `tasks`; they stop at `shutdown`, a worker after finishing its batch.
+    pub fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
+        let settings = &self.inner.settings;
+        for n in 0..settings.workers {
+            tasks.spawn(self.clone().worker_loop(n, shutdown.clone()));
+        }
+        let wakeup = self.inner.wakeup.clone();
+        let pool = self.inner.pool.clone();
+        tasks.spawn(wakeup.clone().listen(pool.clone(), shutdown.clone()));
+        let interval = Duration::from_millis(settings.notify_interval_ms);
+        tasks.spawn(wakeup.notify_peers_loop(pool, interval, shutdown.clone()));
+        tasks.spawn(self.clone().prune_loop(shutdown.clone()));
+    }
+
+    async fn worker_loop(self, n: usize, shutdown: CancellationToken) {
+        let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
+        let mut failures = 0u32;
+        while !shutdown.is_cancelled() {
+            // Register for wake-ups before looking, so none is missed in between.
+            let woken = self.inner.wakeup.local.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let pause = match self.step().await {
+                Ok(0) => poll,
+                Ok(_) => {
+                    failures = 0;
+                    continue;
+                }
+                Err(error) => {
+                    failures += 1;
+                    let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(worker = n, %error, ?pause, "claim failed; database unavailable?");
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::debug!(worker = n, "worker stopped");
+    }
+
+    async fn prune_loop(self, shutdown: CancellationToken) {
+        let every = Duration::from_secs(self.inner.settings.prune_interval_secs.max(1));
+        loop {
+            match queue::prune(&self.inner.pool, self.inner.settings.retention_days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "pruned events past retention"),
+                Err(error) => tracing::warn!(%error, "pruning failed"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}

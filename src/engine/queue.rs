@@ -1,0 +1,297 @@
+//! The queue's SQL: claim, finish, fail, lease, complete, enqueue, retry, replay.
+//!
+//! A job is runnable when it is pending, due, not under a live lease, and the head of its
+//! ordering key (no earlier pending job shares the key). Claims take runnable rows with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claimers never take the same row, and a job whose
+//! predecessor is being worked on is not even a candidate: per-key order and exclusion hold
+//! across processes.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::registry::{LeasedJob, Outcome, StoredEvent};
+use super::retry::Verdict;
+use crate::ingest::EVENT_JOB;
+
+/// The channel other instances LISTEN on for "there is new work".
+pub const CHANNEL: &str = "stripe_reconciler_jobs";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub job_key: String,
+    pub args: Option<serde_json::Value>,
+    pub attempts: i32,
+    pub enqueued_at: DateTime<Utc>,
+}
+
+impl ClaimedJob {
+    pub fn is_event(&self) -> bool {
+        self.kind == EVENT_JOB
+    }
+
+    pub fn age(&self) -> Duration {
+        (Utc::now() - self.enqueued_at).to_std().unwrap_or_default()
+    }
+}
+
+/// Claims up to `limit` runnable jobs, oldest first, locking them in `conn`'s transaction.
+pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    sqlx::query_as(
+        r#"
+        SELECT j.id, j.kind, j.job_key, j.args, j.attempts, j.enqueued_at
+        FROM jobs j
+        WHERE j.state = 'pending'
+          AND j.run_at <= now()
+          AND (j.locked_until IS NULL OR j.locked_until < now())
+          AND NOT EXISTS (
+              SELECT 1 FROM jobs h
+              WHERE h.ordering_key = j.ordering_key
+                AND h.state = 'pending'
+                AND (h.sort_key, h.id) < (j.sort_key, j.id))
+        ORDER BY j.sort_key, j.id
+        LIMIT $1
+        FOR UPDATE OF j SKIP LOCKED
+        "#,
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The event behind an event job, with what handlers need.
+pub async fn load_event(
+    conn: &mut PgConnection,
+    event_id: &str,
+) -> Result<Option<StoredEvent>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, type, created, customer_id, object_id, payload FROM events WHERE id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Removes a finished event job and records the outcome, in the caller's transaction.
+pub async fn finish_event(
+    conn: &mut PgConnection,
+    job: &ClaimedJob,
+    outcome: &Outcome,
+) -> Result<(), sqlx::Error> {
+    let (state, note) = match outcome {
+        Outcome::Applied => ("applied", None),
+        Outcome::Skipped(reason) => ("skipped", Some(reason.as_str())),
+    };
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(job.id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE events SET state = $2, attempts = attempts + 1, last_error = $3,
+                finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(&job.job_key)
+    .bind(state)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt of an event job run in a transaction: retry later, or dead.
+pub async fn fail_event(
+    conn: &mut PgConnection,
+    job: &ClaimedJob,
+    error: &str,
+    verdict: Verdict,
+) -> Result<(), sqlx::Error> {
+    let (job_state, event_state, delay_ms) = match verdict {
+        Verdict::RetryIn(delay) => ("pending", "failed", delay.as_millis() as i64),
+        Verdict::Dead => ("dead", "dead", 0),
+    };
+    sqlx::query(
+        "UPDATE jobs SET state = $2, attempts = attempts + 1, last_error = $3,
+                run_at = now() + make_interval(secs => $4::double precision / 1000),
+                locked_until = NULL
+         WHERE id = $1",
+    )
+    .bind(job.id)
+    .bind(job_state)
+    .bind(error)
+    .bind(delay_ms)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE events SET state = $2, attempts = attempts + 1, last_error = $3,
+                finished_at = CASE WHEN $2 = 'dead' THEN now() END
+         WHERE id = $1",
+    )
+    .bind(&job.job_key)
+    .bind(event_state)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts claimed outbound jobs under a time lease (and counts the attempt); returns the
+/// lease's end, which fences their completion.
+pub async fn lease(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    let until: DateTime<Utc> =
+        sqlx::query_scalar("SELECT date_trunc('milliseconds', now()) + make_interval(secs => $1)")
+            .bind(lease.as_secs_f64())
+            .fetch_one(&mut *conn)
+            .await?;
+    sqlx::query("UPDATE jobs SET locked_until = $2, attempts = attempts + 1 WHERE id = ANY($1)")
+        .bind(ids)
+        .bind(until)
+        .execute(conn)
+        .await?;
+    Ok(until)
+}
+
+/// Completes a leased job, in the transaction that commits its effects. False when the lease
+/// was lost (another worker took the job over): the caller must roll back.
+pub async fn complete(conn: &mut PgConnection, job: &LeasedJob) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND locked_until = $2")
+        .bind(job.id)
+        .bind(job.lease)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a failed attempt of a leased job (its attempt was counted at lease time).
+pub async fn fail_leased(
+    pool: &PgPool,
+    job: &LeasedJob,
+    error: &str,
+    verdict: Verdict,
+) -> Result<(), sqlx::Error> {
+    let (state, delay_ms) = match verdict {
+        Verdict::RetryIn(delay) => ("pending", delay.as_millis() as i64),
+        Verdict::Dead => ("dead", 0),
+    };
+    sqlx::query(
+        "UPDATE jobs SET state = $3, last_error = $4, locked_until = NULL,
+                run_at = now() + make_interval(secs => $5::double precision / 1000)
+         WHERE id = $1 AND locked_until = $2",
+    )
+    .bind(job.id)
+    .bind(job.lease)
+    .bind(state)
+    .bind(error)
+    .bind(delay_ms)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Enqueues an outbound job once per `job_key`; true when it was new.
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    kind: &str,
+    job_key: &str,
+    ordering_key: Option<&str>,
+    args: &serde_json::Value,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (kind, job_key, ordering_key, sort_key, args)
+         VALUES ($1, $2, $3, extract(epoch FROM now())::bigint, $4)
+         ON CONFLICT (job_key) DO NOTHING",
+    )
+    .bind(kind)
+    .bind(job_key)
+    .bind(ordering_key)
+    .bind(args)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Tells other instances' workers that there is new work (one NOTIFY per call).
+pub async fn notify_peers(pool: &PgPool, sender: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(sender)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Dead (and backing-off) jobs back to pending now: one by key, or every dead one.
+pub async fn retry(pool: &PgPool, job_key: Option<&str>) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let keys: Vec<String> = sqlx::query_scalar(
+        "UPDATE jobs SET state = 'pending', run_at = now(), attempts = 0, locked_until = NULL
+         WHERE ($1::text IS NULL AND state = 'dead') OR job_key = $1
+         RETURNING job_key",
+    )
+    .bind(job_key)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE events SET state = 'received', finished_at = NULL WHERE id = ANY($1)")
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(keys.len() as u64)
+}
+
+/// Queues stored events again to be re-applied through the same handlers. Events already
+/// queued are left as they are. Returns how many were queued.
+pub async fn replay(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    event_type: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
+         SELECT $1, id, coalesce(customer_id, object_id), created FROM events
+         WHERE received_at >= $2 AND ($3::text IS NULL OR type = $3)
+         ORDER BY created
+         ON CONFLICT (job_key) DO NOTHING
+         RETURNING job_key",
+    )
+    .bind(EVENT_JOB)
+    .bind(since)
+    .bind(event_type)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE events SET state = 'received', finished_at = NULL WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+/// Deletes finished events older than the retention, in chunks; returns how many.
+pub async fn prune(pool: &PgPool, retention_days: u32) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events
+                 WHERE received_at < now() - make_interval(days => $1)
+                   AND state IN ('applied', 'skipped')
+                 LIMIT 5000)",
+        )
+        .bind(retention_days as i32)
+        .execute(pool)
+        .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < 5000 {
+            return Ok(total);
+        }
+    }
+}

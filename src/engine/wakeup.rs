@@ -1,0 +1,113 @@
+//! Waking workers: in-process at once, other instances through LISTEN/NOTIFY.
+//!
+//! Ingest calls [`Wakeup::stored`] after each commit that stored new events. Local workers
+//! wake at once; a notifier task sends at most one `NOTIFY` per interval to other instances
+//! (a NOTIFY per event would serialise commits on its database-wide lock). Each instance
+//! LISTENs; a lost LISTEN connection reconnects by itself, and workers poll as a fallback.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::queue::{self, CHANNEL};
+
+pub struct Wakeup {
+    pub(crate) local: Notify,
+    peers: Notify,
+    /// Our NOTIFY payload, so we ignore our own notifications.
+    instance: String,
+}
+
+impl Default for Wakeup {
+    fn default() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Self {
+            local: Notify::new(),
+            peers: Notify::new(),
+            instance: format!("{}-{nanos:x}", std::process::id()),
+        }
+    }
+}
+
+impl Wakeup {
+    /// New work was committed by this process.
+    pub fn stored(&self) {
+        self.local.notify_waiters();
+        self.peers.notify_one();
+    }
+
+    /// Keeps a LISTEN connection and wakes local workers when another instance stored work.
+    pub(crate) async fn listen(
+        self: std::sync::Arc<Self>,
+        pool: PgPool,
+        shutdown: CancellationToken,
+    ) {
+        let mut listener: Option<PgListener> = None;
+        loop {
+            let current = match listener.as_mut() {
+                Some(l) => l,
+                None => match connect(&pool).await {
+                    Ok(l) => {
+                        // Notifications sent while we were away are lost: look once.
+                        self.local.notify_waiters();
+                        listener.insert(l)
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "LISTEN connection failed; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        }
+                    }
+                },
+            };
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                received = current.try_recv() => received,
+            };
+            match received {
+                Ok(Some(n)) if n.payload() != self.instance => self.local.notify_waiters(),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => {
+                    // The connection was lost (for example terminated by an admin).
+                    tracing::warn!("LISTEN connection lost; reconnecting");
+                    listener = None;
+                }
+            }
+        }
+    }
+
+    /// Sends at most one NOTIFY per `interval` while this process stores new work.
+    pub(crate) async fn notify_peers_loop(
+        self: std::sync::Arc<Self>,
+        pool: PgPool,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.peers.notified() => {}
+            }
+            if let Err(error) = queue::notify_peers(&pool, &self.instance).await {
+                tracing::debug!(%error, "NOTIFY failed; peers will poll");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}

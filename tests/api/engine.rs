@@ -1,0 +1,538 @@
+//! The outbox engine: exactly once, per-customer order, retries, dead letters, wake-ups.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use hyper::StatusCode;
+use sqlx::{Connection, PgConnection, PgPool};
+use stripe_reconciler::db;
+use stripe_reconciler::engine::{
+    Engine, EventHandler, JobError, JobHandler, LeasedJob, Outcome, Registry, StoredEvent, Wakeup,
+    queue,
+};
+
+use crate::helpers::*;
+
+const TYPE: &str = "test.effect";
+
+/// Records each application in `effects`; fails on purpose for some objects:
+/// ids with `poison` permanently until cured, `flaky` with a retryable error, `panic` by panicking.
+/// It also proves exclusion: two events of one customer at once would fail the advisory lock.
+struct Recorder;
+
+impl EventHandler for Recorder {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
+        Box::pin(async move {
+            let customer = event.customer_id.clone().unwrap_or_default();
+            let exclusive: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
+                    .bind(&customer)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if event.id.contains("poison") {
+                let cured: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cures WHERE event_id = $1)")
+                        .bind(&event.id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if !cured {
+                    return Err(JobError::reject("poisoned on purpose"));
+                }
+            }
+            if event.id.contains("flaky") {
+                return Err(JobError::retryable(anyhow::anyhow!("flaky on purpose")));
+            }
+            if event.id.contains("panic") {
+                panic!("handler bug on purpose");
+            }
+            sqlx::query(
+                "INSERT INTO effects (event_id, customer_id, created, exclusive)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&event.id)
+            .bind(&customer)
+            .bind(event.created)
+            .bind(exclusive)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Outcome::Applied)
+        })
+    }
+}
+
+/// An outbound job that counts its runs in `effects` as part of its completion.
+struct CountingJob;
+
+impl JobHandler for CountingJob {
+    fn run<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        job: &'a LeasedJob,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO effects (event_id, customer_id, created, exclusive) VALUES ($1, '', 0, true)")
+                .bind(&job.job_key)
+                .execute(&mut *tx)
+                .await?;
+            if queue::complete(&mut tx, job).await? {
+                tx.commit().await?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn registry() -> Registry {
+    Registry::standard()
+        .on_event(TYPE, Recorder)
+        .on_job("test.count", CountingJob)
+}
+
+async fn spawn(customize: impl FnOnce(&mut stripe_reconciler::config::Settings)) -> TestApp {
+    let app = TestApp::spawn_with_registry(customize, registry()).await;
+    create_test_tables(&app.pool).await;
+    app
+}
+
+async fn create_test_tables(pool: &PgPool) {
+    for sql in [
+        "CREATE TABLE effects (seq bigserial PRIMARY KEY, event_id text NOT NULL,
+             customer_id text NOT NULL, created bigint NOT NULL, exclusive boolean NOT NULL)",
+        "CREATE TABLE cures (event_id text PRIMARY KEY)",
+    ] {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    }
+}
+
+async fn state_of(app: &TestApp, id: &str) -> serde_json::Value {
+    let (status, body) = app.get(&format!("/v1/events/{id}"), Some(API_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn events_are_applied_once_and_unknown_types_are_skipped() {
+    let app = spawn(|_| {}).await;
+    app.post_event(&event("evt_a", TYPE, "cus_1")).await;
+    app.post_event(&event(
+        "evt_unknown",
+        "radar.early_fraud_warning.created",
+        "cus_1",
+    ))
+    .await;
+
+    assert_eq!(app.engine.run_until_idle().await.unwrap(), 2);
+    // A redelivery after application changes nothing.
+    app.post_event(&event("evt_a", TYPE, "cus_1")).await;
+    app.engine.run_until_idle().await.unwrap();
+
+    assert_eq!(app.count("SELECT count(*) FROM effects").await, 1);
+    let a = state_of(&app, "evt_a").await;
+    assert_eq!(
+        (a["state"].as_str(), a["attempts"].as_i64()),
+        (Some("applied"), Some(1))
+    );
+    let unknown = state_of(&app, "evt_unknown").await;
+    assert_eq!(unknown["state"], "skipped");
+    assert!(
+        unknown["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no handler")
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM jobs").await,
+        0,
+        "finished work leaves the queue"
+    );
+}
+
+#[tokio::test]
+async fn a_poisoned_event_goes_dead_and_applies_after_retry_with_the_cause_fixed() {
+    let app = spawn(|_| {}).await;
+    app.post_event(&event("evt_poison", TYPE, "cus_p")).await;
+    app.engine.run_until_idle().await.unwrap();
+
+    let dead = state_of(&app, "evt_poison").await;
+    assert_eq!(dead["state"], "dead");
+    assert_eq!(dead["attempts"], 1, "permanent errors are not retried");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("poisoned on purpose")
+    );
+    // A dead letter does not block the customer's later events.
+    app.post_event(&event_at("evt_after", TYPE, "cus_p", 1_795_000_100))
+        .await;
+    app.engine.run_until_idle().await.unwrap();
+    assert_eq!(state_of(&app, "evt_after").await["state"], "applied");
+
+    sqlx::query("INSERT INTO cures VALUES ('evt_poison')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue::retry(&app.pool, Some("evt_poison")).await.unwrap(),
+        1
+    );
+    app.engine.run_until_idle().await.unwrap();
+
+    assert_eq!(state_of(&app, "evt_poison").await["state"], "applied");
+    assert_eq!(app.count("SELECT count(*) FROM effects").await, 2);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_dead_letter_not_a_crash() {
+    let app = spawn(|_| {}).await;
+    app.post_event(&event("evt_panic", TYPE, "cus_x")).await;
+    app.post_event(&event("evt_fine", TYPE, "cus_y")).await;
+    app.engine.run_until_idle().await.unwrap();
+    let dead = state_of(&app, "evt_panic").await;
+    assert_eq!(dead["state"], "dead");
+    assert!(dead["last_error"].as_str().unwrap().contains("panicked"));
+    assert_eq!(state_of(&app, "evt_fine").await["state"], "applied");
+}
+
+#[tokio::test]
+async fn retryable_failures_back_off_then_become_dead_letters() {
+    let app = spawn(|s| {
+        s.engine.max_attempts = 3;
+        s.engine.retry_initial_ms = 60_000;
+        s.engine.retry_max_secs = 600;
+    })
+    .await;
+    app.post_event(&event("evt_flaky", TYPE, "cus_f")).await;
+
+    app.engine.run_until_idle().await.unwrap();
+    let failed = state_of(&app, "evt_flaky").await;
+    assert_eq!(
+        (failed["state"].as_str(), failed["attempts"].as_i64()),
+        (Some("failed"), Some(1))
+    );
+    let delay: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM run_at - now())::float8 FROM jobs WHERE job_key = 'evt_flaky'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        (25.0..=95.0).contains(&delay),
+        "the retry waits 60 s ± 50 %: {delay}"
+    );
+    assert_eq!(
+        app.engine.run_until_idle().await.unwrap(),
+        0,
+        "not runnable while backing off"
+    );
+
+    // Let the backoff pass twice more.
+    for _ in 0..2 {
+        sqlx::query("UPDATE jobs SET run_at = now() WHERE job_key = 'evt_flaky'")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        app.engine.run_until_idle().await.unwrap();
+    }
+    let dead = state_of(&app, "evt_flaky").await;
+    assert_eq!(
+        (dead["state"].as_str(), dead["attempts"].as_i64()),
+        (Some("dead"), Some(3))
+    );
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("flaky on purpose")
+    );
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_holding_a_lease_leaves_the_job_to_be_run_once() {
+    let app = spawn(|s| s.engine.lease_secs = 1).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    queue::enqueue(
+        &mut conn,
+        "test.count",
+        "job_1",
+        None,
+        &serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    // A worker claims and leases the job, then dies before completing it.
+    let mut tx = app.pool.begin().await.unwrap();
+    let claimed = queue::claim(&mut tx, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let lease = queue::lease(&mut tx, &[claimed[0].id], Duration::from_secs(1))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let dead_workers_job = LeasedJob {
+        id: claimed[0].id,
+        kind: claimed[0].kind.clone(),
+        job_key: claimed[0].job_key.clone(),
+        args: serde_json::json!({}),
+        attempts: 1,
+        lease,
+    };
+
+    assert_eq!(
+        app.engine.run_until_idle().await.unwrap(),
+        0,
+        "the lease is live"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the lease's own length
+    assert_eq!(app.engine.run_until_idle().await.unwrap(), 1);
+
+    // The dead worker coming back cannot complete it a second time.
+    let mut tx = app.pool.begin().await.unwrap();
+    assert!(!queue::complete(&mut tx, &dead_workers_job).await.unwrap());
+    drop(tx);
+    assert_eq!(app.count("SELECT count(*) FROM effects").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0);
+}
+
+#[tokio::test]
+async fn a_worker_killed_inside_its_transaction_loses_nothing() {
+    let app = spawn(|_| {}).await;
+    app.post_event(&event("evt_crash", TYPE, "cus_c")).await;
+    // A worker claims the event and its process dies: the connection goes away mid-transaction.
+    let mut conn = PgConnection::connect(&app.database_url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    assert_eq!(queue::claim(&mut tx, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        app.engine.run_until_idle().await.unwrap(),
+        0,
+        "the row lock is the lease"
+    );
+    std::mem::forget(tx); // no ROLLBACK is sent: the process is gone
+    conn.close_hard().await.unwrap();
+
+    assert_eq!(app.engine.run_until_idle().await.unwrap(), 1);
+    assert_eq!(app.count("SELECT count(*) FROM effects").await, 1);
+    assert_eq!(state_of(&app, "evt_crash").await["state"], "applied");
+}
+
+#[tokio::test]
+async fn two_engines_on_one_database_apply_1000_events_exactly_once() {
+    let app = spawn(|s| s.ingest.batch_max = 128).await;
+    let app = &app;
+    for chunk in 0..10 {
+        let posts = (0..100).map(|i| {
+            let n = chunk * 100 + i;
+            let body = event_at(
+                &format!("evt_{n:04}"),
+                TYPE,
+                &format!("cus_{}", n % 37),
+                1_795_000_000 + n,
+            );
+            async move { app.post_event(&body).await.0 }
+        });
+        for status in futures::future::join_all(posts).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+    }
+    let settings = test_settings(&app.database_url);
+    let engines: Vec<Engine> = (0..2)
+        .map(|_| {
+            let pool = db::pool(&settings).unwrap();
+            Engine::new(
+                pool,
+                registry(),
+                settings.engine.clone(),
+                Arc::new(Wakeup::default()),
+            )
+        })
+        .collect();
+
+    let ran = AtomicUsize::new(0);
+    futures::future::join_all(engines.iter().map(|engine| async {
+        while app.count("SELECT count(*) FROM jobs").await > 0 {
+            ran.fetch_add(engine.run_until_idle().await.unwrap(), Ordering::Relaxed);
+        }
+    }))
+    .await;
+
+    assert_eq!(ran.load(Ordering::Relaxed), 1000);
+    assert_eq!(app.count("SELECT count(*) FROM effects").await, 1000);
+    assert_eq!(
+        app.count("SELECT count(DISTINCT event_id) FROM effects")
+            .await,
+        1000
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE state = 'applied'")
+            .await,
+        1000
+    );
+}
+
+#[tokio::test]
+async fn eight_workers_keep_each_customers_order_and_exclusion() {
+    // Events arrive shuffled; one instance stores them, another with 8 worker loops applies.
+    let app = spawn(|_| {}).await;
+    let mut bodies: Vec<Vec<u8>> = (0..200)
+        .map(|n| {
+            event_at(
+                &format!("evt_o{n:03}"),
+                TYPE,
+                &format!("cus_{}", n % 4),
+                1_795_000_000 + n,
+            )
+        })
+        .collect();
+    bodies.reverse();
+    bodies.rotate_left(37);
+    for body in &bodies {
+        assert_eq!(app.post_event(body).await.0, StatusCode::OK);
+    }
+
+    let mut settings = test_settings(&app.database_url);
+    settings.engine.workers = 8;
+    let pool = db::pool(&settings).unwrap();
+    let workers = TestApp::start_with(settings, pool, app.database_url.clone(), registry()).await;
+    wait_until(|| async { app.count("SELECT count(*) FROM effects").await == 200 }).await;
+    workers.shutdown.cancel();
+
+    let violations = app
+        .count(
+            "SELECT count(*) FROM (
+                 SELECT created < lag(created) OVER (PARTITION BY customer_id ORDER BY seq) AS backwards
+                 FROM effects) t WHERE backwards",
+        )
+        .await;
+    assert_eq!(
+        violations, 0,
+        "each customer's events applied in created order"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM effects WHERE NOT exclusive")
+            .await,
+        0
+    );
+    let customers_in_parallel = app
+        .count("SELECT count(DISTINCT customer_id) FROM effects")
+        .await;
+    assert_eq!(customers_in_parallel, 4);
+}
+
+#[tokio::test]
+async fn workers_still_wake_after_their_listen_connection_is_killed() {
+    // Instance A stores; instance B applies, woken only through LISTEN/NOTIFY (it polls hourly).
+    let app = spawn(|_| {}).await;
+    let mut settings = test_settings(&app.database_url);
+    settings.engine.workers = 2;
+    settings.engine.poll_interval_ms = 3_600_000;
+    settings.engine.notify_interval_ms = 10;
+    let pool = db::pool(&settings).unwrap();
+    let b = TestApp::start_with(settings, pool, app.database_url.clone(), registry()).await;
+    let applied = |id: &'static str| {
+        let pool = app.pool.clone();
+        move || {
+            let pool = pool.clone();
+            async move {
+                let state: Option<String> =
+                    sqlx::query_scalar("SELECT state FROM events WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&pool)
+                        .await
+                        .unwrap();
+                state.as_deref() == Some("applied")
+            }
+        }
+    };
+    // A's own notifier must reach B: A has no workers, so only B can apply.
+    let a = TestApp::start_with(
+        {
+            let mut s = test_settings(&app.database_url);
+            s.engine.notify_interval_ms = 10;
+            s
+        },
+        db::pool(&test_settings(&app.database_url)).unwrap(),
+        app.database_url.clone(),
+        registry(),
+    )
+    .await;
+    wait_until(|| async { listeners(&app.pool).await >= 2 }).await;
+    a.post_event(&event("evt_l1", TYPE, "cus_l")).await;
+    wait_until(applied("evt_l1")).await;
+
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE query ILIKE 'LISTEN%' AND datname = current_database()",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(killed >= 1);
+
+    a.post_event(&event_at("evt_l2", TYPE, "cus_l", 1_795_000_001))
+        .await;
+    wait_until(applied("evt_l2")).await;
+    b.shutdown.cancel();
+}
+
+async fn listeners(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits for a condition that other tasks make true, for at most 20 s.
+async fn wait_until<F, Fut>(condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pruning_keeps_recent_and_unfinished_events() {
+    let app = spawn(|_| {}).await;
+    for id in ["evt_old_applied", "evt_old_dead", "evt_new_applied"] {
+        app.post_event(&event(id, TYPE, "cus_r")).await;
+    }
+    sqlx::query("INSERT INTO cures VALUES ('none')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.engine.run_until_idle().await.unwrap();
+    sqlx::query(
+        "UPDATE events SET received_at = now() - interval '31 days' WHERE id LIKE 'evt_old%'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE events SET state = 'dead' WHERE id = 'evt_old_dead'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(queue::prune(&app.pool, 30).await.unwrap(), 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["evt_new_applied", "evt_old_dead"]);
+}
