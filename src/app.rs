@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::engine::{Engine, Registry, Wakeup};
 use crate::http::{self, AppState};
@@ -24,19 +25,27 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `settings.listen` (port 0 picks a free port) and starts the ingest writers,
-    /// with the production handlers. Migrations are the caller's choice: see
-    /// [`crate::db::migrate`].
+    /// Loads the catalog, binds `settings.listen` (port 0 picks a free port) and starts the
+    /// ingest writers, with the production handlers. The database must be migrated (see
+    /// [`crate::db::migrate`]): the catalog is stored there.
     pub async fn build(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        Self::build_with(settings, pool, Registry::standard()).await
+        let catalog = load_catalog(&settings)?;
+        let registry = crate::handlers::registry(catalog.clone());
+        Self::build_with(settings, pool, catalog, registry).await
     }
 
-    /// [`Application::build`] with a given handler registry.
+    /// [`Application::build`] with a given catalog and handler registry.
     pub async fn build_with(
         settings: Settings,
         pool: PgPool,
+        catalog: Arc<Catalog>,
         registry: Registry,
     ) -> anyhow::Result<Self> {
+        let version = catalog
+            .persist(&pool)
+            .await
+            .context("storing the catalog (is the database migrated?)")?;
+        tracing::info!(version, plans = catalog.plans.len(), "catalog loaded");
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -46,6 +55,7 @@ impl Application {
         let engine = Engine::new(pool.clone(), registry, settings.engine.clone(), wakeup);
         let state = Arc::new(AppState {
             pool,
+            catalog,
             ingest,
             webhook_secrets: settings.webhook_secrets(),
             api_token: settings
@@ -103,6 +113,18 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The catalog named by the settings, validated; empty when none is configured.
+pub fn load_catalog(settings: &Settings) -> anyhow::Result<Arc<Catalog>> {
+    let catalog = match &settings.catalog {
+        Some(path) => Catalog::load(path)?,
+        None => {
+            tracing::warn!("no catalog configured (RECONCILER_CATALOG): no plans or features");
+            Catalog::default()
+        }
+    };
+    Ok(Arc::new(catalog))
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.

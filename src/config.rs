@@ -27,6 +27,7 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_MAX_CONNECTIONS", "http.max_connections"),
     ("RECONCILER_LOG_FORMAT", "log_format"),
     ("RECONCILER_WORKERS", "engine.workers"),
+    ("RECONCILER_CATALOG", "catalog"),
 ];
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -57,6 +58,8 @@ pub struct Settings {
     pub stripe_webhook_secret: Option<Secret>,
     pub api_token: Option<Secret>,
     pub listen: SocketAddr,
+    /// The catalog TOML file; none means an empty catalog.
+    pub catalog: Option<std::path::PathBuf>,
     pub signature_tolerance_secs: u64,
     pub log_format: LogFormat,
     pub http: HttpSettings,

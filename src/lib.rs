@@ -26,10 +26,12 @@
 //! Dependencies point one way: `http` knows `ingest` and `store`; nothing below reaches up.
 
 pub mod app;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod engine;
+pub mod handlers;
 pub(crate) mod http;
 pub mod ingest;
 pub mod store;

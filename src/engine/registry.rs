@@ -101,11 +101,6 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The handlers the daemon runs in production.
-    pub fn standard() -> Self {
-        Self::default()
-    }
-
     pub fn on_event(mut self, event_type: &str, handler: impl EventHandler) -> Self {
         self.events.insert(event_type.to_owned(), Arc::new(handler));
         self

@@ -4,8 +4,11 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode, header};
 use subtle::ConstantTimeEq;
 
-use super::AppState;
+use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+
 use super::error::{ApiError, HttpResponse, json};
+use super::{AppState, customers};
 use crate::store::events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -29,11 +32,37 @@ pub(super) async fn route(
     req: Request<Incoming>,
     path: &[&str],
 ) -> Result<HttpResponse, ApiError> {
-    match (req.method(), path) {
-        (&Method::GET, ["events", id]) => get_event(state, id).await,
-        (_, ["events", _]) => Err(ApiError::MethodNotAllowed),
+    match (req.method().clone(), path) {
+        (Method::GET, ["events", id]) => get_event(state, id).await,
+        (Method::POST, ["customers"]) => customers::create(state, body(state, req).await?).await,
+        (Method::GET, ["customers", id]) => customers::get(state, id).await,
+        (Method::PATCH, ["customers", id]) => {
+            customers::update(state, id, body(state, req).await?).await
+        }
+        (Method::DELETE, ["customers", id]) => customers::delete(state, id).await,
+        (Method::POST, ["check"]) => customers::check(state, body(state, req).await?).await,
+        (Method::POST, ["track"]) => customers::track(state, body(state, req).await?).await,
+        (_, ["events", _] | ["customers"] | ["customers", _] | ["check"] | ["track"]) => {
+            Err(ApiError::MethodNotAllowed)
+        }
         _ => Err(ApiError::NoRoute),
     }
+}
+
+/// Reads a JSON body (bounded like webhooks) into `T`; errors name the offending field.
+async fn body<T: DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let limit = state.http.max_body_bytes;
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        Err(_) => return Err(ApiError::BadBody),
+    };
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
 async fn get_event(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {

@@ -25,6 +25,10 @@ pub(crate) enum ApiError {
     BodyTimeout,
     #[error("the body could not be read")]
     BadBody,
+    #[error("`{field}` {message}")]
+    Invalid { field: String, message: String },
+    #[error("the body is not valid JSON for this endpoint: {0}")]
+    InvalidJson(String),
     #[error("a valid `Authorization: Bearer` token is required")]
     Unauthorized,
     #[error("{what} not found")]
@@ -42,7 +46,11 @@ pub(crate) enum ApiError {
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Signature(_) | Self::InvalidPayload(_) | Self::BadBody => StatusCode::BAD_REQUEST,
+            Self::Signature(_)
+            | Self::InvalidPayload(_)
+            | Self::BadBody
+            | Self::Invalid { .. }
+            | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -60,12 +68,21 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::BadBody => "bad_body",
+            Self::Invalid { .. } | Self::InvalidJson(_) => "invalid_request",
             Self::Unauthorized => "unauthorized",
             Self::NotFound { code, .. } => code,
             Self::NoRoute => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
             Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A request field that fails validation; the message names it.
+    pub(crate) fn invalid(field: &str, message: &str) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            message: message.to_owned(),
         }
     }
 

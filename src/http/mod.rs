@@ -5,6 +5,7 @@
 //! bodies, and on shutdown stops accepting, lets in-flight requests finish, and returns.
 
 mod api;
+mod customers;
 mod error;
 mod health;
 mod webhook;
@@ -24,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::catalog::Catalog;
 use crate::config::{HttpSettings, Secret};
 use crate::ingest::Ingest;
 use error::{ApiError, HttpResponse};
@@ -31,6 +33,7 @@ use error::{ApiError, HttpResponse};
 /// What the handlers share.
 pub(crate) struct AppState {
     pub pool: PgPool,
+    pub catalog: Arc<Catalog>,
     pub ingest: Ingest,
     pub webhook_secrets: Vec<Secret>,
     pub api_token: Secret,

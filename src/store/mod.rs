@@ -1,3 +1,8 @@
-//! SQL, and nothing else: small async functions over a pool or a transaction.
+//! SQL, and nothing else: small async functions over a connection (usually a transaction).
 
+pub mod attaches;
+pub mod balances;
+pub mod customers;
 pub mod events;
+pub mod invoices;
+pub mod plans;

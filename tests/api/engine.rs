@@ -90,7 +90,7 @@ impl JobHandler for CountingJob {
 }
 
 fn registry() -> Registry {
-    Registry::standard()
+    Registry::default()
         .on_event(TYPE, Recorder)
         .on_job("test.count", CountingJob)
 }
@@ -400,7 +400,8 @@ async fn eight_workers_keep_each_customers_order_and_exclusion() {
     let mut settings = test_settings(&app.database_url);
     settings.engine.workers = 8;
     let pool = db::pool(&settings).unwrap();
-    let workers = TestApp::start_with(settings, pool, app.database_url.clone(), registry()).await;
+    let workers =
+        TestApp::start_with(settings, pool, app.database_url.clone(), Some(registry())).await;
     wait_until(|| async { app.count("SELECT count(*) FROM effects").await == 200 }).await;
     workers.shutdown.cancel();
 
@@ -435,7 +436,7 @@ async fn workers_still_wake_after_their_listen_connection_is_killed() {
     settings.engine.poll_interval_ms = 3_600_000;
     settings.engine.notify_interval_ms = 10;
     let pool = db::pool(&settings).unwrap();
-    let b = TestApp::start_with(settings, pool, app.database_url.clone(), registry()).await;
+    let b = TestApp::start_with(settings, pool, app.database_url.clone(), Some(registry())).await;
     let applied = |id: &'static str| {
         let pool = app.pool.clone();
         move || {
@@ -460,7 +461,7 @@ async fn workers_still_wake_after_their_listen_connection_is_killed() {
         },
         db::pool(&test_settings(&app.database_url)).unwrap(),
         app.database_url.clone(),
-        registry(),
+        Some(registry()),
     )
     .await;
     wait_until(|| async { listeners(&app.pool).await >= 2 }).await;

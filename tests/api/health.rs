@@ -12,17 +12,28 @@ async fn healthz_and_readyz_answer_when_migrated() {
 }
 
 #[tokio::test]
-async fn readyz_is_503_until_migrations_are_applied() {
-    let database_url = fresh_database().await;
-    let settings = test_settings(&database_url);
-    let pool = db::pool(&settings).unwrap();
-    // Build and serve without migrating, as `serve --no-migrate` would.
-    let app = TestApp::start(settings, pool.clone(), database_url).await;
+async fn readyz_is_503_while_a_migration_is_not_applied() {
+    let app = TestApp::spawn().await;
+    let latest: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET success = false WHERE version = $1")
+        .bind(latest)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
     let (status, body) = app.get("/readyz", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["code"], "not_ready");
     assert_eq!(app.get("/healthz", None).await.0, StatusCode::OK);
 
-    db::migrate(&pool).await.unwrap();
+    sqlx::query("UPDATE _sqlx_migrations SET success = true WHERE version = $1")
+        .bind(latest)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(db::migrations_applied(&app.pool).await.unwrap());
     assert_eq!(app.get("/readyz", None).await.0, StatusCode::OK);
 }

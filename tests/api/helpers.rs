@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use sqlx::PgPool;
-use stripe_reconciler::app::Application;
+use stripe_reconciler::app::{self, Application};
 use stripe_reconciler::cli::HttpClient;
 use stripe_reconciler::config::{Needs, Secret, Settings};
 use stripe_reconciler::db;
@@ -81,6 +81,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     })
     .expect("test settings are valid");
     settings.engine.workers = 0;
+    settings.catalog =
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalog.example.toml"));
     settings.engine.retry_initial_ms = 10;
     settings.engine.retry_max_secs = 1;
     settings
@@ -103,13 +105,20 @@ impl TestApp {
 
     /// A migrated fresh database and the app built exactly as `serve` builds it.
     pub async fn spawn_with(customize: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_with_registry(customize, Registry::standard()).await
+        Self::spawn_inner(customize, None).await
     }
 
-    /// As [`TestApp::spawn_with`], with the given handlers.
+    /// As [`TestApp::spawn_with`], with the given handlers instead of the production ones.
     pub async fn spawn_with_registry(
         customize: impl FnOnce(&mut Settings),
         registry: Registry,
+    ) -> Self {
+        Self::spawn_inner(customize, Some(registry)).await
+    }
+
+    async fn spawn_inner(
+        customize: impl FnOnce(&mut Settings),
+        registry: Option<Registry>,
     ) -> Self {
         let database_url = fresh_database().await;
         let mut settings = test_settings(&database_url);
@@ -119,20 +128,23 @@ impl TestApp {
         Self::start_with(settings, pool, database_url, registry).await
     }
 
-    pub async fn start(settings: Settings, pool: PgPool, database_url: String) -> Self {
-        Self::start_with(settings, pool, database_url, Registry::standard()).await
-    }
-
-    /// Another instance of the daemon on an existing database.
+    /// Another instance of the daemon on an existing, migrated database; `None` for the
+    /// production handlers.
     pub async fn start_with(
         settings: Settings,
         pool: PgPool,
         database_url: String,
-        registry: Registry,
+        registry: Option<Registry>,
     ) -> Self {
-        let app = Application::build_with(settings, pool.clone(), registry)
-            .await
-            .unwrap();
+        let app = match registry {
+            None => Application::build(settings, pool.clone()).await.unwrap(),
+            Some(registry) => {
+                let catalog = app::load_catalog(&settings).unwrap();
+                Application::build_with(settings, pool.clone(), catalog, registry)
+                    .await
+                    .unwrap()
+            }
+        };
         let engine = app.engine();
         let addr = app.local_addr();
         let shutdown = CancellationToken::new();

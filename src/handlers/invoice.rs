@@ -1,0 +1,120 @@
+//! `invoice.*`: keep the invoice; on `invoice.paid`, finish an attach that waited on the first
+//! payment, and on a renewal (`subscription_cycle`) reset the period's allowance once.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+
+use super::objects::{Expandable, Invoice, timestamp};
+use super::{resolve_customer, resolve_plan, unknown_customer};
+use crate::catalog::Catalog;
+use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
+use crate::store::invoices::{self, InvoiceState};
+use crate::store::{attaches, balances};
+
+pub(super) const EVENT_TYPES: &[&str] = &[
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+];
+
+#[derive(Clone)]
+pub(super) struct InvoiceHandler {
+    pub catalog: Arc<Catalog>,
+}
+
+impl EventHandler for InvoiceHandler {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
+        Box::pin(async move {
+            let invoice: Invoice = event.object()?;
+            let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
+            let metadata = invoice.subscription_metadata();
+            let Some(customer_pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
+                return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
+            };
+            let plan_ids = plan_ids(conn, &self.catalog, &invoice).await?;
+            let status = invoice
+                .status
+                .as_deref()
+                .unwrap_or(match event.event_type.as_str() {
+                    "invoice.paid" => "paid",
+                    "invoice.voided" => "void",
+                    _ => "open",
+                });
+            let state = InvoiceState {
+                stripe_id: &invoice.id,
+                customer_pk,
+                status,
+                billing_reason: invoice.billing_reason.as_deref(),
+                total: invoice.total,
+                currency: &invoice.currency,
+                plan_ids,
+                hosted_invoice_url: invoice.hosted_invoice_url.as_deref(),
+                subscription_id: invoice.subscription_id(),
+                period_start: invoice.period_start.and_then(timestamp),
+                period_end: invoice.period_end.and_then(timestamp),
+                created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
+                event_created: event.created,
+            };
+            let fresh = invoices::upsert(conn, &state).await?;
+            if event.event_type == "invoice.paid"
+                && let Some(subscription) = invoice.subscription_id()
+            {
+                attaches::complete_paid(conn, subscription).await?;
+                if invoice.billing_reason.as_deref() == Some("subscription_cycle")
+                    && let Some(end) = invoice.service_period_end()
+                {
+                    balances::reset_for_renewal(conn, customer_pk, subscription, end).await?;
+                }
+            }
+            Ok(if fresh {
+                Outcome::Applied
+            } else {
+                Outcome::Skipped(format!(
+                    "stale: a newer event for {} was applied already",
+                    invoice.id
+                ))
+            })
+        })
+    }
+}
+
+/// The plans an invoice bills, from its lines' prices, else the subscription's metadata.
+async fn plan_ids(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    invoice: &Invoice,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut ids: Vec<String> = Vec::new();
+    for line in &invoice.lines.data {
+        let price = line
+            .pricing
+            .as_ref()
+            .and_then(|p| p.price_details.as_ref())
+            .map(|d| d.price.as_str());
+        let prices: Vec<&str> = price.into_iter().collect();
+        if let Some(plan) = resolve_plan(conn, catalog, &prices, &[Some(&line.metadata)]).await?
+            && !ids.contains(&plan.id)
+        {
+            ids.push(plan.id.clone());
+        }
+    }
+    if ids.is_empty()
+        && let Some(plan) = invoice
+            .subscription_metadata()
+            .and_then(|m| m.get("plan_id"))
+            .and_then(|id| catalog.plan(id))
+    {
+        ids.push(plan.id.clone());
+    }
+    Ok(ids)
+}

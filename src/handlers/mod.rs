@@ -1,0 +1,106 @@
+//! The event handlers that keep the customer/plan store in sync with Stripe.
+//!
+//! Each handler is idempotent and runs in the claim transaction, so its effects commit
+//! with the event's new state. Mapping Stripe objects to ours:
+//! - a Stripe customer → ours by the stored `stripe_id`, else by `metadata.customer_id` on
+//!   the object (the first event that maps this way links the `stripe_id`);
+//! - a subscription → a plan by the Stripe price ids stored for the plan, else by
+//!   `metadata.plan_id` on the subscription, else on a price.
+
+mod checkout;
+mod invoice;
+pub mod objects;
+mod subscription;
+
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+
+use crate::catalog::{Catalog, Plan};
+use crate::engine::Registry;
+use crate::store::customers;
+use objects::Metadata;
+
+/// Every handler the daemon runs, over `catalog`.
+pub fn registry(catalog: Arc<Catalog>) -> Registry {
+    let checkout = checkout::Checkout {
+        catalog: catalog.clone(),
+    };
+    let invoice = invoice::InvoiceHandler {
+        catalog: catalog.clone(),
+    };
+    let subscription = subscription::SubscriptionHandler { catalog };
+    let mut registry = Registry::default()
+        .on_event("checkout.session.completed", checkout.clone())
+        .on_event("checkout.session.expired", checkout)
+        .on_event("customer.subscription.created", subscription.clone())
+        .on_event("customer.subscription.updated", subscription.clone())
+        .on_event("customer.subscription.deleted", subscription.clone());
+    for event_type in [
+        "customer.subscription.paused",
+        "customer.subscription.resumed",
+    ] {
+        registry = registry.on_event(event_type, subscription.clone());
+    }
+    for event_type in invoice::EVENT_TYPES {
+        registry = registry.on_event(event_type, invoice.clone());
+    }
+    registry
+}
+
+/// Our customer for a Stripe object: by its Stripe customer id, else by `metadata.customer_id`
+/// (linking the Stripe id on the way).
+async fn resolve_customer(
+    conn: &mut PgConnection,
+    stripe_customer: Option<&str>,
+    metadata: Option<&Metadata>,
+) -> Result<Option<i64>, sqlx::Error> {
+    if let Some(stripe_id) = stripe_customer
+        && let Some(customer) = customers::by_stripe_id(conn, stripe_id).await?
+    {
+        return Ok(Some(customer.pk));
+    }
+    let our_id = metadata.and_then(|m| m.get("customer_id"));
+    let Some(customer) = (match our_id {
+        Some(id) => customers::by_id(conn, id).await?,
+        None => None,
+    }) else {
+        return Ok(None);
+    };
+    if let Some(stripe_id) = stripe_customer {
+        customers::link_stripe(conn, customer.pk, stripe_id).await?;
+    }
+    Ok(Some(customer.pk))
+}
+
+fn unknown_customer(stripe_customer: Option<&str>) -> String {
+    format!(
+        "unknown Stripe customer {} (no stored stripe_id or metadata.customer_id matches)",
+        stripe_customer.unwrap_or("(none)")
+    )
+}
+
+/// The plan a set of Stripe prices belongs to: stored price ids first, then metadata.
+async fn resolve_plan<'c>(
+    conn: &mut PgConnection,
+    catalog: &'c Catalog,
+    price_ids: &[&str],
+    metadata: &[Option<&Metadata>],
+) -> Result<Option<&'c Plan>, sqlx::Error> {
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM catalog_plans
+         WHERE stripe_price_id = ANY($1) OR usage_prices ?| $1
+         ORDER BY id LIMIT 1",
+    )
+    .bind(price_ids)
+    .fetch_optional(conn)
+    .await?;
+    let by_metadata = || {
+        metadata
+            .iter()
+            .flatten()
+            .find_map(|m| m.get("plan_id"))
+            .and_then(|id| catalog.plan(id))
+    };
+    Ok(stored.and_then(|id| catalog.plan(&id)).or_else(by_metadata))
+}

@@ -1,0 +1,195 @@
+//! The fields of Stripe objects our handlers read, for API version 2026-09-30.
+//!
+//! Lenient on purpose: only what we use is required, so a new or changed field elsewhere
+//! in an object never turns an authentic event into a dead letter.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+pub type Metadata = HashMap<String, String>;
+
+/// An id, or the expanded object carrying it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Expandable {
+    Id(String),
+    Object { id: String },
+}
+
+impl Expandable {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Id(id) | Self::Object { id } => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct List<T> {
+    #[serde(default = "Vec::new")]
+    pub data: Vec<T>,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        Self { data: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: Expandable,
+    pub status: String,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub items: List<SubscriptionItem>,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<i64>,
+    pub canceled_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub start_date: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionItem {
+    pub price: Price,
+    pub quantity: Option<i64>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Price {
+    pub id: String,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+impl Subscription {
+    /// Billing periods live on the items in current API versions: the first item's.
+    pub fn period(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let item = self.items.data.first();
+        (
+            item.and_then(|i| i.current_period_start)
+                .and_then(timestamp),
+            item.and_then(|i| i.current_period_end).and_then(timestamp),
+        )
+    }
+
+    pub fn quantity(&self) -> i32 {
+        self.items
+            .data
+            .first()
+            .and_then(|i| i.quantity)
+            .unwrap_or(1)
+            .clamp(0, i32::MAX as i64) as i32
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invoice {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    pub status: Option<String>,
+    pub billing_reason: Option<String>,
+    #[serde(default)]
+    pub total: i64,
+    pub currency: String,
+    pub hosted_invoice_url: Option<String>,
+    pub created: i64,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+    pub parent: Option<InvoiceParent>,
+    #[serde(default)]
+    pub lines: List<InvoiceLine>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceParent {
+    pub subscription_details: Option<SubscriptionDetails>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubscriptionDetails {
+    pub subscription: Option<Expandable>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvoiceLine {
+    pub period: Option<Period>,
+    pub pricing: Option<Pricing>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Period {
+    pub start: i64,
+    pub end: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pricing {
+    pub price_details: Option<PriceDetails>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PriceDetails {
+    pub price: String,
+}
+
+impl Invoice {
+    /// The subscription, at `parent.subscription_details.subscription` (2025-03-31 and later).
+    pub fn subscription_id(&self) -> Option<&str> {
+        self.parent
+            .as_ref()?
+            .subscription_details
+            .as_ref()?
+            .subscription
+            .as_ref()
+            .map(Expandable::id)
+    }
+
+    /// The subscription's metadata as copied onto the invoice.
+    pub fn subscription_metadata(&self) -> Option<&Metadata> {
+        self.parent
+            .as_ref()?
+            .subscription_details
+            .as_ref()?
+            .metadata
+            .as_ref()
+    }
+
+    /// The service period the invoice bills: its lines' (a renewal's own
+    /// `period_start/end` cover the period that ended).
+    pub fn service_period_end(&self) -> Option<DateTime<Utc>> {
+        self.lines
+            .data
+            .iter()
+            .filter_map(|l| l.period.as_ref().map(|p| p.end))
+            .max()
+            .and_then(timestamp)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub customer: Option<Expandable>,
+    pub subscription: Option<Expandable>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+    pub status: Option<String>,
+    pub payment_status: Option<String>,
+}
+
+pub fn timestamp(secs: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(secs, 0)
+}

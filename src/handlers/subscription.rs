@@ -1,0 +1,75 @@
+//! `customer.subscription.*`: sync status, period, cancellation; deletion expires the plan
+//! and lets the group's default plan take over.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+
+use super::objects::{Subscription, timestamp};
+use super::{resolve_customer, resolve_plan, unknown_customer};
+use crate::catalog::Catalog;
+use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
+use crate::store::plans::{self, SubscriptionState, Sync};
+
+#[derive(Clone)]
+pub(super) struct SubscriptionHandler {
+    pub catalog: Arc<Catalog>,
+}
+
+impl EventHandler for SubscriptionHandler {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
+        Box::pin(async move {
+            let sub: Subscription = event.object()?;
+            let stripe_customer = sub.customer.id();
+            let Some(customer_pk) =
+                resolve_customer(conn, Some(stripe_customer), Some(&sub.metadata)).await?
+            else {
+                return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
+            };
+            let price_ids: Vec<&str> = sub.items.data.iter().map(|i| i.price.id.as_str()).collect();
+            let mut metadata = vec![Some(&sub.metadata)];
+            metadata.extend(sub.items.data.iter().map(|i| Some(&i.price.metadata)));
+            let Some(plan) = resolve_plan(conn, &self.catalog, &price_ids, &metadata).await? else {
+                return Ok(Outcome::Skipped(format!(
+                    "subscription {} maps to no plan in the catalog",
+                    sub.id
+                )));
+            };
+            // A deleted subscription is over, whatever else the payload says.
+            let status = if event.event_type == "customer.subscription.deleted" {
+                "canceled"
+            } else {
+                sub.status.as_str()
+            };
+            let (period_start, period_end) = sub.period();
+            let state = SubscriptionState {
+                id: &sub.id,
+                customer_pk,
+                plan,
+                stripe_status: status,
+                period_start,
+                period_end,
+                cancel_at_period_end: sub.cancel_at_period_end,
+                canceled_at: sub.canceled_at.and_then(timestamp),
+                started_at: sub.start_date.and_then(timestamp),
+                ended_at: sub.ended_at.and_then(timestamp),
+                quantity: sub.quantity(),
+                event_created: event.created,
+            };
+            Ok(
+                match plans::sync_subscription(conn, &self.catalog, &state).await? {
+                    Sync::Applied => Outcome::Applied,
+                    Sync::Stale => Outcome::Skipped(format!(
+                        "stale: a newer event for {} was applied already",
+                        sub.id
+                    )),
+                },
+            )
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! `/v1/customers`, `/v1/check`, `/v1/track`.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::error::{ApiError, HttpResponse, json};
+use crate::store::customers::{self, Customer, CustomerFields};
+use crate::store::{balances, plans};
+use hyper::StatusCode;
+use sqlx::PgConnection;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateCustomer {
+    id: Option<String>,
+    name: Option<String>,
+    email: Option<String>,
+    fingerprint: Option<String>,
+    metadata: Option<Value>,
+    #[serde(default)]
+    create_in_stripe: bool,
+    stripe_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpdateCustomer {
+    name: Option<String>,
+    email: Option<String>,
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Check {
+    customer_id: String,
+    feature_id: String,
+    #[serde(default = "one")]
+    required: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Track {
+    customer_id: String,
+    feature_id: String,
+    #[serde(default = "one")]
+    value: i64,
+    idempotency_key: Option<String>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// `POST /v1/customers`: get-or-create; 201 when created, 200 when it existed.
+pub(super) async fn create(
+    state: &AppState,
+    body: CreateCustomer,
+) -> Result<HttpResponse, ApiError> {
+    if body.id.is_none() && body.email.is_none() {
+        return Err(ApiError::invalid(
+            "id",
+            "`id` is required unless `email` is given",
+        ));
+    }
+    if let Some(id) = &body.id {
+        validate_id(id)?;
+    }
+    validate_fields(body.email.as_deref(), body.metadata.as_ref())?;
+    if body.create_in_stripe || body.stripe_id.is_some() {
+        return Err(ApiError::invalid(
+            if body.stripe_id.is_some() {
+                "stripe_id"
+            } else {
+                "create_in_stripe"
+            },
+            "Stripe customer creation and linking are not available in this version",
+        ));
+    }
+    let fields = CustomerFields {
+        name: body.name,
+        email: body.email,
+        fingerprint: body.fingerprint,
+        metadata: body.metadata,
+    };
+    let mut tx = state.pool.begin().await?;
+    let (customer, created) =
+        customers::get_or_create(&mut tx, body.id.as_deref(), &fields).await?;
+    if created {
+        plans::activate_defaults(&mut tx, &state.catalog, customer.pk, customer.created_at).await?;
+    }
+    let view = customers::view(&mut tx, &customer).await?;
+    tx.commit().await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &view))
+}
+
+pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let customer = find(&mut conn, id).await?;
+    Ok(json(
+        StatusCode::OK,
+        &customers::view(&mut conn, &customer).await?,
+    ))
+}
+
+pub(super) async fn update(
+    state: &AppState,
+    id: &str,
+    body: UpdateCustomer,
+) -> Result<HttpResponse, ApiError> {
+    validate_fields(body.email.as_deref(), body.metadata.as_ref())?;
+    let fields = CustomerFields {
+        name: body.name,
+        email: body.email,
+        fingerprint: None,
+        metadata: body.metadata,
+    };
+    let mut tx = state.pool.begin().await?;
+    let customer = customers::update(&mut tx, id, &fields)
+        .await?
+        .ok_or_else(|| customer_not_found(id))?;
+    let view = customers::view(&mut tx, &customer).await?;
+    tx.commit().await?;
+    Ok(json(StatusCode::OK, &view))
+}
+
+/// `DELETE /v1/customers/{id}`: ours only; the Stripe customer is left alone.
+pub(super) async fn delete(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    if !customers::delete(&mut conn, id).await? {
+        return Err(customer_not_found(id));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "id": id, "deleted": true }),
+    ))
+}
+
+/// `POST /v1/check`: `{allowed, balance}`.
+pub(super) async fn check(state: &AppState, body: Check) -> Result<HttpResponse, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let customer = find(&mut tx, &body.customer_id).await?;
+    known_feature(state, &body.feature_id)?;
+    let balance = balances::current(&mut tx, customer.pk, &body.feature_id).await?;
+    tx.commit().await?;
+    let (allowed, remaining, unlimited) = match &balance {
+        Some(b) => (b.allows(body.required), b.remaining(), b.unlimited),
+        None => (false, 0, false),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "customer_id": body.customer_id, "feature_id": body.feature_id,
+            "allowed": allowed, "balance": remaining, "unlimited": unlimited,
+        }),
+    ))
+}
+
+/// `POST /v1/track`: records usage once per `idempotency_key`.
+pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let customer = find(&mut tx, &body.customer_id).await?;
+    known_feature(state, &body.feature_id)?;
+    let (balance, duplicate) = balances::track(
+        &mut tx,
+        customer.pk,
+        &body.feature_id,
+        body.value,
+        body.idempotency_key.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "customer_id": body.customer_id, "feature_id": body.feature_id,
+            "balance": balance.as_ref().map_or(0, balances::Balance::remaining),
+            "duplicate": duplicate,
+        }),
+    ))
+}
+
+async fn find(conn: &mut PgConnection, id: &str) -> Result<Customer, ApiError> {
+    customers::by_id(conn, id)
+        .await?
+        .ok_or_else(|| customer_not_found(id))
+}
+
+fn customer_not_found(id: &str) -> ApiError {
+    ApiError::NotFound {
+        code: "customer_not_found",
+        what: format!("customer {id}"),
+    }
+}
+
+fn known_feature(state: &AppState, id: &str) -> Result<(), ApiError> {
+    match state.catalog.feature(id) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound {
+            code: "feature_not_found",
+            what: format!("feature {id}"),
+        }),
+    }
+}
+
+fn validate_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "id",
+            "must be 1-255 printable characters",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_fields(email: Option<&str>, metadata: Option<&Value>) -> Result<(), ApiError> {
+    if let Some(email) = email
+        && (email.len() > 320 || !email.contains('@'))
+    {
+        return Err(ApiError::invalid("email", "is not an email address"));
+    }
+    if metadata.is_some_and(|m| !m.is_object()) {
+        return Err(ApiError::invalid("metadata", "must be a JSON object"));
+    }
+    Ok(())
+}

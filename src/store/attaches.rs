@@ -1,0 +1,91 @@
+//! Pending attaches: a plan a customer asked for, waiting on Stripe (a direct subscription
+//! or a Checkout Session completed later by webhook).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Attach {
+    pub id: String,
+    #[serde(skip)]
+    pub customer_pk: i64,
+    pub plan_id: String,
+    pub state: String,
+    pub checkout_url: Option<String>,
+    pub stripe_subscription_id: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, stripe_subscription_id, \
+                       error, created_at, updated_at";
+
+/// Records a new pending attach.
+pub async fn create(
+    conn: &mut PgConnection,
+    id: &str,
+    customer_pk: i64,
+    plan_id: &str,
+    success_url: Option<&str>,
+    cancel_url: Option<&str>,
+) -> Result<Attach, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO attaches (id, customer_pk, plan_id, state, success_url, cancel_url)
+         VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(customer_pk)
+    .bind(plan_id)
+    .bind(success_url)
+    .bind(cancel_url)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Attach>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM attaches WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves an attach to `state` from one of `from`; false if it was in none of them.
+pub async fn transition(
+    conn: &mut PgConnection,
+    id: &str,
+    from: &[&str],
+    state: &str,
+    subscription_id: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE attaches SET state = $3,
+                stripe_subscription_id = coalesce($4, stripe_subscription_id), updated_at = now()
+         WHERE id = $1 AND state = ANY($2)",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(state)
+    .bind(subscription_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Completes the attaches that waited on the first payment of `subscription_id`.
+pub async fn complete_paid(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE attaches SET state = 'completed', updated_at = now()
+         WHERE stripe_subscription_id = $1 AND state = 'awaiting_payment'",
+    )
+    .bind(subscription_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}

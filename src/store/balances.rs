@@ -1,0 +1,260 @@
+//! Balances: what a customer may use of each feature, provisioned from their live plans,
+//! consumed by `track`, read by `check`, reset by Stripe renewals or (for plans without a
+//! subscription) by the clock, lazily when read.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use crate::catalog::{Catalog, FeatureKind, Reset};
+
+#[derive(Debug, Default)]
+struct Allowance {
+    included: i64,
+    unlimited: bool,
+    overage_allowed: bool,
+    subscription_backed: bool,
+    reset: Option<Reset>,
+    next_reset_at: Option<DateTime<Utc>>,
+}
+
+/// Recomputes every balance of a customer from their live plans. `used` is kept; a feature
+/// no live plan grants any more is removed.
+pub async fn provision(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+) -> Result<(), sqlx::Error> {
+    let live: Vec<(String, bool, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT plan_id, stripe_subscription_id IS NOT NULL, current_period_end, started_at
+         FROM customer_plans
+         WHERE customer_pk = $1 AND status IN ('active', 'trialing', 'past_due')
+         ORDER BY add_on, id",
+    )
+    .bind(customer_pk)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();
+    for (plan_id, backed, period_end, started_at) in &live {
+        let Some(plan) = catalog.plan(plan_id) else {
+            continue; // a plan removed from the catalog grants nothing
+        };
+        for item in &plan.items {
+            let Some(feature) = catalog.feature(&item.feature) else {
+                continue;
+            };
+            let a = allowances.entry(item.feature.as_str()).or_default();
+            match feature.kind {
+                FeatureKind::Boolean => a.unlimited = true,
+                FeatureKind::Metered => {
+                    a.included += item.included.unwrap_or(0);
+                    a.overage_allowed |= item.usage_price.is_some();
+                    if a.reset.is_none() {
+                        let reset = item.reset.unwrap_or(Reset::Never);
+                        a.reset = Some(reset);
+                        a.subscription_backed = *backed;
+                        a.next_reset_at = match (reset, backed) {
+                            (Reset::Never, _) => None,
+                            (_, true) => *period_end,
+                            (_, false) => reset.next_after(*started_at),
+                        };
+                    }
+                }
+            }
+        }
+    }
+    let features: Vec<&str> = allowances.keys().copied().collect();
+    sqlx::query("DELETE FROM balances WHERE customer_pk = $1 AND NOT (feature_id = ANY($2))")
+        .bind(customer_pk)
+        .bind(&features)
+        .execute(&mut *conn)
+        .await?;
+    for (feature, a) in allowances {
+        sqlx::query(
+            "INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
+                                   subscription_backed, reset, next_reset_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (customer_pk, feature_id) DO UPDATE
+             SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
+                 overage_allowed = EXCLUDED.overage_allowed,
+                 subscription_backed = EXCLUDED.subscription_backed, reset = EXCLUDED.reset,
+                 next_reset_at = CASE
+                     WHEN balances.reset IS NOT DISTINCT FROM EXCLUDED.reset
+                          AND balances.next_reset_at > EXCLUDED.next_reset_at
+                     THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
+        )
+        .bind(customer_pk)
+        .bind(feature)
+        .bind(a.included)
+        .bind(a.unlimited)
+        .bind(a.overage_allowed)
+        .bind(a.subscription_backed)
+        .bind(a.reset.map(reset_name))
+        .bind(a.next_reset_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A renewal paid for the service period ending `period_end`: reset the allowance of the
+/// subscription's features, once per period (a redelivered or older invoice changes nothing).
+pub async fn reset_for_renewal(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    subscription_id: &str,
+    period_end: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let advanced: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO stripe_subscriptions AS g (id, customer_pk, reset_period_end)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET reset_period_end = EXCLUDED.reset_period_end
+             WHERE g.reset_period_end IS NULL OR g.reset_period_end < EXCLUDED.reset_period_end
+         RETURNING true",
+    )
+    .bind(subscription_id)
+    .bind(customer_pk)
+    .bind(period_end)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if advanced.is_none() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE balances SET used = 0, next_reset_at = greatest(next_reset_at, $2)
+         WHERE customer_pk = $1 AND subscription_backed AND reset <> 'never'",
+    )
+    .bind(customer_pk)
+    .bind(period_end)
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Balance {
+    pub feature_id: String,
+    pub included: i64,
+    pub used: i64,
+    pub unlimited: bool,
+    pub overage_allowed: bool,
+    pub next_reset_at: Option<DateTime<Utc>>,
+}
+
+impl Balance {
+    pub fn remaining(&self) -> i64 {
+        self.included - self.used
+    }
+
+    /// May the customer use `required` more?
+    pub fn allows(&self, required: i64) -> bool {
+        self.unlimited || self.overage_allowed || self.remaining() >= required
+    }
+}
+
+/// The balance of one feature (after any reset that fell due), locked for the transaction.
+pub async fn current(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    feature_id: &str,
+) -> Result<Option<Balance>, sqlx::Error> {
+    reset_due(conn, customer_pk).await?;
+    sqlx::query_as(
+        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at
+         FROM balances WHERE customer_pk = $1 AND feature_id = $2 FOR UPDATE",
+    )
+    .bind(customer_pk)
+    .bind(feature_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records usage once per idempotency key; returns the balance after it and whether this
+/// key was seen before.
+pub async fn track(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    feature_id: &str,
+    value: i64,
+    idempotency_key: Option<&str>,
+) -> Result<(Option<Balance>, bool), sqlx::Error> {
+    let recorded = sqlx::query(
+        "INSERT INTO usage_events (customer_pk, feature_id, value, idempotency_key)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (customer_pk, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    )
+    .bind(customer_pk)
+    .bind(feature_id)
+    .bind(value)
+    .bind(idempotency_key)
+    .execute(&mut *conn)
+    .await?;
+    let duplicate = recorded.rows_affected() == 0;
+    if !duplicate {
+        reset_due(conn, customer_pk).await?;
+        sqlx::query(
+            "UPDATE balances SET used = used + $3 WHERE customer_pk = $1 AND feature_id = $2",
+        )
+        .bind(customer_pk)
+        .bind(feature_id)
+        .bind(value)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok((current(conn, customer_pk, feature_id).await?, duplicate))
+}
+
+/// Clock resets for balances not backed by a Stripe subscription.
+async fn reset_due(conn: &mut PgConnection, customer_pk: i64) -> Result<(), sqlx::Error> {
+    let due: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT feature_id, reset, next_reset_at FROM balances
+         WHERE customer_pk = $1 AND NOT subscription_backed
+           AND next_reset_at <= now() AND reset IS NOT NULL",
+    )
+    .bind(customer_pk)
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = Utc::now();
+    for (feature, reset, mut next) in due {
+        let Some(reset) = parse_reset(&reset) else {
+            continue;
+        };
+        while next <= now {
+            match reset.next_after(next) {
+                Some(n) => next = n,
+                None => break,
+            }
+        }
+        sqlx::query(
+            "UPDATE balances SET used = 0, next_reset_at = $3 WHERE customer_pk = $1 AND feature_id = $2",
+        )
+        .bind(customer_pk)
+        .bind(feature)
+        .bind(next)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+fn reset_name(reset: Reset) -> &'static str {
+    match reset {
+        Reset::Day => "day",
+        Reset::Week => "week",
+        Reset::Month => "month",
+        Reset::Year => "year",
+        Reset::Never => "never",
+    }
+}
+
+fn parse_reset(name: &str) -> Option<Reset> {
+    Some(match name {
+        "day" => Reset::Day,
+        "week" => Reset::Week,
+        "month" => Reset::Month,
+        "year" => Reset::Year,
+        _ => return None,
+    })
+}

@@ -1,0 +1,278 @@
+//! Customer plans: subscriptions synced from Stripe, provisional activation at checkout,
+//! one live plan per group, default plans.
+//!
+//! Ordering rule (any delivery order converges): a Stripe subscription's state is taken only
+//! from an event at least as new as the newest one applied to it, compared by Stripe's
+//! `created`; within the same second, by status precedence (incomplete < trialing < active <
+//! past_due < unpaid < canceled), so a same-second cancellation is never undone. A checkout
+//! completion activates a plan only while no subscription event has been seen for it.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use super::balances;
+use crate::catalog::{Catalog, Plan};
+
+/// Our status for a Stripe subscription status.
+pub fn our_status(stripe_status: &str) -> &'static str {
+    match stripe_status {
+        "trialing" => "trialing",
+        "active" => "active",
+        "past_due" | "unpaid" | "incomplete" | "paused" => "past_due",
+        _ => "expired", // canceled, incomplete_expired
+    }
+}
+
+/// Precedence of Stripe statuses for events of the same second.
+pub fn status_rank(stripe_status: &str) -> i32 {
+    match stripe_status {
+        "incomplete" => 0,
+        "trialing" => 1,
+        "active" => 2,
+        "past_due" | "paused" => 3,
+        "unpaid" => 4,
+        _ => 5, // canceled, incomplete_expired
+    }
+}
+
+const LIVE: &str = "('active', 'trialing', 'past_due')";
+
+/// A subscription as one event shows it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionState<'a> {
+    pub id: &'a str,
+    pub customer_pk: i64,
+    pub plan: &'a Plan,
+    pub stripe_status: &'a str,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub quantity: i32,
+    /// The event's `created`: the ordering guard.
+    pub event_created: i64,
+}
+
+/// Whether an event changed state or was older than what we have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    Applied,
+    Stale,
+}
+
+/// Applies a subscription's state, unless a newer event for it was applied already.
+pub async fn sync_subscription(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    s: &SubscriptionState<'_>,
+) -> Result<Sync, sqlx::Error> {
+    let rank = status_rank(s.stripe_status);
+    let newer: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO stripe_subscriptions AS g (id, customer_pk, plan_id, status, source_created, source_rank)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE
+             SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
+                 source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank
+             WHERE (g.source_created, g.source_rank) <= (EXCLUDED.source_created, EXCLUDED.source_rank)
+         RETURNING true",
+    )
+    .bind(s.id)
+    .bind(s.customer_pk)
+    .bind(&s.plan.id)
+    .bind(s.stripe_status)
+    .bind(s.event_created)
+    .bind(rank)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if newer.is_none() {
+        return Ok(Sync::Stale);
+    }
+    let changed_at = s
+        .ended_at
+        .or_else(|| DateTime::from_timestamp(s.event_created, 0))
+        .unwrap_or_else(Utc::now);
+    // A plan change within the subscription (upgrade or downgrade): the old plan ends.
+    sqlx::query(
+        "UPDATE customer_plans SET status = 'expired', ended_at = coalesce(ended_at, $3),
+                updated_at = now()
+         WHERE stripe_subscription_id = $1 AND plan_id <> $2 AND status <> 'expired'",
+    )
+    .bind(s.id)
+    .bind(&s.plan.id)
+    .bind(changed_at)
+    .execute(&mut *conn)
+    .await?;
+    let status = our_status(s.stripe_status);
+    let row: i64 = sqlx::query_scalar(
+        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
+                 stripe_subscription_id, current_period_start, current_period_end,
+                 cancel_at_period_end, canceled_at, started_at, ended_at, quantity)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13)
+         ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
+         DO UPDATE SET status = EXCLUDED.status,
+                 current_period_start = coalesce(EXCLUDED.current_period_start, customer_plans.current_period_start),
+                 current_period_end = coalesce(EXCLUDED.current_period_end, customer_plans.current_period_end),
+                 cancel_at_period_end = EXCLUDED.cancel_at_period_end,
+                 canceled_at = EXCLUDED.canceled_at,
+                 started_at = coalesce($11, customer_plans.started_at),
+                 ended_at = EXCLUDED.ended_at,
+                 quantity = EXCLUDED.quantity,
+                 updated_at = now()
+         RETURNING id",
+    )
+    .bind(s.customer_pk)
+    .bind(&s.plan.id)
+    .bind(&s.plan.group)
+    .bind(s.plan.add_on)
+    .bind(status)
+    .bind(s.id)
+    .bind(s.period_start)
+    .bind(s.period_end)
+    .bind(s.cancel_at_period_end)
+    .bind(s.canceled_at)
+    .bind(s.started_at)
+    .bind(if status == "expired" { Some(changed_at) } else { s.ended_at })
+    .bind(s.quantity)
+    .fetch_one(&mut *conn)
+    .await?;
+    settle_group(conn, catalog, s.customer_pk, s.plan, Some(row), changed_at).await?;
+    balances::provision(conn, catalog, s.customer_pk).await?;
+    Ok(Sync::Applied)
+}
+
+/// A completed checkout activates its plan, provisionally: only while no subscription event
+/// has been applied for `subscription_id` (those are the authority on its status).
+pub async fn activate_from_checkout(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    plan: &Plan,
+    subscription_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Sync, sqlx::Error> {
+    let known: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM stripe_subscriptions WHERE id = $1 AND source_created > 0)",
+    )
+    .bind(subscription_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if known {
+        return Ok(Sync::Stale);
+    }
+    let row: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
+                 stripe_subscription_id, started_at)
+         VALUES ($1, $2, $3, $4, 'active', $5, $6)
+         ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
+         DO NOTHING
+         RETURNING id",
+    )
+    .bind(customer_pk)
+    .bind(&plan.id)
+    .bind(&plan.group)
+    .bind(plan.add_on)
+    .bind(subscription_id)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if row.is_some() {
+        settle_group(conn, catalog, customer_pk, plan, row, at).await?;
+        balances::provision(conn, catalog, customer_pk).await?;
+    }
+    Ok(Sync::Applied)
+}
+
+/// Activates every default plan for a new customer, from `at`.
+pub async fn activate_defaults(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for plan in catalog.default_plans() {
+        activate_default(conn, plan, customer_pk, at).await?;
+    }
+    balances::provision(conn, catalog, customer_pk).await
+}
+
+/// One live plan per group: a plan that just became live (`winner`) replaces the others of
+/// its group (add-ons stand apart); a group left without a live plan gets its default plan.
+async fn settle_group(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    plan: &Plan,
+    winner: Option<i64>,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let Some(group) = plan.group.as_deref().filter(|_| !plan.add_on) else {
+        return Ok(());
+    };
+    if let Some(winner) = winner {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE customer_plans SET status = 'expired', ended_at = $4, updated_at = now()
+             WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on AND id <> $3
+               AND status IN {LIVE}
+               AND EXISTS (SELECT 1 FROM customer_plans w WHERE w.id = $3 AND w.status IN {LIVE})"
+        )))
+        .bind(customer_pk)
+        .bind(group)
+        .bind(winner)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let live: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT EXISTS (SELECT 1 FROM customer_plans
+                        WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
+                          AND status IN {LIVE})"
+    )))
+    .bind(customer_pk)
+    .bind(group)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !live && let Some(default) = catalog.default_plan(group) {
+        activate_default(conn, default, customer_pk, at).await?;
+    }
+    Ok(())
+}
+
+/// (Re)activates a plan that needs no Stripe subscription, from `at`.
+async fn activate_default(
+    conn: &mut PgConnection,
+    plan: &Plan,
+    customer_pk: i64,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
+         VALUES ($1, $2, $3, $4, 'active', $5)
+         ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
+         DO UPDATE SET status = 'active', started_at = EXCLUDED.started_at, ended_at = NULL,
+                       updated_at = now()
+         WHERE customer_plans.status <> 'active'",
+    )
+    .bind(customer_pk)
+    .bind(&plan.id)
+    .bind(&plan.group)
+    .bind(plan.add_on)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The plan of a subscription's live row, if any (for renewal resets and invoices).
+pub async fn subscription_plan(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT plan_id FROM stripe_subscriptions WHERE id = $1 AND plan_id IS NOT NULL",
+    )
+    .bind(subscription_id)
+    .fetch_optional(conn)
+    .await
+}
