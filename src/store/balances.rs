@@ -10,6 +10,15 @@ use sqlx::PgConnection;
 
 use crate::catalog::{Catalog, FeatureKind, Reset};
 
+/// A live plan of a customer, as provisioning needs it.
+#[derive(sqlx::FromRow)]
+struct LivePlan {
+    plan_id: String,
+    backed: bool,
+    period_end: Option<DateTime<Utc>>,
+    started_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Default)]
 struct Allowance {
     included: i64,
@@ -27,8 +36,9 @@ pub async fn provision(
     catalog: &Catalog,
     customer_pk: i64,
 ) -> Result<(), sqlx::Error> {
-    let live: Vec<(String, bool, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT plan_id, stripe_subscription_id IS NOT NULL, current_period_end, started_at
+    let live: Vec<LivePlan> = sqlx::query_as(
+        "SELECT plan_id, stripe_subscription_id IS NOT NULL AS backed,
+                current_period_end AS period_end, started_at
          FROM customer_plans
          WHERE customer_pk = $1 AND status IN ('active', 'trialing', 'past_due')
          ORDER BY add_on, id",
@@ -37,7 +47,13 @@ pub async fn provision(
     .fetch_all(&mut *conn)
     .await?;
     let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();
-    for (plan_id, backed, period_end, started_at) in &live {
+    for LivePlan {
+        plan_id,
+        backed,
+        period_end,
+        started_at,
+    } in &live
+    {
         let Some(plan) = catalog.plan(plan_id) else {
             continue; // a plan removed from the catalog grants nothing
         };
