@@ -80,6 +80,7 @@ CREATE TABLE balances (
     overage_allowed boolean NOT NULL DEFAULT false,   -- usage over `included` is billed, not refused
     subscription_backed boolean NOT NULL DEFAULT false, -- resets on Stripe renewals, not by the clock
     reset           text,                 -- day|week|month|year|never, from the plan item
+    reset_plan_id   text,                 -- the plan whose item sets the reset
     next_reset_at   timestamptz,
     PRIMARY KEY (customer_pk, feature_id)
 );

@@ -26,11 +26,13 @@ struct Allowance {
     overage_allowed: bool,
     subscription_backed: bool,
     reset: Option<Reset>,
+    reset_plan_id: Option<String>,
     next_reset_at: Option<DateTime<Utc>>,
 }
 
 /// Recomputes every balance of a customer from their live plans. `used` is kept; a feature
-/// no live plan grants any more is removed.
+/// no live plan grants any more is removed. A clock reset already stepped forward (lazily,
+/// on read) by the same plan is kept.
 pub async fn provision(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -70,6 +72,7 @@ pub async fn provision(
                     if a.reset.is_none() {
                         let reset = item.reset.unwrap_or(Reset::Never);
                         a.reset = Some(reset);
+                        a.reset_plan_id = Some(plan.id.clone());
                         a.subscription_backed = *backed;
                         a.next_reset_at = match (reset, backed) {
                             (Reset::Never, _) => None,
@@ -90,14 +93,16 @@ pub async fn provision(
     for (feature, a) in allowances {
         sqlx::query(
             "INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
-                                   subscription_backed, reset, next_reset_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                                   subscription_backed, reset, reset_plan_id, next_reset_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (customer_pk, feature_id) DO UPDATE
              SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
                  overage_allowed = EXCLUDED.overage_allowed,
                  subscription_backed = EXCLUDED.subscription_backed, reset = EXCLUDED.reset,
+                 reset_plan_id = EXCLUDED.reset_plan_id,
                  next_reset_at = CASE
-                     WHEN balances.reset IS NOT DISTINCT FROM EXCLUDED.reset
+                     WHEN NOT EXCLUDED.subscription_backed
+                          AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
                           AND balances.next_reset_at > EXCLUDED.next_reset_at
                      THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
         )
@@ -108,6 +113,7 @@ pub async fn provision(
         .bind(a.overage_allowed)
         .bind(a.subscription_backed)
         .bind(a.reset.map(reset_name))
+        .bind(&a.reset_plan_id)
         .bind(a.next_reset_at)
         .execute(&mut *conn)
         .await?;

@@ -198,7 +198,9 @@ pub async fn activate_defaults(
 }
 
 /// One live plan per group: a plan that just became live (`winner`) replaces the others of
-/// its group (add-ons stand apart); a group left without a live plan gets its default plan.
+/// its group (add-ons stand apart). When the group is left with no live plan but its default,
+/// the default plan (re)starts at `at`, the moment the other plan ended, whichever order the
+/// events came in.
 async fn settle_group(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -224,22 +226,28 @@ async fn settle_group(
         .execute(&mut *conn)
         .await?;
     }
-    let live: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    let Some(default) = catalog.default_plan(group) else {
+        return Ok(());
+    };
+    let other_live: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT EXISTS (SELECT 1 FROM customer_plans
                         WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
-                          AND status IN {LIVE})"
+                          AND status IN {LIVE}
+                          AND NOT (plan_id = $3 AND stripe_subscription_id IS NULL))"
     )))
     .bind(customer_pk)
     .bind(group)
+    .bind(&default.id)
     .fetch_one(&mut *conn)
     .await?;
-    if !live && let Some(default) = catalog.default_plan(group) {
+    if !other_live {
         activate_default(conn, default, customer_pk, at).await?;
     }
     Ok(())
 }
 
-/// (Re)activates a plan that needs no Stripe subscription, from `at`.
+/// (Re)activates a plan that needs no Stripe subscription, from `at` (a live one restarts
+/// at `at` if that is later).
 async fn activate_default(
     conn: &mut PgConnection,
     plan: &Plan,
@@ -252,7 +260,7 @@ async fn activate_default(
          ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
          DO UPDATE SET status = 'active', started_at = EXCLUDED.started_at, ended_at = NULL,
                        updated_at = now()
-         WHERE customer_plans.status <> 'active'",
+         WHERE customer_plans.status <> 'active' OR customer_plans.started_at < EXCLUDED.started_at",
     )
     .bind(customer_pk)
     .bind(&plan.id)

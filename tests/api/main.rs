@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod customers;
 mod engine;
 mod events_api;
+mod handlers;
 mod health;
 mod lifecycle;
 mod ops_cli;
