@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod convergence;
 mod customers;
 mod engine;
 mod events_api;

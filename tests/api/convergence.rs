@@ -1,0 +1,434 @@
+//! Any delivery order, any duplicates, any re-application: the store ends where in-order
+//! delivery ends. Each scenario runs a setup in order, then delivers its tail shuffled, with
+//! redeliveries and forced re-applications mixed in, draining after each delivery as if the
+//! events arrived far apart; the customer's view must equal the in-order one.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hyper::{Method, StatusCode};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{Value, json};
+use stripe_reconciler::store::{attaches, customers};
+
+use crate::helpers::*;
+
+const P1: (i64, i64) = (1_795_000_000, 1_797_592_000);
+const P2: (i64, i64) = (1_797_592_000, 1_800_184_000);
+
+/// Ids unique to one run of a scenario, so runs share one database.
+struct Ids {
+    run: String,
+}
+
+impl Ids {
+    fn new(scenario: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        Self {
+            run: format!("{scenario}{}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+    fn customer(&self) -> String {
+        format!("user_{}", self.run)
+    }
+    fn stripe_customer(&self) -> String {
+        format!("cus_{}", self.run)
+    }
+    fn sub(&self) -> String {
+        format!("sub_{}", self.run)
+    }
+    fn attach(&self) -> String {
+        format!("att_{}", self.run)
+    }
+    fn event_id(&self, n: usize) -> String {
+        format!("evt_{}_{n}", self.run)
+    }
+
+    fn envelope(
+        &self,
+        n: usize,
+        event_type: &str,
+        created: i64,
+        object: Value,
+        previous: Option<Value>,
+    ) -> Vec<u8> {
+        let mut data = json!({ "object": object });
+        if let Some(previous) = previous {
+            data["previous_attributes"] = previous;
+        }
+        serde_json::to_vec(&json!({
+            "id": self.event_id(n), "object": "event", "api_version": "2026-09-30.endive",
+            "created": created, "livemode": false, "pending_webhooks": 1,
+            "request": {"id": null, "idempotency_key": null}, "type": event_type, "data": data,
+        }))
+        .unwrap()
+    }
+
+    fn subscription(
+        &self,
+        status: &str,
+        plan: &str,
+        period: (i64, i64),
+        cancel: bool,
+        ended: Option<i64>,
+    ) -> Value {
+        json!({
+            "id": self.sub(), "object": "subscription", "customer": self.stripe_customer(),
+            "status": status, "cancel_at_period_end": cancel,
+            "cancel_at": if cancel { Some(period.1) } else { None },
+            "canceled_at": if cancel || ended.is_some() { Some(period.0 + 100) } else { None },
+            "ended_at": ended, "start_date": P1.0,
+            "metadata": { "customer_id": self.customer() },
+            "items": { "object": "list", "data": [{
+                "id": format!("si_{}", self.run), "object": "subscription_item", "quantity": 1,
+                "current_period_start": period.0, "current_period_end": period.1,
+                "price": { "id": format!("price_{plan}"), "object": "price", "metadata": { "plan_id": plan } }
+            }]}
+        })
+    }
+
+    fn invoice(&self, n: u32, status: &str, reason: &str, plan: &str, period: (i64, i64)) -> Value {
+        json!({
+            "id": format!("in_{}_{n}", self.run), "object": "invoice", "customer": self.stripe_customer(),
+            "status": status, "billing_reason": reason, "total": 2000, "currency": "usd",
+            "hosted_invoice_url": format!("https://invoice.example/{}/{n}", self.run),
+            "created": period.0, "period_start": period.0, "period_end": period.0,
+            "parent": { "type": "subscription_details", "subscription_details": {
+                "subscription": self.sub(), "metadata": { "customer_id": self.customer(), "plan_id": plan } } },
+            "lines": { "object": "list", "data": [{
+                "id": format!("il_{}_{n}", self.run), "object": "line_item",
+                "period": { "start": period.0, "end": period.1 }, "metadata": { "plan_id": plan },
+                "pricing": { "type": "price_details", "price_details": { "price": format!("price_{plan}") } }
+            }]}
+        })
+    }
+
+    fn checkout(&self, plan: &str) -> Value {
+        json!({
+            "id": format!("cs_{}", self.run), "object": "checkout.session", "mode": "subscription",
+            "status": "complete", "payment_status": "paid",
+            "customer": self.stripe_customer(), "subscription": self.sub(),
+            "metadata": { "attach_id": self.attach(), "customer_id": self.customer(), "plan_id": plan }
+        })
+    }
+}
+
+/// A scenario: events applied in order first, then the tail whose order is under test.
+struct Scenario {
+    setup: Vec<Vec<u8>>,
+    tail: Vec<Vec<u8>>,
+    usage_before_tail: i64,
+}
+
+fn scenario(name: &str, ids: &Ids) -> Scenario {
+    let sub = |n, t, status, plan, period, cancel, ended| {
+        let ty = match (n, ended) {
+            (0, _) => "customer.subscription.created",
+            (_, Some(_)) => "customer.subscription.deleted",
+            _ => "customer.subscription.updated",
+        };
+        ids.envelope(
+            n,
+            ty,
+            t,
+            ids.subscription(status, plan, period, cancel, ended),
+            None,
+        )
+    };
+    let created = || sub(0, P1.0 + 2, "active", "pro", P1, false, None);
+    match name {
+        "checkout" => Scenario {
+            setup: vec![],
+            tail: vec![
+                ids.envelope(
+                    10,
+                    "checkout.session.completed",
+                    P1.0 + 5,
+                    ids.checkout("pro"),
+                    None,
+                ),
+                created(),
+                ids.envelope(
+                    11,
+                    "invoice.paid",
+                    P1.0 + 4,
+                    ids.invoice(1, "paid", "subscription_create", "pro", P1),
+                    None,
+                ),
+            ],
+            usage_before_tail: 0,
+        },
+        "renewal" => Scenario {
+            setup: vec![created()],
+            tail: vec![
+                ids.envelope(
+                    10,
+                    "invoice.created",
+                    P2.0 + 2,
+                    ids.invoice(2, "draft", "subscription_cycle", "pro", P2),
+                    None,
+                ),
+                sub(1, P2.0 + 3, "active", "pro", P2, false, None),
+                ids.envelope(
+                    11,
+                    "invoice.paid",
+                    P2.0 + 4,
+                    ids.invoice(2, "paid", "subscription_cycle", "pro", P2),
+                    None,
+                ),
+            ],
+            usage_before_tail: 300,
+        },
+        "recovery" => Scenario {
+            setup: vec![created()],
+            tail: vec![
+                ids.envelope(
+                    10,
+                    "invoice.payment_failed",
+                    P2.0 + 5,
+                    ids.invoice(2, "open", "subscription_cycle", "pro", P2),
+                    None,
+                ),
+                sub(1, P2.0 + 6, "past_due", "pro", P2, false, None),
+                ids.envelope(
+                    11,
+                    "invoice.paid",
+                    P2.0 + 90,
+                    ids.invoice(2, "paid", "subscription_cycle", "pro", P2),
+                    None,
+                ),
+                sub(2, P2.0 + 91, "active", "pro", P2, false, None),
+            ],
+            usage_before_tail: 40,
+        },
+        "cancel" => Scenario {
+            setup: vec![created()],
+            tail: vec![
+                sub(1, P1.0 + 500, "active", "pro", P1, true, None),
+                sub(2, P1.1 + 2, "canceled", "pro", P1, true, Some(P1.1)),
+            ],
+            usage_before_tail: 7,
+        },
+        "upgrade" => Scenario {
+            setup: vec![],
+            tail: vec![
+                created(),
+                sub(1, P1.0 + 900, "active", "business", P1, false, None),
+                ids.envelope(
+                    10,
+                    "invoice.paid",
+                    P1.0 + 901,
+                    ids.invoice(3, "paid", "subscription_update", "business", P1),
+                    None,
+                ),
+            ],
+            usage_before_tail: 12,
+        },
+        _ => unreachable!(),
+    }
+}
+
+/// How one run delivers the tail: an order, redeliveries and forced re-applications.
+#[derive(Debug, Clone)]
+struct Delivery {
+    order: Vec<usize>,
+    redeliver: Vec<usize>,
+    reapply: Vec<usize>,
+}
+
+fn delivery(n: usize) -> impl Strategy<Value = Delivery> {
+    (
+        Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
+        prop::collection::vec(0..n, 0..3),
+        prop::collection::vec(0..n, 0..2),
+    )
+        .prop_map(|(order, redeliver, reapply)| Delivery {
+            order,
+            redeliver,
+            reapply,
+        })
+}
+
+async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
+    let ids = Ids::new(name);
+    let s = scenario(name, &ids);
+    let (status, _) = app.create_customer(json!({"id": ids.customer()})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    {
+        let mut conn = app.pool.acquire().await.unwrap();
+        let c = customers::by_id(&mut conn, &ids.customer())
+            .await
+            .unwrap()
+            .unwrap();
+        attaches::create(&mut conn, &ids.attach(), c.pk, "pro", None, None)
+            .await
+            .unwrap();
+    }
+    for body in &s.setup {
+        deliver(app, body).await;
+    }
+    if s.usage_before_tail > 0 {
+        let body = json!({"customer_id": ids.customer(), "feature_id": "messages", "value": s.usage_before_tail});
+        assert_eq!(
+            app.api(Method::POST, "/v1/track", Some(body)).await.0,
+            StatusCode::OK
+        );
+    }
+    let mut sequence: Vec<usize> = delivery.order.clone();
+    for (k, &dup) in delivery.redeliver.iter().enumerate() {
+        sequence.insert((k * 2 + 1).min(sequence.len()), dup);
+    }
+    for (k, &i) in sequence.iter().enumerate() {
+        deliver(app, &s.tail[i]).await;
+        if let Some(&again) = delivery.reapply.get(k) {
+            reapply(app, &s.tail[again]).await;
+        }
+    }
+    let (status, view) = app
+        .api(
+            Method::GET,
+            &format!("/v1/customers/{}", ids.customer()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Compare runs by shape: strip the run's own ids.
+    let text = view.to_string().replace(&ids.run, "RUN");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn deliver(app: &TestApp, body: &[u8]) {
+    let (status, answer) = app.post_event(body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    app.engine.run_until_idle().await.unwrap();
+}
+
+/// Queues an already stored event again, as `events replay` does, and applies it.
+async fn reapply(app: &TestApp, body: &[u8]) {
+    let id = serde_json::from_slice::<Value>(body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sqlx::query(
+        "INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
+         SELECT 'stripe_event', id, coalesce(customer_id, object_id), created FROM events WHERE id = $1
+         ON CONFLICT (job_key) DO NOTHING",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.engine.run_until_idle().await.unwrap();
+}
+
+fn check_scenario(name: &'static str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(TestApp::spawn());
+    let n = rt.block_on(async { scenario(name, &Ids::new("probe")).tail.len() });
+    let in_order = Delivery {
+        order: (0..n).collect(),
+        redeliver: vec![],
+        reapply: vec![],
+    };
+    let expected = rt.block_on(run(&app, name, &in_order));
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(32);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&delivery(n), |d| {
+            let got = rt.block_on(run(&app, name, &d));
+            prop_assert_eq!(&got, &expected, "delivery {:?}", d);
+            Ok(())
+        })
+        .unwrap();
+    // The in-order state is the right one, not merely a stable one.
+    assert_expected(name, &expected);
+}
+
+fn assert_expected(name: &str, view: &Value) {
+    let plans: Vec<(&str, &str)> = view["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["plan_id"].as_str().unwrap(),
+                p["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let messages = view["balances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["feature_id"] == "messages")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let invoices: Vec<&str> = view["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    match name {
+        "checkout" => {
+            assert_eq!(plans, [("pro", "active")], "{view}");
+            assert_eq!(messages["included"], 1000);
+            assert_eq!(invoices, ["paid"]);
+        }
+        "renewal" => {
+            assert_eq!(plans, [("pro", "active")], "{view}");
+            assert_eq!(messages["used"], 0, "the renewal reset the usage: {view}");
+            assert_eq!(messages["next_reset_at"], "2027-01-17T11:06:40+00:00");
+            assert_eq!(invoices, ["paid"]);
+        }
+        "recovery" => {
+            assert_eq!(plans, [("pro", "active")], "{view}");
+            assert_eq!(invoices, ["paid"]);
+            assert_eq!(messages["used"], 0);
+        }
+        "cancel" => {
+            assert_eq!(plans, [("free", "active")], "{view}");
+            assert_eq!(messages["included"], 100);
+            assert_eq!(messages["used"], 7, "usage carries over");
+            assert_eq!(messages["next_reset_at"], "2027-01-18T11:06:40+00:00");
+        }
+        "upgrade" => {
+            assert_eq!(plans, [("business", "active")], "{view}");
+            assert_eq!(messages["included"], 10_000);
+            assert_eq!(view["products"][0]["stripe_subscription_id"], "sub_RUN");
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn new_subscription_via_checkout_converges() {
+    check_scenario("checkout");
+}
+
+#[test]
+fn renewal_converges() {
+    check_scenario("renewal");
+}
+
+#[test]
+fn payment_failure_then_recovery_converges() {
+    check_scenario("recovery");
+}
+
+#[test]
+fn cancel_at_period_end_then_deletion_converges() {
+    check_scenario("cancel");
+}
+
+#[test]
+fn upgrade_within_a_group_converges() {
+    check_scenario("upgrade");
+}
