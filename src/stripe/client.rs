@@ -1,0 +1,361 @@
+//! The Stripe API, through async-stripe, with the calls the daemon makes.
+//!
+//! Every call has a timeout and an explicit `Idempotency-Key` chosen by the caller from the
+//! job it serves, so a retried job never creates anything twice. Errors are classified for
+//! the engine: 429, 5xx, timeouts and transport errors are retryable; other 4xx and responses
+//! that do not decode are permanent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError};
+use stripe_billing::invoice_item::CreateInvoiceItem;
+use stripe_billing::subscription::{
+    CreateSubscription, CreateSubscriptionItems, ListSubscription, ListSubscriptionStatus,
+    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_client_core::StripeRequest;
+use stripe_core::customer::{CreateCustomer, RetrieveCustomer, UpdateCustomer};
+use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
+use stripe_product::product::CreateProduct;
+use stripe_shared::{CheckoutSessionMode, Subscription};
+
+use crate::catalog::Interval;
+use crate::config::Secret;
+use crate::engine::JobError;
+
+pub type Metadata = HashMap<String, String>;
+
+/// The Stripe API as the daemon uses it; cheap to clone.
+#[derive(Clone)]
+pub struct StripeApi {
+    client: Client,
+}
+
+impl std::fmt::Debug for StripeApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StripeApi { key: [redacted] }")
+    }
+}
+
+/// A Stripe customer, as far as we need it.
+#[derive(Debug, Clone)]
+pub struct StripeCustomer {
+    pub id: String,
+    pub has_default_payment_method: bool,
+    pub metadata: Metadata,
+}
+
+/// A call that failed, with what the engine should do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("Stripe {endpoint}: {message}")]
+pub struct CallError {
+    pub endpoint: &'static str,
+    pub status: Option<u16>,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl From<CallError> for JobError {
+    fn from(error: CallError) -> Self {
+        if error.retryable {
+            JobError::retryable(error)
+        } else {
+            JobError::permanent(error)
+        }
+    }
+}
+
+impl StripeApi {
+    pub fn new(key: &Secret, base: &str, timeout: Duration) -> Result<Self, StripeError> {
+        let client = ClientBuilder::new(key.expose())
+            .url(base)
+            .timeout(timeout)
+            .request_strategy(RequestStrategy::Once)
+            .build()?;
+        Ok(Self { client })
+    }
+
+    async fn send<R: StripeRequest>(
+        &self,
+        endpoint: &'static str,
+        idempotency_key: Option<&str>,
+        request: R,
+    ) -> Result<R::Output, CallError>
+    where
+        R::Output: miniserde::Deserialize,
+    {
+        let mut call = request.customize();
+        if let Some(key) = idempotency_key {
+            let key = IdempotencyKey::new(key).map_err(|e| CallError {
+                endpoint,
+                status: None,
+                message: format!("bad idempotency key: {e}"),
+                retryable: false,
+            })?;
+            call = call.request_strategy(RequestStrategy::Idempotent(key));
+        }
+        let result = call.send(&self.client).await;
+        let status = match &result {
+            Ok(_) => Some(200),
+            Err(StripeError::Stripe(_, status)) => Some(*status),
+            Err(_) => None,
+        };
+        tracing::debug!(endpoint, ?status, "stripe call");
+        result.map_err(|error| classify(endpoint, error))
+    }
+
+    pub async fn create_customer(
+        &self,
+        idempotency_key: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        metadata: Metadata,
+    ) -> Result<StripeCustomer, CallError> {
+        let mut request = CreateCustomer::new().metadata(metadata);
+        if let Some(name) = name {
+            request = request.name(name);
+        }
+        if let Some(email) = email {
+            request = request.email(email);
+        }
+        let customer = self
+            .send("customers.create", Some(idempotency_key), request)
+            .await?;
+        Ok(customer_view(customer))
+    }
+
+    pub async fn retrieve_customer(&self, id: &str) -> Result<StripeCustomer, CallError> {
+        let customer = self
+            .send("customers.retrieve", None, RetrieveCustomer::new(id))
+            .await?;
+        match customer {
+            stripe_core::customer::RetrieveCustomerReturned::Customer(c) => Ok(customer_view(c)),
+            stripe_core::customer::RetrieveCustomerReturned::DeletedCustomer(_) => Err(CallError {
+                endpoint: "customers.retrieve",
+                status: Some(404),
+                message: format!("customer {id} is deleted"),
+                retryable: false,
+            }),
+        }
+    }
+
+    /// Merges `metadata` into the Stripe customer's metadata.
+    pub async fn update_customer_metadata(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+        metadata: Metadata,
+    ) -> Result<StripeCustomer, CallError> {
+        let request = UpdateCustomer::new(id).metadata(metadata);
+        let customer = self
+            .send("customers.update", Some(idempotency_key), request)
+            .await?;
+        Ok(customer_view(customer))
+    }
+
+    pub async fn create_product(
+        &self,
+        idempotency_key: &str,
+        name: &str,
+        metadata: Metadata,
+    ) -> Result<String, CallError> {
+        let request = CreateProduct::new(name).metadata(metadata);
+        let product = self
+            .send("products.create", Some(idempotency_key), request)
+            .await?;
+        Ok(product.id.to_string())
+    }
+
+    /// A price on `product`: recurring with `interval`, or one-time without.
+    pub async fn create_price(
+        &self,
+        idempotency_key: &str,
+        product: &str,
+        unit_amount: i64,
+        currency: &str,
+        interval: Option<Interval>,
+        metadata: Metadata,
+    ) -> Result<String, CallError> {
+        let currency: stripe_types::Currency = currency.parse().map_err(|_| CallError {
+            endpoint: "prices.create",
+            status: None,
+            message: format!("unknown currency {currency}"),
+            retryable: false,
+        })?;
+        let mut request = CreatePrice::new(currency)
+            .product(product)
+            .unit_amount(unit_amount)
+            .metadata(metadata);
+        if let Some(interval) = interval {
+            request = request.recurring(CreatePriceRecurring::new(match interval {
+                Interval::Day => CreatePriceRecurringInterval::Day,
+                Interval::Week => CreatePriceRecurringInterval::Week,
+                Interval::Month => CreatePriceRecurringInterval::Month,
+                Interval::Year => CreatePriceRecurringInterval::Year,
+            }));
+        }
+        let price = self
+            .send("prices.create", Some(idempotency_key), request)
+            .await?;
+        Ok(price.id.to_string())
+    }
+
+    pub async fn create_subscription(
+        &self,
+        idempotency_key: &str,
+        customer: &str,
+        price: &str,
+        metadata: Metadata,
+    ) -> Result<Subscription, CallError> {
+        let mut item = CreateSubscriptionItems::new();
+        item.price = Some(price.to_owned());
+        item.quantity = Some(1);
+        let request = CreateSubscription::new()
+            .customer(customer)
+            .items(vec![item])
+            .metadata(metadata);
+        self.send("subscriptions.create", Some(idempotency_key), request)
+            .await
+    }
+
+    pub async fn retrieve_subscription(&self, id: &str) -> Result<Subscription, CallError> {
+        self.send("subscriptions.retrieve", None, RetrieveSubscription::new(id))
+            .await
+    }
+
+    /// Swaps the subscription's first item to `price` (an upgrade prorates at once).
+    pub async fn swap_price(
+        &self,
+        idempotency_key: &str,
+        subscription: &Subscription,
+        price: &str,
+        prorate: bool,
+        metadata: Metadata,
+    ) -> Result<Subscription, CallError> {
+        let mut item = UpdateSubscriptionItems::new();
+        item.id = subscription.items.data.first().map(|i| i.id.to_string());
+        item.price = Some(price.to_owned());
+        let proration = if prorate {
+            UpdateSubscriptionProrationBehavior::CreateProrations
+        } else {
+            UpdateSubscriptionProrationBehavior::None
+        };
+        let request = UpdateSubscription::new(subscription.id.clone())
+            .items(vec![item])
+            .proration_behavior(proration)
+            .metadata(metadata);
+        self.send("subscriptions.update", Some(idempotency_key), request)
+            .await
+    }
+
+    /// Every subscription of `customer`, any status.
+    pub async fn list_subscriptions(&self, customer: &str) -> Result<Vec<Subscription>, CallError> {
+        let request = ListSubscription::new()
+            .customer(customer)
+            .status(ListSubscriptionStatus::All)
+            .limit(100i64);
+        let list = self.send("subscriptions.list", None, request).await?;
+        Ok(list.data)
+    }
+
+    /// A subscription-mode Checkout Session; returns its id and URL.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_checkout_session(
+        &self,
+        idempotency_key: &str,
+        customer: &str,
+        price: &str,
+        success_url: &str,
+        cancel_url: &str,
+        metadata: Metadata,
+        subscription_metadata: Metadata,
+    ) -> Result<(String, Option<String>), CallError> {
+        let mut line = CreateCheckoutSessionLineItems::new();
+        line.price = Some(price.to_owned());
+        line.quantity = Some(1);
+        let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+        subscription_data.metadata = Some(subscription_metadata);
+        let request = CreateCheckoutSession::new()
+            .customer(customer)
+            .mode(CheckoutSessionMode::Subscription)
+            .line_items(vec![line])
+            .success_url(success_url)
+            .cancel_url(cancel_url)
+            .metadata(metadata)
+            .subscription_data(subscription_data);
+        let session = self
+            .send("checkout.sessions.create", Some(idempotency_key), request)
+            .await?;
+        Ok((session.id.to_string(), session.url))
+    }
+
+    /// An invoice item on a draft invoice.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_invoice_item(
+        &self,
+        idempotency_key: &str,
+        customer: &str,
+        invoice: &str,
+        amount: i64,
+        currency: &str,
+        description: &str,
+        metadata: Metadata,
+    ) -> Result<String, CallError> {
+        let currency: stripe_types::Currency = currency.parse().map_err(|_| CallError {
+            endpoint: "invoiceitems.create",
+            status: None,
+            message: format!("unknown currency {currency}"),
+            retryable: false,
+        })?;
+        let request = CreateInvoiceItem::new()
+            .customer(customer)
+            .invoice(invoice)
+            .amount(amount)
+            .currency(currency)
+            .description(description)
+            .metadata(metadata);
+        let item = self
+            .send("invoiceitems.create", Some(idempotency_key), request)
+            .await?;
+        Ok(item.id.to_string())
+    }
+}
+
+fn customer_view(customer: stripe_shared::Customer) -> StripeCustomer {
+    StripeCustomer {
+        id: customer.id.to_string(),
+        has_default_payment_method: customer
+            .invoice_settings
+            .as_ref()
+            .is_some_and(|s| s.default_payment_method.is_some()),
+        metadata: customer.metadata.unwrap_or_default(),
+    }
+}
+
+fn classify(endpoint: &'static str, error: StripeError) -> CallError {
+    let (status, retryable, message) = match &error {
+        StripeError::Stripe(details, status) => {
+            let retryable = *status == 429 || *status >= 500 || *status == 409;
+            let message = details
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("HTTP {status}"));
+            (Some(*status), retryable, message)
+        }
+        StripeError::Timeout => (None, true, "timed out".to_owned()),
+        StripeError::ClientError(e) => (None, true, e.clone()),
+        StripeError::JSONDeserialize(e) => (None, false, format!("response does not decode: {e}")),
+        StripeError::ConfigError(e) => (None, false, e.clone()),
+    };
+    CallError {
+        endpoint,
+        status,
+        message,
+        retryable,
+    }
+}
