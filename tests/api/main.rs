@@ -1,11 +1,15 @@
 //! Integration tests: the real app on port 0 against a fresh database per test.
 //! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
 
+mod daemon;
 mod helpers;
 
 mod engine;
 mod events_api;
 mod health;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod ops_cli;
+mod systemd_notify;
 mod webhook;
