@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::engine::{Engine, Registry, Wakeup};
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
+use crate::{metrics, systemd};
 
 /// A bound, ready-to-run daemon.
 pub struct Application {
@@ -49,6 +50,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        metrics::install();
         let tasks = TaskTracker::new();
         let wakeup = Arc::new(Wakeup::default());
         let ingest = Ingest::start(pool.clone(), &settings.ingest, wakeup.clone(), &tasks);
@@ -64,6 +66,7 @@ impl Application {
                 .context("api_token is required")?,
             signature_tolerance_secs: settings.signature_tolerance_secs,
             http: settings.http.clone(),
+            metrics: settings.metrics.clone(),
         });
         Ok(Self {
             listener,
@@ -86,6 +89,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then drains within the configured timeout.
+    /// Runs the workers, the metrics upkeep and, under systemd, the watchdog keep-alive;
+    /// tells systemd `STOPPING=1` when shutdown starts.
     pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -95,6 +100,8 @@ impl Application {
             settings,
         } = self;
         engine.start(&tasks, &shutdown);
+        tasks.spawn(metrics::upkeep(shutdown.clone()));
+        systemd::watchdog::start(&tasks, &shutdown, state.pool.clone(), engine.clone());
         tracing::info!(addr = %listener.local_addr()?, workers = settings.engine.workers, "listening");
         let drain = settings.shutdown_timeout();
         let work = async {
@@ -105,6 +112,7 @@ impl Application {
         };
         let deadline = async {
             shutdown.cancelled().await;
+            systemd::stopping();
             tokio::time::sleep(drain).await;
         };
         tokio::select! {
@@ -127,14 +135,17 @@ pub fn load_catalog(settings: &Settings) -> anyhow::Result<Arc<Catalog>> {
     Ok(Arc::new(catalog))
 }
 
-/// Cancels `token` on SIGTERM or SIGINT.
+/// Cancels `token` on SIGTERM or SIGINT. The handlers are installed before this returns, so
+/// a signal that arrives right after start-up (systemd stopping a service that just became
+/// ready) shuts down gracefully instead of killing the process.
 pub fn cancel_on_signals(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler installs");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
         token.cancel();
     });

@@ -28,6 +28,7 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_LOG_FORMAT", "log_format"),
     ("RECONCILER_WORKERS", "engine.workers"),
     ("RECONCILER_CATALOG", "catalog"),
+    ("RECONCILER_METRICS_REQUIRE_TOKEN", "metrics.require_token"),
 ];
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -66,6 +67,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub ingest: IngestSettings,
     pub engine: EngineSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -113,6 +115,12 @@ pub struct EngineSettings {
     pub notify_interval_ms: u64,
     pub retention_days: u32,
     pub prune_interval_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct MetricsSettings {
+    /// `GET /metrics` asks for the `/v1` bearer token too.
+    pub require_token: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -308,6 +316,16 @@ mod tests {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
         assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn metrics_token_is_off_by_default_and_env_turns_it_on() {
+        let s = Settings::load_from(None, Needs::Daemon, env(FULL)).unwrap();
+        assert!(!s.metrics.require_token);
+        let mut pairs = FULL.to_vec();
+        pairs.push(("RECONCILER_METRICS_REQUIRE_TOKEN", "true"));
+        let s = Settings::load_from(None, Needs::Daemon, env(&pairs)).unwrap();
+        assert!(s.metrics.require_token);
     }
 
     #[test]

@@ -18,10 +18,13 @@
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers.
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index).
 //! - [`ingest`]: the group-committing writer that makes a 2xx mean "stored".
+//! - [`engine`]: worker loops that claim, apply, retry and dead-letter queued work.
 //! - [`store`]: SQL only.
 //! - [`db`]: the pool and the embedded migrations.
 //! - [`cli`]: the command line; `main.rs` only parses and calls it.
 //! - [`telemetry`]: tracing setup.
+//! - [`metrics`]: Prometheus metric names, registration and one helper per fact.
+//! - [`systemd`]: `READY=1`, `STOPPING=1` and the health-gated watchdog keep-alive.
 //!
 //! Dependencies point one way: `http` knows `ingest` and `store`; nothing below reaches up.
 
@@ -34,6 +37,8 @@ pub mod engine;
 pub mod handlers;
 pub(crate) mod http;
 pub mod ingest;
+pub mod metrics;
 pub mod store;
 pub mod stripe;
+pub mod systemd;
 pub mod telemetry;

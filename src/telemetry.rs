@@ -15,7 +15,14 @@ pub fn init(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // Each line carries the fields of the span it was logged in (`span.event_id`,
+        // `span.event_type` while an event is handled); the outer spans are left out.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
         LogFormat::Compact => builder.compact().without_time().try_init(),
     };
 }

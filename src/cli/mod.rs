@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, Application};
 use crate::config::{Needs, Settings};
-use crate::{db, telemetry};
+use crate::{db, systemd, telemetry};
 
 pub use replay::{HttpClient, post_signed, replay_files};
 
@@ -72,10 +72,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let shutdown = CancellationToken::new();
             app::cancel_on_signals(shutdown.clone());
-            Application::build(settings, pool)
-                .await?
-                .run_until(shutdown)
-                .await?;
+            let app = Application::build(settings, pool).await?;
+            // Migrations ran and the listener is bound: connections queue from here on.
+            systemd::ready();
+            app.run_until(shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

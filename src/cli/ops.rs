@@ -58,10 +58,11 @@ pub async fn status(pool: &PgPool, json: bool) -> anyhow::Result<()> {
         .iter()
         .map(|(state, n)| vec![format!("events {state}"), n.to_string()])
         .collect();
-    rows.push(vec!["queue pending".into(), status.pending.to_string()]);
-    rows.push(vec!["queue in flight".into(), status.in_flight.to_string()]);
-    rows.push(vec!["dead letters".into(), status.dead.to_string()]);
-    let oldest = status
+    let queue = &status.queue;
+    rows.push(vec!["queue pending".into(), queue.pending.to_string()]);
+    rows.push(vec!["queue in flight".into(), queue.in_flight.to_string()]);
+    rows.push(vec!["dead letters".into(), queue.dead.to_string()]);
+    let oldest = queue
         .oldest_pending_secs
         .map_or("-".to_owned(), |s| format!("{s:.1}s"));
     rows.push(vec!["oldest pending".into(), oldest]);

@@ -5,9 +5,11 @@
 //! - [`worker`]: one step (claim a batch, run it).
 //! - [`wakeup`]: in-process wake-ups, LISTEN/NOTIFY between instances, polling as fallback.
 //! - [`retry`]: failure classes and the backoff policy.
+//! - [`heartbeat`]: when each worker loop last came round, for the watchdog.
 //!
 //! Tests call [`Engine::run_until_idle`] to drain the queue deterministically.
 
+mod heartbeat;
 pub mod queue;
 pub mod registry;
 pub mod retry;
@@ -15,13 +17,15 @@ pub mod wakeup;
 mod worker;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::EngineSettings;
+use heartbeat::Heartbeats;
+pub use heartbeat::WorkerStalled;
 pub use registry::{EventHandler, JobHandler, LeasedJob, Outcome, Registry, StoredEvent};
 pub use retry::{JobError, RetryPolicy, Verdict};
 pub use wakeup::Wakeup;
@@ -38,12 +42,30 @@ pub(crate) struct Inner {
     policy: RetryPolicy,
     settings: EngineSettings,
     wakeup: Arc<Wakeup>,
+    heartbeats: Heartbeats,
 }
 
 impl Inner {
     fn lease(&self) -> Duration {
         Duration::from_secs(self.settings.lease_secs)
     }
+
+    /// How long a worker may be silent before it counts as stuck: its longest pause, one
+    /// batch (whose outbound jobs must end within their lease), and a margin for a slow
+    /// database.
+    fn stall_limit(&self) -> Duration {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        poll.max(error_pause(u32::MAX)) + self.lease() + STALL_MARGIN
+    }
+}
+
+/// Slack on top of a worker's longest legitimate silence.
+const STALL_MARGIN: Duration = Duration::from_secs(10);
+
+/// The pause after `failures` failed claims in a row: 200 ms, doubling up to 6.4 s.
+const fn error_pause(failures: u32) -> Duration {
+    let exponent = if failures < 6 { failures } else { 6 };
+    Duration::from_millis(100 << exponent)
 }
 
 impl Engine {
@@ -54,6 +76,7 @@ impl Engine {
         wakeup: Arc<Wakeup>,
     ) -> Self {
         let policy = RetryPolicy::new(&settings);
+        let heartbeats = Heartbeats::new(settings.workers);
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -61,6 +84,7 @@ impl Engine {
                 policy,
                 settings,
                 wakeup,
+                heartbeats,
             }),
         }
     }
@@ -87,6 +111,7 @@ impl Engine {
     pub fn start(&self, tasks: &TaskTracker, shutdown: &CancellationToken) {
         let settings = &self.inner.settings;
         for n in 0..settings.workers {
+            self.inner.heartbeats.beat(n);
             tasks.spawn(self.clone().worker_loop(n, shutdown.clone()));
         }
         let wakeup = self.inner.wakeup.clone();
@@ -97,10 +122,18 @@ impl Engine {
         tasks.spawn(self.clone().prune_loop(shutdown.clone()));
     }
 
+    /// `Err` when a worker loop has not come round in time (see [`heartbeat`]); with no
+    /// workers, always `Ok`.
+    pub fn check_workers(&self) -> Result<(), WorkerStalled> {
+        let inner = &self.inner;
+        inner.heartbeats.check(inner.stall_limit(), Instant::now())
+    }
+
     async fn worker_loop(self, n: usize, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
+            self.inner.heartbeats.beat(n);
             // Register for wake-ups before looking, so none is missed in between.
             let woken = self.inner.wakeup.local.notified();
             tokio::pin!(woken);
@@ -113,7 +146,7 @@ impl Engine {
                 }
                 Err(error) => {
                     failures += 1;
-                    let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    let pause = error_pause(failures);
                     tracing::warn!(worker = n, %error, ?pause, "claim failed; database unavailable?");
                     pause
                 }

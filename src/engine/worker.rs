@@ -1,7 +1,8 @@
 //! One step of a worker: claim a batch, apply events in the claim transaction, then run
-//! leased outbound jobs outside it.
+//! leased outbound jobs outside it. Event metrics are counted once the claim commits.
 
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use sqlx::{Acquire, PgConnection};
@@ -11,6 +12,14 @@ use super::Inner;
 use super::queue::{self, ClaimedJob};
 use super::registry::{LeasedJob, Outcome};
 use super::retry::{JobError, Verdict};
+use crate::metrics::{self, EventOutcome};
+
+/// One attempt at an event, counted after its transaction committed.
+struct Attempt {
+    event_type: String,
+    outcome: EventOutcome,
+    elapsed: Duration,
+}
 
 /// Claims and runs one batch; returns how many jobs it took.
 pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
@@ -21,8 +30,9 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
         return Ok(0);
     }
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
+    let mut attempts = Vec::with_capacity(events.len());
     for job in &events {
-        apply_event(inner, &mut tx, job).await?;
+        attempts.extend(apply_event(inner, &mut tx, job).await?);
     }
     let lease = if outbound.is_empty() {
         None
@@ -31,6 +41,9 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
         Some(queue::lease(&mut tx, &ids, inner.lease()).await?)
     };
     tx.commit().await?;
+    for a in attempts {
+        metrics::event_processed(&a.event_type, a.outcome, a.elapsed);
+    }
     if let Some(lease) = lease {
         for job in &outbound {
             let leased = LeasedJob {
@@ -48,23 +61,23 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
 }
 
 /// Applies one event inside a savepoint of the claim transaction: its effects and its new
-/// state commit together, or neither does.
+/// state commit together, or neither does. `None` when the event is gone.
 async fn apply_event(
     inner: &Inner,
     tx: &mut PgConnection,
     job: &ClaimedJob,
-) -> Result<(), sqlx::Error> {
+) -> Result<Option<Attempt>, sqlx::Error> {
     let Some(event) = queue::load_event(tx, &job.job_key).await? else {
         // The event was pruned while queued; nothing is left to apply.
         sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(job.id)
             .execute(&mut *tx)
             .await?;
-        return Ok(());
+        return Ok(None);
     };
     let span = tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type);
     async {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut savepoint = tx.begin().await?;
         let result = match inner.registry.event(&event.event_type) {
             None => Ok(Outcome::Skipped(format!(
@@ -76,15 +89,19 @@ async fn apply_event(
                 .await
                 .unwrap_or_else(|panic| Err(panicked(panic))),
         };
-        match result {
+        let outcome = match result {
             Ok(outcome) => {
                 savepoint.commit().await?;
                 queue::finish_event(tx, job, &outcome).await?;
                 match &outcome {
                     Outcome::Applied => {
-                        tracing::info!(micros = started.elapsed().as_micros() as u64, "applied")
+                        tracing::info!(micros = started.elapsed().as_micros() as u64, "applied");
+                        EventOutcome::Applied
                     }
-                    Outcome::Skipped(reason) => tracing::info!(%reason, "skipped"),
+                    Outcome::Skipped(reason) => {
+                        tracing::info!(%reason, "skipped");
+                        EventOutcome::Skipped
+                    }
                 }
             }
             Err(error) => {
@@ -92,9 +109,17 @@ async fn apply_event(
                 let verdict = inner.policy.verdict(&error, job.attempts + 1, job.age());
                 log_failure(&error, verdict, job.attempts + 1);
                 queue::fail_event(tx, job, &error.to_string(), verdict).await?;
+                match verdict {
+                    Verdict::RetryIn(_) => EventOutcome::Retry,
+                    Verdict::Dead => EventOutcome::Dead,
+                }
             }
-        }
-        Ok(())
+        };
+        Ok(Some(Attempt {
+            event_type: event.event_type.clone(),
+            outcome,
+            elapsed: started.elapsed(),
+        }))
     }
     .instrument(span)
     .await
@@ -129,6 +154,10 @@ async fn run_leased(
                 let verdict = inner.policy.verdict(&error, job.attempts, claimed.age());
                 log_failure(&error, verdict, job.attempts);
                 queue::fail_leased(&inner.pool, job, &error.to_string(), verdict).await?;
+                match verdict {
+                    Verdict::RetryIn(_) => metrics::job_retried(&job.kind),
+                    Verdict::Dead => metrics::dead_letter(&job.kind),
+                }
             }
         }
         Ok(())

@@ -8,6 +8,7 @@ mod api;
 mod customers;
 mod error;
 mod health;
+mod metrics;
 mod webhook;
 
 use std::convert::Infallible;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
-use crate::config::{HttpSettings, Secret};
+use crate::config::{HttpSettings, MetricsSettings, Secret};
 use crate::ingest::Ingest;
 use error::{ApiError, HttpResponse};
 
@@ -39,6 +40,7 @@ pub(crate) struct AppState {
     pub api_token: Secret,
     pub signature_tolerance_secs: u64,
     pub http: HttpSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// Accepts connections until `shutdown`, then waits for open connections to finish.
@@ -106,11 +108,14 @@ async fn route(state: &AppState, req: Request<Incoming>) -> HttpResponse {
         (&Method::POST, ["webhooks", "stripe"]) => webhook::receive(state, req).await,
         (&Method::GET, ["healthz"]) => Ok(health::live()),
         (&Method::GET, ["readyz"]) => Ok(health::ready(state).await),
+        (&Method::GET, ["metrics"]) => metrics::scrape(state, &req).await,
         (_, ["v1", ..]) => match api::authorize(state, &req) {
             Ok(()) => api::route(state, req, &segments[1..]).await,
             Err(e) => Err(e),
         },
-        (_, ["webhooks", "stripe"] | ["healthz"] | ["readyz"]) => Err(ApiError::MethodNotAllowed),
+        (_, ["webhooks", "stripe"] | ["healthz"] | ["readyz"] | ["metrics"]) => {
+            Err(ApiError::MethodNotAllowed)
+        }
         _ => Err(ApiError::NoRoute),
     };
     result.unwrap_or_else(ApiError::into_response)

@@ -1,6 +1,7 @@
 //! `POST /webhooks/stripe`: read the raw body (bounded), verify, index, store, then answer.
+//! Every delivery is counted by outcome; acknowledged ones also time verify-to-ack.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -11,6 +12,7 @@ use tracing::Instrument;
 use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
 use crate::ingest::Stored;
+use crate::metrics::{self, Delivery};
 use crate::stripe::event::Envelope;
 use crate::stripe::signature;
 
@@ -18,6 +20,38 @@ pub(super) async fn receive(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<HttpResponse, ApiError> {
+    let (signature_header, body) = read(state, req).await.inspect_err(count_refusal)?;
+    let started = Instant::now();
+    let envelope = verify(state, signature_header, &body).inspect_err(count_refusal)?;
+    let event_type = envelope.event_type.clone();
+    let span =
+        tracing::info_span!("webhook", event_id = %envelope.id, event_type = %envelope.event_type);
+    let stored = state
+        .ingest
+        .store(envelope, body)
+        .instrument(span.clone())
+        .await
+        .inspect_err(|_| metrics::webhook_received(Some(&event_type), Delivery::Unavailable))?;
+    let duplicate = stored == Stored::Duplicate;
+    let outcome = if duplicate {
+        Delivery::Duplicate
+    } else {
+        Delivery::Stored
+    };
+    metrics::webhook_received(Some(&event_type), outcome);
+    metrics::ingest_latency(started.elapsed());
+    span.in_scope(|| tracing::debug!(duplicate, "event stored"));
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "received": true, "duplicate": duplicate }),
+    ))
+}
+
+/// The `Stripe-Signature` header and the body, bounded in size and time.
+async fn read(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<(Option<header::HeaderValue>, Bytes), ApiError> {
     let limit = state.http.max_body_bytes;
     let declared = req
         .headers()
@@ -30,27 +64,31 @@ pub(super) async fn receive(
     let signature_header = req.headers().get("stripe-signature").cloned();
     let timeout = Duration::from_millis(state.http.body_read_timeout_ms);
     let body = read_body(req.into_body(), limit, timeout).await?;
+    Ok((signature_header, body))
+}
 
+/// Checks the signature on the raw bytes, then parses the envelope.
+fn verify(
+    state: &AppState,
+    signature_header: Option<header::HeaderValue>,
+    body: &[u8],
+) -> Result<Envelope, ApiError> {
     signature::verify(
         signature_header.as_ref().map(|v| v.as_bytes()),
-        &body,
+        body,
         &state.webhook_secrets,
         state.signature_tolerance_secs,
         unix_now(),
     )?;
-    let envelope = Envelope::parse(&body)?;
-    let span =
-        tracing::info_span!("webhook", event_id = %envelope.id, event_type = %envelope.event_type);
-    let stored = state
-        .ingest
-        .store(envelope, body)
-        .instrument(span.clone())
-        .await?;
-    span.in_scope(|| tracing::debug!(duplicate = stored == Stored::Duplicate, "event stored"));
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({ "received": true, "duplicate": stored == Stored::Duplicate }),
-    ))
+    Ok(Envelope::parse(body)?)
+}
+
+/// A delivery refused before it was stored: its type is not known (or not trusted).
+fn count_refusal(error: &ApiError) {
+    if let ApiError::Signature(e) = error {
+        metrics::signature_failure(e.code());
+    }
+    metrics::webhook_received(None, Delivery::Rejected);
 }
 
 async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {

@@ -92,6 +92,13 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<EventRecord>
 pub struct Status {
     /// Events per state in the log.
     pub events: std::collections::BTreeMap<String, i64>,
+    #[serde(flatten)]
+    pub queue: QueueCounts,
+}
+
+/// The job queue at a glance: one aggregate over `jobs`, cheap enough for every scrape.
+#[derive(Debug, Clone, Copy, Serialize, sqlx::FromRow)]
+pub struct QueueCounts {
     /// Queue rows waiting to run (due or backing off).
     pub pending: i64,
     /// Queue rows under a live lease (outbound jobs running now).
@@ -107,21 +114,22 @@ pub async fn status(pool: &PgPool) -> Result<Status, sqlx::Error> {
         sqlx::query_as("SELECT state, count(*) FROM events GROUP BY state ORDER BY state")
             .fetch_all(pool)
             .await?;
-    let (pending, in_flight, dead, oldest_pending_secs): (i64, i64, i64, Option<f64>) =
-        sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE state = 'pending'),
-                    count(*) FILTER (WHERE state = 'pending' AND locked_until > now()),
-                    count(*) FILTER (WHERE state = 'dead'),
-                    extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE state = 'pending'))::float8
-             FROM jobs",
-        )
-        .fetch_one(pool)
-        .await?;
     Ok(Status {
         events: events.into_iter().collect(),
-        pending,
-        in_flight,
-        dead,
-        oldest_pending_secs,
+        queue: queue_counts(pool).await?,
     })
+}
+
+/// Pending, in flight, dead and the oldest pending age, for `status` and `/metrics`.
+pub async fn queue_counts(pool: &PgPool) -> Result<QueueCounts, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+                count(*) FILTER (WHERE state = 'pending' AND locked_until > now()) AS in_flight,
+                count(*) FILTER (WHERE state = 'dead') AS dead,
+                extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE state = 'pending'))::float8
+                    AS oldest_pending_secs
+         FROM jobs",
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -105,7 +105,7 @@ impl StripeApi {
             Err(StripeError::Stripe(_, status)) => Some(*status),
             Err(_) => None,
         };
-        tracing::debug!(endpoint, ?status, "stripe call");
+        crate::metrics::stripe_api_call(endpoint, status);
         result.map_err(|error| classify(endpoint, error))
     }
 
@@ -224,8 +224,12 @@ impl StripeApi {
     }
 
     pub async fn retrieve_subscription(&self, id: &str) -> Result<Subscription, CallError> {
-        self.send("subscriptions.retrieve", None, RetrieveSubscription::new(id))
-            .await
+        self.send(
+            "subscriptions.retrieve",
+            None,
+            RetrieveSubscription::new(id),
+        )
+        .await
     }
 
     /// Swaps the subscription's first item to `price` (an upgrade prorates at once).

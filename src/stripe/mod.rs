@@ -1,5 +1,5 @@
 //! Stripe's wire formats: the webhook signature and the event envelope.
 
+pub mod client;
 pub mod event;
 pub mod signature;
-pub mod client;

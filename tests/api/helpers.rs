@@ -180,11 +180,30 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.send(self.get_request(path, token)).await
+    }
+
+    /// GETs `path` and returns the body as text (for `/metrics`).
+    pub async fn get_text(&self, path: &str, token: Option<&str>) -> (StatusCode, String) {
+        let response = self
+            .client
+            .request(self.get_request(path, token))
+            .await
+            .expect("request sent");
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            String::from_utf8(body.to_vec()).expect("a UTF-8 body"),
+        )
+    }
+
+    fn get_request(&self, path: &str, token: Option<&str>) -> Request<Full<Bytes>> {
         let mut req = Request::builder().method(Method::GET).uri(self.url(path));
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
-        self.send(req.body(Full::new(Bytes::new())).unwrap()).await
+        req.body(Full::new(Bytes::new())).unwrap()
     }
 
     pub async fn send(&self, req: Request<Full<Bytes>>) -> (StatusCode, Value) {

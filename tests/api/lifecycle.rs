@@ -1,85 +1,30 @@
 //! The process as ops see it: the binary, signals, crashes, slow clients.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hyper::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::daemon::{BIN, Daemon};
 use crate::helpers::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_stripe-reconciler");
-
-/// A daemon process that is killed if the test ends without stopping it.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Daemon {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Daemon {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-/// Starts `stripe-reconciler serve` and returns the child and the address it bound.
-fn spawn_daemon(database_url: &str) -> (Daemon, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env_clear()
-        .envs(test_env(database_url))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let child = Daemon(child);
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("daemon exited before listening")
-            .unwrap();
-        if line.contains("listening") {
-            let addr = line.split("addr=").nth(1).unwrap();
-            break addr.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining stderr so the daemon never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
 
 #[tokio::test]
 async fn an_acknowledged_event_survives_kill_9() {
     let database_url = fresh_database().await;
-    let (mut child, addr) = spawn_daemon(&database_url);
+    let mut daemon = Daemon::spawn(&database_url, &[]);
     let body = event("evt_survivor", "invoice.paid", "cus_1");
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http();
     let secret = stripe_reconciler::config::Secret::new(SECRET_OLD);
-    let url = format!("http://{addr}/webhooks/stripe");
+    let url = daemon.url("/webhooks/stripe");
     let (status, _) = stripe_reconciler::cli::post_signed(&client, &url, body.into(), &secret)
         .await
         .unwrap();
     assert_eq!(status, StatusCode::OK);
 
-    child.kill().unwrap(); // SIGKILL: no shutdown code runs
-    child.wait().unwrap();
+    daemon.kill(); // SIGKILL: no shutdown code runs
 
     let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE id = 'evt_survivor'")
@@ -92,19 +37,10 @@ async fn an_acknowledged_event_survives_kill_9() {
 #[tokio::test]
 async fn sigterm_stops_the_daemon_cleanly() {
     let database_url = fresh_database().await;
-    let (mut child, _addr) = spawn_daemon(&database_url);
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::task::spawn_blocking(move || child.0.wait().unwrap())
-        .await
-        .unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    let daemon = Daemon::spawn(&database_url, &[]);
+    daemon.terminate();
+    let exited = daemon.wait().await;
+    assert!(exited.status.success(), "exit status {:?}", exited.status);
 }
 
 #[tokio::test]

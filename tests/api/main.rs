@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0 against a fresh database per test.
 //! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
 
+mod daemon;
 mod helpers;
 
 mod convergence;
@@ -10,5 +11,8 @@ mod events_api;
 mod handlers;
 mod health;
 mod lifecycle;
+mod logs;
+mod metrics;
 mod ops_cli;
+mod systemd_notify;
 mod webhook;

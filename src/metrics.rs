@@ -1,0 +1,237 @@
+//! Prometheus metrics: every name, its description and buckets, and one helper per fact.
+//!
+//! Call sites are one-liners (`metrics::webhook_received(...)`). The recorder of the
+//! `metrics` crate is process-global: [`install`] sets ours up once and later calls return
+//! the same handle, so any number of apps in one process (the tests) share it. The outbox
+//! gauges belong to one database, not to the process: [`render`] computes them per scrape
+//! from the counts the caller read, in a recorder of their own.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+use ::metrics::{histogram, with_local_recorder};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::ingest::EVENT_JOB;
+use crate::store::events::QueueCounts;
+
+pub const WEBHOOKS_RECEIVED: &str = "stripe_webhooks_received_total";
+pub const SIGNATURE_FAILURES: &str = "stripe_webhook_signature_failures_total";
+pub const INGEST_SECONDS: &str = "stripe_webhook_ingest_seconds";
+pub const OUTBOX_JOBS: &str = "reconciler_outbox_jobs";
+pub const OUTBOX_OLDEST_PENDING: &str = "reconciler_outbox_oldest_pending_seconds";
+pub const EVENT_PROCESSING_SECONDS: &str = "reconciler_event_processing_seconds";
+pub const EVENTS: &str = "reconciler_events_total";
+pub const JOB_RETRIES: &str = "reconciler_job_retries_total";
+pub const DEAD_LETTERS: &str = "reconciler_dead_letters_total";
+pub const STRIPE_API_CALLS: &str = "stripe_api_calls_total";
+
+/// Upper bounds of the latency histograms, in seconds: 1 ms (a group commit) to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The signature failure codes, counted from zero so that `rate()` has a series at once.
+const SIGNATURE_CODES: &[&str] = &[
+    "missing_signature",
+    "malformed_signature",
+    "timestamp_out_of_tolerance",
+    "no_matching_signature",
+];
+
+/// How often histogram samples are folded into buckets when nobody scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and describes every metric; returns its handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = latency_buckets(PrometheusBuilder::new()).build_recorder();
+        let handle = recorder.handle();
+        if ::metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn latency_buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
+    [INGEST_SECONDS, EVENT_PROCESSING_SECONDS]
+        .into_iter()
+        .fold(builder, |b, name| {
+            b.set_buckets_for_metric(Matcher::Full(name.to_owned()), LATENCY_BUCKETS)
+                .expect("the bucket list is not empty")
+        })
+}
+
+fn describe() {
+    describe_counter!(
+        WEBHOOKS_RECEIVED,
+        "Webhook deliveries by event type and outcome (stored, duplicate, rejected, unavailable)."
+    );
+    describe_counter!(
+        SIGNATURE_FAILURES,
+        "Webhook deliveries refused by signature verification, by reason code."
+    );
+    describe_histogram!(
+        INGEST_SECONDS,
+        Unit::Seconds,
+        "Time from verifying a webhook to acknowledging it (verify, parse, durable store)."
+    );
+    describe_histogram!(
+        EVENT_PROCESSING_SECONDS,
+        Unit::Seconds,
+        "Time to process one event attempt, by event type."
+    );
+    describe_counter!(
+        EVENTS,
+        "Event processing attempts by type and outcome (applied, skipped, retry, dead)."
+    );
+    describe_counter!(
+        JOB_RETRIES,
+        "Failed attempts scheduled for a retry, by job kind."
+    );
+    describe_counter!(DEAD_LETTERS, "Jobs moved to the dead letters, by job kind.");
+    describe_counter!(
+        STRIPE_API_CALLS,
+        "Calls to the Stripe API by endpoint template and HTTP status (error: no response)."
+    );
+    for code in SIGNATURE_CODES {
+        counter!(SIGNATURE_FAILURES, "code" => *code).absolute(0);
+    }
+}
+
+/// What became of one webhook delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Stored,
+    Duplicate,
+    /// Refused with a 4xx: bad signature, not an event, too large, too slow.
+    Rejected,
+    /// Answered 503: the database did not take it.
+    Unavailable,
+}
+
+impl Delivery {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Stored => "stored",
+            Self::Duplicate => "duplicate",
+            Self::Rejected => "rejected",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Counts a delivery; `event_type` is `None` until the body was verified and parsed.
+pub fn webhook_received(event_type: Option<&str>, outcome: Delivery) {
+    let event_type = event_type.unwrap_or("unknown").to_owned();
+    counter!(WEBHOOKS_RECEIVED, "type" => event_type, "outcome" => outcome.as_str()).increment(1);
+}
+
+pub fn signature_failure(code: &'static str) {
+    counter!(SIGNATURE_FAILURES, "code" => code).increment(1);
+}
+
+/// Verify + store latency of an acknowledged delivery.
+pub fn ingest_latency(elapsed: Duration) {
+    histogram!(INGEST_SECONDS).record(elapsed);
+}
+
+/// What one attempt at an event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Applied,
+    Skipped,
+    Retry,
+    Dead,
+}
+
+impl EventOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Skipped => "skipped",
+            Self::Retry => "retry",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// One committed attempt at an event: its outcome, its duration, and the retry or dead
+/// letter it made of the event's job.
+pub fn event_processed(event_type: &str, outcome: EventOutcome, elapsed: Duration) {
+    let event_type = event_type.to_owned();
+    histogram!(EVENT_PROCESSING_SECONDS, "type" => event_type.clone()).record(elapsed);
+    counter!(EVENTS, "type" => event_type, "outcome" => outcome.as_str()).increment(1);
+    match outcome {
+        EventOutcome::Retry => job_retried(EVENT_JOB),
+        EventOutcome::Dead => dead_letter(EVENT_JOB),
+        EventOutcome::Applied | EventOutcome::Skipped => {}
+    }
+}
+
+pub fn job_retried(kind: &str) {
+    counter!(JOB_RETRIES, "kind" => kind.to_owned()).increment(1);
+}
+
+pub fn dead_letter(kind: &str) {
+    counter!(DEAD_LETTERS, "kind" => kind.to_owned()).increment(1);
+}
+
+/// One call to the Stripe API. `endpoint` is a template such as `POST /v1/customers/{id}`,
+/// never a path with ids in it; `status` is `None` when no response arrived.
+pub fn stripe_api_call(endpoint: &'static str, status: Option<u16>) {
+    let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+    counter!(STRIPE_API_CALLS, "endpoint" => endpoint, "status" => status).increment(1);
+}
+
+/// The text of a scrape: the process's metrics, then the outbox gauges of `queue` (left
+/// out when the database could not be read, rather than shown stale).
+pub fn render(queue: Option<&QueueCounts>) -> String {
+    let mut text = install().render();
+    if let Some(queue) = queue {
+        text.push_str(&outbox_gauges(queue));
+    }
+    text
+}
+
+/// The outbox gauges in a throw-away recorder: each scrape shows its own database's
+/// numbers even when several apps share the process.
+fn outbox_gauges(queue: &QueueCounts) -> String {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    with_local_recorder(&recorder, || {
+        describe_gauge!(OUTBOX_JOBS, "Queue rows by state, read at scrape time.");
+        describe_gauge!(
+            OUTBOX_OLDEST_PENDING,
+            Unit::Seconds,
+            "Age of the oldest pending queue row, read at scrape time (0 when none)."
+        );
+        for (state, n) in [
+            ("pending", queue.pending),
+            ("in_flight", queue.in_flight),
+            ("dead", queue.dead),
+        ] {
+            gauge!(OUTBOX_JOBS, "state" => state).set(n as f64);
+        }
+        gauge!(OUTBOX_OLDEST_PENDING).set(queue.oldest_pending_secs.unwrap_or(0.0));
+    });
+    handle.render()
+}
+
+/// Folds histogram samples into their buckets every few seconds until `shutdown`, so that
+/// memory stays bounded between scrapes.
+pub async fn upkeep(shutdown: CancellationToken) {
+    let handle = install();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => handle.run_upkeep(),
+        }
+    }
+}
