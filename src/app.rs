@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::engine::{Engine, Registry, Wakeup};
+use crate::handlers::jobs::StripeContext;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::{metrics, systemd};
@@ -31,7 +32,8 @@ impl Application {
     /// [`crate::db::migrate`]): the catalog is stored there.
     pub async fn build(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         let catalog = load_catalog(&settings)?;
-        let registry = crate::handlers::registry(catalog.clone());
+        let stripe = StripeContext::from_settings(&settings.stripe, catalog.clone())?;
+        let registry = crate::handlers::registry(catalog.clone(), stripe);
         Self::build_with(settings, pool, catalog, registry).await
     }
 
@@ -54,7 +56,13 @@ impl Application {
         let tasks = TaskTracker::new();
         let wakeup = Arc::new(Wakeup::default());
         let ingest = Ingest::start(pool.clone(), &settings.ingest, wakeup.clone(), &tasks);
-        let engine = Engine::new(pool.clone(), registry, settings.engine.clone(), wakeup);
+        let stripe_enabled = registry.handles_job(crate::handlers::jobs::EXECUTE_ATTACH);
+        let engine = Engine::new(
+            pool.clone(),
+            registry,
+            settings.engine.clone(),
+            wakeup.clone(),
+        );
         let state = Arc::new(AppState {
             pool,
             catalog,
@@ -67,6 +75,9 @@ impl Application {
             signature_tolerance_secs: settings.signature_tolerance_secs,
             http: settings.http.clone(),
             metrics: settings.metrics.clone(),
+            wakeup: wakeup.clone(),
+            stripe_enabled,
+            attach_wait: std::time::Duration::from_millis(settings.stripe.attach_wait_ms),
         });
         Ok(Self {
             listener,

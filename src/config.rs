@@ -29,6 +29,8 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_WORKERS", "engine.workers"),
     ("RECONCILER_CATALOG", "catalog"),
     ("RECONCILER_METRICS_REQUIRE_TOKEN", "metrics.require_token"),
+    ("STRIPE_API_KEY", "stripe.api_key"),
+    ("STRIPE_API_BASE", "stripe.api_base"),
 ];
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -68,6 +70,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub engine: EngineSettings,
     pub metrics: MetricsSettings,
+    pub stripe: StripeSettings,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -115,6 +118,15 @@ pub struct EngineSettings {
     pub notify_interval_ms: u64,
     pub retention_days: u32,
     pub prune_interval_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StripeSettings {
+    /// `sk_...`; without it, nothing that needs Stripe runs (attach answers 503).
+    pub api_key: Option<Secret>,
+    pub api_base: String,
+    pub timeout_ms: u64,
+    pub attach_wait_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -277,6 +289,7 @@ mod tests {
         ("DATABASE_URL", "postgres://u:hunter2@localhost/db"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_old, whsec_new"),
         ("RECONCILER_API_TOKEN", "tok_secret"),
+        ("STRIPE_API_KEY", "sk_test_secret_key"),
     ];
 
     #[test]
@@ -312,7 +325,13 @@ mod tests {
     fn debug_output_never_shows_secrets() {
         let s = Settings::load_from(None, Needs::Daemon, env(FULL)).unwrap();
         let debug = format!("{s:?}");
-        for secret in ["hunter2", "whsec_old", "whsec_new", "tok_secret"] {
+        for secret in [
+            "hunter2",
+            "whsec_old",
+            "whsec_new",
+            "tok_secret",
+            "sk_test_secret_key",
+        ] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
         assert!(debug.contains("[redacted]"));

@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a thin call into the library.
 
 mod ops;
+mod reconcile;
 mod replay;
 
 use std::path::PathBuf;
@@ -58,6 +59,15 @@ pub enum Command {
     /// Inspect, retry and replay stored events.
     #[command(subcommand)]
     Events(ops::EventsCommand),
+    /// Repair drift: read subscriptions from Stripe and fix the store (needs STRIPE_API_KEY).
+    Reconcile {
+        /// Only this customer (our id).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Show what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -94,6 +104,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json } => {
             ops::status(&ops_pool(config).await?, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile { customer, dry_run } => {
+            let settings = Settings::load(config, Needs::Database)?;
+            telemetry::init(settings.log_format);
+            reconcile::run(&settings, customer.as_deref(), dry_run).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Events(command) => {

@@ -119,6 +119,11 @@ impl Registry {
         self.jobs.get(kind)
     }
 
+    /// Whether a handler is registered for the job kind.
+    pub fn handles_job(&self, kind: &str) -> bool {
+        self.jobs.contains_key(kind)
+    }
+
     pub fn event_types(&self) -> impl Iterator<Item = &str> {
         self.events.keys().map(String::as_str)
     }

@@ -1,5 +1,6 @@
 //! `invoice.*`: keep the invoice; on `invoice.paid`, finish an attach that waited on the first
-//! payment, and on a renewal (`subscription_cycle`) reset the period's allowance once.
+//! payment, and on a renewal (`subscription_cycle`) reset the period's allowance once; on
+//! `invoice.created` for a renewal draft, enqueue the ended period's usage billing.
 
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub(super) const EVENT_TYPES: &[&str] = &[
 #[derive(Clone)]
 pub(super) struct InvoiceHandler {
     pub catalog: Arc<Catalog>,
+    /// Enqueue usage billing for renewal drafts (only when Stripe is configured).
+    pub bill_usage: bool,
 }
 
 impl EventHandler for InvoiceHandler {
@@ -66,6 +69,13 @@ impl EventHandler for InvoiceHandler {
                 event_created: event.created,
             };
             let fresh = invoices::upsert(conn, &state).await?;
+            if self.bill_usage
+                && event.event_type == "invoice.created"
+                && invoice.billing_reason.as_deref() == Some("subscription_cycle")
+                && status == "draft"
+            {
+                super::usage::enqueue_for(conn, customer_pk, &invoice).await?;
+            }
             if event.event_type == "invoice.paid"
                 && let Some(subscription) = invoice.subscription_id()
             {

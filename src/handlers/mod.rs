@@ -7,10 +7,15 @@
 //! - a subscription → a plan by the Stripe price ids stored for the plan, else by
 //!   `metadata.plan_id` on the subscription, else on a price.
 
+mod attach;
+mod catalog_sync;
 mod checkout;
+mod customer_jobs;
 mod invoice;
+pub mod jobs;
 pub mod objects;
-mod subscription;
+pub(crate) mod subscription;
+mod usage;
 
 use std::sync::Arc;
 
@@ -21,13 +26,15 @@ use crate::engine::Registry;
 use crate::store::customers;
 use objects::Metadata;
 
-/// Every handler the daemon runs, over `catalog`.
-pub fn registry(catalog: Arc<Catalog>) -> Registry {
+/// Every handler the daemon runs, over `catalog`; the jobs that call Stripe only when it is
+/// configured.
+pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> Registry {
     let checkout = checkout::Checkout {
         catalog: catalog.clone(),
     };
     let invoice = invoice::InvoiceHandler {
         catalog: catalog.clone(),
+        bill_usage: stripe.is_some(),
     };
     let subscription = subscription::SubscriptionHandler { catalog };
     let mut registry = Registry::default()
@@ -44,6 +51,19 @@ pub fn registry(catalog: Arc<Catalog>) -> Registry {
     }
     for event_type in invoice::EVENT_TYPES {
         registry = registry.on_event(event_type, invoice.clone());
+    }
+    if let Some(stripe) = stripe {
+        registry = registry
+            .on_job(
+                jobs::CREATE_CUSTOMER,
+                customer_jobs::CreateCustomer(stripe.clone()),
+            )
+            .on_job(
+                jobs::LINK_CUSTOMER,
+                customer_jobs::LinkCustomer(stripe.clone()),
+            )
+            .on_job(jobs::EXECUTE_ATTACH, attach::ExecuteAttach(stripe.clone()))
+            .on_job(jobs::BILL_USAGE, usage::BillUsage(stripe));
     }
     registry
 }

@@ -193,3 +193,36 @@ pub struct CheckoutSession {
 pub fn timestamp(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
 }
+
+/// A subscription read from the API (async-stripe's type) in the same view as a webhook's.
+impl From<&stripe_shared::Subscription> for Subscription {
+    fn from(s: &stripe_shared::Subscription) -> Self {
+        Self {
+            id: s.id.to_string(),
+            customer: Expandable::Id(s.customer.id().to_string()),
+            status: s.status.as_str().to_owned(),
+            metadata: s.metadata.clone(),
+            items: List {
+                data: s
+                    .items
+                    .data
+                    .iter()
+                    .map(|i| SubscriptionItem {
+                        price: Price {
+                            id: i.price.id.to_string(),
+                            metadata: i.price.metadata.clone(),
+                        },
+                        quantity: i.quantity.map(|q| q.min(i64::MAX as u64) as i64),
+                        current_period_start: Some(i.current_period_start),
+                        current_period_end: Some(i.current_period_end),
+                    })
+                    .collect(),
+            },
+            cancel_at_period_end: s.cancel_at_period_end,
+            cancel_at: s.cancel_at,
+            canceled_at: s.canceled_at,
+            ended_at: s.ended_at,
+            start_date: Some(s.start_date),
+        }
+    }
+}

@@ -25,51 +25,64 @@ impl EventHandler for SubscriptionHandler {
     ) -> BoxFuture<'a, Result<Outcome, JobError>> {
         Box::pin(async move {
             let sub: Subscription = event.object()?;
-            let stripe_customer = sub.customer.id();
-            let Some(customer_pk) =
-                resolve_customer(conn, Some(stripe_customer), Some(&sub.metadata)).await?
-            else {
-                return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
-            };
-            let price_ids: Vec<&str> = sub.items.data.iter().map(|i| i.price.id.as_str()).collect();
-            let mut metadata = vec![Some(&sub.metadata)];
-            metadata.extend(sub.items.data.iter().map(|i| Some(&i.price.metadata)));
-            let Some(plan) = resolve_plan(conn, &self.catalog, &price_ids, &metadata).await? else {
-                return Ok(Outcome::Skipped(format!(
-                    "subscription {} maps to no plan in the catalog",
-                    sub.id
-                )));
-            };
             // A deleted subscription is over, whatever else the payload says.
-            let status = if event.event_type == "customer.subscription.deleted" {
-                "canceled"
-            } else {
-                sub.status.as_str()
-            };
-            let (period_start, period_end) = sub.period();
-            let state = SubscriptionState {
-                id: &sub.id,
-                customer_pk,
-                plan,
-                stripe_status: status,
-                period_start,
-                period_end,
-                cancel_at_period_end: sub.cancel_at_period_end,
-                canceled_at: sub.canceled_at.and_then(timestamp),
-                started_at: sub.start_date.and_then(timestamp),
-                ended_at: sub.ended_at.and_then(timestamp),
-                quantity: sub.quantity(),
-                event_created: event.created,
-            };
-            Ok(
-                match plans::sync_subscription(conn, &self.catalog, &state).await? {
-                    Sync::Applied => Outcome::Applied,
-                    Sync::Stale => Outcome::Skipped(format!(
-                        "stale: a newer event for {} was applied already",
-                        sub.id
-                    )),
-                },
-            )
+            let ended = event.event_type == "customer.subscription.deleted";
+            apply(conn, &self.catalog, &sub, ended, event.created).await
         })
     }
+}
+
+/// Applies a subscription as seen at `observed` (an event's `created`, or the time it was
+/// read from the API): the same path for webhooks, attaches and `reconcile`.
+pub(crate) async fn apply(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    sub: &Subscription,
+    ended: bool,
+    observed: i64,
+) -> Result<Outcome, JobError> {
+    let stripe_customer = sub.customer.id();
+    let Some(customer_pk) =
+        resolve_customer(conn, Some(stripe_customer), Some(&sub.metadata)).await?
+    else {
+        return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
+    };
+    let price_ids: Vec<&str> = sub.items.data.iter().map(|i| i.price.id.as_str()).collect();
+    let mut metadata = vec![Some(&sub.metadata)];
+    metadata.extend(sub.items.data.iter().map(|i| Some(&i.price.metadata)));
+    let Some(plan) = resolve_plan(conn, catalog, &price_ids, &metadata).await? else {
+        return Ok(Outcome::Skipped(format!(
+            "subscription {} maps to no plan in the catalog",
+            sub.id
+        )));
+    };
+    let status = if ended {
+        "canceled"
+    } else {
+        sub.status.as_str()
+    };
+    let (period_start, period_end) = sub.period();
+    let state = SubscriptionState {
+        id: &sub.id,
+        customer_pk,
+        plan,
+        stripe_status: status,
+        period_start,
+        period_end,
+        cancel_at_period_end: sub.cancel_at_period_end,
+        canceled_at: sub.canceled_at.and_then(timestamp),
+        started_at: sub.start_date.and_then(timestamp),
+        ended_at: sub.ended_at.and_then(timestamp),
+        quantity: sub.quantity(),
+        event_created: observed,
+    };
+    Ok(
+        match plans::sync_subscription(conn, catalog, &state).await? {
+            Sync::Applied => Outcome::Applied,
+            Sync::Stale => Outcome::Skipped(format!(
+                "stale: a newer event for {} was applied already",
+                sub.id
+            )),
+        },
+    )
 }

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, customers};
+use super::{AppState, attach, customers};
 use crate::store::events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -42,9 +42,18 @@ pub(super) async fn route(
         (Method::DELETE, ["customers", id]) => customers::delete(state, id).await,
         (Method::POST, ["check"]) => customers::check(state, body(state, req).await?).await,
         (Method::POST, ["track"]) => customers::track(state, body(state, req).await?).await,
-        (_, ["events", _] | ["customers"] | ["customers", _] | ["check"] | ["track"]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (Method::POST, ["attach"]) => attach::create(state, body(state, req).await?).await,
+        (Method::GET, ["attach", id]) => attach::get(state, id).await,
+        (
+            _,
+            ["events", _]
+            | ["customers"]
+            | ["customers", _]
+            | ["check"]
+            | ["track"]
+            | ["attach"]
+            | ["attach", _],
+        ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NoRoute),
     }
 }

@@ -33,10 +33,14 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("{what} not found")]
     NotFound { code: &'static str, what: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("no such route")]
     NoRoute,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("Stripe is not configured (STRIPE_API_KEY)")]
+    StripeNotConfigured,
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -56,7 +60,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unavailable(_) | Self::StripeNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,8 +77,10 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound { code, .. } => code,
             Self::NoRoute => "not_found",
+            Self::Conflict { code, .. } => code,
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
+            Self::StripeNotConfigured => "stripe_not_configured",
             Self::Internal(_) => "internal_error",
         }
     }

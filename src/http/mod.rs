@@ -5,6 +5,7 @@
 //! bodies, and on shutdown stops accepting, lets in-flight requests finish, and returns.
 
 mod api;
+mod attach;
 mod customers;
 mod error;
 mod health;
@@ -28,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
 use crate::config::{HttpSettings, MetricsSettings, Secret};
+use crate::engine::Wakeup;
 use crate::ingest::Ingest;
 use error::{ApiError, HttpResponse};
 
@@ -41,6 +43,12 @@ pub(crate) struct AppState {
     pub signature_tolerance_secs: u64,
     pub http: HttpSettings,
     pub metrics: MetricsSettings,
+    /// Wakes local workers after the API enqueues a job.
+    pub wakeup: Arc<Wakeup>,
+    /// Whether a Stripe API key is configured (attaches and Stripe customers need it).
+    pub stripe_enabled: bool,
+    /// How long `POST /v1/attach` waits for the first outcome.
+    pub attach_wait: std::time::Duration,
 }
 
 /// Accepts connections until `shutdown`, then waits for open connections to finish.

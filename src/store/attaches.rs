@@ -13,14 +13,18 @@ pub struct Attach {
     pub plan_id: String,
     pub state: String,
     pub checkout_url: Option<String>,
+    #[serde(skip)]
+    pub success_url: Option<String>,
+    #[serde(skip)]
+    pub cancel_url: Option<String>,
     pub stripe_subscription_id: Option<String>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, stripe_subscription_id, \
-                       error, created_at, updated_at";
+const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, success_url, cancel_url, \
+                       stripe_subscription_id, error, created_at, updated_at";
 
 /// Records a new pending attach.
 pub async fn create(
@@ -88,4 +92,37 @@ pub async fn complete_paid(
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Stores the Checkout Session a pending attach waits on.
+pub async fn set_checkout(
+    conn: &mut PgConnection,
+    id: &str,
+    session_id: &str,
+    url: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE attaches SET state = 'checkout_required', checkout_session_id = $2,
+                checkout_url = $3, updated_at = now()
+         WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(session_id)
+    .bind(url)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records why an attach could not be carried out.
+pub async fn fail(conn: &mut PgConnection, id: &str, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE attaches SET state = 'failed', error = $2, updated_at = now()
+         WHERE id = $1 AND state = 'pending'",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -243,3 +243,26 @@ pub async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value,
     view["invoices"] = invoices.into();
     Ok(view)
 }
+
+pub async fn by_pk(conn: &mut PgConnection, pk: i64) -> Result<Option<Customer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM customers WHERE pk = $1"
+    )))
+    .bind(pk)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Customers linked to Stripe, optionally only the one with `id`.
+pub async fn linked(
+    conn: &mut PgConnection,
+    id: Option<&str>,
+) -> Result<Vec<Customer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM customers
+         WHERE stripe_id IS NOT NULL AND ($1::text IS NULL OR id = $1) ORDER BY pk"
+    )))
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}

@@ -6,3 +6,4 @@ pub mod customers;
 pub mod events;
 pub mod invoices;
 pub mod plans;
+pub mod stripe_ids;

@@ -89,6 +89,21 @@ pub async fn sync_subscription(
     if newer.is_none() {
         return Ok(Sync::Stale);
     }
+    // A downgrade scheduled for the period end: until that period starts, the subscription
+    // (already billing the new price) still grants the plan it had.
+    let plan = match scheduled_start(conn, s.id, &s.plan.id).await? {
+        Some(start) if s.period_start.is_none_or(|p| p < start) => {
+            match live_plan_of(conn, s.id)
+                .await?
+                .and_then(|id| catalog.plan(&id))
+            {
+                Some(current) => current,
+                None => s.plan,
+            }
+        }
+        _ => s.plan,
+    };
+    let s = &SubscriptionState { plan, ..s.clone() };
     let changed_at = s
         .ended_at
         .or_else(|| DateTime::from_timestamp(s.event_created, 0))
@@ -282,5 +297,136 @@ pub async fn subscription_plan(
     )
     .bind(subscription_id)
     .fetch_optional(conn)
+    .await
+}
+
+async fn scheduled_start(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+    plan_id: &str,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT started_at FROM customer_plans
+         WHERE stripe_subscription_id = $1 AND plan_id = $2 AND status = 'scheduled'",
+    )
+    .bind(subscription_id)
+    .bind(plan_id)
+    .fetch_optional(conn)
+    .await
+}
+
+async fn live_plan_of(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT plan_id FROM customer_plans
+         WHERE stripe_subscription_id = $1 AND status IN {LIVE} ORDER BY id DESC LIMIT 1"
+    )))
+    .bind(subscription_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The live plan backed by a Stripe subscription in `group`, if any: (plan id, subscription).
+pub async fn live_subscription_in_group(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    group: &str,
+) -> Result<Option<(String, String)>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT plan_id, stripe_subscription_id FROM customer_plans
+         WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
+           AND stripe_subscription_id IS NOT NULL AND status IN {LIVE}
+         ORDER BY id DESC LIMIT 1"
+    )))
+    .bind(customer_pk)
+    .bind(group)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records a downgrade to `plan` on `subscription_id`, starting at `starts_at` (the end of
+/// the current period); the plan stays `scheduled` until then.
+pub async fn schedule(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    plan: &Plan,
+    subscription_id: &str,
+    starts_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
+                 stripe_subscription_id, started_at)
+         VALUES ($1, $2, $3, $4, 'scheduled', $5, $6)
+         ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
+         DO UPDATE SET status = 'scheduled', started_at = EXCLUDED.started_at, updated_at = now()
+         WHERE customer_plans.status = 'expired'",
+    )
+    .bind(customer_pk)
+    .bind(&plan.id)
+    .bind(&plan.group)
+    .bind(plan.add_on)
+    .bind(subscription_id)
+    .bind(starts_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Activates a plan that needs no Stripe subscription (a free plan attached by request).
+pub async fn activate_local(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    plan: &Plan,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    activate_default(conn, plan, customer_pk, at).await?;
+    let row: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM customer_plans
+         WHERE customer_pk = $1 AND plan_id = $2 AND stripe_subscription_id IS NULL",
+    )
+    .bind(customer_pk)
+    .bind(&plan.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    settle_group(conn, catalog, customer_pk, plan, row, at).await?;
+    balances::provision(conn, catalog, customer_pk).await
+}
+
+/// A customer's plan as `reconcile` compares it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PlanRow {
+    pub plan_id: String,
+    pub status: String,
+    pub stripe_subscription_id: Option<String>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+}
+
+impl std::fmt::Display for PlanRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.plan_id, self.status)?;
+        if let Some(end) = self.current_period_end {
+            write!(f, " until {}", end.format("%Y-%m-%d"))?;
+        }
+        if self.cancel_at_period_end {
+            f.write_str(" (cancels at period end)")?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn snapshot(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+) -> Result<Vec<PlanRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT plan_id, status, stripe_subscription_id, current_period_end, cancel_at_period_end
+         FROM customer_plans WHERE customer_pk = $1 ORDER BY plan_id, stripe_subscription_id",
+    )
+    .bind(customer_pk)
+    .fetch_all(conn)
     .await
 }

@@ -1,0 +1,112 @@
+//! `POST /v1/attach` and `GET /v1/attach/{id}`: a durable pending attach, carried out by the
+//! outbox; the POST waits briefly for the first outcome so a caller usually gets the checkout
+//! URL (or the active plan) in one call.
+
+use std::time::Duration;
+
+use hyper::StatusCode;
+use serde::Deserialize;
+use sqlx::PgConnection;
+
+use super::AppState;
+use super::error::{ApiError, HttpResponse, json};
+use crate::handlers::jobs;
+use crate::store::attaches::{self, Attach};
+use crate::store::customers;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateAttach {
+    customer_id: String,
+    plan_id: String,
+    success_url: Option<String>,
+    cancel_url: Option<String>,
+}
+
+pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpResponse, ApiError> {
+    if !state.stripe_enabled {
+        return Err(ApiError::StripeNotConfigured);
+    }
+    if state.catalog.plan(&body.plan_id).is_none() {
+        return Err(ApiError::NotFound {
+            code: "plan_not_found",
+            what: format!("plan {}", body.plan_id),
+        });
+    }
+    for (field, url) in [
+        ("success_url", &body.success_url),
+        ("cancel_url", &body.cancel_url),
+    ] {
+        if url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
+            return Err(ApiError::invalid(field, "must be an http(s) URL"));
+        }
+    }
+    let mut tx = state.pool.begin().await?;
+    let customer = customers::by_id(&mut tx, &body.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: "customer_not_found",
+            what: format!("customer {}", body.customer_id),
+        })?;
+    let id: String =
+        sqlx::query_scalar("SELECT 'att_' || replace(gen_random_uuid()::text, '-', '')")
+            .fetch_one(&mut *tx)
+            .await?;
+    let attach = attaches::create(
+        &mut tx,
+        &id,
+        customer.pk,
+        &body.plan_id,
+        body.success_url.as_deref(),
+        body.cancel_url.as_deref(),
+    )
+    .await?;
+    jobs::enqueue_attach(&mut tx, customer.pk, &attach.id).await?;
+    tx.commit().await?;
+    state.wakeup.stored();
+
+    let attach = wait_for_outcome(state, attach).await?;
+    let status = if attach.state == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json(status, &view(&attach, &body.customer_id)))
+}
+
+pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let attach = find(&mut conn, id).await?;
+    let customer = customers::by_pk(&mut conn, attach.customer_pk).await?;
+    let customer_id = customer.and_then(|c| c.id).unwrap_or_default();
+    Ok(json(StatusCode::OK, &view(&attach, &customer_id)))
+}
+
+async fn wait_for_outcome(state: &AppState, attach: Attach) -> Result<Attach, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.attach_wait;
+    let mut current = attach;
+    while current.state == "pending" && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        let mut conn = state.pool.acquire().await?;
+        current = find(&mut conn, &current.id).await?;
+    }
+    Ok(current)
+}
+
+async fn find(conn: &mut PgConnection, id: &str) -> Result<Attach, ApiError> {
+    attaches::get(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: "attach_not_found",
+            what: format!("attach {id}"),
+        })
+}
+
+fn view(attach: &Attach, customer_id: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(attach).expect("attaches serialize");
+    v["customer_id"] = customer_id.into();
+    v
+}

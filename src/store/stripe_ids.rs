@@ -1,0 +1,122 @@
+//! The Stripe objects created for our catalog and usage: plan products and prices (per Stripe
+//! account), and the usage items added to renewal invoices.
+
+use std::collections::HashMap;
+
+use sqlx::PgConnection;
+use sqlx::types::Json;
+
+/// A plan's Stripe objects in one account.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanObjects {
+    pub product: Option<String>,
+    pub price: Option<String>,
+    /// Feature id → one-time price used for its usage over `included`.
+    pub usage_prices: HashMap<String, String>,
+}
+
+/// The plan's objects, if they were created in `account`.
+pub async fn plan_objects(
+    conn: &mut PgConnection,
+    plan_id: &str,
+    account: &str,
+) -> Result<Option<PlanObjects>, sqlx::Error> {
+    let row: Option<(
+        Option<String>,
+        Option<String>,
+        Json<HashMap<String, String>>,
+    )> = sqlx::query_as(
+        "SELECT stripe_product_id, stripe_price_id, usage_prices FROM catalog_plans
+             WHERE id = $1 AND stripe_account = $2",
+    )
+    .bind(plan_id)
+    .bind(account)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(product, price, usage)| PlanObjects {
+        product,
+        price,
+        usage_prices: usage.0,
+    }))
+}
+
+/// Records the plan's objects in `account` (replacing those of another account).
+pub async fn save_plan_objects(
+    conn: &mut PgConnection,
+    plan_id: &str,
+    account: &str,
+    objects: &PlanObjects,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE catalog_plans SET stripe_account = $2, stripe_product_id = $3,
+                stripe_price_id = $4, usage_prices = $5
+         WHERE id = $1",
+    )
+    .bind(plan_id)
+    .bind(account)
+    .bind(&objects.product)
+    .bind(&objects.price)
+    .bind(Json(&objects.usage_prices))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether usage for (invoice, feature) was billed (or found to be zero) already.
+pub async fn usage_billed(
+    conn: &mut PgConnection,
+    invoice_id: &str,
+    feature_id: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM invoice_usage_items WHERE invoice_id = $1 AND feature_id = $2)",
+    )
+    .bind(invoice_id)
+    .bind(feature_id)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn record_usage_billed(
+    conn: &mut PgConnection,
+    invoice_id: &str,
+    feature_id: &str,
+    customer_pk: i64,
+    units: i64,
+    amount: i64,
+    stripe_item_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO invoice_usage_items (invoice_id, feature_id, customer_pk, units, amount, stripe_item_id)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(invoice_id)
+    .bind(feature_id)
+    .bind(customer_pk)
+    .bind(units)
+    .bind(amount)
+    .bind(stripe_item_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Usage recorded for a customer's feature in [start, end).
+pub async fn usage_between(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    feature_id: &str,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(value), 0)::bigint FROM usage_events
+         WHERE customer_pk = $1 AND feature_id = $2 AND recorded_at >= $3 AND recorded_at < $4",
+    )
+    .bind(customer_pk)
+    .bind(feature_id)
+    .bind(start)
+    .bind(end)
+    .fetch_one(conn)
+    .await
+}
