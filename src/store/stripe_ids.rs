@@ -21,22 +21,24 @@ pub async fn plan_objects(
     plan_id: &str,
     account: &str,
 ) -> Result<Option<PlanObjects>, sqlx::Error> {
-    let row: Option<(
-        Option<String>,
-        Option<String>,
-        Json<HashMap<String, String>>,
-    )> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        stripe_product_id: Option<String>,
+        stripe_price_id: Option<String>,
+        usage_prices: Json<HashMap<String, String>>,
+    }
+    let row: Option<Row> = sqlx::query_as(
         "SELECT stripe_product_id, stripe_price_id, usage_prices FROM catalog_plans
-             WHERE id = $1 AND stripe_account = $2",
+         WHERE id = $1 AND stripe_account = $2",
     )
     .bind(plan_id)
     .bind(account)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(product, price, usage)| PlanObjects {
-        product,
-        price,
-        usage_prices: usage.0,
+    Ok(row.map(|r| PlanObjects {
+        product: r.stripe_product_id,
+        price: r.stripe_price_id,
+        usage_prices: r.usage_prices.0,
     }))
 }
 
