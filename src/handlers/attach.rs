@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use futures::future::BoxFuture;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::catalog_sync::ensure_plan_objects;
 use super::customer_jobs::ensure_stripe_customer;
@@ -21,7 +21,8 @@ use super::objects::Subscription;
 use super::subscription::apply;
 use crate::catalog::Plan;
 use crate::engine::{JobError, JobHandler, LeasedJob, queue};
-use crate::store::{attaches, plans};
+use crate::store::attaches::{self, Attach};
+use crate::store::{customers, plans};
 
 pub(super) struct ExecuteAttach(pub StripeContext);
 
@@ -41,8 +42,7 @@ impl JobHandler for ExecuteAttach {
             if attach.state != "pending" {
                 return Ok(()); // carried out already
             }
-            let stripe = &self.0;
-            let Some(plan) = stripe.catalog.plan(&attach.plan_id) else {
+            let Some(plan) = self.0.catalog.plan(&attach.plan_id) else {
                 let mut conn = pool.acquire().await?;
                 attaches::fail(
                     &mut conn,
@@ -52,133 +52,224 @@ impl JobHandler for ExecuteAttach {
                 .await?;
                 return Ok(());
             };
-            let key = |step: &str| format!("rc-attach-{}-{step}", attach.id);
-            let metadata = HashMap::from([
-                (
-                    "customer_id".to_owned(),
-                    customer_id(pool, attach.customer_pk).await?,
-                ),
-                ("plan_id".to_owned(), plan.id.clone()),
-                ("attach_id".to_owned(), attach.id.clone()),
-            ]);
-
-            if plan.price.is_none() {
-                // A free plan needs nothing from Stripe.
-                let mut tx = pool.begin().await?;
-                plans::activate_local(
-                    &mut tx,
-                    &stripe.catalog,
-                    attach.customer_pk,
-                    plan,
-                    Utc::now(),
-                )
-                .await?;
-                attaches::transition(&mut tx, &attach.id, &["pending"], "active", None).await?;
-                return finish(tx, job).await;
-            }
-            let stripe_customer = ensure_stripe_customer(stripe, pool, attach.customer_pk).await?;
-            let objects = ensure_plan_objects(stripe, pool, plan).await?;
-            let price = objects.price.ok_or_else(|| {
-                JobError::retryable(anyhow::anyhow!("plan {} has no Stripe price yet", plan.id))
-            })?;
-
-            if let Some((current, subscription_id)) =
-                current_in_group(pool, attach.customer_pk, plan).await?
-            {
-                let subscription = stripe.api.retrieve_subscription(&subscription_id).await?;
-                let upgrade = amount(stripe, &plan.id) >= amount(stripe, &current);
-                let updated = stripe
-                    .api
-                    .swap_price(&key("swap"), &subscription, &price, upgrade, metadata)
-                    .await?;
-                let view = Subscription::from(&updated);
-                let mut tx = pool.begin().await?;
-                if upgrade {
-                    apply(
-                        &mut tx,
-                        &stripe.catalog,
-                        &view,
-                        false,
-                        Utc::now().timestamp(),
-                    )
-                    .await?;
-                    attaches::transition(
-                        &mut tx,
-                        &attach.id,
-                        &["pending"],
-                        "active",
-                        Some(&view.id),
-                    )
-                    .await?;
-                } else {
-                    let starts_at = view.period().1.unwrap_or_else(Utc::now);
-                    plans::schedule(&mut tx, attach.customer_pk, plan, &view.id, starts_at).await?;
-                    attaches::transition(
-                        &mut tx,
-                        &attach.id,
-                        &["pending"],
-                        "scheduled",
-                        Some(&view.id),
-                    )
-                    .await?;
-                }
-                return finish(tx, job).await;
-            }
-
-            let customer = stripe.api.retrieve_customer(&stripe_customer).await?;
-            if customer.has_default_payment_method {
-                let created = stripe
-                    .api
-                    .create_subscription(&key("subscription"), &stripe_customer, &price, metadata)
-                    .await?;
-                let view = Subscription::from(&created);
-                let mut tx = pool.begin().await?;
-                let state = if matches!(view.status.as_str(), "active" | "trialing") {
-                    apply(
-                        &mut tx,
-                        &stripe.catalog,
-                        &view,
-                        false,
-                        Utc::now().timestamp(),
-                    )
-                    .await?;
-                    "active"
-                } else {
-                    "awaiting_payment" // completed by invoice.paid
-                };
-                attaches::transition(&mut tx, &attach.id, &["pending"], state, Some(&view.id))
-                    .await?;
-                return finish(tx, job).await;
-            }
-
-            let success = attach
-                .success_url
-                .as_deref()
-                .unwrap_or("https://example.invalid/success");
-            let cancel = attach
-                .cancel_url
-                .as_deref()
-                .unwrap_or("https://example.invalid/cancel");
-            let subscription_metadata = HashMap::from([
-                ("customer_id".to_owned(), metadata["customer_id"].clone()),
-                ("plan_id".to_owned(), plan.id.clone()),
-            ]);
-            let (session, url) = stripe
-                .api
-                .create_checkout_session(
-                    &key("checkout"),
-                    &stripe_customer,
-                    &price,
-                    success,
-                    cancel,
-                    metadata,
-                    subscription_metadata,
-                )
-                .await?;
-            let mut tx = pool.begin().await?;
-            attaches::set_checkout(&mut tx, &attach.id, &session, url.as_deref()).await?;
-            finish(tx, job).await
+            let run = Run {
+                stripe: &self.0,
+                pool,
+                job,
+                attach: &attach,
+                plan,
+            };
+            run.execute().await
         })
+    }
+}
+
+/// One attach being carried out.
+struct Run<'a> {
+    stripe: &'a StripeContext,
+    pool: &'a PgPool,
+    job: &'a LeasedJob,
+    attach: &'a Attach,
+    plan: &'a Plan,
+}
+
+impl Run<'_> {
+    async fn execute(&self) -> Result<(), JobError> {
+        if self.plan.price.is_none() {
+            // A free plan needs nothing from Stripe.
+            let mut tx = self.pool.begin().await?;
+            let catalog = &self.stripe.catalog;
+            plans::activate_local(
+                &mut tx,
+                catalog,
+                self.attach.customer_pk,
+                self.plan,
+                Utc::now(),
+            )
+            .await?;
+            attaches::transition(&mut tx, &self.attach.id, &["pending"], "active", None).await?;
+            return finish(tx, self.job).await;
+        }
+        let customer =
+            ensure_stripe_customer(self.stripe, self.pool, self.attach.customer_pk).await?;
+        let objects = ensure_plan_objects(self.stripe, self.pool, self.plan).await?;
+        let price = objects.price.ok_or_else(|| {
+            JobError::retryable(anyhow::anyhow!(
+                "plan {} has no Stripe price yet",
+                self.plan.id
+            ))
+        })?;
+        if let Some((current, subscription)) = self.current_in_group().await? {
+            return self.change_plan(&current, &subscription, &price).await;
+        }
+        if self
+            .stripe
+            .api
+            .retrieve_customer(&customer)
+            .await?
+            .has_default_payment_method
+        {
+            self.subscribe(&customer, &price).await
+        } else {
+            self.checkout(&customer, &price).await
+        }
+    }
+
+    /// Within a group: an upgrade prorates and switches now; a downgrade is billed from the
+    /// next period and the plan is `scheduled` until then.
+    async fn change_plan(
+        &self,
+        current: &str,
+        subscription: &str,
+        price: &str,
+    ) -> Result<(), JobError> {
+        let api = &self.stripe.api;
+        let subscription = api.retrieve_subscription(subscription).await?;
+        let upgrade = self.amount(&self.plan.id) >= self.amount(current);
+        let metadata = self.metadata().await?;
+        let updated = api
+            .swap_price(&self.key("swap"), &subscription, price, upgrade, metadata)
+            .await?;
+        let view = Subscription::from(&updated);
+        let mut tx = self.pool.begin().await?;
+        let state = if upgrade {
+            self.provision(&mut tx, &view).await?;
+            "active"
+        } else {
+            let starts_at = view.period().1.unwrap_or_else(Utc::now);
+            plans::schedule(
+                &mut tx,
+                self.attach.customer_pk,
+                self.plan,
+                &view.id,
+                starts_at,
+            )
+            .await?;
+            "scheduled"
+        };
+        attaches::transition(
+            &mut tx,
+            &self.attach.id,
+            &["pending"],
+            state,
+            Some(&view.id),
+        )
+        .await?;
+        finish(tx, self.job).await
+    }
+
+    /// The customer can pay: a subscription, provisioned at once when it is active.
+    async fn subscribe(&self, customer: &str, price: &str) -> Result<(), JobError> {
+        let metadata = self.metadata().await?;
+        let key = self.key("subscription");
+        let created = self
+            .stripe
+            .api
+            .create_subscription(&key, customer, price, metadata)
+            .await?;
+        let view = Subscription::from(&created);
+        let mut tx = self.pool.begin().await?;
+        let state = if matches!(view.status.as_str(), "active" | "trialing") {
+            self.provision(&mut tx, &view).await?;
+            "active"
+        } else {
+            "awaiting_payment" // completed by invoice.paid
+        };
+        attaches::transition(
+            &mut tx,
+            &self.attach.id,
+            &["pending"],
+            state,
+            Some(&view.id),
+        )
+        .await?;
+        finish(tx, self.job).await
+    }
+
+    /// The customer cannot pay yet: a Checkout Session, finished by its webhook.
+    async fn checkout(&self, customer: &str, price: &str) -> Result<(), JobError> {
+        let metadata = self.metadata().await?;
+        let subscription_metadata = HashMap::from([
+            ("customer_id".to_owned(), metadata["customer_id"].clone()),
+            ("plan_id".to_owned(), self.plan.id.clone()),
+        ]);
+        let success = self
+            .attach
+            .success_url
+            .as_deref()
+            .unwrap_or(FALLBACK_SUCCESS_URL);
+        let cancel = self
+            .attach
+            .cancel_url
+            .as_deref()
+            .unwrap_or(FALLBACK_CANCEL_URL);
+        let key = self.key("checkout");
+        let (session, url) = self
+            .stripe
+            .api
+            .create_checkout_session(
+                &key,
+                customer,
+                price,
+                success,
+                cancel,
+                metadata,
+                subscription_metadata,
+            )
+            .await?;
+        let mut tx = self.pool.begin().await?;
+        attaches::set_checkout(&mut tx, &self.attach.id, &session, url.as_deref()).await?;
+        finish(tx, self.job).await
+    }
+
+    /// Provisions from the subscription as the API just returned it.
+    async fn provision(&self, tx: &mut PgConnection, view: &Subscription) -> Result<(), JobError> {
+        apply(
+            tx,
+            &self.stripe.catalog,
+            view,
+            false,
+            Utc::now().timestamp(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn key(&self, step: &str) -> String {
+        format!("rc-attach-{}-{step}", self.attach.id)
+    }
+
+    /// What every object we create for this attach carries.
+    async fn metadata(&self) -> Result<HashMap<String, String>, JobError> {
+        let pk = self.attach.customer_pk;
+        let mut conn = self.pool.acquire().await?;
+        let customer = customers::by_pk(&mut conn, pk)
+            .await?
+            .ok_or_else(|| JobError::reject(format!("customer {pk} no longer exists")))?;
+        Ok(HashMap::from([
+            (
+                "customer_id".to_owned(),
+                customer.id.unwrap_or_else(|| format!("pk:{pk}")),
+            ),
+            ("plan_id".to_owned(), self.plan.id.clone()),
+            ("attach_id".to_owned(), self.attach.id.clone()),
+        ]))
+    }
+
+    /// The paid plan (and its subscription) this attach would replace, if any.
+    async fn current_in_group(&self) -> Result<Option<(String, String)>, JobError> {
+        let Some(group) = self.plan.group.as_deref().filter(|_| !self.plan.add_on) else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.acquire().await?;
+        let current =
+            plans::live_subscription_in_group(&mut conn, self.attach.customer_pk, group).await?;
+        Ok(current.filter(|(current, _)| *current != self.plan.id))
+    }
+
+    fn amount(&self, plan_id: &str) -> i64 {
+        let plan = self.stripe.catalog.plan(plan_id);
+        plan.and_then(|p| p.price.as_ref()).map_or(0, |p| p.amount)
     }
 }
 
@@ -195,34 +286,4 @@ async fn finish(
             "lease lost; another worker took the job"
         )))
     }
-}
-
-async fn customer_id(pool: &PgPool, pk: i64) -> Result<String, JobError> {
-    let mut conn = pool.acquire().await?;
-    let customer = crate::store::customers::by_pk(&mut conn, pk)
-        .await?
-        .ok_or_else(|| JobError::reject(format!("customer {pk} no longer exists")))?;
-    Ok(customer.id.unwrap_or_else(|| format!("pk:{pk}")))
-}
-
-/// The paid plan (and its subscription) this attach would replace, if any.
-async fn current_in_group(
-    pool: &PgPool,
-    customer_pk: i64,
-    plan: &Plan,
-) -> Result<Option<(String, String)>, JobError> {
-    let Some(group) = plan.group.as_deref().filter(|_| !plan.add_on) else {
-        return Ok(None);
-    };
-    let mut conn = pool.acquire().await?;
-    let current = plans::live_subscription_in_group(&mut conn, customer_pk, group).await?;
-    Ok(current.filter(|(current, _)| *current != plan.id))
-}
-
-fn amount(stripe: &StripeContext, plan_id: &str) -> i64 {
-    stripe
-        .catalog
-        .plan(plan_id)
-        .and_then(|p| p.price.as_ref())
-        .map_or(0, |p| p.amount)
 }

@@ -19,8 +19,8 @@ use crate::store::customers;
 pub(super) struct CreateAttach {
     customer_id: String,
     plan_id: String,
-    success_url: Option<String>,
-    cancel_url: Option<String>,
+    success_url: String,
+    cancel_url: String,
 }
 
 pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpResponse, ApiError> {
@@ -60,8 +60,8 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         &id,
         customer.pk,
         &body.plan_id,
-        body.success_url.as_deref(),
-        body.cancel_url.as_deref(),
+        Some(&body.success_url),
+        Some(&body.cancel_url),
     )
     .await?;
     jobs::enqueue_attach(&mut tx, customer.pk, &attach.id).await?;
