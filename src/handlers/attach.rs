@@ -193,16 +193,9 @@ impl Run<'_> {
             ("customer_id".to_owned(), metadata["customer_id"].clone()),
             ("plan_id".to_owned(), self.plan.id.clone()),
         ]);
-        let success = self
-            .attach
-            .success_url
-            .as_deref()
-            .unwrap_or(FALLBACK_SUCCESS_URL);
-        let cancel = self
-            .attach
-            .cancel_url
-            .as_deref()
-            .unwrap_or(FALLBACK_CANCEL_URL);
+        // The API requires both URLs; an attach without them fails at Stripe, visibly.
+        let success = self.attach.success_url.as_deref().unwrap_or_default();
+        let cancel = self.attach.cancel_url.as_deref().unwrap_or_default();
         let key = self.key("checkout");
         let (session, url) = self
             .stripe

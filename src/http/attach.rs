@@ -37,10 +37,7 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         ("success_url", &body.success_url),
         ("cancel_url", &body.cancel_url),
     ] {
-        if url
-            .as_deref()
-            .is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://")))
-        {
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2048 {
             return Err(ApiError::invalid(field, "must be an http(s) URL"));
         }
     }
