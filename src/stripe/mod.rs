@@ -1,4 +1,5 @@
 //! Stripe's wire formats: the webhook signature and the event envelope.
 
 pub mod event;
+pub mod fake;
 pub mod signature;

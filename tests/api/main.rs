@@ -7,6 +7,7 @@ mod convergence;
 mod customers;
 mod engine;
 mod events_api;
+mod fake_stripe;
 mod handlers;
 mod health;
 mod lifecycle;
