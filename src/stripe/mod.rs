@@ -2,4 +2,5 @@
 
 pub mod client;
 pub mod event;
+pub mod fake;
 pub mod signature;

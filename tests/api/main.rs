@@ -8,6 +8,7 @@ mod convergence;
 mod customers;
 mod engine;
 mod events_api;
+mod fake_stripe;
 mod handlers;
 mod health;
 mod lifecycle;

@@ -1,0 +1,203 @@
+//! The `/v1` endpoints: routing, Stripe's error bodies and shared parameter helpers. The
+//! endpoints themselves are in `catalog`, `subscriptions`, `checkout` and `invoices`.
+//!
+//! Handlers run with the state locked and return the response body plus the events the
+//! change causes; the server queues those events before it lets go of the lock.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::form::Form;
+use super::objects;
+use super::state::State;
+use super::webhooks::{EventRequest, PendingEvent};
+use super::{catalog, checkout, invoices, subscriptions};
+
+/// One API request, as the handlers see it.
+pub(super) struct Call<'a> {
+    pub method: &'a str,
+    /// The path after `/v1/`, split on `/`.
+    pub segments: &'a [&'a str],
+    /// The form body of a POST, the query string of a GET.
+    pub params: &'a Form,
+    pub request: EventRequest,
+}
+
+/// A successful answer and what it set off.
+pub(super) struct Answer {
+    pub body: Value,
+    pub events: Vec<PendingEvent>,
+}
+
+impl Answer {
+    pub(super) fn quiet(body: Value) -> Self {
+        Self {
+            body,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// An error as Stripe reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ApiError {
+    pub status: u16,
+    pub type_: &'static str,
+    pub code: Option<&'static str>,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    pub(super) fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self {
+            status: 400,
+            type_: "invalid_request_error",
+            code: None,
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
+    pub(super) fn missing_param(param: &str) -> Self {
+        Self {
+            code: Some("parameter_missing"),
+            ..Self::invalid(format!("Missing required param: {param}."), Some(param))
+        }
+    }
+
+    /// `No such customer: 'cus_x'`: 404 for the object in the path, 400 for a parameter.
+    pub(super) fn no_such(kind: &str, id: &str, param: &str) -> Self {
+        Self {
+            status: if param == "id" { 404 } else { 400 },
+            code: Some("resource_missing"),
+            ..Self::invalid(format!("No such {kind}: '{id}'"), Some(param))
+        }
+    }
+
+    pub(super) fn no_route(method: &str, path: &str) -> Self {
+        Self {
+            status: 404,
+            ..Self::invalid(
+                format!(
+                    "Unrecognized request URL ({method}: {path}). Please see \
+                     https://stripe.com/docs or we can help at https://support.stripe.com/."
+                ),
+                None,
+            )
+        }
+    }
+
+    pub(super) fn unauthorized() -> Self {
+        Self {
+            status: 401,
+            ..Self::invalid(
+                "You did not provide an API key. You need to provide your API key in the \
+                 Authorization header, using Bearer auth (e.g. 'Authorization: Bearer \
+                 YOUR_SECRET_KEY').",
+                None,
+            )
+        }
+    }
+
+    /// A `Fault::Status500`: sent with `Stripe-Should-Retry: true`.
+    pub(super) fn injected_500() -> Self {
+        Self {
+            status: 500,
+            type_: "api_error",
+            ..Self::invalid("An unknown error occurred (injected by the fake).", None)
+        }
+    }
+
+    pub(super) fn rate_limited() -> Self {
+        Self {
+            status: 429,
+            code: Some("rate_limit"),
+            ..Self::invalid(
+                "Request rate limit exceeded. Learn more about rate limits here \
+                 https://stripe.com/docs/rate-limits.",
+                None,
+            )
+        }
+    }
+
+    pub(super) fn idempotency_conflict(key: &str) -> Self {
+        Self {
+            type_: "idempotency_error",
+            ..Self::invalid(
+                format!(
+                    "Keys for idempotent requests can only be used with the same parameters \
+                     they were first used with. Try using a key other than '{key}' if you \
+                     meant to execute a different request."
+                ),
+                None,
+            )
+        }
+    }
+
+    pub(super) fn body(&self, request_id: &str) -> Value {
+        objects::error(
+            self.type_,
+            self.code,
+            &self.message,
+            self.param.as_deref(),
+            request_id,
+        )
+    }
+}
+
+pub(super) fn route(
+    state: &mut State,
+    call: &Call<'_>,
+    base_url: &str,
+) -> Result<Answer, ApiError> {
+    match (call.method, call.segments) {
+        ("POST", ["customers"]) => catalog::create_customer(state, call.params),
+        ("GET", ["customers", id]) => retrieve(&state.customers, "customer", id),
+        ("POST", ["customers", id]) => catalog::update_customer(state, call.params, id),
+        ("POST", ["products"]) => catalog::create_product(state, call.params),
+        ("GET", ["products", id]) => retrieve(&state.products, "product", id),
+        ("POST", ["prices"]) => catalog::create_price(state, call.params),
+        ("GET", ["prices", id]) => retrieve(&state.prices, "price", id),
+        ("POST", ["subscriptions"]) => subscriptions::create(state, call),
+        ("GET", ["subscriptions"]) => subscriptions::list(state, call.params),
+        ("GET", ["subscriptions", id]) => retrieve(&state.subscriptions, "subscription", id),
+        ("POST", ["subscriptions", id]) => subscriptions::update(state, call, id),
+        ("POST", ["checkout", "sessions"]) => checkout::create(state, call.params, base_url),
+        ("GET", ["checkout", "sessions", id]) => retrieve(&state.sessions, "checkout.session", id),
+        ("POST", ["invoiceitems"]) => invoices::create_item(state, call.params),
+        ("GET", ["invoiceitems", id]) => retrieve(&state.invoice_items, "invoiceitem", id),
+        ("GET", ["invoices", id]) => retrieve(&state.invoices, "invoice", id),
+        _ => Err(ApiError::no_route(
+            call.method,
+            &format!("/v1/{}", call.segments.join("/")),
+        )),
+    }
+}
+
+/// The object `id` from `map`, or Stripe's 404.
+pub(super) fn retrieve(
+    map: &BTreeMap<String, Value>,
+    kind: &str,
+    id: &str,
+) -> Result<Answer, ApiError> {
+    let object = map
+        .get(id)
+        .ok_or_else(|| ApiError::no_such(kind, id, "id"))?;
+    Ok(Answer::quiet(object.clone()))
+}
+
+/// A required parameter.
+pub(super) fn required<'a>(params: &'a Form, key: &str) -> Result<&'a str, ApiError> {
+    params
+        .get(key)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::missing_param(key))
+}
+
+pub(super) fn integer(params: &Form, key: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get_i64(key)
+        .map_err(|message| ApiError::invalid(message, Some(key)))
+}

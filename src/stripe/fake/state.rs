@@ -1,0 +1,113 @@
+//! Everything the fake remembers, behind one lock: the objects, the requests it answered,
+//! stored idempotent responses, armed faults and the events it generated.
+//!
+//! Objects are kept as the JSON Stripe would send (see `objects.rs` and `billing.rs`), so
+//! a response, a webhook and a snapshot are the same value. Ids carry a per-instance tag and
+//! a global counter, so a map ordered by id is in creation order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::checkout::Purchase;
+use super::{Fault, RecordedRequest};
+
+#[derive(Default)]
+pub(super) struct State {
+    tag: String,
+    counter: u64,
+    pub customers: BTreeMap<String, Value>,
+    pub products: BTreeMap<String, Value>,
+    pub prices: BTreeMap<String, Value>,
+    pub subscriptions: BTreeMap<String, Value>,
+    pub invoices: BTreeMap<String, Value>,
+    pub invoice_items: BTreeMap<String, Value>,
+    pub sessions: BTreeMap<String, Value>,
+    /// What each checkout session will buy; not part of the session object.
+    pub purchases: HashMap<String, Purchase>,
+    /// Subscription as it was before `renew`, keyed by the renewal invoice: the
+    /// `previous_attributes` of the `customer.subscription.updated` sent when it is paid.
+    pub before_renewal: HashMap<String, Value>,
+    pub requests: Vec<RecordedRequest>,
+    pub idempotent: HashMap<String, StoredResponse>,
+    pub faults: Vec<ArmedFault>,
+    pub events: Vec<Value>,
+}
+
+/// A successful response kept for replays of its idempotency key.
+pub(super) struct StoredResponse {
+    pub method: String,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub status: u16,
+    pub request_id: String,
+    pub body: Bytes,
+}
+
+pub(super) struct ArmedFault {
+    pub method: String,
+    pub path_prefix: String,
+    pub fault: Fault,
+    pub remaining: u32,
+}
+
+impl State {
+    pub(super) fn new() -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Self {
+            tag: base36(nanos as u64 ^ u64::from(std::process::id()), 6),
+            ..Self::default()
+        }
+    }
+
+    /// A new id such as `cus_FK3q9a000001`: "F" for fake, the instance tag, a counter.
+    pub(super) fn id(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}_F{}{:06}", self.tag, self.counter)
+    }
+
+    /// A UUID-shaped key, for the idempotency keys Stripe generates for its own actions.
+    pub(super) fn uuid(&mut self) -> String {
+        self.counter += 1;
+        let tag = u64::from_str_radix(&self.tag, 36).unwrap_or_default();
+        format!(
+            "fa4e{:04x}-0000-4000-8000-{:012x}",
+            tag & 0xffff,
+            self.counter
+        )
+    }
+
+    /// Takes one use of the first armed fault matching this request.
+    pub(super) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
+        let armed = self.faults.iter_mut().find(|f| {
+            f.remaining > 0
+                && f.method.eq_ignore_ascii_case(method)
+                && path.starts_with(&f.path_prefix)
+        })?;
+        armed.remaining -= 1;
+        let fault = armed.fault;
+        self.faults.retain(|f| f.remaining > 0);
+        Some(fault)
+    }
+}
+
+/// Lowercase base-36 digits of `n`, left-padded or truncated to `width`.
+fn base36(mut n: u64, width: usize) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(width);
+    for _ in 0..width {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+    }
+    String::from_utf8(out).expect("ASCII digits")
+}
+
+/// Unix seconds now.
+pub(super) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
