@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Runs the daemon for real on this machine: a project-local PostgreSQL (data in .pgdata/dev,
-# kept between runs), a release build, migrations, and `serve` with config/dev.toml.
-# Ctrl-C stops the daemon and the PostgreSQL server this script started.
+# kept between runs), a release build, migrations, and `serve` with config/dev.toml and the
+# example catalog. Without STRIPE_API_KEY it also starts the project's fake Stripe API, so a
+# plan can be attached and a checkout completed on this machine alone.
+# Ctrl-C stops the daemon, the fake and the PostgreSQL server this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
 
 pg_port=${RECONCILER_DEV_PG_PORT:-54329}
-trap pg_stop EXIT
+fake_pid=""
+cleanup() {
+    [[ -n "$fake_pid" ]] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
+    pg_stop
+}
+trap cleanup EXIT
 pg_start dev "$pg_port"
 pg_create_db reconciler
 
@@ -21,14 +28,34 @@ cargo build --release --quiet
 bin=target/release/stripe-reconciler
 listen=$(grep -E '^listen' "$RECONCILER_CONFIG" | cut -d'"' -f2)
 listen=${RECONCILER_LISTEN:-$listen}
+api="http://$listen"
+auth="Authorization: Bearer $RECONCILER_API_TOKEN"
+
+if [[ -z "${STRIPE_API_KEY:-}" ]]; then
+    fake_listen=${RECONCILER_DEV_FAKE_STRIPE:-127.0.0.1:12111}
+    "$bin" fake-stripe --listen "$fake_listen" --webhook-url "$api/webhooks/stripe" &
+    fake_pid=$!
+    export STRIPE_API_KEY=sk_test_fake_local
+    export STRIPE_API_BASE="http://$fake_listen"
+    echo "==> no STRIPE_API_KEY: using the fake Stripe API on $STRIPE_API_BASE" >&2
+fi
 
 cat >&2 <<MSG
 
-==> stripe-reconciler is starting on http://$listen (Ctrl-C stops it and PostgreSQL).
-    In another terminal, replay the fixtures and read an event back:
+==> stripe-reconciler is starting on $api (Ctrl-C stops everything this script started).
+    In another terminal:
 
-      STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET $bin replay fixtures/*.json --to http://$listen/webhooks/stripe
-      curl -s -H 'Authorization: Bearer $RECONCILER_API_TOKEN' http://$listen/v1/events/evt_RcnFixture0001
+    # replay the fixtures and read an event back
+    STRIPE_WEBHOOK_SECRET=$STRIPE_WEBHOOK_SECRET $bin replay fixtures/*.json --to $api/webhooks/stripe
+    curl -s -H '$auth' $api/v1/events/evt_RcnFixture0001
+
+    # create a customer, attach the paid plan, complete the checkout, see the plan active
+    curl -s -H '$auth' -d '{"id":"user_1","email":"me@example.com"}' $api/v1/customers
+    curl -s -H '$auth' -d '{"customer_id":"user_1","plan_id":"pro","success_url":"http://localhost/ok","cancel_url":"http://localhost/cancel"}' $api/v1/attach
+    # open checkout_url in a browser and press Pay (with the fake), or: curl -X POST <checkout_url>/complete
+    curl -s -H '$auth' $api/v1/customers/user_1
+
+    DATABASE_URL=$DATABASE_URL $bin status
 
 MSG
 "$bin" serve

@@ -70,14 +70,17 @@ pub(super) async fn create(
         validate_id(id)?;
     }
     validate_fields(body.email.as_deref(), body.metadata.as_ref())?;
-    if body.create_in_stripe || body.stripe_id.is_some() {
+    if (body.create_in_stripe || body.stripe_id.is_some()) && !state.stripe_enabled {
+        return Err(ApiError::StripeNotConfigured);
+    }
+    if body
+        .stripe_id
+        .as_deref()
+        .is_some_and(|s| !s.starts_with("cus_") || s.len() > 255)
+    {
         return Err(ApiError::invalid(
-            if body.stripe_id.is_some() {
-                "stripe_id"
-            } else {
-                "create_in_stripe"
-            },
-            "Stripe customer creation and linking are not available in this version",
+            "stripe_id",
+            "must be a Stripe customer id (cus_...)",
         ));
     }
     let fields = CustomerFields {

@@ -15,5 +15,6 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod ops_cli;
+mod stripe_side;
 mod systemd_notify;
 mod webhook;

@@ -26,7 +26,11 @@ impl World {
 
     async fn with(customize: impl FnOnce(&mut Settings)) -> Self {
         // The app's port first, so the fake knows where to deliver webhooks.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stripe = FakeStripe::start(
             listener,
@@ -65,7 +69,10 @@ impl World {
     }
 
     async fn customer(&self, id: &str) -> Value {
-        let (status, body) = self.app.api(Method::GET, &format!("/v1/customers/{id}"), None).await;
+        let (status, body) = self
+            .app
+            .api(Method::GET, &format!("/v1/customers/{id}"), None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
@@ -79,17 +86,26 @@ impl World {
     }
 
     async fn attach_state(&self, id: &str) -> Value {
-        let (status, body) = self.app.api(Method::GET, &format!("/v1/attach/{id}"), None).await;
+        let (status, body) = self
+            .app
+            .api(Method::GET, &format!("/v1/attach/{id}"), None)
+            .await;
         assert_eq!(status, StatusCode::OK);
         body
     }
 
     /// A customer of ours with a Stripe customer that has a default payment method.
     async fn paying_customer(&self, id: &str) -> String {
-        let (status, _) = self.app.create_customer(json!({"id": id, "create_in_stripe": true})).await;
+        let (status, _) = self
+            .app
+            .create_customer(json!({"id": id, "create_in_stripe": true}))
+            .await;
         assert_eq!(status, StatusCode::CREATED);
         self.drain().await;
-        let stripe_id = self.customer(id).await["stripe_id"].as_str().unwrap().to_owned();
+        let stripe_id = self.customer(id).await["stripe_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         self.stripe.set_default_payment_method(&stripe_id);
         stripe_id
     }
@@ -109,49 +125,92 @@ fn plan_ids(customer: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["plan_id"].as_str().unwrap().to_owned(), p["status"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["plan_id"].as_str().unwrap().to_owned(),
+                p["status"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
 #[tokio::test]
 async fn create_in_stripe_makes_one_stripe_customer_carrying_our_id() {
     let w = World::new().await;
-    let (status, created) = w.app.create_customer(json!({"id": "u_cis", "email": "a@b.test", "create_in_stripe": true})).await;
+    let (status, created) = w
+        .app
+        .create_customer(json!({"id": "u_cis", "email": "a@b.test", "create_in_stripe": true}))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(created["stripe_id"], Value::Null, "created through the outbox");
+    assert_eq!(
+        created["stripe_id"],
+        Value::Null,
+        "created through the outbox"
+    );
     w.drain().await;
     // Asking again changes nothing.
-    w.app.create_customer(json!({"id": "u_cis", "create_in_stripe": true})).await;
+    w.app
+        .create_customer(json!({"id": "u_cis", "create_in_stripe": true}))
+        .await;
     w.drain().await;
 
-    let stripe_id = w.customer("u_cis").await["stripe_id"].as_str().unwrap().to_owned();
+    let stripe_id = w.customer("u_cis").await["stripe_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let customers = w.stripe.customers();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0]["id"], stripe_id.as_str());
     assert_eq!(customers[0]["metadata"]["customer_id"], "u_cis");
     assert_eq!(customers[0]["email"], "a@b.test");
     let keys = w.calls("POST", "/v1/customers");
-    assert!(keys.iter().all(|k| k.as_deref().is_some_and(|k| k.starts_with("rc-customer-"))), "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.as_deref().is_some_and(|k| k.starts_with("rc-customer-"))),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test]
 async fn linking_a_stripe_id_writes_our_id_into_its_metadata() {
     let w = World::new().await;
-    let api = stripe_reconciler::stripe::client::StripeApi::new(&Secret::new(STRIPE_KEY), &w.stripe.url(), Duration::from_secs(2)).unwrap();
-    let existing = api.create_customer("by-hand-1", Some("Old"), None, Default::default()).await.unwrap();
+    let api = stripe_reconciler::stripe::client::StripeApi::new(
+        &Secret::new(STRIPE_KEY),
+        &w.stripe.url(),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let existing = api
+        .create_customer("by-hand-1", Some("Old"), None, Default::default())
+        .await
+        .unwrap();
 
-    let (status, linked) = w.app.create_customer(json!({"id": "u_link", "stripe_id": existing.id})).await;
+    let (status, linked) = w
+        .app
+        .create_customer(json!({"id": "u_link", "stripe_id": existing.id}))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{linked}");
     assert_eq!(linked["stripe_id"], existing.id.as_str(), "stored at once");
     w.drain().await;
 
-    let customer = w.stripe.customers().into_iter().find(|c| c["id"] == existing.id.as_str()).unwrap();
+    let customer = w
+        .stripe
+        .customers()
+        .into_iter()
+        .find(|c| c["id"] == existing.id.as_str())
+        .unwrap();
     assert_eq!(customer["metadata"]["customer_id"], "u_link");
     assert_eq!(w.stripe.customers().len(), 1, "no second Stripe customer");
 
     // Another customer of ours cannot take the same Stripe customer.
-    let (status, body) = w.app.create_customer(json!({"id": "u_other", "stripe_id": existing.id})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("stripe_id_conflict")));
+    let (status, body) = w
+        .app
+        .create_customer(json!({"id": "u_other", "stripe_id": existing.id}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("stripe_id_conflict"))
+    );
 }
 
 #[tokio::test]
@@ -166,17 +225,27 @@ async fn attach_with_a_saved_card_subscribes_and_provisions_at_once() {
     assert_eq!(done["state"], "active", "{done}");
     let c = w.customer("u_direct").await;
     assert_eq!(plan_ids(&c), [("pro".to_owned(), "active".to_owned())]);
-    assert_eq!(c["products"][0]["stripe_subscription_id"], done["stripe_subscription_id"]);
+    assert_eq!(
+        c["products"][0]["stripe_subscription_id"],
+        done["stripe_subscription_id"]
+    );
     assert_eq!(c["balances"][0]["included"], 1000);
     let subs = w.stripe.subscriptions();
     assert_eq!(subs.len(), 1);
     assert_eq!(subs[0]["metadata"]["customer_id"], "u_direct");
     assert_eq!(subs[0]["metadata"]["plan_id"], "pro");
     // The catalog was synced lazily: a product and a price carrying the plan id.
-    assert_eq!(w.calls("POST", "/v1/products").len(), 2, "the plan and its usage feature");
+    assert_eq!(
+        w.calls("POST", "/v1/products").len(),
+        2,
+        "the plan and its usage feature"
+    );
     // The webhooks Stripe sent for the new subscription agree with what we provisioned.
     w.drain().await;
-    assert_eq!(plan_ids(&w.customer("u_direct").await), [("pro".to_owned(), "active".to_owned())]);
+    assert_eq!(
+        plan_ids(&w.customer("u_direct").await),
+        [("pro".to_owned(), "active".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -193,9 +262,15 @@ async fn attach_without_a_card_goes_through_checkout_completed_by_webhook() {
     let session = w.stripe.checkout_sessions().into_iter().next().unwrap();
     assert_eq!(session["metadata"]["attach_id"], attach["id"]);
     assert_eq!(session["metadata"]["customer_id"], "u_checkout");
-    assert_eq!(plan_ids(&w.customer("u_checkout").await), [("free".to_owned(), "active".to_owned())]);
+    assert_eq!(
+        plan_ids(&w.customer("u_checkout").await),
+        [("free".to_owned(), "active".to_owned())]
+    );
 
-    w.stripe.complete_checkout(session["id"].as_str().unwrap()).await.unwrap();
+    w.stripe
+        .complete_checkout(session["id"].as_str().unwrap())
+        .await
+        .unwrap();
     w.drain().await;
 
     let done = w.attach_state(attach["id"].as_str().unwrap()).await;
@@ -224,18 +299,34 @@ async fn with_workers_running_the_first_answer_usually_carries_the_checkout_url(
 async fn a_failed_stripe_call_is_retried_and_creates_exactly_one_subscription() {
     let w = World::new().await;
     w.paying_customer("u_retry").await;
-    w.stripe.fail_next("POST", "/v1/subscriptions", Fault::Status500, 1);
+    w.stripe
+        .fail_next("POST", "/v1/subscriptions", Fault::Status500, 1);
     // The next attempt takes effect, but its answer comes too late for our timeout.
-    w.stripe.fail_next("POST", "/v1/subscriptions", Fault::Delay(Duration::from_millis(2_500)), 1);
+    w.stripe.fail_next(
+        "POST",
+        "/v1/subscriptions",
+        Fault::Delay(Duration::from_millis(2_500)),
+        1,
+    );
 
     let attach = w.attach("u_retry", "pro").await;
     w.drain_retries().await;
 
-    assert_eq!(w.attach_state(attach["id"].as_str().unwrap()).await["state"], "active");
-    assert_eq!(w.stripe.subscriptions().len(), 1, "one subscription despite three attempts");
+    assert_eq!(
+        w.attach_state(attach["id"].as_str().unwrap()).await["state"],
+        "active"
+    );
+    assert_eq!(
+        w.stripe.subscriptions().len(),
+        1,
+        "one subscription despite three attempts"
+    );
     let keys = w.calls("POST", "/v1/subscriptions");
     assert!(keys.len() >= 3, "{keys:?}");
-    assert!(keys.windows(2).all(|k| k[0] == k[1]), "one idempotency key for every attempt: {keys:?}");
+    assert!(
+        keys.windows(2).all(|k| k[0] == k[1]),
+        "one idempotency key for every attempt: {keys:?}"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +338,10 @@ async fn ten_concurrent_attaches_for_a_new_customer_create_one_stripe_customer()
     w.drain().await;
 
     assert_eq!(w.stripe.customers().len(), 1);
-    let stripe_id = w.customer("u_ten").await["stripe_id"].as_str().unwrap().to_owned();
+    let stripe_id = w.customer("u_ten").await["stripe_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(w.stripe.customers()[0]["id"], stripe_id.as_str());
 }
 
@@ -257,15 +351,24 @@ async fn renewal_usage_is_billed_once_under_redelivery_and_retries() {
     w.paying_customer("u_usage").await;
     let attach = w.attach("u_usage", "pro").await;
     w.drain().await;
-    let subscription = w.attach_state(attach["id"].as_str().unwrap()).await["stripe_subscription_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subscription =
+        w.attach_state(attach["id"].as_str().unwrap()).await["stripe_subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let track = json!({"customer_id": "u_usage", "feature_id": "messages", "value": 1_500, "idempotency_key": "t1"});
-    assert_eq!(w.app.api(Method::POST, "/v1/track", Some(track)).await.0, StatusCode::OK);
+    assert_eq!(
+        w.app.api(Method::POST, "/v1/track", Some(track)).await.0,
+        StatusCode::OK
+    );
 
     // The first invoice item call's answer is lost: the job retries with the same key.
-    w.stripe.fail_next("POST", "/v1/invoiceitems", Fault::Delay(Duration::from_millis(2_500)), 1);
+    w.stripe.fail_next(
+        "POST",
+        "/v1/invoiceitems",
+        Fault::Delay(Duration::from_millis(2_500)),
+        1,
+    );
     let invoice = w.stripe.renew(&subscription).await.unwrap();
     w.drain_retries().await;
 
@@ -277,17 +380,34 @@ async fn renewal_usage_is_billed_once_under_redelivery_and_retries() {
         .find(|e| e["type"] == "invoice.created" && e["data"]["object"]["id"] == invoice.as_str())
         .unwrap();
     w.app.post_event(created.to_string().as_bytes()).await;
-    stripe_reconciler::engine::queue::replay(&w.app.pool, chrono::Utc::now() - chrono::Duration::hours(1), Some("invoice.created"))
-        .await
-        .unwrap();
+    stripe_reconciler::engine::queue::replay(
+        &w.app.pool,
+        chrono::Utc::now() - chrono::Duration::hours(1),
+        Some("invoice.created"),
+    )
+    .await
+    .unwrap();
     w.drain_retries().await;
 
-    let items: Vec<Value> = w.stripe.invoice_items().into_iter().filter(|i| i["invoice"] == invoice.as_str()).collect();
+    let items: Vec<Value> = w
+        .stripe
+        .invoice_items()
+        .into_iter()
+        .filter(|i| i["invoice"] == invoice.as_str())
+        .collect();
     assert_eq!(items.len(), 1, "{items:?}");
-    assert_eq!(items[0]["amount"], 500 * 5, "500 messages over the 1,000 included, at 5 each");
+    assert_eq!(
+        items[0]["amount"],
+        500 * 5,
+        "500 messages over the 1,000 included, at 5 each"
+    );
     assert_eq!(items[0]["metadata"]["feature_id"], "messages");
     let keys = w.calls("POST", "/v1/invoiceitems");
-    assert!(keys.iter().all(|k| k.as_deref() == Some(&format!("rc-usage-{invoice}-messages"))), "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.as_deref() == Some(&format!("rc-usage-{invoice}-messages"))),
+        "{keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,10 +416,11 @@ async fn reconcile_repairs_a_status_changed_behind_our_back() {
     w.paying_customer("u_drift").await;
     let attach = w.attach("u_drift", "pro").await;
     w.drain().await;
-    let subscription = w.attach_state(attach["id"].as_str().unwrap()).await["stripe_subscription_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let subscription =
+        w.attach_state(attach["id"].as_str().unwrap()).await["stripe_subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     w.stripe.set_subscription_status(&subscription, "past_due");
 
     let reconcile = |extra: &[&str]| {
@@ -310,20 +431,37 @@ async fn reconcile_repairs_a_status_changed_behind_our_back() {
             .env("DATABASE_URL", &w.app.database_url)
             .env("STRIPE_API_KEY", STRIPE_KEY)
             .env("STRIPE_API_BASE", w.stripe.url())
-            .env("RECONCILER_CATALOG", fixtures_dir().join("../config/catalog.example.toml"))
+            .env(
+                "RECONCILER_CATALOG",
+                fixtures_dir().join("../config/catalog.example.toml"),
+            )
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         stdout
     };
     let dry = tokio::task::block_in_place(|| reconcile(&["--dry-run"]));
-    assert!(dry.contains("u_drift: pro active") && dry.contains("-> pro past_due"), "{dry}");
-    assert_eq!(plan_ids(&w.customer("u_drift").await)[0].1, "active", "a dry run changes nothing");
+    assert!(
+        dry.contains("u_drift: pro active") && dry.contains("-> pro past_due"),
+        "{dry}"
+    );
+    assert_eq!(
+        plan_ids(&w.customer("u_drift").await)[0].1,
+        "active",
+        "a dry run changes nothing"
+    );
 
     let out = tokio::task::block_in_place(|| reconcile(&["--customer", "u_drift"]));
     assert!(out.contains("1 plans changed"), "{out}");
-    assert_eq!(plan_ids(&w.customer("u_drift").await), [("pro".to_owned(), "past_due".to_owned())]);
+    assert_eq!(
+        plan_ids(&w.customer("u_drift").await),
+        [("pro".to_owned(), "past_due".to_owned())]
+    );
     let again = tokio::task::block_in_place(|| reconcile(&[]));
     assert!(again.contains("0 plans changed"), "{again}");
 }
