@@ -218,3 +218,18 @@ async fn an_older_event_never_overwrites_newer_state() {
     assert_eq!(created["state"], "skipped");
     assert!(created["last_error"].as_str().unwrap().starts_with("stale"));
 }
+
+#[test]
+fn every_fixture_parses_with_async_stripes_own_types() {
+    use stripe_webhook::{EventObject, Webhook};
+    for file in fixture_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let event =
+            Webhook::insecure(&text).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+        assert!(
+            !matches!(event.data.object, EventObject::Unknown(_)),
+            "{} is not typed by async-stripe",
+            file.display()
+        );
+    }
+}
