@@ -8,25 +8,33 @@
 //!                          events (log) + jobs (queue) in Postgres ◀┘
 //!                                                                  │ claim (SKIP LOCKED)
 //!                                                                  ▼
-//!                                                    engine (workers, retries, dead letters)
-//! ops ──CLI──▶ cli::{serve, migrate, check-config, replay} ──▶ the same library functions
+//! app ──/v1──▶ http::{customers, attach} ──▶ store ◀── handlers ◀── engine (workers,
+//!                    │ enqueue job                     │            retries, dead letters)
+//!                    └──────────────▶ jobs             └──▶ stripe::client ──▶ Stripe
+//! ops ──CLI──▶ cli::{serve, status, events, reconcile, replay, ...} ──▶ the same functions
 //! ```
 //!
 //! Layout, one concept a file:
 //! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
-//! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers.
-//! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index).
+//! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
+//!   for webhooks, health, metrics, customers/check/track and attaches.
 //! - [`ingest`]: the group-committing writer that makes a 2xx mean "stored".
-//! - [`engine`]: worker loops that claim, apply, retry and dead-letter queued work.
-//! - [`store`]: SQL only.
+//! - [`engine`]: worker loops that claim, apply, retry and dead-letter queued work; handlers
+//!   are registered by event type and job kind.
+//! - [`handlers`]: what each Stripe event does to the store, and the outbound jobs (Stripe
+//!   customers, attaches, usage billing) that call Stripe.
+//! - [`catalog`]: features and plans from TOML, validated and versioned.
+//! - [`store`]: SQL only: events, customers, plans, balances, invoices, attaches.
+//! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
+//!   `client` (async-stripe with idempotency keys), `fake` (the Stripe stand-in for tests).
 //! - [`db`]: the pool and the embedded migrations.
 //! - [`cli`]: the command line; `main.rs` only parses and calls it.
-//! - [`telemetry`]: tracing setup.
-//! - [`metrics`]: Prometheus metric names, registration and one helper per fact.
-//! - [`systemd`]: `READY=1`, `STOPPING=1` and the health-gated watchdog keep-alive.
+//! - [`telemetry`], [`metrics`], [`systemd`]: logs, Prometheus metrics, sd_notify.
 //!
-//! Dependencies point one way: `http` knows `ingest` and `store`; nothing below reaches up.
+//! Dependencies point one way: `http` knows `ingest`, `engine`'s enqueue and `store`; the
+//! engine knows handlers only through its registry; handlers know `store` and
+//! `stripe::client`; `store` knows only SQL. Nothing below reaches back up into `http`.
 
 pub mod app;
 pub mod catalog;

@@ -1,4 +1,5 @@
-//! Stripe's wire formats: the webhook signature and the event envelope.
+//! Stripe: the webhook signature, the event envelope, the API client, and the fake API the
+//! tests and `scripts/run.sh` use in place of Stripe.
 
 pub mod client;
 pub mod event;
