@@ -112,7 +112,8 @@ pub async fn sync_subscription(
     sqlx::query(
         "UPDATE customer_plans SET status = 'expired', ended_at = coalesce(ended_at, $3),
                 updated_at = now()
-         WHERE stripe_subscription_id = $1 AND plan_id <> $2 AND status <> 'expired'",
+         WHERE stripe_subscription_id = $1 AND plan_id <> $2
+           AND status NOT IN ('expired', 'scheduled')",
     )
     .bind(s.id)
     .bind(&s.plan.id)
@@ -120,6 +121,17 @@ pub async fn sync_subscription(
     .execute(&mut *conn)
     .await?;
     let status = our_status(s.stripe_status);
+    if status == "expired" {
+        // A subscription that ended takes its scheduled downgrade with it.
+        sqlx::query(
+            "UPDATE customer_plans SET status = 'expired', ended_at = $2, updated_at = now()
+             WHERE stripe_subscription_id = $1 AND status = 'scheduled'",
+        )
+        .bind(s.id)
+        .bind(changed_at)
+        .execute(&mut *conn)
+        .await?;
+    }
     let row: i64 = sqlx::query_scalar(
         "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
                  stripe_subscription_id, current_period_start, current_period_end,

@@ -465,3 +465,86 @@ async fn reconcile_repairs_a_status_changed_behind_our_back() {
     let again = tokio::task::block_in_place(|| reconcile(&[]));
     assert!(again.contains("0 plans changed"), "{again}");
 }
+
+#[tokio::test]
+async fn upgrades_switch_at_once_and_downgrades_wait_for_the_renewal() {
+    let w = World::new().await;
+    w.paying_customer("u_move").await;
+    let first = w.attach("u_move", "pro").await;
+    w.drain().await;
+    let subscription =
+        w.attach_state(first["id"].as_str().unwrap()).await["stripe_subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+    // Upgrade: the same subscription, now on business, prorated, provisioned at once.
+    let up = w.attach("u_move", "business").await;
+    w.drain().await;
+    assert_eq!(
+        w.attach_state(up["id"].as_str().unwrap()).await["state"],
+        "active"
+    );
+    let c = w.customer("u_move").await;
+    assert_eq!(plan_ids(&c), [("business".to_owned(), "active".to_owned())]);
+    assert_eq!(
+        c["products"][0]["stripe_subscription_id"],
+        subscription.as_str()
+    );
+    assert_eq!(c["balances"][0]["included"], 10_000);
+    let swap = w
+        .stripe
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == format!("/v1/subscriptions/{subscription}"))
+        .unwrap();
+    assert!(
+        swap.form.contains(&(
+            "proration_behavior".to_owned(),
+            "create_prorations".to_owned()
+        )),
+        "{:?}",
+        swap.form
+    );
+    assert_eq!(w.stripe.subscriptions().len(), 1);
+
+    // Downgrade: billed from the next period; business stays until the renewal.
+    let down = w.attach("u_move", "pro").await;
+    w.drain().await;
+    assert_eq!(
+        w.attach_state(down["id"].as_str().unwrap()).await["state"],
+        "scheduled"
+    );
+    let mut plans = plan_ids(&w.customer("u_move").await);
+    plans.sort();
+    assert_eq!(
+        plans,
+        [
+            ("business".to_owned(), "active".to_owned()),
+            ("pro".to_owned(), "scheduled".to_owned())
+        ]
+    );
+    let swap = w
+        .stripe
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == format!("/v1/subscriptions/{subscription}"))
+        .unwrap();
+    assert!(
+        swap.form
+            .contains(&("proration_behavior".to_owned(), "none".to_owned())),
+        "{:?}",
+        swap.form
+    );
+
+    let invoice = w.stripe.renew(&subscription).await.unwrap();
+    w.stripe.pay_invoice(&invoice).await.unwrap();
+    w.drain_retries().await;
+    let c = w.customer("u_move").await;
+    assert_eq!(
+        plan_ids(&c),
+        [("pro".to_owned(), "active".to_owned())],
+        "{c}"
+    );
+    assert_eq!(c["balances"][0]["included"], 1000);
+}
