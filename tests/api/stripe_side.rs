@@ -548,3 +548,43 @@ async fn upgrades_switch_at_once_and_downgrades_wait_for_the_renewal() {
     );
     assert_eq!(c["balances"][0]["included"], 1000);
 }
+
+#[tokio::test]
+async fn plans_get_stripe_objects_once_per_account() {
+    let w = World::new().await;
+    w.paying_customer("u_cat1").await;
+    w.attach("u_cat1", "pro").await;
+    w.drain().await;
+    w.paying_customer("u_cat2").await;
+    w.attach("u_cat2", "pro").await;
+    w.drain().await;
+    assert_eq!(
+        w.calls("POST", "/v1/products").len(),
+        2,
+        "created once, then reused"
+    );
+    let stored: (String, String) = sqlx::query_as(
+        "SELECT stripe_price_id, usage_prices->>'messages' FROM catalog_plans WHERE id = 'pro'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    let price = w.stripe.subscriptions()[0]["items"]["data"][0]["price"]["id"].clone();
+    assert_eq!(price, stored.0.as_str());
+
+    // Objects stored for another Stripe account are not used: they are created again here.
+    sqlx::query("UPDATE catalog_plans SET stripe_account = 'another-account'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    w.paying_customer("u_cat3").await;
+    w.attach("u_cat3", "pro").await;
+    w.drain().await;
+    assert_eq!(w.calls("POST", "/v1/products").len(), 4);
+    let account: String =
+        sqlx::query_scalar("SELECT stripe_account FROM catalog_plans WHERE id = 'pro'")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+    assert_ne!(account, "another-account");
+}
