@@ -26,6 +26,8 @@ pub struct ClaimedJob {
     pub args: Option<serde_json::Value>,
     pub attempts: i32,
     pub enqueued_at: DateTime<Utc>,
+    /// The Stripe event type, for event jobs.
+    pub event_type: Option<String>,
 }
 
 impl ClaimedJob {
@@ -42,8 +44,9 @@ impl ClaimedJob {
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob>, sqlx::Error> {
     sqlx::query_as(
         r#"
-        SELECT j.id, j.kind, j.job_key, j.args, j.attempts, j.enqueued_at
+        SELECT j.id, j.kind, j.job_key, j.args, j.attempts, j.enqueued_at, e.type AS event_type
         FROM jobs j
+        LEFT JOIN events e ON e.id = j.job_key AND j.kind = 'stripe_event'
         WHERE j.state = 'pending'
           AND j.run_at <= now()
           AND (j.locked_until IS NULL OR j.locked_until < now())
@@ -75,28 +78,40 @@ pub async fn load_event(
     .await
 }
 
-/// Removes a finished event job and records the outcome, in the caller's transaction.
-pub async fn finish_event(
-    conn: &mut PgConnection,
-    job: &ClaimedJob,
-    outcome: &Outcome,
-) -> Result<(), sqlx::Error> {
-    let (state, note) = match outcome {
-        Outcome::Applied => ("applied", None),
-        Outcome::Skipped(reason) => ("skipped", Some(reason.as_str())),
-    };
-    sqlx::query("DELETE FROM jobs WHERE id = $1")
-        .bind(job.id)
-        .execute(&mut *conn)
-        .await?;
+/// An event job that finished (applied or skipped), to be recorded with [`finish_events`].
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub job_id: i64,
+    pub event_id: String,
+    pub outcome: Outcome,
+}
+
+/// Removes finished event jobs and records their outcomes, in the caller's transaction:
+/// one statement for the whole batch.
+pub async fn finish_events(conn: &mut PgConnection, done: &[Finished]) -> Result<(), sqlx::Error> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let job_ids: Vec<i64> = done.iter().map(|f| f.job_id).collect();
+    let event_ids: Vec<&str> = done.iter().map(|f| f.event_id.as_str()).collect();
+    let (states, notes): (Vec<&str>, Vec<Option<&str>>) = done
+        .iter()
+        .map(|f| match &f.outcome {
+            Outcome::Applied => ("applied", None),
+            Outcome::Skipped(reason) => ("skipped", Some(reason.as_str())),
+        })
+        .unzip();
     sqlx::query(
-        "UPDATE events SET state = $2, attempts = attempts + 1, last_error = $3,
+        "WITH done AS (DELETE FROM jobs WHERE id = ANY($1))
+         UPDATE events e SET state = f.state, attempts = e.attempts + 1, last_error = f.note,
                 finished_at = now()
-         WHERE id = $1",
+         FROM UNNEST($2::text[], $3::text[], $4::text[]) AS f(id, state, note)
+         WHERE e.id = f.id",
     )
-    .bind(&job.job_key)
-    .bind(state)
-    .bind(note)
+    .bind(&job_ids)
+    .bind(&event_ids)
+    .bind(&states)
+    .bind(&notes)
     .execute(conn)
     .await?;
     Ok(())

@@ -9,7 +9,7 @@ use sqlx::{Acquire, PgConnection};
 use tracing::Instrument;
 
 use super::Inner;
-use super::queue::{self, ClaimedJob};
+use super::queue::{self, ClaimedJob, Finished};
 use super::registry::{LeasedJob, Outcome};
 use super::retry::{JobError, Verdict};
 use crate::metrics::{self, EventOutcome};
@@ -31,9 +31,32 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
     }
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
     let mut attempts = Vec::with_capacity(events.len());
+    let mut finished = Vec::with_capacity(events.len());
     for job in &events {
-        attempts.extend(apply_event(inner, &mut tx, job).await?);
+        match (
+            job.event_type.as_deref(),
+            job.event_type.as_deref().map(|t| inner.registry.event(t)),
+        ) {
+            // No handler: skipped without reading the payload.
+            (Some(event_type), Some(None)) => {
+                let reason = format!("no handler for {event_type}");
+                tracing::info_span!("event", event_id = %job.job_key, event_type)
+                    .in_scope(|| tracing::info!(%reason, "skipped"));
+                finished.push(Finished {
+                    job_id: job.id,
+                    event_id: job.job_key.clone(),
+                    outcome: Outcome::Skipped(reason),
+                });
+                attempts.push(Attempt {
+                    event_type: event_type.to_owned(),
+                    outcome: EventOutcome::Skipped,
+                    elapsed: Duration::ZERO,
+                });
+            }
+            _ => attempts.extend(apply_event(inner, &mut tx, job, &mut finished).await?),
+        }
     }
+    queue::finish_events(&mut tx, &finished).await?;
     let lease = if outbound.is_empty() {
         None
     } else {
@@ -61,11 +84,13 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
 }
 
 /// Applies one event inside a savepoint of the claim transaction: its effects and its new
-/// state commit together, or neither does. `None` when the event is gone.
+/// state (added to `finished`, recorded for the batch) commit together, or neither does.
+/// `None` when the event is gone.
 async fn apply_event(
     inner: &Inner,
     tx: &mut PgConnection,
     job: &ClaimedJob,
+    finished: &mut Vec<Finished>,
 ) -> Result<Option<Attempt>, sqlx::Error> {
     let Some(event) = queue::load_event(tx, &job.job_key).await? else {
         // The event was pruned while queued; nothing is left to apply.
@@ -92,8 +117,7 @@ async fn apply_event(
         let outcome = match result {
             Ok(outcome) => {
                 savepoint.commit().await?;
-                queue::finish_event(tx, job, &outcome).await?;
-                match &outcome {
+                let kind = match &outcome {
                     Outcome::Applied => {
                         tracing::info!(micros = started.elapsed().as_micros() as u64, "applied");
                         EventOutcome::Applied
@@ -102,7 +126,13 @@ async fn apply_event(
                         tracing::info!(%reason, "skipped");
                         EventOutcome::Skipped
                     }
-                }
+                };
+                finished.push(Finished {
+                    job_id: job.id,
+                    event_id: job.job_key.clone(),
+                    outcome,
+                });
+                kind
             }
             Err(error) => {
                 savepoint.rollback().await?;
