@@ -32,6 +32,8 @@ impl Envelope {
     }
 
     pub fn parse(body: &[u8]) -> Result<Self, InvalidPayload> {
+        // JSON is UTF-8, and serde skips the strings we do not read without checking them.
+        std::str::from_utf8(body).map_err(|e| InvalidPayload(format!("not UTF-8: {e}")))?;
         let raw: RawEvent =
             serde_json::from_slice(body).map_err(|e| InvalidPayload(e.to_string()))?;
         if raw.object.as_deref().is_some_and(|o| o != "event") {
