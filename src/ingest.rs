@@ -112,7 +112,7 @@ impl Writer {
                         "ingest batch committed"
                     );
                     if !new_ids.is_empty() {
-                        self.wakeup.stored();
+                        self.wakeup.stored(new_ids.len());
                     }
                 }
                 Err(error) => tracing::warn!(batch = batch.len(), %error, "ingest batch failed"),

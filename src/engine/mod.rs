@@ -19,6 +19,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -140,8 +141,16 @@ impl Engine {
             woken.as_mut().enable();
             let pause = match self.step().await {
                 Ok(0) => poll,
-                Ok(_) => {
+                Ok(n) => {
                     failures = 0;
+                    // A wake-up that came while this worker was busy is answered by the
+                    // claim it makes next; passing it on would only send another worker
+                    // to find nothing.
+                    let _ = woken.as_mut().now_or_never();
+                    if n >= self.inner.settings.batch_size as usize {
+                        // A full batch: more is likely waiting.
+                        self.inner.wakeup.found_work();
+                    }
                     continue;
                 }
                 Err(error) => {

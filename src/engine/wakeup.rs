@@ -1,7 +1,9 @@
 //! Waking workers: in-process at once, other instances through LISTEN/NOTIFY.
 //!
 //! Ingest calls [`Wakeup::stored`] after each commit that stored new events. Local workers
-//! wake at once; a notifier task sends at most one `NOTIFY` per interval to other instances
+//! wake at once, one per `WAKE_PER_WORKER` new jobs (a worker that claims a full batch wakes
+//! the next one, so a backlog draws in every worker while a trickle keeps one busy instead of
+//! sending them all to race for the same rows); a notifier task sends at most one `NOTIFY` per interval to other instances
 //! (a NOTIFY per event would serialise commits on its database-wide lock). Each instance
 //! LISTENs; a lost LISTEN connection reconnects by itself, and workers poll as a fallback.
 
@@ -34,11 +36,21 @@ impl Default for Wakeup {
     }
 }
 
+/// New jobs per local worker woken by [`Wakeup::stored`].
+const WAKE_PER_WORKER: usize = 8;
+
 impl Wakeup {
-    /// New work was committed by this process.
-    pub fn stored(&self) {
-        self.local.notify_waiters();
+    /// `jobs` new jobs were committed by this process.
+    pub fn stored(&self, jobs: usize) {
+        for _ in 0..jobs.div_ceil(WAKE_PER_WORKER).clamp(1, 16) {
+            self.local.notify_one();
+        }
         self.peers.notify_one();
+    }
+
+    /// A worker claimed a full batch: there is likely more, so one more worker looks.
+    pub(crate) fn found_work(&self) {
+        self.local.notify_one();
     }
 
     /// Keeps a LISTEN connection and wakes local workers when another instance stored work.

@@ -1,6 +1,7 @@
 //! One step of a worker: claim a batch, apply events in the claim transaction, then run
 //! leased outbound jobs outside it. Event metrics are counted once the claim commits.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use tracing::Instrument;
 
 use super::Inner;
 use super::queue::{self, ClaimedJob, Finished};
-use super::registry::{LeasedJob, Outcome};
+use super::registry::{EventHandler, LeasedJob, Outcome, StoredEvent};
 use super::retry::{JobError, Verdict};
 use crate::metrics::{self, EventOutcome};
 
@@ -21,26 +22,63 @@ struct Attempt {
     elapsed: Duration,
 }
 
+/// How a batch applies its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No savepoints: the first failure rolls the whole batch back, to be run carefully.
+    Fast,
+    /// A savepoint per event, so a failure is recorded and the rest still commit.
+    Careful,
+}
+
+/// A fast batch met a failing event and rolled back.
+struct RolledBack;
+
 /// Claims and runs one batch; returns how many jobs it took.
+///
+/// Events almost always apply, so a batch first runs without savepoints (two round trips
+/// fewer per event). If any handler fails or panics, that transaction rolls back as a whole
+/// and the batch is claimed again and run with a savepoint per event, which records the
+/// failure and commits the others.
 pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
+    match batch(inner, Mode::Fast).await? {
+        Ok(n) => Ok(n),
+        Err(RolledBack) => match batch(inner, Mode::Careful).await? {
+            Ok(n) => Ok(n),
+            Err(RolledBack) => unreachable!("a careful batch never rolls back"),
+        },
+    }
+}
+
+async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, sqlx::Error> {
     let mut tx = inner.pool.begin().await?;
     let jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
     if jobs.is_empty() {
         tx.commit().await?;
-        return Ok(0);
+        return Ok(Ok(0));
     }
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
     let mut attempts = Vec::with_capacity(events.len());
     let mut finished = Vec::with_capacity(events.len());
+    let ids: Vec<&str> = events.iter().map(|j| j.job_key.as_str()).collect();
+    let mut stored: HashMap<String, StoredEvent> = queue::load_events(&mut tx, &ids)
+        .await?
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect();
     for job in &events {
-        match (
-            job.event_type.as_deref(),
-            job.event_type.as_deref().map(|t| inner.registry.event(t)),
-        ) {
-            // No handler: skipped without reading the payload.
-            (Some(event_type), Some(None)) => {
-                let reason = format!("no handler for {event_type}");
-                tracing::info_span!("event", event_id = %job.job_key, event_type)
+        let Some(event) = stored.remove(&job.job_key) else {
+            // The event was pruned while queued; nothing is left to apply.
+            sqlx::query("DELETE FROM jobs WHERE id = $1")
+                .bind(job.id)
+                .execute(&mut *tx)
+                .await?;
+            continue;
+        };
+        match inner.registry.event(&event.event_type) {
+            None => {
+                let reason = format!("no handler for {}", event.event_type);
+                tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type)
                     .in_scope(|| tracing::info!(%reason, "skipped"));
                 finished.push(Finished {
                     job_id: job.id,
@@ -48,12 +86,40 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
                     outcome: Outcome::Skipped(reason),
                 });
                 attempts.push(Attempt {
-                    event_type: event_type.to_owned(),
+                    event_type: event.event_type,
                     outcome: EventOutcome::Skipped,
                     elapsed: Duration::ZERO,
                 });
             }
-            _ => attempts.extend(apply_event(inner, &mut tx, job, &mut finished).await?),
+            Some(handler) if mode == Mode::Fast => {
+                let started = Instant::now();
+                let span = event_span(&event);
+                match guarded(handler.handle(&mut tx, &event))
+                    .instrument(span.clone())
+                    .await
+                {
+                    Ok(outcome) => {
+                        let kind = span.in_scope(|| log_outcome(&outcome, started));
+                        finished.push(Finished {
+                            job_id: job.id,
+                            event_id: job.job_key.clone(),
+                            outcome,
+                        });
+                        attempts.push(Attempt {
+                            event_type: event.event_type,
+                            outcome: kind,
+                            elapsed: started.elapsed(),
+                        });
+                    }
+                    Err(_) => {
+                        tx.rollback().await?;
+                        return Ok(Err(RolledBack));
+                    }
+                }
+            }
+            Some(handler) => attempts.push(
+                apply_event(inner, &mut tx, job, &event, handler.as_ref(), &mut finished).await?,
+            ),
         }
     }
     queue::finish_events(&mut tx, &finished).await?;
@@ -80,53 +146,26 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
             run_leased(inner, &leased, job).await?;
         }
     }
-    Ok(events.len() + outbound.len())
+    Ok(Ok(events.len() + outbound.len()))
 }
 
 /// Applies one event inside a savepoint of the claim transaction: its effects and its new
 /// state (added to `finished`, recorded for the batch) commit together, or neither does.
-/// `None` when the event is gone.
 async fn apply_event(
     inner: &Inner,
     tx: &mut PgConnection,
     job: &ClaimedJob,
+    event: &StoredEvent,
+    handler: &dyn EventHandler,
     finished: &mut Vec<Finished>,
-) -> Result<Option<Attempt>, sqlx::Error> {
-    let Some(event) = queue::load_event(tx, &job.job_key).await? else {
-        // The event was pruned while queued; nothing is left to apply.
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job.id)
-            .execute(&mut *tx)
-            .await?;
-        return Ok(None);
-    };
-    let span = tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type);
+) -> Result<Attempt, sqlx::Error> {
     async {
         let started = Instant::now();
         let mut savepoint = tx.begin().await?;
-        let result = match inner.registry.event(&event.event_type) {
-            None => Ok(Outcome::Skipped(format!(
-                "no handler for {}",
-                event.event_type
-            ))),
-            Some(handler) => AssertUnwindSafe(handler.handle(&mut savepoint, &event))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| Err(panicked(panic))),
-        };
-        let outcome = match result {
+        let outcome = match guarded(handler.handle(&mut savepoint, event)).await {
             Ok(outcome) => {
                 savepoint.commit().await?;
-                let kind = match &outcome {
-                    Outcome::Applied => {
-                        tracing::info!(micros = started.elapsed().as_micros() as u64, "applied");
-                        EventOutcome::Applied
-                    }
-                    Outcome::Skipped(reason) => {
-                        tracing::info!(%reason, "skipped");
-                        EventOutcome::Skipped
-                    }
-                };
+                let kind = log_outcome(&outcome, started);
                 finished.push(Finished {
                     job_id: job.id,
                     event_id: job.job_key.clone(),
@@ -145,14 +184,41 @@ async fn apply_event(
                 }
             }
         };
-        Ok(Some(Attempt {
+        Ok(Attempt {
             event_type: event.event_type.clone(),
             outcome,
             elapsed: started.elapsed(),
-        }))
+        })
     }
-    .instrument(span)
+    .instrument(event_span(event))
     .await
+}
+
+fn event_span(event: &StoredEvent) -> tracing::Span {
+    tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type)
+}
+
+/// Runs a handler's future, turning a panic into a permanent failure.
+async fn guarded<T>(
+    work: impl std::future::Future<Output = Result<T, JobError>>,
+) -> Result<T, JobError> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(panic)))
+}
+
+fn log_outcome(outcome: &Outcome, started: Instant) -> EventOutcome {
+    match outcome {
+        Outcome::Applied => {
+            tracing::debug!(micros = started.elapsed().as_micros() as u64, "applied");
+            EventOutcome::Applied
+        }
+        Outcome::Skipped(reason) => {
+            tracing::info!(%reason, "skipped");
+            EventOutcome::Skipped
+        }
+    }
 }
 
 /// Runs an outbound job under its lease, with no transaction open.
@@ -168,10 +234,7 @@ async fn run_leased(
                 "no handler for job kind {}",
                 job.kind
             ))),
-            Some(handler) => AssertUnwindSafe(handler.run(&inner.pool, job))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| Err(panicked(panic))),
+            Some(handler) => guarded(handler.run(&inner.pool, job)).await,
         };
         match result {
             Ok(()) => {

@@ -63,7 +63,7 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
     .await?;
     jobs::enqueue_attach(&mut tx, customer.pk, &attach.id).await?;
     tx.commit().await?;
-    state.wakeup.stored();
+    state.wakeup.stored(1);
 
     let attach = wait_for_outcome(state, attach).await?;
     let status = if attach.state == "pending" {

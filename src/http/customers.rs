@@ -114,7 +114,7 @@ pub(super) async fn create(
     let view = customers::view(&mut tx, &customer).await?;
     tx.commit().await?;
     if enqueued {
-        state.wakeup.stored();
+        state.wakeup.stored(1);
     }
     let status = if created {
         StatusCode::CREATED
