@@ -4,6 +4,8 @@
 #   pg_start NAME PORT   initdb (once) into .pgdata/NAME and start it on 127.0.0.1:PORT;
 #                        exports PG_ADMIN_URL (the `postgres` database, superuser `postgres`)
 #   pg_stop              stop the server started by pg_start (safe to call twice)
+#   pg_crash             stop it at once, as a crash would (`-m immediate`: recovery on restart)
+#   pg_restart           start it again after pg_stop or pg_crash: same data, port and options
 #
 # Uses the newest server binaries under /usr/lib/postgresql; installs Debian's `postgresql`
 # only when there are none. As root, the server runs as the `postgres` user (it refuses root).
@@ -66,13 +68,29 @@ pg_start() {
         echo "==> PostgreSQL in $PG_DATA is already running (left by an earlier run); restarting it" >&2
         pg_as_owner "$bin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
     fi
-    pg_as_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-        -o "-h 127.0.0.1 -p $port -k '' -c max_connections=400 -c shared_buffers=256MB" start >/dev/null \
-        || { echo "PostgreSQL did not start; see $PG_LOG" >&2; tail -n 20 "$PG_LOG" >&2; return 1; }
+    pg_ctl_start "$bin" "$port" || return 1
     PG_STARTED_BIN=$bin
     export PG_ADMIN_URL="postgres://postgres@127.0.0.1:$port/postgres"
     export PG_PORT=$port
     echo "==> PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port, data in $PG_DATA" >&2
+}
+
+# Starts the server on PG_DATA (logging to PG_LOG) with BIN's pg_ctl, on 127.0.0.1:PORT.
+pg_ctl_start() {
+    local bin=$1 port=$2
+    pg_as_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+        -o "-h 127.0.0.1 -p $port -k '' -c max_connections=400 -c shared_buffers=256MB" start >/dev/null \
+        || { echo "PostgreSQL did not start; see $PG_LOG" >&2; tail -n 20 "$PG_LOG" >&2; return 1; }
+}
+
+pg_crash() {
+    [[ -n "${PG_STARTED_BIN:-}" ]] || { echo "pg_crash: no server started by pg_start" >&2; return 1; }
+    pg_as_owner "$PG_STARTED_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null
+}
+
+pg_restart() {
+    [[ -n "${PG_STARTED_BIN:-}" ]] || { echo "pg_restart: no server started by pg_start" >&2; return 1; }
+    pg_ctl_start "$PG_STARTED_BIN" "$PG_PORT"
 }
 
 pg_stop() {
