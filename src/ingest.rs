@@ -47,6 +47,7 @@ struct Delivery {
 #[derive(Clone)]
 pub struct Ingest {
     tx: mpsc::Sender<Delivery>,
+    wakeup: Arc<Wakeup>,
 }
 
 impl Ingest {
@@ -70,11 +71,12 @@ impl Ingest {
             };
             tracker.spawn(writer.run());
         }
-        Self { tx }
+        Self { tx, wakeup }
     }
 
     /// Stores one verified event; returns once it is committed (or known already).
     pub async fn store(&self, envelope: Envelope, body: Bytes) -> Result<Stored, IngestError> {
+        let _waiting = self.wakeup.delivering();
         let (reply, answer) = oneshot::channel();
         let delivery = Delivery {
             envelope,

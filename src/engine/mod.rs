@@ -60,6 +60,9 @@ impl Inner {
     }
 }
 
+/// How long a worker other than the first waits while ingest is under a burst.
+const YIELD_PAUSE: Duration = Duration::from_millis(5);
+
 /// Slack on top of a worker's longest legitimate silence.
 const STALL_MARGIN: Duration = Duration::from_secs(10);
 
@@ -133,21 +136,30 @@ impl Engine {
     async fn worker_loop(self, n: usize, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
         let mut failures = 0u32;
+        let yield_at = self.inner.settings.yield_to_ingest_at;
         while !shutdown.is_cancelled() {
             self.inner.heartbeats.beat(n);
+            if n > 0 && yield_at > 0 && self.inner.wakeup.deliveries_waiting() >= yield_at {
+                // A burst: give the CPU and the database to acknowledging it. Worker 0 keeps
+                // applying, the others rejoin once the burst has been stored.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(YIELD_PAUSE) => continue,
+                }
+            }
             // Register for wake-ups before looking, so none is missed in between.
             let woken = self.inner.wakeup.local.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
             let pause = match self.step().await {
                 Ok(0) => poll,
-                Ok(n) => {
+                Ok(claimed) => {
                     failures = 0;
                     // A wake-up that came while this worker was busy is answered by the
                     // claim it makes next; passing it on would only send another worker
                     // to find nothing.
                     let _ = woken.as_mut().now_or_never();
-                    if n >= self.inner.settings.batch_size as usize {
+                    if claimed >= self.inner.settings.batch_size as usize {
                         // A full batch: more is likely waiting.
                         self.inner.wakeup.found_work();
                     }

@@ -7,6 +7,8 @@
 //! (a NOTIFY per event would serialise commits on its database-wide lock). Each instance
 //! LISTENs; a lost LISTEN connection reconnects by itself, and workers poll as a fallback.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -18,6 +20,8 @@ use super::queue::{self, CHANNEL};
 
 pub struct Wakeup {
     pub(crate) local: Notify,
+    /// Deliveries waiting for their ingest commit (see [`Wakeup::delivering`]).
+    delivering: AtomicUsize,
     peers: Notify,
     /// Our NOTIFY payload, so we ignore our own notifications.
     instance: String,
@@ -30,6 +34,7 @@ impl Default for Wakeup {
             .map_or(0, |d| d.subsec_nanos());
         Self {
             local: Notify::new(),
+            delivering: AtomicUsize::new(0),
             peers: Notify::new(),
             instance: format!("{}-{nanos:x}", std::process::id()),
         }
@@ -48,17 +53,25 @@ impl Wakeup {
         self.peers.notify_one();
     }
 
+    /// Counts a delivery as waiting for its commit until the guard drops (also when the
+    /// request is abandoned half-way), so workers can give way to a burst.
+    pub fn delivering(self: &Arc<Self>) -> Delivering {
+        self.delivering.fetch_add(1, Ordering::SeqCst);
+        Delivering(self.clone())
+    }
+
+    /// Deliveries waiting for their ingest commit now.
+    pub(crate) fn deliveries_waiting(&self) -> usize {
+        self.delivering.load(Ordering::SeqCst)
+    }
+
     /// A worker claimed a full batch: there is likely more, so one more worker looks.
     pub(crate) fn found_work(&self) {
         self.local.notify_one();
     }
 
     /// Keeps a LISTEN connection and wakes local workers when another instance stored work.
-    pub(crate) async fn listen(
-        self: std::sync::Arc<Self>,
-        pool: PgPool,
-        shutdown: CancellationToken,
-    ) {
+    pub(crate) async fn listen(self: Arc<Self>, pool: PgPool, shutdown: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         loop {
             let current = match listener.as_mut() {
@@ -96,7 +109,7 @@ impl Wakeup {
 
     /// Sends at most one NOTIFY per `interval` while this process stores new work.
     pub(crate) async fn notify_peers_loop(
-        self: std::sync::Arc<Self>,
+        self: Arc<Self>,
         pool: PgPool,
         interval: Duration,
         shutdown: CancellationToken,
@@ -117,9 +130,40 @@ impl Wakeup {
     }
 }
 
+/// A delivery waiting for its commit; see [`Wakeup::delivering`].
+pub struct Delivering(Arc<Wakeup>);
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        self.0.delivering.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.ignore_pool_close_event(true);
     listener.listen(CHANNEL).await?;
     Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_counts_until_its_guard_drops_even_when_abandoned() {
+        let wakeup = Arc::new(Wakeup::default());
+        let first = wakeup.delivering();
+        let second = wakeup.delivering();
+        assert_eq!(wakeup.deliveries_waiting(), 2);
+        drop(first);
+        assert_eq!(wakeup.deliveries_waiting(), 1);
+        // A request future dropped half-way (the client went away) drops its guard too.
+        let abandoned = async move {
+            let _guard = second;
+            std::future::pending::<()>().await
+        };
+        drop(abandoned);
+        assert_eq!(wakeup.deliveries_waiting(), 0);
+    }
 }

@@ -190,6 +190,42 @@ async fn a_poisoned_event_goes_dead_and_applies_after_retry_with_the_cause_fixed
 }
 
 #[tokio::test]
+async fn a_failure_inside_a_batch_leaves_its_neighbours_applied_once() {
+    // One claim takes all six; the first three apply before the poisoned one fails. The
+    // batch's first, savepoint-free attempt must roll their effects back, and the careful
+    // rerun must apply them once and record the failure.
+    let app = spawn(|_| {}).await;
+    for n in 0..6 {
+        let id = if n == 3 {
+            "evt_b3_poison".to_owned()
+        } else {
+            format!("evt_b{n}")
+        };
+        let body = event_at(&id, TYPE, &format!("cus_b{n}"), 1_795_000_000 + n);
+        assert_eq!(app.post_event(&body).await.0, StatusCode::OK);
+    }
+    app.engine.run_until_idle().await.unwrap();
+
+    assert_eq!(app.count("SELECT count(*) FROM effects").await, 5);
+    assert_eq!(
+        app.count("SELECT count(DISTINCT event_id) FROM effects")
+            .await,
+        5
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE state = 'applied' AND attempts = 1")
+            .await,
+        5,
+        "a rolled-back attempt is not counted"
+    );
+    let dead = state_of(&app, "evt_b3_poison").await;
+    assert_eq!(
+        (dead["state"].as_str(), dead["attempts"].as_i64()),
+        (Some("dead"), Some(1))
+    );
+}
+
+#[tokio::test]
 async fn a_panicking_handler_is_a_dead_letter_not_a_crash() {
     let app = spawn(|_| {}).await;
     app.post_event(&event("evt_panic", TYPE, "cus_x")).await;
