@@ -17,6 +17,7 @@ pub mod wakeup;
 mod worker;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -44,6 +45,8 @@ pub(crate) struct Inner {
     settings: EngineSettings,
     wakeup: Arc<Wakeup>,
     heartbeats: Heartbeats,
+    /// Age (ms) of the oldest job in the latest claim: how far applying lags behind.
+    claimed_age_ms: AtomicU64,
 }
 
 impl Inner {
@@ -62,6 +65,9 @@ impl Inner {
 
 /// How long a worker other than the first waits while ingest is under a burst.
 const YIELD_PAUSE: Duration = Duration::from_millis(5);
+
+/// Workers stop giving way to ingest once applying lags this far behind.
+const YIELD_MAX_LAG: Duration = Duration::from_secs(5);
 
 /// Slack on top of a worker's longest legitimate silence.
 const STALL_MARGIN: Duration = Duration::from_secs(10);
@@ -89,6 +95,7 @@ impl Engine {
                 settings,
                 wakeup,
                 heartbeats,
+                claimed_age_ms: AtomicU64::new(0),
             }),
         }
     }
@@ -133,13 +140,22 @@ impl Engine {
         inner.heartbeats.check(inner.stall_limit(), Instant::now())
     }
 
+    /// True while a burst of deliveries waits for its commit and applying is not yet more
+    /// than `YIELD_MAX_LAG` behind: a short burst is acknowledged first, a sustained load
+    /// never starves applying.
+    fn yields_to_ingest(&self, yield_at: usize) -> bool {
+        yield_at > 0
+            && self.inner.wakeup.deliveries_waiting() >= yield_at
+            && self.inner.claimed_age_ms.load(Ordering::Relaxed) < YIELD_MAX_LAG.as_millis() as u64
+    }
+
     async fn worker_loop(self, n: usize, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
         let mut failures = 0u32;
         let yield_at = self.inner.settings.yield_to_ingest_at;
         while !shutdown.is_cancelled() {
             self.inner.heartbeats.beat(n);
-            if n > 0 && yield_at > 0 && self.inner.wakeup.deliveries_waiting() >= yield_at {
+            if n > 0 && self.yields_to_ingest(yield_at) {
                 // A burst: give the CPU and the database to acknowledging it. Worker 0 keeps
                 // applying, the others rejoin once the burst has been stored.
                 tokio::select! {

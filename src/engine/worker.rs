@@ -58,6 +58,11 @@ pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
 async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, sqlx::Error> {
     let mut tx = inner.pool.begin_with(APPLY_BEGIN).await?;
     let jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
+    let oldest = jobs.iter().map(ClaimedJob::age).max().unwrap_or_default();
+    inner.claimed_age_ms.store(
+        oldest.as_millis() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     if jobs.is_empty() {
         tx.commit().await?;
         return Ok(Ok(0));
