@@ -93,6 +93,9 @@ for db in bench_ours bench_ref; do
 done
 ours_db="postgres://postgres@127.0.0.1:$pg_port/bench_ours"
 ref_db="postgres://postgres@127.0.0.1:$pg_port/bench_ref"
+# Any statement slower than 1 s gets its plan in the server log ($PG_DATA/server.log).
+psql_admin -c "LOAD 'auto_explain'" -c "ALTER SYSTEM SET session_preload_libraries = 'auto_explain'" \
+    -c "ALTER SYSTEM SET auto_explain.log_min_duration = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
 pg_version=$(psql_admin -c "SHOW server_version")
 sync_commit=$(psql_admin -c "SHOW synchronous_commit")
 say "PostgreSQL $pg_version, synchronous_commit = $sync_commit"

@@ -119,7 +119,7 @@ pub struct EngineSettings {
     pub retention_days: u32,
     pub prune_interval_secs: u64,
     /// While this many deliveries wait for their ingest commit (and applying lags less than
-    /// 5 s), only the first worker claims: a burst is acknowledged first and applied
+    /// 30 s), only the first worker claims: a burst is acknowledged first and applied
     /// right after. 0: never yield.
     pub yield_to_ingest_at: usize,
 }

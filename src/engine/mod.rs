@@ -67,7 +67,7 @@ impl Inner {
 const YIELD_PAUSE: Duration = Duration::from_millis(5);
 
 /// Workers stop giving way to ingest once applying lags this far behind.
-const YIELD_MAX_LAG: Duration = Duration::from_secs(5);
+const YIELD_MAX_LAG: Duration = Duration::from_secs(30);
 
 /// Slack on top of a worker's longest legitimate silence.
 const STALL_MARGIN: Duration = Duration::from_secs(10);
