@@ -3,9 +3,11 @@
 //! Ingest calls [`Wakeup::stored`] after each commit that stored new events. Local workers
 //! wake at once, one per `WAKE_PER_WORKER` new jobs (a worker that claims a full batch wakes
 //! the next one, so a backlog draws in every worker while a trickle keeps one busy instead of
-//! sending them all to race for the same rows); a notifier task sends at most one `NOTIFY` per interval to other instances
-//! (a NOTIFY per event would serialise commits on its database-wide lock). Each instance
-//! LISTENs; a lost LISTEN connection reconnects by itself, and workers poll as a fallback.
+//! sending them all to race for the same rows). Workers other than the first pause while a
+//! burst of deliveries awaits its commit ([`Wakeup::delivering`]). A notifier task sends at
+//! most one `NOTIFY` per interval to other instances (a NOTIFY per event would serialise
+//! commits on its database-wide lock). Each instance LISTENs; a lost LISTEN connection
+//! reconnects by itself, and workers poll as a fallback.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
