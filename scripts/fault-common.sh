@@ -191,3 +191,31 @@ load_acked() {
         psql_q "\\copy fault_acked (id) FROM '$file'"
     done
 }
+
+sleep_ms() {
+    sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"
+}
+
+# Fails with every entry of the `problems` array, if it has any.
+fail_on_problems() {
+    ((${#problems[@]} == 0)) && return 0
+    printf '  - %s\n' "${problems[@]}" >&2
+    fail "${#problems[@]} assertion(s) failed"
+}
+
+# check_effects EVENTS_WHERE INVOICES_WHERE APPLIED_WHERE
+# With the acked ids loaded (load_acked): every acked id is stored (never a 2xx for an event
+# not stored), every stored event of the run matches APPLIED_WHERE, and each has exactly one
+# invoice. Sets n_acked, stored, applied, invoices; adds failures to `problems`.
+check_effects() {
+    local events=$1 invoices_where=$2 applied_where=$3 missing
+    n_acked=$(psql_q "SELECT count(DISTINCT id) FROM fault_acked")
+    missing=$(psql_q "SELECT count(*) FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id)")
+    stored=$(psql_q "SELECT count(*) FROM events WHERE $events")
+    applied=$(psql_q "SELECT count(*) FROM events WHERE $events AND $applied_where")
+    invoices=$(psql_q "SELECT count(*) FROM invoices WHERE $invoices_where")
+    ((n_acked > 0)) || problems+=("nothing was acknowledged")
+    ((missing == 0)) || problems+=("$missing acknowledged events are not stored (a 2xx for an event not stored), e.g. $(psql_q "SELECT string_agg(id, ' ') FROM (SELECT id FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id) LIMIT 5) m")")
+    ((applied == stored)) || problems+=("$((stored - applied)) of $stored stored events are not $applied_where: $(psql_q "SELECT string_agg(id || ' ' || state || ' attempts=' || attempts || coalesce(' (' || last_error || ')', ''), '; ') FROM (SELECT * FROM events WHERE $events AND NOT ($applied_where) ORDER BY id LIMIT 5) b")")
+    ((invoices == stored)) || problems+=("$invoices invoices for $stored stored events")
+}

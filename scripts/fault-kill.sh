@@ -52,7 +52,7 @@ restart_max_ms=0
 restart_total_ms=0
 while ((kills < KILLS)); do
     pause_ms=$((500 + RANDOM % 1001))
-    sleep "$((pause_ms / 1000)).$(printf '%03d' $((pause_ms % 1000)))"
+    sleep_ms "$pause_ms"
     kill -0 "$bench" 2>/dev/null && under_load=$((under_load + 1))
     t0=$(now_ms)
     daemon_kill9
@@ -77,25 +77,14 @@ load_acked "$acked"
 bench_accepted=$(json_get "$json" 'j["accepted"]')
 bench_errors=$(json_get "$json" 'j["errors"]')
 bench_statuses=$(json_get "$json" 'json.dumps(j["statuses"], separators=(",", ":"))')
-n_acked=$(psql_q "SELECT count(DISTINCT id) FROM fault_acked")
-missing=$(psql_q "SELECT count(*) FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id)")
-stored=$(psql_q "SELECT count(*) FROM events WHERE id LIKE '$evt_like'")
-applied=$(psql_q "SELECT count(*) FROM events WHERE id LIKE '$evt_like' AND state = 'applied' AND attempts = 1")
-invoices=$(psql_q "SELECT count(*) FROM invoices WHERE stripe_id LIKE '$inv_like'")
 jobs_left=$(psql_q "SELECT count(*) FROM jobs WHERE job_key LIKE '$evt_like'")
 
 problems=()
-((n_acked > 0)) || problems+=("nothing was acknowledged")
+check_effects "id LIKE '$evt_like'" "stripe_id LIKE '$inv_like'" "state = 'applied' AND attempts = 1"
 [[ "$n_acked" == "$bench_accepted" ]] || problems+=("acked file has $n_acked ids, stripe-bench counted $bench_accepted accepted")
-((missing == 0)) || problems+=("$missing acknowledged events are not stored, e.g. $(psql_q "SELECT string_agg(id, ' ') FROM (SELECT id FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id) LIMIT 5) m")")
-((applied == stored)) || problems+=("$((stored - applied)) of $stored stored events are not applied exactly once: $(psql_q "SELECT string_agg(id || ' ' || state || ' attempts=' || attempts || coalesce(' (' || last_error || ')', ''), '; ') FROM (SELECT * FROM events WHERE id LIKE '$evt_like' AND NOT (state = 'applied' AND attempts = 1) ORDER BY id LIMIT 5) b")")
-((invoices == stored)) || problems+=("$invoices invoices for $stored stored events")
 ((jobs_left == 0)) || problems+=("$jobs_left jobs of the run are left in the queue")
 
 summary="fault-kill: acked=$n_acked stored=$stored applied=$applied invoices=$invoices kills=$kills (under load $under_load, restart avg $((restart_total_ms / kills)) ms max $restart_max_ms ms) load errors=$bench_errors statuses=$bench_statuses"
 echo "$summary"
-if ((${#problems[@]} > 0)); then
-    printf '  - %s\n' "${problems[@]}" >&2
-    fail "${#problems[@]} assertion(s) failed"
-fi
+fail_on_problems
 echo "fault-kill: OK"

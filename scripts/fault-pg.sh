@@ -46,10 +46,10 @@ sleep 2
 step "PostgreSQL: stop -m immediate"
 t0=$(date +%s%3N)
 pg_crash
-sleep "$((OUTAGE_MS / 2000)).$(printf '%03d' $((OUTAGE_MS / 2 % 1000)))"
+sleep_ms $((OUTAGE_MS / 2))
 ready_while_down=$(http_status readyz)
 remaining_ms=$((OUTAGE_MS - ($(date +%s%3N) - t0)))
-((remaining_ms > 0)) && sleep "$((remaining_ms / 1000)).$(printf '%03d' $((remaining_ms % 1000)))"
+((remaining_ms > 0)) && sleep_ms "$remaining_ms"
 kill -0 "$bench" 2>/dev/null || fail "the load ended during the outage (make it longer)"
 pg_restart
 outage_ms=$(($(date +%s%3N) - t0))
@@ -100,21 +100,9 @@ done
 load_acked "$FAULT_TMP/acked1" "$FAULT_TMP/acked2"
 both="(id LIKE '$(like_run evt_bench "$run")' OR id LIKE '$(like_run evt_bench "$run2")')"
 inv_both="(stripe_id LIKE '$(like_run in_bench "$run")' OR stripe_id LIKE '$(like_run in_bench "$run2")')"
-n_acked=$(psql_q "SELECT count(DISTINCT id) FROM fault_acked")
-missing=$(psql_q "SELECT count(*) FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id)")
-stored=$(psql_q "SELECT count(*) FROM events WHERE $both")
-applied=$(psql_q "SELECT count(*) FROM events WHERE $both AND state = 'applied'")
 retried=$(psql_q "SELECT count(*) FROM events WHERE $both AND attempts > 1")
-invoices=$(psql_q "SELECT count(*) FROM invoices WHERE $inv_both")
-
-((n_acked > 0)) || problems+=("nothing was acknowledged")
-((missing == 0)) || problems+=("$missing acknowledged events are not stored (a 2xx for an event not stored), e.g. $(psql_q "SELECT string_agg(id, ' ') FROM (SELECT id FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id) LIMIT 5) m")")
-((applied == stored)) || problems+=("$((stored - applied)) of $stored stored events are not applied: $(psql_q "SELECT string_agg(id || ' ' || state || ' attempts=' || attempts || coalesce(' (' || last_error || ')', ''), '; ') FROM (SELECT * FROM events WHERE $both AND state <> 'applied' ORDER BY id LIMIT 5) b")")
-((invoices == stored)) || problems+=("$invoices invoices for $stored stored events")
+check_effects "$both" "$inv_both" "state = 'applied'"
 
 echo "fault-pg: outage=${outage_ms}ms 503s=$s503 readyz_down=$ready_while_down statuses=$statuses1 errors=$errors1 recovered_in=${recovered_s}s after: accepted=$accepted2 rejected=$rejected2 errors=$errors2 same_pid=$([[ "$DAEMON_PID" == "$pid0" ]] && echo yes || echo no) acked=$n_acked stored=$stored applied=$applied retried=$retried invoices=$invoices"
-if ((${#problems[@]} > 0)); then
-    printf '  - %s\n' "${problems[@]}" >&2
-    fail "${#problems[@]} assertion(s) failed"
-fi
+fail_on_problems
 echo "fault-pg: OK"

@@ -67,8 +67,5 @@ problems=()
 daemon_alive || problems+=("the daemon died")
 
 echo "fault-slowloris: load accepted=$accepted/$expected rejected=$rejected errors=$errors ack_p99=${p99}ms; abuse slow_opened=$slow_opened slow_still_open=$slow_open oversized_sent=$over_sent oversized_status=$over_statuses oversized_closed=$over_closed; readyz_after=$ready_after"
-if ((${#problems[@]} > 0)); then
-    printf '  - %s\n' "${problems[@]}" >&2
-    fail "${#problems[@]} assertion(s) failed"
-fi
+fail_on_problems
 echo "fault-slowloris: OK"

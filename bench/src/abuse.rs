@@ -5,7 +5,6 @@
 //! with a chunked body that only grows past it while streaming.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -72,13 +71,7 @@ pub async fn run(args: AbuseArgs) -> anyhow::Result<()> {
         "oversized_closed": closed,
     });
     println!("abuse: {result}");
-    if let Some(path) = &args.json {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(file, "{result}")?;
-    }
+    crate::append_json(args.json.as_deref(), &result)?;
     Ok(())
 }
 

@@ -189,13 +189,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "statuses": all.statuses.iter().map(|(s, n)| (s.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
     });
     print_human(&result);
-    if let Some(path) = &args.json {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(file, "{result}")?;
-    }
+    crate::append_json(args.json.as_deref(), &result)?;
     if !args.keep_going && (rejected > 0 || all.errors > 0) {
         anyhow::bail!(
             "{rejected} non-2xx answers and {} transport errors",
@@ -277,7 +271,7 @@ async fn connection(shared: Arc<Shared>) -> anyhow::Result<Tally> {
             Err(error) if shared.keep_going => {
                 tally.errors += 1;
                 sender = None;
-                tracing_error(&error);
+                report_transport_error(&error);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
@@ -297,7 +291,7 @@ async fn connection(shared: Arc<Shared>) -> anyhow::Result<Tally> {
     Ok(tally)
 }
 
-fn tracing_error(error: &anyhow::Error) {
+fn report_transport_error(error: &anyhow::Error) {
     static SHOWN: AtomicU64 = AtomicU64::new(0);
     if SHOWN.fetch_add(1, Ordering::Relaxed) < 3 {
         eprintln!("transport error (counted): {error:#}");

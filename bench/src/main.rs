@@ -30,6 +30,19 @@ enum Command {
     Abuse(abuse::AbuseArgs),
 }
 
+/// Appends `value` as one JSON line to `path`, if given (the `--json` file of both modes).
+fn append_json(path: Option<&std::path::Path>, value: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(path) = path {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{value}")?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {

@@ -68,18 +68,23 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob
     .await
 }
 
-/// The events behind claimed event jobs, in one query; pruned ones are missing.
+/// The events behind claimed event jobs, in one query; pruned ones are missing. Only events
+/// of a `handled` type carry their payload (others are skipped unread; theirs is empty).
 /// Planned afresh for the same reason as [`claim`]: a generic plan from when the log was
 /// small would scan the whole log.
 pub async fn load_events(
     conn: &mut PgConnection,
     event_ids: &[&str],
+    handled: &[&str],
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, type, created, customer_id, object_id, payload FROM events WHERE id = ANY($1)",
+        "SELECT id, type, created, customer_id, object_id,
+                CASE WHEN type = ANY($2) THEN payload ELSE ''::bytea END AS payload
+         FROM events WHERE id = ANY($1)",
     )
     .persistent(false)
     .bind(event_ids)
+    .bind(handled)
     .fetch_all(conn)
     .await
 }

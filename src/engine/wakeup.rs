@@ -57,9 +57,9 @@ impl Wakeup {
 
     /// Counts a delivery as waiting for its commit until the guard drops (also when the
     /// request is abandoned half-way), so workers can give way to a burst.
-    pub fn delivering(self: &Arc<Self>) -> Delivering {
+    pub fn delivering(&self) -> Delivering<'_> {
         self.delivering.fetch_add(1, Ordering::SeqCst);
-        Delivering(self.clone())
+        Delivering(self)
     }
 
     /// Deliveries waiting for their ingest commit now.
@@ -133,9 +133,9 @@ impl Wakeup {
 }
 
 /// A delivery waiting for its commit; see [`Wakeup::delivering`].
-pub struct Delivering(Arc<Wakeup>);
+pub struct Delivering<'a>(&'a Wakeup);
 
-impl Drop for Delivering {
+impl Drop for Delivering<'_> {
     fn drop(&mut self) {
         self.0.delivering.fetch_sub(1, Ordering::SeqCst);
     }
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_delivery_counts_until_its_guard_drops_even_when_abandoned() {
-        let wakeup = Arc::new(Wakeup::default());
+        let wakeup = Wakeup::default();
         let first = wakeup.delivering();
         let second = wakeup.delivering();
         assert_eq!(wakeup.deliveries_waiting(), 2);

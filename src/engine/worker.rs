@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
@@ -59,10 +60,9 @@ struct RolledBack;
 pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
     match batch(inner, Mode::Fast).await? {
         Ok(n) => Ok(n),
-        Err(RolledBack) => match batch(inner, Mode::Careful).await? {
-            Ok(n) => Ok(n),
-            Err(RolledBack) => unreachable!("a careful batch never rolls back"),
-        },
+        Err(RolledBack) => Ok(batch(inner, Mode::Careful)
+            .await?
+            .unwrap_or_else(|RolledBack| unreachable!("a careful batch never rolls back"))),
     }
 }
 
@@ -70,10 +70,9 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
     let mut tx = inner.pool.begin_with(APPLY_BEGIN).await?;
     let jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
     let oldest = jobs.iter().map(ClaimedJob::age).max().unwrap_or_default();
-    inner.claimed_age_ms.store(
-        oldest.as_millis() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    inner
+        .claimed_age_ms
+        .store(oldest.as_millis() as u64, Ordering::Relaxed);
     if jobs.is_empty() {
         tx.commit().await?;
         return Ok(Ok(0));
@@ -82,7 +81,8 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
     let mut attempts = Vec::with_capacity(events.len());
     let mut finished = Vec::with_capacity(events.len());
     let ids: Vec<&str> = events.iter().map(|j| j.job_key.as_str()).collect();
-    let mut stored: HashMap<String, StoredEvent> = queue::load_events(&mut tx, &ids)
+    let handled: Vec<&str> = inner.registry.event_types().collect();
+    let mut stored: HashMap<String, StoredEvent> = queue::load_events(&mut tx, &ids, &handled)
         .await?
         .into_iter()
         .map(|e| (e.id.clone(), e))
@@ -99,8 +99,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
         match inner.registry.event(&event.event_type) {
             None => {
                 let reason = format!("no handler for {}", event.event_type);
-                tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type)
-                    .in_scope(|| tracing::info!(%reason, "skipped"));
+                event_span(&event).in_scope(|| tracing::info!(%reason, "skipped"));
                 finished.push(Finished {
                     job_id: job.id,
                     event_id: job.job_key.clone(),
@@ -112,35 +111,17 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
                     elapsed: Duration::ZERO,
                 });
             }
-            Some(handler) if mode == Mode::Fast => {
-                let started = Instant::now();
-                let span = event_span(&event);
-                match guarded(handler.handle(&mut tx, &event))
-                    .instrument(span.clone())
-                    .await
+            Some(handler) => {
+                let handler = handler.as_ref();
+                match apply_event(inner, &mut tx, job, &event, handler, mode, &mut finished).await?
                 {
-                    Ok(outcome) => {
-                        let kind = span.in_scope(|| log_outcome(&outcome, started));
-                        finished.push(Finished {
-                            job_id: job.id,
-                            event_id: job.job_key.clone(),
-                            outcome,
-                        });
-                        attempts.push(Attempt {
-                            event_type: event.event_type,
-                            outcome: kind,
-                            elapsed: started.elapsed(),
-                        });
-                    }
-                    Err(_) => {
+                    Ok(attempt) => attempts.push(attempt),
+                    Err(RolledBack) => {
                         tx.rollback().await?;
                         return Ok(Err(RolledBack));
                     }
                 }
             }
-            Some(handler) => attempts.push(
-                apply_event(inner, &mut tx, job, &event, handler.as_ref(), &mut finished).await?,
-            ),
         }
     }
     queue::finish_events(&mut tx, &finished).await?;
@@ -170,22 +151,38 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
     Ok(Ok(events.len() + outbound.len()))
 }
 
-/// Applies one event inside a savepoint of the claim transaction: its effects and its new
-/// state (added to `finished`, recorded for the batch) commit together, or neither does.
+/// Applies one event in the claim transaction: its effects and its new state (added to
+/// `finished`, recorded for the batch) commit together, or neither does. Careful mode wraps
+/// it in a savepoint and records a failure; fast mode has no savepoint, so a failure leaves
+/// the transaction to be rolled back by the caller (`Err(RolledBack)`).
 async fn apply_event(
     inner: &Inner,
     tx: &mut PgConnection,
     job: &ClaimedJob,
     event: &StoredEvent,
     handler: &dyn EventHandler,
+    mode: Mode,
     finished: &mut Vec<Finished>,
-) -> Result<Attempt, sqlx::Error> {
+) -> Result<Result<Attempt, RolledBack>, sqlx::Error> {
     async {
         let started = Instant::now();
-        let mut savepoint = tx.begin().await?;
-        let outcome = match guarded(handler.handle(&mut savepoint, event)).await {
+        let result = match mode {
+            Mode::Fast => match guarded(handler.handle(&mut *tx, event)).await {
+                Ok(outcome) => Ok(outcome),
+                Err(_) => return Ok(Err(RolledBack)),
+            },
+            Mode::Careful => {
+                let mut savepoint = tx.begin().await?;
+                let result = guarded(handler.handle(&mut savepoint, event)).await;
+                match result {
+                    Ok(_) => savepoint.commit().await?,
+                    Err(_) => savepoint.rollback().await?,
+                }
+                result
+            }
+        };
+        let outcome = match result {
             Ok(outcome) => {
-                savepoint.commit().await?;
                 let kind = log_outcome(&outcome, started);
                 finished.push(Finished {
                     job_id: job.id,
@@ -195,7 +192,6 @@ async fn apply_event(
                 kind
             }
             Err(error) => {
-                savepoint.rollback().await?;
                 let verdict = inner.policy.verdict(&error, job.attempts + 1, job.age());
                 log_failure(&error, verdict, job.attempts + 1);
                 queue::fail_event(tx, job, &error.to_string(), verdict).await?;
@@ -205,11 +201,11 @@ async fn apply_event(
                 }
             }
         };
-        Ok(Attempt {
+        Ok(Ok(Attempt {
             event_type: event.event_type.clone(),
             outcome,
             elapsed: started.elapsed(),
-        })
+        }))
     }
     .instrument(event_span(event))
     .await
