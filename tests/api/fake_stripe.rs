@@ -961,3 +961,32 @@ async fn deliveries_are_retried_until_acknowledged() {
     );
     assert_eq!(fake.events().len(), 1, "still recorded");
 }
+
+#[tokio::test]
+async fn webhooks_can_be_pointed_at_a_receiver_that_starts_later() {
+    let fake = fake_with(None).await;
+    let client = client(&fake);
+    let customer = CreateCustomer::new().send(&client).await.unwrap();
+    let pro = monthly_price(&client, "pro").await;
+    let early = checkout(&client, customer.id.as_str(), &pro).await;
+    fake.expire_checkout(early.id.as_str()).await.unwrap();
+    assert_eq!(
+        fake.events()[0]["pending_webhooks"],
+        0,
+        "nowhere to send it"
+    );
+
+    let receiver = Receiver::start(0).await;
+    fake.deliver_webhooks_to(receiver.url.clone()).unwrap();
+    let late = checkout(&client, customer.id.as_str(), &pro).await;
+    fake.expire_checkout(late.id.as_str()).await.unwrap();
+    assert_eq!(
+        receiver.types(),
+        ["checkout.session.expired"],
+        "only what happened after"
+    );
+    assert_eq!(fake.events()[1]["pending_webhooks"], 1);
+
+    let again = fake.deliver_webhooks_to(receiver.url.clone()).unwrap_err();
+    assert!(again.to_string().contains("already"), "{again:#}");
+}

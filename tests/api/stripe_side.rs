@@ -25,24 +25,19 @@ impl World {
     }
 
     async fn with(customize: impl FnOnce(&mut Settings)) -> Self {
-        // The app's port first, so the fake knows where to deliver webhooks.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // The fake first, since the app needs its URL; webhooks go to the app once it listens
+        // (on a port of its own: a port picked and freed earlier may be taken meanwhile).
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stripe = FakeStripe::start(
             listener,
             FakeConfig {
-                webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/stripe")),
+                webhook_url: None,
                 webhook_secret: Some(Secret::new(SECRET_NEW)),
             },
         )
         .await;
         let base = stripe.url();
         let app = TestApp::spawn_with(|s| {
-            s.listen = format!("127.0.0.1:{port}").parse().unwrap();
             s.stripe.api_key = Some(Secret::new(STRIPE_KEY));
             s.stripe.api_base = base;
             s.stripe.timeout_ms = 2_000;
@@ -50,6 +45,9 @@ impl World {
             customize(s);
         })
         .await;
+        stripe
+            .deliver_webhooks_to(app.url("/webhooks/stripe"))
+            .unwrap();
         Self { app, stripe }
     }
 

@@ -134,7 +134,10 @@ impl FakeStripe {
         );
         let shutdown = CancellationToken::new();
         // The server and the webhook sender end on shutdown (or drop).
-        let outbox = Outbox::start(config.webhook_url, config.webhook_secret, shutdown.clone());
+        let outbox = Outbox::new(config.webhook_secret, shutdown.clone());
+        if let Some(url) = config.webhook_url {
+            outbox.deliver_to(url).expect("a new outbox has no URL yet");
+        }
         let fake = Arc::new(Fake {
             state: Mutex::new(State::new()),
             base_url: format!("http://{addr}"),
@@ -146,6 +149,15 @@ impl FakeStripe {
             fake,
             shutdown,
         }
+    }
+
+    /// Sends webhooks to `url` from now on, for a receiver that starts after the fake (it
+    /// needs the fake's [`FakeStripe::url`]); events emitted before were only recorded.
+    ///
+    /// # Errors
+    /// If webhooks already go to a URL (from [`FakeConfig`] or an earlier call).
+    pub fn deliver_webhooks_to(&self, url: impl Into<String>) -> anyhow::Result<()> {
+        self.fake.outbox.deliver_to(url.into())
     }
 
     /// `http://127.0.0.1:PORT`, for `stripe::ClientBuilder::url` (which adds the `/`).

@@ -5,8 +5,9 @@
 //! [`signature::sign`] at the moment of sending (unsigned if no secret is configured). A
 //! delivery that fails (connection error, timeout, non-2xx) is retried with a short backoff
 //! before the next event is sent; after [`ATTEMPTS`] failures it is given up and reported to
-//! whoever waits on it. Without a webhook URL, events are only recorded.
+//! whoever waits on it. Until a webhook URL is given, events are only recorded.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -64,27 +65,36 @@ struct Job {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// The queue in front of the delivery task.
+/// The queue in front of the delivery task, which starts once a URL is given.
 pub(super) struct Outbox {
-    queue: Option<mpsc::UnboundedSender<Job>>,
+    queue: OnceLock<mpsc::UnboundedSender<Job>>,
+    secret: Option<Secret>,
+    shutdown: CancellationToken,
 }
 
 /// Resolves when every event of one batch was delivered (or given up).
 pub(super) struct Delivered(Vec<(String, oneshot::Receiver<Result<(), String>>)>);
 
 impl Outbox {
-    /// Starts the delivery task if there is a URL to deliver to.
-    pub(super) fn start(
-        url: Option<String>,
-        secret: Option<Secret>,
-        shutdown: CancellationToken,
-    ) -> Self {
-        let Some(url) = url else {
-            return Self { queue: None };
-        };
+    /// An outbox that records events and delivers nothing until [`Outbox::deliver_to`].
+    pub(super) fn new(secret: Option<Secret>, shutdown: CancellationToken) -> Self {
+        Self {
+            queue: OnceLock::new(),
+            secret,
+            shutdown,
+        }
+    }
+
+    /// Starts the delivery task: events emitted from now on go to `url`. Only one URL per
+    /// outbox: a second call is an error.
+    pub(super) fn deliver_to(&self, url: String) -> anyhow::Result<()> {
         let (queue, jobs) = mpsc::unbounded_channel();
+        self.queue
+            .set(queue)
+            .map_err(|_| anyhow::anyhow!("webhooks already go to a URL"))?;
+        let (secret, shutdown) = (self.secret.clone(), self.shutdown.clone());
         tokio::spawn(deliver_all(jobs, url, secret, shutdown));
-        Self { queue: Some(queue) }
+        Ok(())
     }
 
     /// Wraps each object in an event, records it and queues it; call with the state locked.
@@ -99,7 +109,7 @@ impl Outbox {
             let event = json!({
                 "id": id, "object": "event", "api_version": API_VERSION, "created": now(),
                 "data": data, "livemode": false,
-                "pending_webhooks": u8::from(self.queue.is_some()),
+                "pending_webhooks": u8::from(self.queue.get().is_some()),
                 "request": {
                     "id": pending.request.id,
                     "idempotency_key": pending.request.idempotency_key
@@ -108,7 +118,7 @@ impl Outbox {
             });
             let body = Bytes::from(serde_json::to_vec(&event).expect("JSON values serialize"));
             state.events.push(event);
-            if let Some(queue) = &self.queue {
+            if let Some(queue) = self.queue.get() {
                 let (done, wait) = oneshot::channel();
                 if queue.send(Job { body, done }).is_ok() {
                     waits.push((id, wait));
