@@ -168,18 +168,25 @@ impl Engine {
             tokio::pin!(woken);
             woken.as_mut().enable();
             let pause = match self.step().await {
-                Ok(0) => poll,
-                Ok(claimed) => {
+                Ok(claimed) if claimed >= self.inner.settings.batch_size as usize => {
                     failures = 0;
-                    // A wake-up that came while this worker was busy is answered by the
-                    // claim it makes next; passing it on would only send another worker
-                    // to find nothing.
+                    // A full batch: more is likely waiting. Look again at once, and let one
+                    // more worker look too. A wake-up that came meanwhile is answered by
+                    // this next claim; passing it on would send another worker to find
+                    // nothing.
                     let _ = woken.as_mut().now_or_never();
-                    if claimed >= self.inner.settings.batch_size as usize {
-                        // A full batch: more is likely waiting.
-                        self.inner.wakeup.found_work();
-                    }
+                    self.inner.wakeup.found_work();
                     continue;
+                }
+                Ok(claimed) => {
+                    if claimed > 0 {
+                        failures = 0;
+                    }
+                    // The claim took all that was runnable: wait for the next wake-up (one
+                    // that came during the batch is already in `woken`). Claiming again at
+                    // once would mostly find nothing, or split the next few events with the
+                    // worker their commit woke, in batches too small to pay for themselves.
+                    poll
                 }
                 Err(error) => {
                     failures += 1;

@@ -8,11 +8,11 @@ use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
 use super::objects::{Expandable, Invoice, timestamp};
-use super::{resolve_customer, resolve_plan, unknown_customer};
+use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
 use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
-use crate::store::invoices::{self, InvoiceState};
-use crate::store::{attaches, balances};
+use crate::store::balances;
+use crate::store::invoices::{self, InvoiceState, Owner};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
     "invoice.created",
@@ -29,6 +29,7 @@ pub(super) struct InvoiceHandler {
     pub catalog: Arc<Catalog>,
     /// Enqueue usage billing for renewal drafts (only when Stripe is configured).
     pub bill_usage: bool,
+    pub prices: Arc<PricePlans>,
 }
 
 impl EventHandler for InvoiceHandler {
@@ -40,11 +41,7 @@ impl EventHandler for InvoiceHandler {
         Box::pin(async move {
             let invoice: Invoice = event.object()?;
             let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
-            let metadata = invoice.subscription_metadata();
-            let Some(customer_pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
-                return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
-            };
-            let plan_ids = plan_ids(conn, &self.catalog, &invoice).await?;
+            let plan_ids = plan_ids(conn, &self.catalog, &self.prices, &invoice).await?;
             let status = invoice
                 .status
                 .as_deref()
@@ -55,7 +52,6 @@ impl EventHandler for InvoiceHandler {
                 });
             let state = InvoiceState {
                 stripe_id: &invoice.id,
-                customer_pk,
                 status,
                 billing_reason: invoice.billing_reason.as_deref(),
                 total: invoice.total,
@@ -68,7 +64,26 @@ impl EventHandler for InvoiceHandler {
                 created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
                 event_created: event.created,
             };
-            let fresh = invoices::upsert(conn, &state).await?;
+            // Finish an attach that waited on this first payment.
+            let paid = event.event_type == "invoice.paid" && state.subscription_id.is_some();
+            // Usually the customer is linked already: then one statement does it all.
+            let mut recorded = match stripe_customer {
+                Some(id) => invoices::record(conn, Owner::StripeCustomer(id), &state, paid).await?,
+                None => None,
+            };
+            if recorded.is_none() {
+                let metadata = invoice.subscription_metadata();
+                let Some(pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
+                    return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
+                };
+                recorded = invoices::record(conn, Owner::Customer(pk), &state, paid).await?;
+            }
+            let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
+                return Err(JobError::retryable(anyhow::anyhow!(
+                    "customer of invoice {} vanished while applying it",
+                    invoice.id
+                )));
+            };
             if self.bill_usage
                 && event.event_type == "invoice.created"
                 && invoice.billing_reason.as_deref() == Some("subscription_cycle")
@@ -76,15 +91,12 @@ impl EventHandler for InvoiceHandler {
             {
                 super::usage::enqueue_for(conn, customer_pk, &invoice).await?;
             }
-            if event.event_type == "invoice.paid"
-                && let Some(subscription) = invoice.subscription_id()
+            if paid
+                && let Some(subscription) = state.subscription_id
+                && invoice.billing_reason.as_deref() == Some("subscription_cycle")
+                && let Some(end) = invoice.service_period_end()
             {
-                attaches::complete_paid(conn, subscription).await?;
-                if invoice.billing_reason.as_deref() == Some("subscription_cycle")
-                    && let Some(end) = invoice.service_period_end()
-                {
-                    balances::reset_for_renewal(conn, customer_pk, subscription, end).await?;
-                }
+                balances::reset_for_renewal(conn, customer_pk, subscription, end).await?;
             }
             Ok(if fresh {
                 Outcome::Applied
@@ -102,6 +114,7 @@ impl EventHandler for InvoiceHandler {
 async fn plan_ids(
     conn: &mut PgConnection,
     catalog: &Catalog,
+    prices: &PricePlans,
     invoice: &Invoice,
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut ids: Vec<String> = Vec::new();
@@ -111,8 +124,7 @@ async fn plan_ids(
             .as_ref()
             .and_then(|p| p.price_details.as_ref())
             .map(|d| d.price.as_str());
-        let prices: Vec<&str> = price.into_iter().collect();
-        if let Some(plan) = resolve_plan(conn, catalog, &prices, &[Some(&line.metadata)]).await?
+        if let Some(plan) = prices.resolve(conn, catalog, price, &line.metadata).await?
             && !ids.contains(&plan.id)
         {
             ids.push(plan.id.clone());

@@ -17,7 +17,8 @@ pub mod objects;
 pub(crate) mod subscription;
 mod usage;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sqlx::PgConnection;
 
@@ -35,6 +36,7 @@ pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> R
     let invoice = invoice::InvoiceHandler {
         catalog: catalog.clone(),
         bill_usage: stripe.is_some(),
+        prices: Arc::default(),
     };
     let subscription = subscription::SubscriptionHandler { catalog };
     let mut registry = Registry::default()
@@ -107,20 +109,70 @@ async fn resolve_plan<'c>(
     price_ids: &[&str],
     metadata: &[Option<&Metadata>],
 ) -> Result<Option<&'c Plan>, sqlx::Error> {
-    let stored: Option<String> = sqlx::query_scalar(
+    let stored = stored_plan(conn, price_ids).await?;
+    Ok(stored
+        .and_then(|id| catalog.plan(&id))
+        .or_else(|| plan_in_metadata(catalog, metadata)))
+}
+
+/// The plan whose stored Stripe prices include one of `price_ids` (first by id).
+async fn stored_plan(
+    conn: &mut PgConnection,
+    price_ids: &[&str],
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
         "SELECT id FROM catalog_plans
          WHERE stripe_price_id = ANY($1) OR usage_prices ?| $1
          ORDER BY id LIMIT 1",
     )
     .bind(price_ids)
     .fetch_optional(conn)
-    .await?;
-    let by_metadata = || {
-        metadata
-            .iter()
-            .flatten()
-            .find_map(|m| m.get("plan_id"))
-            .and_then(|id| catalog.plan(id))
-    };
-    Ok(stored.and_then(|id| catalog.plan(&id)).or_else(by_metadata))
+    .await
+}
+
+fn plan_in_metadata<'c>(catalog: &'c Catalog, metadata: &[Option<&Metadata>]) -> Option<&'c Plan> {
+    metadata
+        .iter()
+        .flatten()
+        .find_map(|m| m.get("plan_id"))
+        .and_then(|id| catalog.plan(id))
+}
+
+/// The plans of Stripe prices seen before, so applying an invoice reads each price once.
+///
+/// The catalog sync creates each Stripe price for one plan and never gives it to another,
+/// so a plan found for a price stays right, also when the catalog or the Stripe account
+/// changes later (old invoices still name the plan they billed). A price not found is read
+/// again next time, since a sync may store it at any moment. Only found prices are kept, so
+/// the map grows with the prices the catalog ever had, not with what events carry.
+#[derive(Default)]
+pub(super) struct PricePlans(Mutex<HashMap<String, String>>);
+
+impl PricePlans {
+    /// The plan of `price`, else of `plan_id` in `metadata`: [`resolve_plan`] for one price.
+    async fn resolve<'c>(
+        &self,
+        conn: &mut PgConnection,
+        catalog: &'c Catalog,
+        price: Option<&str>,
+        metadata: &Metadata,
+    ) -> Result<Option<&'c Plan>, sqlx::Error> {
+        let mut stored = None;
+        if let Some(price) = price {
+            stored = self.known().get(price).cloned();
+            if stored.is_none() {
+                stored = stored_plan(conn, &[price]).await?;
+                if let Some(id) = &stored {
+                    self.known().insert(price.to_owned(), id.clone());
+                }
+            }
+        }
+        Ok(stored
+            .and_then(|id| catalog.plan(&id))
+            .or_else(|| plan_in_metadata(catalog, &[Some(metadata)])))
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }

@@ -79,21 +79,6 @@ pub async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
-/// Completes the attaches that waited on the first payment of `subscription_id`.
-pub async fn complete_paid(
-    conn: &mut PgConnection,
-    subscription_id: &str,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE attaches SET state = 'completed', updated_at = now()
-         WHERE stripe_subscription_id = $1 AND state = 'awaiting_payment'",
-    )
-    .bind(subscription_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
-}
-
 /// Stores the Checkout Session a pending attach waits on.
 pub async fn set_checkout(
     conn: &mut PgConnection,

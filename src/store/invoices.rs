@@ -7,7 +7,6 @@ use sqlx::PgConnection;
 #[derive(Debug, Clone)]
 pub struct InvoiceState<'a> {
     pub stripe_id: &'a str,
-    pub customer_pk: i64,
     pub status: &'a str,
     pub billing_reason: Option<&'a str>,
     pub total: i64,
@@ -31,26 +30,70 @@ pub fn status_rank(status: &str) -> i32 {
     }
 }
 
-/// Inserts or updates the invoice; false when a newer event for it was applied already.
-pub async fn upsert(conn: &mut PgConnection, i: &InvoiceState<'_>) -> Result<bool, sqlx::Error> {
-    let applied: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO invoices AS v (stripe_id, customer_pk, status, billing_reason, total, currency,
-                 plan_ids, hosted_invoice_url, stripe_subscription_id, period_start, period_end,
-                 created_at, source_created, source_rank)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         ON CONFLICT (stripe_id) DO UPDATE SET
-             status = EXCLUDED.status, billing_reason = EXCLUDED.billing_reason,
-             total = EXCLUDED.total, currency = EXCLUDED.currency,
-             plan_ids = EXCLUDED.plan_ids,
-             hosted_invoice_url = coalesce(EXCLUDED.hosted_invoice_url, v.hosted_invoice_url),
-             stripe_subscription_id = EXCLUDED.stripe_subscription_id,
-             period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
-             source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank
-         WHERE (v.source_created, v.source_rank) <= (EXCLUDED.source_created, EXCLUDED.source_rank)
-         RETURNING true",
+/// Whose invoice it is: our customer, or the one linked to a Stripe customer id.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    Customer(i64),
+    StripeCustomer(&'a str),
+}
+
+/// What [`record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub customer_pk: i64,
+    /// False when a newer event for the invoice was applied already.
+    pub fresh: bool,
+}
+
+/// Inserts or updates the invoice of `owner` and, with `settle_attach`, completes the attach
+/// that waited on the first payment of the invoice's subscription (whether or not the
+/// invoice row was stale). `None` (and no change) when no customer is linked to the Stripe
+/// customer id.
+///
+/// One statement, so applying an invoice event costs one round trip once its customer is
+/// linked: under load each round trip of a batch waits for a core (see BENCHMARKS.md).
+pub async fn record(
+    conn: &mut PgConnection,
+    owner: Owner<'_>,
+    i: &InvoiceState<'_>,
+    settle_attach: bool,
+) -> Result<Option<Recorded>, sqlx::Error> {
+    let (pk, stripe_customer) = match owner {
+        Owner::Customer(pk) => (Some(pk), None),
+        Owner::StripeCustomer(id) => (None, Some(id)),
+    };
+    sqlx::query_as(
+        "WITH c AS (
+             SELECT pk FROM customers
+             WHERE pk = $1 OR stripe_id = $2
+         ),
+         v AS (
+             INSERT INTO invoices AS v (customer_pk, stripe_id, status, billing_reason, total,
+                     currency, plan_ids, hosted_invoice_url, stripe_subscription_id,
+                     period_start, period_end, created_at, source_created, source_rank)
+             SELECT c.pk, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM c
+             ON CONFLICT (stripe_id) DO UPDATE SET
+                 status = EXCLUDED.status, billing_reason = EXCLUDED.billing_reason,
+                 total = EXCLUDED.total, currency = EXCLUDED.currency,
+                 plan_ids = EXCLUDED.plan_ids,
+                 hosted_invoice_url = coalesce(EXCLUDED.hosted_invoice_url, v.hosted_invoice_url),
+                 stripe_subscription_id = EXCLUDED.stripe_subscription_id,
+                 period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
+                 source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank
+             WHERE (v.source_created, v.source_rank)
+                   <= (EXCLUDED.source_created, EXCLUDED.source_rank)
+             RETURNING 1
+         ),
+         settled AS (
+             UPDATE attaches SET state = 'completed', updated_at = now()
+             WHERE $16 AND stripe_subscription_id = $10 AND state = 'awaiting_payment'
+               AND EXISTS (SELECT 1 FROM c)
+         )
+         SELECT c.pk AS customer_pk, EXISTS (SELECT 1 FROM v) AS fresh FROM c",
     )
+    .bind(pk)
+    .bind(stripe_customer)
     .bind(i.stripe_id)
-    .bind(i.customer_pk)
     .bind(i.status)
     .bind(i.billing_reason)
     .bind(i.total)
@@ -63,7 +106,8 @@ pub async fn upsert(conn: &mut PgConnection, i: &InvoiceState<'_>) -> Result<boo
     .bind(i.created_at)
     .bind(i.event_created)
     .bind(status_rank(i.status))
+    .bind(settle_attach)
     .fetch_optional(conn)
-    .await?;
-    Ok(applied.is_some())
+    .await
+    .map(|row: Option<(i64, bool)>| row.map(|(customer_pk, fresh)| Recorded { customer_pk, fresh }))
 }

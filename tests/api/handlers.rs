@@ -219,6 +219,55 @@ async fn an_older_event_never_overwrites_newer_state() {
     assert!(created["last_error"].as_str().unwrap().starts_with("stale"));
 }
 
+#[tokio::test]
+async fn an_invoice_keeps_naming_the_plan_its_price_was_stored_for() {
+    let app = TestApp::spawn().await;
+    fixture_customer(&app).await;
+    let set_price = |price: &'static str| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query("UPDATE catalog_plans SET stripe_price_id = $1 WHERE id = 'business'")
+                .bind(price)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+    // The fixture's metadata says pro, but its price is stored for business: the price wins.
+    set_price("price_RcnProMonthly").await;
+    let paid: Value =
+        serde_json::from_slice(&std::fs::read(fixtures_dir().join("invoice.paid.json")).unwrap())
+            .unwrap();
+    let (status, _) = app.post_event(&serde_json::to_vec(&paid).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.engine.run_until_idle().await.unwrap();
+
+    // The plan got a new price since; an invoice for the old price still bills business.
+    set_price("price_RcnBusinessNew").await;
+    let mut later = paid.clone();
+    later["id"] = json!("evt_RcnLaterInvoice");
+    later["data"]["object"]["id"] = json!("in_RcnLater");
+    let (status, _) = app.post_event(&serde_json::to_vec(&later).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.engine.run_until_idle().await.unwrap();
+
+    let c = customer(&app).await;
+    let invoices: Vec<(&str, &Value)> = c["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["stripe_id"].as_str().unwrap(), &i["plan_ids"]))
+        .collect();
+    assert_eq!(invoices.len(), 2, "{c}");
+    for (id, plans) in invoices {
+        assert_eq!(plans, &json!(["business"]), "{id}");
+    }
+    assert_eq!(
+        event_state(&app, "evt_RcnLaterInvoice").await["state"],
+        "applied"
+    );
+}
+
 #[test]
 fn every_fixture_parses_with_async_stripes_own_types() {
     use stripe_webhook::{EventObject, Webhook};
