@@ -51,7 +51,7 @@ pub struct Recorded {
 /// customer id.
 ///
 /// One statement, so applying an invoice event costs one round trip once its customer is
-/// linked: under load each round trip of a batch waits for a core (see BENCHMARKS.md).
+/// linked; that counts most where Postgres is a network hop away.
 pub async fn record(
     conn: &mut PgConnection,
     owner: Owner<'_>,
