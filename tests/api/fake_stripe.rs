@@ -700,7 +700,6 @@ async fn faults_are_injected_as_asked() {
         1,
     );
     let before = fake.customers().len();
-    let started = Instant::now();
     let timed_out = CreateCustomer::new()
         .customize()
         .request_strategy(idempotent("slow-1"))
@@ -711,7 +710,6 @@ async fn faults_are_injected_as_asked() {
         matches!(timed_out, Err(StripeError::Timeout)),
         "{timed_out:?}"
     );
-    assert!(started.elapsed() < Duration::from_millis(600));
     CreateCustomer::new()
         .customize()
         .request_strategy(idempotent("slow-1"))
