@@ -127,8 +127,11 @@ impl Application {
             tokio::time::sleep(drain).await;
         };
         tokio::select! {
-            () = work => tracing::info!("stopped"),
+            // The deadline first, so `STOPPING=1` goes out even when the work stops in the
+            // same poll that sees the shutdown (unbiased, that race lost it now and then).
+            biased;
             () = deadline => tracing::warn!(?drain, "in-flight work did not finish in time"),
+            () = work => tracing::info!("stopped"),
         }
         Ok(())
     }

@@ -102,7 +102,7 @@ impl Engine {
 
     /// Claims and runs one batch; returns how many jobs it took (0: nothing runnable).
     pub async fn step(&self) -> Result<usize, sqlx::Error> {
-        worker::step(&self.inner).await
+        Ok(worker::step(&self.inner).await?.jobs)
     }
 
     /// Runs batches until nothing is runnable; returns how many jobs ran. Jobs waiting for
@@ -167,8 +167,8 @@ impl Engine {
             let woken = self.inner.wakeup.local.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let pause = match self.step().await {
-                Ok(claimed) if claimed >= self.inner.settings.batch_size as usize => {
+            let pause = match worker::step(&self.inner).await {
+                Ok(batch) if batch.jobs >= self.inner.settings.batch_size as usize => {
                     failures = 0;
                     // A full batch: more is likely waiting. Look again at once, and let one
                     // more worker look too. A wake-up that came meanwhile is answered by
@@ -178,14 +178,22 @@ impl Engine {
                     self.inner.wakeup.found_work();
                     continue;
                 }
-                Ok(claimed) => {
-                    if claimed > 0 {
+                Ok(batch) if batch.unblocked => {
+                    // Finishing this batch may have made queued work runnable (the next
+                    // event of a customer): look again at once, answering any wake-up.
+                    failures = 0;
+                    let _ = woken.as_mut().now_or_never();
+                    continue;
+                }
+                Ok(batch) => {
+                    if batch.jobs > 0 {
                         failures = 0;
                     }
-                    // The claim took all that was runnable: wait for the next wake-up (one
-                    // that came during the batch is already in `woken`). Claiming again at
-                    // once would mostly find nothing, or split the next few events with the
-                    // worker their commit woke, in batches too small to pay for themselves.
+                    // The claim took all that was runnable and nothing waits behind it:
+                    // wait for the next wake-up (one that came during the batch is already
+                    // in `woken`). Claiming again at once would mostly find nothing, or
+                    // split the next few events with the worker their commit woke, in
+                    // batches too small to pay for themselves.
                     poll
                 }
                 Err(error) => {

@@ -23,6 +23,7 @@ pub struct ClaimedJob {
     pub id: i64,
     pub kind: String,
     pub job_key: String,
+    pub ordering_key: Option<String>,
     pub args: Option<serde_json::Value>,
     pub attempts: i32,
     pub enqueued_at: DateTime<Utc>,
@@ -47,7 +48,7 @@ impl ClaimedJob {
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob>, sqlx::Error> {
     sqlx::query_as(
         r#"
-        SELECT j.id, j.kind, j.job_key, j.args, j.attempts, j.enqueued_at
+        SELECT j.id, j.kind, j.job_key, j.ordering_key, j.args, j.attempts, j.enqueued_at
         FROM jobs j
         WHERE j.state = 'pending'
           AND j.run_at <= now()
@@ -94,17 +95,27 @@ pub async fn load_events(
 pub struct Finished {
     pub job_id: i64,
     pub event_id: String,
+    pub ordering_key: Option<String>,
     pub outcome: Outcome,
 }
 
 /// Removes finished event jobs and records their outcomes, in the caller's transaction:
-/// one statement for the whole batch.
-pub async fn finish_events(conn: &mut PgConnection, done: &[Finished]) -> Result<(), sqlx::Error> {
+/// one statement for the whole batch. Returns whether other jobs are still pending under
+/// the same ordering keys: finishing these may have made them runnable, and no wake-up
+/// will say so.
+pub async fn finish_events(
+    conn: &mut PgConnection,
+    done: &[Finished],
+) -> Result<bool, sqlx::Error> {
     if done.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let job_ids: Vec<i64> = done.iter().map(|f| f.job_id).collect();
     let event_ids: Vec<&str> = done.iter().map(|f| f.event_id.as_str()).collect();
+    let keys: Vec<&str> = done
+        .iter()
+        .filter_map(|f| f.ordering_key.as_deref())
+        .collect();
     let (states, notes): (Vec<&str>, Vec<Option<&str>>) = done
         .iter()
         .map(|f| match &f.outcome {
@@ -112,12 +123,18 @@ pub async fn finish_events(conn: &mut PgConnection, done: &[Finished]) -> Result
             Outcome::Skipped(reason) => ("skipped", Some(reason.as_str())),
         })
         .unzip();
-    sqlx::query(
-        "WITH done AS (DELETE FROM jobs WHERE id = ANY($1))
-         UPDATE events e SET state = f.state, attempts = e.attempts + 1, last_error = f.note,
-                finished_at = clock_timestamp()
-         FROM UNNEST($2::text[], $3::text[], $4::text[]) AS f(id, state, note)
-         WHERE e.id = f.id",
+    // Every part of the statement sees the queue as it was before the DELETE, hence the
+    // `id <> ALL($1)` in the look for successors.
+    sqlx::query_scalar(
+        "WITH done AS (DELETE FROM jobs WHERE id = ANY($1)),
+         recorded AS (
+             UPDATE events e SET state = f.state, attempts = e.attempts + 1,
+                    last_error = f.note, finished_at = clock_timestamp()
+             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS f(id, state, note)
+             WHERE e.id = f.id)
+         SELECT EXISTS (
+             SELECT 1 FROM jobs
+             WHERE ordering_key = ANY($5) AND state = 'pending' AND id <> ALL($1))",
     )
     // A generic plan made while the log was small joins by scanning it (see `claim`).
     .persistent(false)
@@ -125,9 +142,9 @@ pub async fn finish_events(conn: &mut PgConnection, done: &[Finished]) -> Result
     .bind(&event_ids)
     .bind(&states)
     .bind(&notes)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(&keys)
+    .fetch_one(conn)
+    .await
 }
 
 /// Records a failed attempt of an event job run in a transaction: retry later, or dead.

@@ -51,22 +51,32 @@ enum Mode {
 /// A fast batch met a failing event and rolled back.
 struct RolledBack;
 
-/// Claims and runs one batch; returns how many jobs it took.
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Batch {
+    /// Jobs claimed.
+    pub jobs: usize,
+    /// Work may be runnable that no wake-up will announce: jobs queued behind the finished
+    /// ones under the same ordering keys, or successors of outbound jobs that ran.
+    pub unblocked: bool,
+}
+
+/// Claims and runs one batch.
 ///
 /// Events almost always apply, so a batch first runs without savepoints (two round trips
 /// fewer per event). If any handler fails or panics, that transaction rolls back as a whole
 /// and the batch is claimed again and run with a savepoint per event, which records the
 /// failure and commits the others.
-pub(super) async fn step(inner: &Inner) -> Result<usize, sqlx::Error> {
+pub(super) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
     match batch(inner, Mode::Fast).await? {
-        Ok(n) => Ok(n),
+        Ok(done) => Ok(done),
         Err(RolledBack) => Ok(batch(inner, Mode::Careful)
             .await?
             .unwrap_or_else(|RolledBack| unreachable!("a careful batch never rolls back"))),
     }
 }
 
-async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, sqlx::Error> {
+async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, sqlx::Error> {
     let mut tx = inner.pool.begin_with(APPLY_BEGIN).await?;
     let jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
     let oldest = jobs.iter().map(ClaimedJob::age).max().unwrap_or_default();
@@ -75,7 +85,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
         .store(oldest.as_millis() as u64, Ordering::Relaxed);
     if jobs.is_empty() {
         tx.commit().await?;
-        return Ok(Ok(0));
+        return Ok(Ok(Batch::default()));
     }
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
     let mut attempts = Vec::with_capacity(events.len());
@@ -103,6 +113,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
                 finished.push(Finished {
                     job_id: job.id,
                     event_id: job.job_key.clone(),
+                    ordering_key: job.ordering_key.clone(),
                     outcome: Outcome::Skipped(reason),
                 });
                 attempts.push(Attempt {
@@ -124,7 +135,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
             }
         }
     }
-    queue::finish_events(&mut tx, &finished).await?;
+    let queued_behind = queue::finish_events(&mut tx, &finished).await?;
     let lease = if outbound.is_empty() {
         None
     } else {
@@ -148,7 +159,13 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<usize, RolledBack>, s
             run_leased(inner, &leased, job).await?;
         }
     }
-    Ok(Ok(events.len() + outbound.len()))
+    // An event that failed (to retry later, or dead) or was pruned also leaves its queue
+    // position; dead ones no longer hold back their successors.
+    let all_finished = finished.len() == events.len();
+    Ok(Ok(Batch {
+        jobs: events.len() + outbound.len(),
+        unblocked: queued_behind || !all_finished || !outbound.is_empty(),
+    }))
 }
 
 /// Applies one event in the claim transaction: its effects and its new state (added to
@@ -187,6 +204,7 @@ async fn apply_event(
                 finished.push(Finished {
                     job_id: job.id,
                     event_id: job.job_key.clone(),
+                    ordering_key: job.ordering_key.clone(),
                     outcome,
                 });
                 kind

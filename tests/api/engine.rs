@@ -473,6 +473,31 @@ async fn eight_workers_keep_each_customers_order_and_exclusion() {
 }
 
 #[tokio::test]
+async fn a_customers_queued_events_follow_each_other_without_wake_ups() {
+    // Stored before the worker starts, so no wake-up announces them; the worker polls hourly.
+    // Only one event of the customer is runnable at a time: each finished one must lead the
+    // worker straight on to the next.
+    let app = spawn(|_| {}).await;
+    for n in 0..20 {
+        let body = event_at(
+            &format!("evt_chain{n:02}"),
+            TYPE,
+            "cus_chain",
+            1_795_000_000 + n,
+        );
+        assert_eq!(app.post_event(&body).await.0, StatusCode::OK);
+    }
+    let mut settings = test_settings(&app.database_url);
+    settings.engine.workers = 1;
+    settings.engine.poll_interval_ms = 3_600_000;
+    let pool = db::pool(&settings).unwrap();
+    let worker =
+        TestApp::start_with(settings, pool, app.database_url.clone(), Some(registry())).await;
+    wait_until(|| async { app.count("SELECT count(*) FROM effects").await == 20 }).await;
+    worker.shutdown.cancel();
+}
+
+#[tokio::test]
 async fn workers_still_wake_after_their_listen_connection_is_killed() {
     // Instance A stores; instance B applies, woken only through LISTEN/NOTIFY (it polls hourly).
     let app = spawn(|_| {}).await;
