@@ -5,7 +5,7 @@
 #                        exports PG_ADMIN_URL (the `postgres` database, superuser `postgres`)
 #   pg_stop              stop the server started by pg_start (safe to call twice)
 #   pg_crash             stop it at once, as a crash would (`-m immediate`: recovery on restart)
-#   pg_restart           start it again after pg_stop or pg_crash: same data, port and options
+#   pg_restart           start it again after pg_crash: same data, port and options
 #
 # Uses the newest server binaries under /usr/lib/postgresql; installs Debian's `postgresql`
 # only when there are none. As root, the server runs as the `postgres` user (it refuses root).

@@ -143,7 +143,8 @@ impl Engine {
     /// True while a burst of deliveries waits for its commit and applying is not yet more
     /// than `YIELD_MAX_LAG` behind: a short burst is acknowledged first, a sustained load
     /// never starves applying.
-    fn yields_to_ingest(&self, yield_at: usize) -> bool {
+    fn yields_to_ingest(&self) -> bool {
+        let yield_at = self.inner.settings.yield_to_ingest_at;
         yield_at > 0
             && self.inner.wakeup.deliveries_waiting() >= yield_at
             && self.inner.claimed_age_ms.load(Ordering::Relaxed) < YIELD_MAX_LAG.as_millis() as u64
@@ -152,10 +153,9 @@ impl Engine {
     async fn worker_loop(self, n: usize, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
         let mut failures = 0u32;
-        let yield_at = self.inner.settings.yield_to_ingest_at;
         while !shutdown.is_cancelled() {
             self.inner.heartbeats.beat(n);
-            if n > 0 && self.yields_to_ingest(yield_at) {
+            if n > 0 && self.yields_to_ingest() {
                 // A burst: give the CPU and the database to acknowledging it. Worker 0 keeps
                 // applying, the others rejoin once the burst has been stored.
                 tokio::select! {
@@ -168,26 +168,23 @@ impl Engine {
             tokio::pin!(woken);
             woken.as_mut().enable();
             let pause = match worker::step(&self.inner).await {
-                Ok(batch) if batch.jobs >= self.inner.settings.batch_size as usize => {
-                    failures = 0;
-                    // A full batch: more is likely waiting. Look again at once, and let one
-                    // more worker look too. A wake-up that came meanwhile is answered by
-                    // this next claim; passing it on would send another worker to find
-                    // nothing.
-                    let _ = woken.as_mut().now_or_never();
-                    self.inner.wakeup.found_work();
-                    continue;
-                }
-                Ok(batch) if batch.unblocked => {
-                    // Finishing this batch may have made queued work runnable (the next
-                    // event of a customer): look again at once, answering any wake-up.
-                    failures = 0;
-                    let _ = woken.as_mut().now_or_never();
-                    continue;
-                }
                 Ok(batch) => {
                     if batch.jobs > 0 {
                         failures = 0;
+                    }
+                    let full = batch.jobs >= self.inner.settings.batch_size as usize;
+                    if full || batch.unblocked {
+                        // More is likely runnable: a full batch left some behind, or
+                        // finishing this one freed queued work (the next event of a customer)
+                        // that no wake-up will announce. Look again at once; a wake-up that
+                        // came meanwhile is answered by this claim, and passing it on would
+                        // send another worker to find nothing. After a full batch, one more
+                        // worker looks too.
+                        let _ = woken.as_mut().now_or_never();
+                        if full {
+                            self.inner.wakeup.found_work();
+                        }
+                        continue;
                     }
                     // The claim took all that was runnable and nothing waits behind it:
                     // wait for the next wake-up (one that came during the batch is already

@@ -92,10 +92,8 @@ pub async fn load_events(
 
 /// An event job that finished (applied or skipped), to be recorded with [`finish_events`].
 #[derive(Debug, Clone)]
-pub struct Finished {
-    pub job_id: i64,
-    pub event_id: String,
-    pub ordering_key: Option<String>,
+pub struct Finished<'a> {
+    pub job: &'a ClaimedJob,
     pub outcome: Outcome,
 }
 
@@ -105,16 +103,16 @@ pub struct Finished {
 /// will say so.
 pub async fn finish_events(
     conn: &mut PgConnection,
-    done: &[Finished],
+    done: &[Finished<'_>],
 ) -> Result<bool, sqlx::Error> {
     if done.is_empty() {
         return Ok(false);
     }
-    let job_ids: Vec<i64> = done.iter().map(|f| f.job_id).collect();
-    let event_ids: Vec<&str> = done.iter().map(|f| f.event_id.as_str()).collect();
+    let job_ids: Vec<i64> = done.iter().map(|f| f.job.id).collect();
+    let event_ids: Vec<&str> = done.iter().map(|f| f.job.job_key.as_str()).collect();
     let keys: Vec<&str> = done
         .iter()
-        .filter_map(|f| f.ordering_key.as_deref())
+        .filter_map(|f| f.job.ordering_key.as_deref())
         .collect();
     let (states, notes): (Vec<&str>, Vec<Option<&str>>) = done
         .iter()

@@ -111,9 +111,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
                 let reason = format!("no handler for {}", event.event_type);
                 event_span(&event).in_scope(|| tracing::info!(%reason, "skipped"));
                 finished.push(Finished {
-                    job_id: job.id,
-                    event_id: job.job_key.clone(),
-                    ordering_key: job.ordering_key.clone(),
+                    job,
                     outcome: Outcome::Skipped(reason),
                 });
                 attempts.push(Attempt {
@@ -172,14 +170,14 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
 /// `finished`, recorded for the batch) commit together, or neither does. Careful mode wraps
 /// it in a savepoint and records a failure; fast mode has no savepoint, so a failure leaves
 /// the transaction to be rolled back by the caller (`Err(RolledBack)`).
-async fn apply_event(
+async fn apply_event<'j>(
     inner: &Inner,
     tx: &mut PgConnection,
-    job: &ClaimedJob,
+    job: &'j ClaimedJob,
     event: &StoredEvent,
     handler: &dyn EventHandler,
     mode: Mode,
-    finished: &mut Vec<Finished>,
+    finished: &mut Vec<Finished<'j>>,
 ) -> Result<Result<Attempt, RolledBack>, sqlx::Error> {
     async {
         let started = Instant::now();
@@ -201,12 +199,7 @@ async fn apply_event(
         let outcome = match result {
             Ok(outcome) => {
                 let kind = log_outcome(&outcome, started);
-                finished.push(Finished {
-                    job_id: job.id,
-                    event_id: job.job_key.clone(),
-                    ordering_key: job.ordering_key.clone(),
-                    outcome,
-                });
+                finished.push(Finished { job, outcome });
                 kind
             }
             Err(error) => {
