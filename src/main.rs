@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("stripe-reconciler: {error:#}");
-            std::process::ExitCode::FAILURE
+            stripe_reconciler::cli::exit_code(&error)
         }
     }
 }

@@ -27,6 +27,7 @@ pub const EVENTS: &str = "reconciler_events_total";
 pub const JOB_RETRIES: &str = "reconciler_job_retries_total";
 pub const DEAD_LETTERS: &str = "reconciler_dead_letters_total";
 pub const STRIPE_API_CALLS: &str = "stripe_api_calls_total";
+pub const DUPLICATE_SUBSCRIPTIONS: &str = "reconciler_duplicate_subscriptions";
 
 /// Upper bounds of the latency histograms, in seconds: 1 ms (a group commit) to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -220,6 +221,12 @@ fn outbox_gauges(queue: &QueueCounts) -> String {
             gauge!(OUTBOX_JOBS, "state" => state).set(n as f64);
         }
         gauge!(OUTBOX_OLDEST_PENDING).set(queue.oldest_pending_secs.unwrap_or(0.0));
+        describe_gauge!(
+            DUPLICATE_SUBSCRIPTIONS,
+            "Plans of customers that the last `reconcile` found billed by more than one live \
+             Stripe subscription; anything above 0 bills a customer twice."
+        );
+        gauge!(DUPLICATE_SUBSCRIPTIONS).set(queue.duplicate_subscriptions as f64);
     });
     handle.render()
 }

@@ -147,8 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile { customer, dry_run } => {
             let settings = Settings::load(config, Needs::Database)?;
             telemetry::init(settings.log_format);
-            reconcile::run(&settings, customer.as_deref(), dry_run).await?;
-            Ok(ExitCode::SUCCESS)
+            reconcile::run(&settings, customer.as_deref(), dry_run).await
         }
         Command::Events(command) => {
             ops::events(&ops_pool(config).await?, command).await?;
@@ -168,7 +167,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .webhook_secrets()
                     .into_iter()
                     .next()
-                    .context("no signing secret: pass --secret or set STRIPE_WEBHOOK_SECRET")?,
+                    .ok_or_else(|| {
+                        UsageError(
+                            "no signing secret: pass --secret or set STRIPE_WEBHOOK_SECRET".into(),
+                        )
+                    })?,
             };
             let url = to.unwrap_or_else(|| format!("http://{}/webhooks/stripe", settings.listen));
             let all_ok = replay_files(&files, &url, &secret).await?;
@@ -178,6 +181,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+    }
+}
+
+/// Input the user can correct (the configuration, an argument): exit status 2, like the
+/// argument errors clap reports. Everything else is a failure (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// The exit status for an error `run` returned.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let usage = error.chain().any(|cause| {
+        cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>()
+    });
+    if usage {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }
 

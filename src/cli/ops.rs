@@ -66,6 +66,10 @@ pub async fn status(pool: &PgPool, json: bool) -> anyhow::Result<()> {
         .oldest_pending_secs
         .map_or("-".to_owned(), |s| format!("{s:.1}s"));
     rows.push(vec!["oldest pending".into(), oldest]);
+    rows.push(vec![
+        "plans billed twice".into(),
+        queue.duplicate_subscriptions.to_string(),
+    ]);
     print_table(&["", "count"], &rows);
     Ok(())
 }
@@ -105,7 +109,7 @@ pub async fn events(pool: &PgPool, command: EventsCommand) -> anyhow::Result<()>
         EventsCommand::Show { id, payload, json } => {
             let event = events::get(pool, &id)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("no event {id}"))?;
+                .ok_or_else(|| super::UsageError(format!("no event {id}")))?;
             let raw = if payload {
                 events::payload(pool, &id).await?
             } else {
@@ -193,14 +197,18 @@ fn parse_since(value: &str) -> Result<DateTime<Utc>, String> {
     let n: i64 = number
         .parse()
         .map_err(|_| format!("`{value}` is neither RFC 3339 nor an age like 30m"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_secs: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("unknown unit in `{value}`: use s, m, h or d")),
     };
-    Ok(Utc::now() - chrono::Duration::seconds(secs))
+    n.checked_mul(unit_secs)
+        .filter(|secs| *secs >= 0)
+        .and_then(chrono::Duration::try_seconds)
+        .and_then(|age| Utc::now().checked_sub_signed(age))
+        .ok_or_else(|| format!("`{value}` is not an age this clock can go back"))
 }
 
 #[cfg(test)]
@@ -215,5 +223,9 @@ mod tests {
         assert!((age.num_seconds() - 21_600).abs() < 5);
         assert!(parse_since("6x").is_err());
         assert!(parse_since("yesterday").is_err());
+        // Ages past what the clock can represent are refused, not a panic.
+        for huge in ["100000000d", "9223372036854775807s", "-5d"] {
+            assert!(parse_since(huge).is_err(), "{huge}");
+        }
     }
 }

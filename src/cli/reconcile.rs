@@ -2,40 +2,65 @@
 //! repair drift in the store through the same path webhooks take, observed "now" (so older
 //! events that arrive later do not undo the repair). One transaction per customer: safe while
 //! the daemon runs. `--dry-run` shows the changes and rolls them back.
+//!
+//! It also looks for double billing: more than one live subscription for one plan of one
+//! customer. Each is printed to stderr, logged as an error, recorded for the
+//! `reconciler_duplicate_subscriptions` gauge (not on a dry run), and makes the command exit
+//! with status 3. Which one to cancel (and whether to refund) is a person's decision.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
 
 use chrono::Utc;
+use sqlx::PgConnection;
 
+use crate::catalog::Catalog;
+use super::UsageError;
 use crate::config::Settings;
 use crate::handlers::jobs::StripeContext;
 use crate::handlers::objects::Subscription;
-use crate::handlers::subscription::apply;
+use crate::handlers::subscription::{apply, plan_of};
 use crate::store::{customers, plans};
 use crate::{app, db};
 
-pub async fn run(settings: &Settings, customer: Option<&str>, dry_run: bool) -> anyhow::Result<()> {
+/// Exit status when some customer is billed twice for one plan.
+const DUPLICATES_FOUND: u8 = 3;
+
+
+pub async fn run(
+    settings: &Settings,
+    customer: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     let catalog = app::load_catalog(settings)?;
     let Some(stripe) = StripeContext::from_settings(&settings.stripe, catalog.clone())? else {
-        anyhow::bail!("reconcile needs STRIPE_API_KEY");
+        return Err(UsageError("reconcile needs STRIPE_API_KEY".into()).into());
     };
     let pool = db::pool(settings)?;
     let linked = customers::linked(&mut *pool.acquire().await?, customer).await?;
     if let Some(id) = customer
         && linked.is_empty()
     {
-        anyhow::bail!("no customer {id} linked to Stripe");
+        return Err(UsageError(format!("no customer {id} linked to Stripe")).into());
     }
-    let (mut checked, mut changed) = (0, 0);
+    let (mut checked, mut changed, mut doubled) = (0, 0, 0);
     for c in linked {
         let Some(stripe_id) = c.stripe_id.as_deref() else {
             continue;
         };
         let label = c.id.clone().unwrap_or_else(|| format!("pk:{}", c.pk));
-        let subscriptions = stripe.api.list_subscriptions(stripe_id).await?;
+        let subscriptions: Vec<Subscription> = stripe
+            .api
+            .list_subscriptions(stripe_id)
+            .await?
+            .iter()
+            .map(Subscription::from)
+            .collect();
         let mut tx = pool.begin().await?;
         let before = plans::snapshot(&mut tx, c.pk).await?;
         let observed = Utc::now().timestamp();
         for sub in &subscriptions {
-            apply(&mut tx, &catalog, &Subscription::from(sub), false, observed)
+            apply(&mut tx, &catalog, sub, false, observed)
                 .await
                 .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         }
@@ -50,14 +75,72 @@ pub async fn run(settings: &Settings, customer: Option<&str>, dry_run: bool) -> 
                 println!("{label}: {from} -> {row}");
             }
         }
+        let duplicates = billed_twice(&mut tx, &catalog, &subscriptions).await?;
+        for (plan, ids) in &duplicates {
+            doubled += 1;
+            let ids = ids.join(", ");
+            eprintln!("DOUBLE BILLING: {label} has live subscriptions {ids} for plan {plan}");
+            tracing::error!(customer = %label, plan, subscriptions = %ids, "double billing");
+        }
         checked += 1;
         if dry_run {
             tx.rollback().await?;
         } else {
+            record_duplicates(&mut tx, c.pk, &duplicates).await?;
             tx.commit().await?;
         }
     }
     let verb = if dry_run { "would change" } else { "changed" };
-    println!("{checked} customers checked, {changed} plans {verb}");
+    println!("{checked} customers checked, {changed} plans {verb}, {doubled} plans billed twice");
+    Ok(if doubled > 0 {
+        ExitCode::from(DUPLICATES_FOUND)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Plans with more than one billing subscription: plan id → subscription ids.
+async fn billed_twice(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    subscriptions: &[Subscription],
+) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let mut by_plan: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for sub in subscriptions {
+        if !sub.bills() {
+            continue;
+        }
+        if let Some(plan) = plan_of(conn, catalog, sub).await? {
+            by_plan
+                .entry(plan.id.clone())
+                .or_default()
+                .push(sub.id.clone());
+        }
+    }
+    by_plan.retain(|_, ids| ids.len() > 1);
+    Ok(by_plan)
+}
+
+/// Replaces what was recorded for the customer with `duplicates`.
+async fn record_duplicates(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    duplicates: &BTreeMap<String, Vec<String>>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM duplicate_subscriptions WHERE customer_pk = $1")
+        .bind(customer_pk)
+        .execute(&mut *conn)
+        .await?;
+    for (plan, ids) in duplicates {
+        sqlx::query(
+            "INSERT INTO duplicate_subscriptions (customer_pk, plan_id, subscription_ids)
+             VALUES ($1, $2, $3)",
+        )
+        .bind(customer_pk)
+        .bind(plan)
+        .bind(ids)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }

@@ -21,7 +21,8 @@ pub async fn replay_files(files: &[PathBuf], url: &str, secret: &Secret) -> anyh
     let client = Client::builder(TokioExecutor::new()).build_http();
     let mut all_ok = true;
     for file in files {
-        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let body = std::fs::read(file)
+            .map_err(|e| super::UsageError(format!("cannot read {}: {e}", file.display())))?;
         let (status, answer) = post_signed(&client, url, Bytes::from(body), secret).await?;
         all_ok &= status.is_success();
         if status.is_success() {

@@ -212,18 +212,19 @@ pub async fn complete(conn: &mut PgConnection, job: &LeasedJob) -> Result<bool, 
     Ok(done.rows_affected() == 1)
 }
 
-/// Records a failed attempt of a leased job (its attempt was counted at lease time).
+/// Records a failed attempt of a leased job (its attempt was counted at lease time). False
+/// when the lease was lost: the job is another worker's now, and its verdict is theirs.
 pub async fn fail_leased(
     pool: &PgPool,
     job: &LeasedJob,
     error: &str,
     verdict: Verdict,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let (state, delay_ms) = match verdict {
         Verdict::RetryIn(delay) => ("pending", delay.as_millis() as i64),
         Verdict::Dead => ("dead", 0),
     };
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE jobs SET state = $3, last_error = $4, locked_until = NULL,
                 run_at = now() + make_interval(secs => $5::double precision / 1000)
          WHERE id = $1 AND locked_until = $2",
@@ -235,7 +236,7 @@ pub async fn fail_leased(
     .bind(delay_ms)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Enqueues an outbound job once per `job_key`; true when it was new.

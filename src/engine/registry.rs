@@ -91,6 +91,18 @@ pub trait JobHandler: Send + Sync + 'static {
         pool: &'a PgPool,
         job: &'a LeasedJob,
     ) -> BoxFuture<'a, Result<(), JobError>>;
+
+    /// Called once when the job became a dead letter, with the error that killed it, so
+    /// what waits on the job (an attach a caller polls) can say it failed. The default does
+    /// nothing.
+    fn on_dead<'a>(
+        &'a self,
+        _pool: &'a PgPool,
+        _job: &'a LeasedJob,
+        _error: &'a str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Event types and job kinds to their handlers.

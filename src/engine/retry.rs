@@ -38,9 +38,27 @@ impl JobError {
 }
 
 impl From<sqlx::Error> for JobError {
+    /// Data that Postgres refuses will be refused again: such errors are permanent, so an
+    /// event carrying it goes to dead letters at once instead of holding its customer's queue
+    /// for the whole retry schedule. Everything else (connection loss, timeouts, deadlocks,
+    /// serialization failures, and unique or foreign-key violations, which a concurrent
+    /// writer can cause and a retry resolves) is retryable.
     fn from(error: sqlx::Error) -> Self {
-        Self::Retryable(error.into())
+        if is_data_error(&error) {
+            Self::Permanent(error.into())
+        } else {
+            Self::Retryable(error.into())
+        }
     }
+}
+
+/// SQLSTATE class 22 (data exception: a NUL in text, a number out of range, a bad encoding),
+/// 23502 (not null) and 23514 (check): the same input fails the same way every time.
+pub fn is_data_error(error: &sqlx::Error) -> bool {
+    let Some(code) = error.as_database_error().and_then(|e| e.code()) else {
+        return false;
+    };
+    code.starts_with("22") || code == "23502" || code == "23514"
 }
 
 /// What to do with a job after a failure.

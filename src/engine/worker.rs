@@ -257,7 +257,8 @@ async fn run_leased(
 ) -> Result<(), sqlx::Error> {
     let span = tracing::info_span!("job", job_kind = %job.kind, job_key = %job.job_key);
     async {
-        let result = match inner.registry.job(&job.kind) {
+        let handler = inner.registry.job(&job.kind);
+        let result = match handler {
             None => Err(JobError::permanent(anyhow::anyhow!(
                 "no handler for job kind {}",
                 job.kind
@@ -274,10 +275,18 @@ async fn run_leased(
             Err(error) => {
                 let verdict = inner.policy.verdict(&error, job.attempts, claimed.age());
                 log_failure(&error, verdict, job.attempts);
-                queue::fail_leased(&inner.pool, job, &error.to_string(), verdict).await?;
+                let message = error.to_string();
+                if !queue::fail_leased(&inner.pool, job, &message, verdict).await? {
+                    return Ok(()); // the lease was lost: the job and its verdict are not ours
+                }
                 match verdict {
                     Verdict::RetryIn(_) => metrics::job_retried(&job.kind),
-                    Verdict::Dead => metrics::dead_letter(&job.kind),
+                    Verdict::Dead => {
+                        metrics::dead_letter(&job.kind);
+                        if let Some(handler) = handler {
+                            handler.on_dead(&inner.pool, job, &message).await?;
+                        }
+                    }
                 }
             }
         }

@@ -6,7 +6,11 @@
 //! - otherwise: a Checkout Session, completed later by `checkout.session.completed`.
 //!
 //! Every Stripe call's idempotency key is derived from the attach id, so a retried job
-//! creates nothing twice.
+//! creates nothing twice. Before it subscribes or opens a Checkout Session, the attach looks
+//! at the customer's subscriptions in Stripe: one already live for the plan (made by an
+//! earlier attach whose webhook is still on its way, or outside the daemon) is taken over,
+//! never doubled. A price Stripe no longer knows is created again, once, and the call retried.
+//! An attach whose job dies is marked `failed` with the error, so its caller learns.
 
 use std::collections::HashMap;
 
@@ -14,15 +18,17 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use sqlx::{PgConnection, PgPool};
 
-use super::catalog_sync::ensure_plan_objects;
+use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
 use super::customer_jobs::ensure_stripe_customer;
 use super::jobs::{StripeContext, arg};
 use super::objects::Subscription;
-use super::subscription::apply;
+use super::subscription::{apply, plan_of};
 use crate::catalog::Plan;
 use crate::engine::{JobError, JobHandler, LeasedJob, queue};
 use crate::store::attaches::{self, Attach};
+use crate::store::stripe_ids::PlanObjects;
 use crate::store::{customers, plans};
+use crate::stripe::client::CallError;
 
 pub(super) struct ExecuteAttach(pub StripeContext);
 
@@ -58,19 +64,39 @@ impl JobHandler for ExecuteAttach {
                 job,
                 attach: &attach,
                 plan,
+                key_suffix: "",
             };
             run.execute().await
         })
     }
+
+    fn on_dead<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        job: &'a LeasedJob,
+        error: &'a str,
+    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let Some(attach_id) = job.args.get("attach_id").and_then(|v| v.as_str()) else {
+                return Ok(());
+            };
+            let mut conn = pool.acquire().await?;
+            attaches::fail(&mut conn, attach_id, error).await
+        })
+    }
 }
 
+
 /// One attach being carried out.
+#[derive(Clone, Copy)]
 struct Run<'a> {
     stripe: &'a StripeContext,
     pool: &'a PgPool,
     job: &'a LeasedJob,
     attach: &'a Attach,
     plan: &'a Plan,
+    /// Appended to idempotency keys on the retry after recreating a lost price.
+    key_suffix: &'a str,
 }
 
 impl Run<'_> {
@@ -93,26 +119,77 @@ impl Run<'_> {
         let customer =
             ensure_stripe_customer(self.stripe, self.pool, self.attach.customer_pk).await?;
         let objects = ensure_plan_objects(self.stripe, self.pool, self.plan).await?;
-        let price = objects.price.ok_or_else(|| {
+        let price = self.price(objects)?;
+        let result = self.carry_out(&customer, &price).await;
+        if !result.as_ref().is_err_and(lost_catalog_object) {
+            return result;
+        }
+        // The account lost the plan's price (or product): create them again, once, and retry
+        // under new keys (the old ones would answer with the lost objects).
+        let objects = recreate_plan_objects(self.stripe, self.pool, self.plan, &price).await?;
+        let price = self.price(objects)?;
+        let retry = Run {
+            key_suffix: "-recreated",
+            ..*self
+        };
+        retry.carry_out(&customer, &price).await
+    }
+
+    fn price(&self, objects: PlanObjects) -> Result<String, JobError> {
+        objects.price.ok_or_else(|| {
             JobError::retryable(anyhow::anyhow!(
                 "plan {} has no Stripe price yet",
                 self.plan.id
             ))
-        })?;
+        })
+    }
+
+    /// A plan change within the group, else the subscription Stripe already has for the
+    /// plan, else a new subscription (the customer can pay) or a Checkout Session.
+    async fn carry_out(&self, customer: &str, price: &str) -> Result<(), JobError> {
         if let Some((current, subscription)) = self.current_in_group().await? {
-            return self.change_plan(&current, &subscription, &price).await;
+            return self.change_plan(&current, &subscription, price).await;
+        }
+        if let Some(existing) = self.billing_in_stripe(customer, price).await? {
+            tracing::info!(
+                attach = %self.attach.id,
+                subscription = %existing.id,
+                "the customer has this plan in Stripe already; taking it over"
+            );
+            return self.settle(&existing).await;
         }
         if self
             .stripe
             .api
-            .retrieve_customer(&customer)
+            .retrieve_customer(customer)
             .await?
             .has_default_payment_method
         {
-            self.subscribe(&customer, &price).await
+            self.subscribe(customer, price).await
         } else {
-            self.checkout(&customer, &price).await
+            self.checkout(customer, price).await
         }
+    }
+
+    /// A subscription of the customer in Stripe that bills for this plan, if any.
+    async fn billing_in_stripe(
+        &self,
+        customer: &str,
+        price: &str,
+    ) -> Result<Option<Subscription>, JobError> {
+        let subscriptions = self.stripe.api.list_subscriptions(customer).await?;
+        let mut conn = self.pool.acquire().await?;
+        for sub in subscriptions.iter().map(Subscription::from) {
+            if !sub.bills() {
+                continue;
+            }
+            let has_price = sub.items.data.iter().any(|i| i.price.id == price);
+            let catalog = &self.stripe.catalog;
+            if has_price || plan_of(&mut conn, catalog, &sub).await?.map(|p| &p.id) == Some(&self.plan.id) {
+                return Ok(Some(sub));
+            }
+        }
+        Ok(None)
     }
 
     /// Within a group: an upgrade prorates and switches now; a downgrade is billed from the
@@ -167,10 +244,15 @@ impl Run<'_> {
             .api
             .create_subscription(&key, customer, price, metadata)
             .await?;
-        let view = Subscription::from(&created);
+        self.settle(&Subscription::from(&created)).await
+    }
+
+    /// The attach's outcome from its subscription: provisioned when it is active, else
+    /// waiting for the first payment (completed by `invoice.paid`).
+    async fn settle(&self, view: &Subscription) -> Result<(), JobError> {
         let mut tx = self.pool.begin().await?;
         let state = if matches!(view.status.as_str(), "active" | "trialing") {
-            self.provision(&mut tx, &view).await?;
+            self.provision(&mut tx, view).await?;
             "active"
         } else {
             "awaiting_payment" // completed by invoice.paid
@@ -229,7 +311,7 @@ impl Run<'_> {
     }
 
     fn key(&self, step: &str) -> String {
-        format!("rc-attach-{}-{step}", self.attach.id)
+        format!("rc-attach-{}-{step}{}", self.attach.id, self.key_suffix)
     }
 
     /// What every object we create for this attach carries.
@@ -264,6 +346,14 @@ impl Run<'_> {
         let plan = self.stripe.catalog.plan(plan_id);
         plan.and_then(|p| p.price.as_ref()).map_or(0, |p| p.amount)
     }
+}
+
+/// Stripe refused a price or product we stored for the plan as unknown.
+fn lost_catalog_object(error: &JobError) -> bool {
+    let (JobError::Retryable(error) | JobError::Permanent(error)) = error;
+    error
+        .downcast_ref::<CallError>()
+        .is_some_and(CallError::lost_catalog_object)
 }
 
 /// Completes the job with the effects in `tx`; a lost lease rolls them back.

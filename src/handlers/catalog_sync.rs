@@ -21,6 +21,30 @@ pub(super) async fn ensure_plan_objects(
     let mut conn = pool.acquire().await?;
     let existing = stripe_ids::plan_objects(&mut conn, &plan.id, &stripe.account).await?;
     drop(conn);
+    create_missing(stripe, pool, plan, existing, "").await
+}
+
+/// The account no longer knows an object we stored for the plan (`lost`, as Stripe named it
+/// in its refusal): creates all of the plan's objects again. The keys name `lost`, so every
+/// attach that met the same loss gets the same new objects, and none of the old keys'
+/// answers (the lost ids) come back.
+pub(super) async fn recreate_plan_objects(
+    stripe: &StripeContext,
+    pool: &PgPool,
+    plan: &Plan,
+    lost: &str,
+) -> Result<PlanObjects, JobError> {
+    tracing::warn!(plan = %plan.id, lost, "Stripe lost the plan's objects; creating them again");
+    create_missing(stripe, pool, plan, None, &format!("-after-{lost}")).await
+}
+
+async fn create_missing(
+    stripe: &StripeContext,
+    pool: &PgPool,
+    plan: &Plan,
+    existing: Option<PlanObjects>,
+    key_suffix: &str,
+) -> Result<PlanObjects, JobError> {
     let wanted_usage = plan
         .items
         .iter()
@@ -35,7 +59,12 @@ pub(super) async fn ensure_plan_objects(
     }
     let mut objects = existing.unwrap_or_default();
     let version = &plan_digest(plan)[..12];
-    let key = |what: &str| format!("rc-{what}-{}-{}-{version}", plan.id, stripe.account);
+    let key = |what: &str| {
+        format!(
+            "rc-{what}-{}-{}-{version}{key_suffix}",
+            plan.id, stripe.account
+        )
+    };
     let metadata = |extra: &[(&str, &str)]| {
         let mut m = HashMap::from([("plan_id".to_owned(), plan.id.clone())]);
         m.extend(

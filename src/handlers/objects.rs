@@ -81,6 +81,15 @@ impl Subscription {
         )
     }
 
+    /// Whether it bills (or is about to: `incomplete` waits for its first payment); a second
+    /// such subscription for the same plan would bill the customer twice.
+    pub fn bills(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "active" | "trialing" | "past_due" | "unpaid" | "incomplete" | "paused"
+        )
+    }
+
     pub fn quantity(&self) -> i32 {
         self.items
             .data

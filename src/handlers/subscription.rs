@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 
 use super::objects::{Subscription, timestamp};
 use super::{resolve_customer, resolve_plan, unknown_customer};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Plan};
 use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
 use crate::store::plans::{self, SubscriptionState, Sync};
 
@@ -32,6 +32,19 @@ impl EventHandler for SubscriptionHandler {
     }
 }
 
+/// The catalog plan a subscription is for: by its items' stored prices, else by
+/// `metadata.plan_id` on it or its prices.
+pub(crate) async fn plan_of<'c>(
+    conn: &mut PgConnection,
+    catalog: &'c Catalog,
+    sub: &Subscription,
+) -> Result<Option<&'c Plan>, sqlx::Error> {
+    let price_ids: Vec<&str> = sub.items.data.iter().map(|i| i.price.id.as_str()).collect();
+    let mut metadata = vec![Some(&sub.metadata)];
+    metadata.extend(sub.items.data.iter().map(|i| Some(&i.price.metadata)));
+    resolve_plan(conn, catalog, &price_ids, &metadata).await
+}
+
 /// Applies a subscription as seen at `observed` (an event's `created`, or the time it was
 /// read from the API): the same path for webhooks, attaches and `reconcile`.
 pub(crate) async fn apply(
@@ -47,10 +60,7 @@ pub(crate) async fn apply(
     else {
         return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
     };
-    let price_ids: Vec<&str> = sub.items.data.iter().map(|i| i.price.id.as_str()).collect();
-    let mut metadata = vec![Some(&sub.metadata)];
-    metadata.extend(sub.items.data.iter().map(|i| Some(&i.price.metadata)));
-    let Some(plan) = resolve_plan(conn, catalog, &price_ids, &metadata).await? else {
+    let Some(plan) = plan_of(conn, catalog, sub).await? else {
         return Ok(Outcome::Skipped(format!(
             "subscription {} maps to no plan in the catalog",
             sub.id

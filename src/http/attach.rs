@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
 use crate::handlers::jobs;
 use crate::store::attaches::{self, Attach};
-use crate::store::customers;
+use crate::store::{customers, plans};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,12 +42,24 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         }
     }
     let mut tx = state.pool.begin().await?;
-    let customer = customers::by_id(&mut tx, &body.customer_id)
+    // Locking the customer serialises attaches of one customer: the checks below and the
+    // insert see every earlier attach (the unique index on attaches in flight is the
+    // backstop), and a concurrent delete either waits or has won (404).
+    let customer = customers::lock_by_id(&mut tx, &body.customer_id)
         .await?
         .ok_or_else(|| ApiError::NotFound {
             code: "customer_not_found",
             what: format!("customer {}", body.customer_id),
         })?;
+    if let Some(open) = attaches::in_flight(&mut tx, customer.pk, &body.plan_id).await? {
+        tx.commit().await?;
+        return Ok(json(StatusCode::OK, &duplicate(&open, &body.customer_id)));
+    }
+    if let Some(held) = plans::held(&mut tx, customer.pk, &body.plan_id).await? {
+        let last = attaches::latest_done(&mut tx, customer.pk, &body.plan_id).await?;
+        tx.commit().await?;
+        return Ok(json(StatusCode::OK, &already_held(&body, &held, last)));
+    }
     let id: String =
         sqlx::query_scalar("SELECT 'att_' || replace(gen_random_uuid()::text, '-', '')")
             .fetch_one(&mut *tx)
@@ -60,7 +72,11 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         Some(&body.success_url),
         Some(&body.cancel_url),
     )
-    .await?;
+    .await?
+    .ok_or_else(|| ApiError::Conflict {
+        code: "attach_in_flight",
+        message: "an attach of this plan is in flight for the customer; retry".to_owned(),
+    })?;
     jobs::enqueue_attach(&mut tx, customer.pk, &attach.id).await?;
     tx.commit().await?;
     state.wakeup.stored(1);
@@ -71,7 +87,40 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
     } else {
         StatusCode::CREATED
     };
-    Ok(json(status, &view(&attach, &body.customer_id)))
+    let mut answer = view(&attach, &body.customer_id);
+    answer["duplicate"] = false.into();
+    Ok(json(status, &answer))
+}
+
+/// A second attach of a plan in flight: the first one, as it stands.
+fn duplicate(attach: &Attach, customer_id: &str) -> serde_json::Value {
+    let mut answer = view(attach, customer_id);
+    answer["duplicate"] = true.into();
+    answer
+}
+
+/// An attach of a plan the customer has already: nothing is created, in Stripe or here.
+fn already_held(
+    body: &CreateAttach,
+    held: &plans::HeldPlan,
+    last: Option<Attach>,
+) -> serde_json::Value {
+    let state = if held.status == "scheduled" {
+        "scheduled"
+    } else {
+        "active"
+    };
+    serde_json::json!({
+        "id": last.map(|a| a.id),
+        "customer_id": body.customer_id,
+        "plan_id": body.plan_id,
+        "state": state,
+        "plan_status": held.status,
+        "stripe_subscription_id": held.stripe_subscription_id,
+        "checkout_url": null,
+        "error": null,
+        "duplicate": true,
+    })
 }
 
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {

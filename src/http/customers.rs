@@ -90,8 +90,12 @@ pub(super) async fn create(
         metadata: body.metadata,
     };
     let mut tx = state.pool.begin().await?;
-    let (customer, created) =
-        customers::get_or_create(&mut tx, body.id.as_deref(), &fields).await?;
+    let (customer, created) = customers::get_or_create(&mut tx, body.id.as_deref(), &fields)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            code: "concurrent_change",
+            message: "the customer was deleted while this request ran; retry".to_owned(),
+        })?;
     if created {
         plans::activate_defaults(&mut tx, &state.catalog, customer.pk, customer.created_at).await?;
     }

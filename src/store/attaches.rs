@@ -26,7 +26,11 @@ pub struct Attach {
 const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, success_url, cancel_url, \
                        stripe_subscription_id, error, created_at, updated_at";
 
-/// Records a new pending attach.
+/// The states of an attach still in flight: at most one per (customer, plan).
+pub const IN_FLIGHT: &[&str] = &["pending", "checkout_required", "awaiting_payment"];
+
+/// Records a new pending attach; `None` when one of the same plan for the customer is in
+/// flight already (a unique index says so, whatever the concurrency).
 pub async fn create(
     conn: &mut PgConnection,
     id: &str,
@@ -34,17 +38,54 @@ pub async fn create(
     plan_id: &str,
     success_url: Option<&str>,
     cancel_url: Option<&str>,
-) -> Result<Attach, sqlx::Error> {
+) -> Result<Option<Attach>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO attaches (id, customer_pk, plan_id, state, success_url, cancel_url)
-         VALUES ($1, $2, $3, 'pending', $4, $5) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, 'pending', $4, $5)
+         ON CONFLICT (customer_pk, plan_id)
+             WHERE state IN ('pending', 'checkout_required', 'awaiting_payment') DO NOTHING
+         RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(customer_pk)
     .bind(plan_id)
     .bind(success_url)
     .bind(cancel_url)
-    .fetch_one(conn)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The customer's attach of `plan_id` that is still in flight, if any.
+pub async fn in_flight(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    plan_id: &str,
+) -> Result<Option<Attach>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM attaches
+         WHERE customer_pk = $1 AND plan_id = $2 AND state = ANY($3)"
+    )))
+    .bind(customer_pk)
+    .bind(plan_id)
+    .bind(IN_FLIGHT)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The customer's latest attach of `plan_id` that succeeded, if any.
+pub async fn latest_done(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    plan_id: &str,
+) -> Result<Option<Attach>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM attaches
+         WHERE customer_pk = $1 AND plan_id = $2 AND state IN ('active', 'completed', 'scheduled')
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    )))
+    .bind(customer_pk)
+    .bind(plan_id)
+    .fetch_optional(conn)
     .await
 }
 
@@ -99,7 +140,8 @@ pub async fn set_checkout(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records why an attach could not be carried out.
+/// Records why an attach could not be carried out (only while it is still pending: one that
+/// reached Stripe's checkout or a subscription has an outcome of its own).
 pub async fn fail(conn: &mut PgConnection, id: &str, error: &str) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attaches SET state = 'failed', error = $2, updated_at = now()

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Customer {
@@ -62,35 +62,69 @@ pub async fn by_stripe_id(
 }
 
 /// Finds the customer with `id`, else claims a pre-created one (no id yet) with the same
-/// email, else creates one. Returns the customer and whether it is new. Safe under
-/// concurrent calls with the same id or email. Callers run it in a transaction.
+/// email, else creates one. Returns the customer and whether it is new; `None` only when
+/// concurrent deletes took what it found several times over (the caller answers 409).
+///
+/// Safe under any concurrency: an email-only call inserts against the unique index on the
+/// email of pre-created customers, so concurrent ones end with one customer; a call with an
+/// id inserts against the unique id. A step that finds a row a concurrent delete then
+/// removes simply looks again. Callers run it in a transaction.
 pub async fn get_or_create(
     conn: &mut PgConnection,
     id: Option<&str>,
     fields: &CustomerFields,
-) -> Result<(Customer, bool), sqlx::Error> {
-    let Some(id) = id else {
-        // Email only: a pre-created customer, waiting to be claimed.
-        let email = fields.email.as_deref().unwrap_or_default();
-        let existing: Option<Customer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM customers WHERE id IS NULL AND lower(email) = lower($1)
-             ORDER BY pk LIMIT 1"
-        )))
-        .bind(email)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(customer) = existing {
-            return Ok((customer, false));
+) -> Result<Option<(Customer, bool)>, sqlx::Error> {
+    const ATTEMPTS: usize = 5;
+    for _ in 0..ATTEMPTS {
+        let found = match id {
+            None => by_email_or_create(conn, fields).await?,
+            Some(id) => by_id_or_create(conn, id, fields).await?,
+        };
+        if found.is_some() {
+            return Ok(found);
         }
-        return Ok((
-            insert(conn, None, fields)
-                .await?
-                .expect("no conflict on a null id"),
-            true,
-        ));
-    };
+    }
+    Ok(None)
+}
+
+/// Email only: the pre-created customer with this email, else a new one.
+async fn by_email_or_create(
+    conn: &mut PgConnection,
+    fields: &CustomerFields,
+) -> Result<Option<(Customer, bool)>, sqlx::Error> {
+    let created: Option<Customer> = sqlx::query_as(returning!(
+        "INSERT INTO customers (id, name, email, fingerprint, metadata)
+         VALUES (NULL, $1, $2, $3, coalesce($4, '{}'::jsonb))
+         ON CONFLICT (lower(email)) WHERE id IS NULL DO NOTHING"
+    ))
+    .bind(&fields.name)
+    .bind(&fields.email)
+    .bind(&fields.fingerprint)
+    .bind(&fields.metadata)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(customer) = created {
+        return Ok(Some((customer, true)));
+    }
+    // Another call created it (this statement sees its commit), unless it was claimed or
+    // deleted since: then the caller looks again.
+    let existing: Option<Customer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM customers WHERE id IS NULL AND lower(email) = lower($1)"
+    )))
+    .bind(&fields.email)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(existing.map(|c| (c, false)))
+}
+
+/// The customer with `id` (refreshed), else a pre-created one claimed by email, else new.
+async fn by_id_or_create(
+    conn: &mut PgConnection,
+    id: &str,
+    fields: &CustomerFields,
+) -> Result<Option<(Customer, bool)>, sqlx::Error> {
     if let Some(existing) = by_id(conn, id).await? {
-        return Ok((refresh(conn, existing.pk, fields).await?, false));
+        return Ok(refresh(conn, existing.pk, fields).await?.map(|c| (c, false)));
     }
     if let Some(email) = fields.email.as_deref() {
         let claimed: Option<Customer> = sqlx::query_as(returning!(
@@ -99,7 +133,7 @@ pub async fn get_or_create(
                     metadata = coalesce($5, metadata)
              WHERE pk = (SELECT pk FROM customers
                          WHERE id IS NULL AND lower(email) = lower($2)
-                         ORDER BY pk LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                         FOR UPDATE SKIP LOCKED)"
         ))
         .bind(id)
         .bind(email)
@@ -109,25 +143,10 @@ pub async fn get_or_create(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(customer) = claimed {
-            return Ok((customer, false));
+            return Ok(Some((customer, false)));
         }
     }
-    match insert(conn, Some(id), fields).await? {
-        Some(created) => Ok((created, true)),
-        // A concurrent call created it first.
-        None => Ok((
-            by_id(conn, id).await?.expect("the conflicting row exists"),
-            false,
-        )),
-    }
-}
-
-async fn insert(
-    conn: &mut PgConnection,
-    id: Option<&str>,
-    fields: &CustomerFields,
-) -> Result<Option<Customer>, sqlx::Error> {
-    sqlx::query_as(returning!(
+    let created: Option<Customer> = sqlx::query_as(returning!(
         "INSERT INTO customers (id, name, email, fingerprint, metadata)
          VALUES ($1, $2, $3, $4, coalesce($5, '{}'::jsonb))
          ON CONFLICT (id) DO NOTHING"
@@ -137,16 +156,21 @@ async fn insert(
     .bind(&fields.email)
     .bind(&fields.fingerprint)
     .bind(&fields.metadata)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    match created {
+        Some(customer) => Ok(Some((customer, true))),
+        // A concurrent call created it first (unless it was deleted again since).
+        None => Ok(by_id(conn, id).await?.map(|c| (c, false))),
+    }
 }
 
-/// Sets the given fields (absent ones stay as they are).
+/// Sets the given fields (absent ones stay as they are); `None` if the customer is gone.
 async fn refresh(
     conn: &mut PgConnection,
     pk: i64,
     fields: &CustomerFields,
-) -> Result<Customer, sqlx::Error> {
+) -> Result<Option<Customer>, sqlx::Error> {
     sqlx::query_as(returning!(
         "UPDATE customers SET name = coalesce($2, name), email = coalesce($3, email),
                 fingerprint = coalesce($4, fingerprint), metadata = coalesce($5, metadata),
@@ -158,18 +182,19 @@ async fn refresh(
     .bind(&fields.email)
     .bind(&fields.fingerprint)
     .bind(&fields.metadata)
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await
 }
 
-/// Updates name, email and metadata of the customer with `id`.
+/// Updates name, email and metadata of the customer with `id`; `None` if there is none
+/// (also when a concurrent delete wins).
 pub async fn update(
     conn: &mut PgConnection,
     id: &str,
     fields: &CustomerFields,
 ) -> Result<Option<Customer>, sqlx::Error> {
     match by_id(conn, id).await? {
-        Some(customer) => Ok(Some(refresh(conn, customer.pk, fields).await?)),
+        Some(customer) => refresh(conn, customer.pk, fields).await,
         None => Ok(None),
     }
 }
@@ -183,12 +208,15 @@ pub async fn delete(conn: &mut PgConnection, id: &str) -> Result<bool, sqlx::Err
     Ok(done.rows_affected() == 1)
 }
 
-/// Links a Stripe customer to ours if ours has none yet. False if another link exists.
+/// Links a Stripe customer to ours if ours has none yet. False if another link exists,
+/// also one a concurrent transaction made (the unique violation is caught in a savepoint, so
+/// the caller's transaction goes on).
 pub async fn link_stripe(
     conn: &mut PgConnection,
     pk: i64,
     stripe_id: &str,
 ) -> Result<bool, sqlx::Error> {
+    let mut savepoint = conn.begin().await?;
     let done = sqlx::query(
         "UPDATE customers SET stripe_id = $2, updated_at = now()
          WHERE pk = $1 AND (stripe_id IS NULL OR stripe_id = $2)
@@ -196,9 +224,39 @@ pub async fn link_stripe(
     )
     .bind(pk)
     .bind(stripe_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .execute(&mut *savepoint)
+    .await;
+    match done {
+        Ok(done) => {
+            savepoint.commit().await?;
+            Ok(done.rows_affected() == 1)
+        }
+        Err(error) if is_unique_violation(&error) => {
+            savepoint.rollback().await?;
+            Ok(false)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// The customer with `id`, locked until the transaction ends (a concurrent delete waits,
+/// or has won and there is none).
+pub async fn lock_by_id(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<Customer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM customers WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The customer as `GET /v1/customers/{id}` shows it.

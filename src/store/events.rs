@@ -107,6 +107,9 @@ pub struct QueueCounts {
     pub dead: i64,
     /// Age of the oldest pending queue row, in seconds.
     pub oldest_pending_secs: Option<f64>,
+    /// Plans of customers that `reconcile` last found billed by more than one live Stripe
+    /// subscription (not a queue number, but read in the same round trip).
+    pub duplicate_subscriptions: i64,
 }
 
 pub async fn status(pool: &PgPool) -> Result<Status, sqlx::Error> {
@@ -127,7 +130,8 @@ pub async fn queue_counts(pool: &PgPool) -> Result<QueueCounts, sqlx::Error> {
                 count(*) FILTER (WHERE state = 'pending' AND locked_until > now()) AS in_flight,
                 count(*) FILTER (WHERE state = 'dead') AS dead,
                 extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE state = 'pending'))::float8
-                    AS oldest_pending_secs
+                    AS oldest_pending_secs,
+                (SELECT count(*) FROM duplicate_subscriptions) AS duplicate_subscriptions
          FROM jobs",
     )
     .fetch_one(pool)

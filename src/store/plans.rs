@@ -340,6 +340,31 @@ async fn live_plan_of(
     .await
 }
 
+/// A plan the customer has (live) or will have (scheduled): a second attach of it creates
+/// nothing and answers with this.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldPlan {
+    pub status: String,
+    pub stripe_subscription_id: Option<String>,
+}
+
+/// The customer's live or scheduled row of `plan_id`, if any (the newest).
+pub async fn held(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    plan_id: &str,
+) -> Result<Option<HeldPlan>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT status, stripe_subscription_id FROM customer_plans
+         WHERE customer_pk = $1 AND plan_id = $2 AND (status IN {LIVE} OR status = 'scheduled')
+         ORDER BY id DESC LIMIT 1"
+    )))
+    .bind(customer_pk)
+    .bind(plan_id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// The live plan backed by a Stripe subscription in `group`, if any: (plan id, subscription).
 pub async fn live_subscription_in_group(
     conn: &mut PgConnection,

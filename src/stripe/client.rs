@@ -58,6 +58,50 @@ pub struct CallError {
     pub status: Option<u16>,
     pub message: String,
     pub retryable: bool,
+    /// Stripe's error `code` (`resource_missing`, ...), when it sent one.
+    pub code: Option<String>,
+    /// The request parameter the error is about (`items[0][price]`, ...).
+    pub param: Option<String>,
+}
+
+impl CallError {
+    fn refused(endpoint: &'static str, message: String) -> Self {
+        Self {
+            endpoint,
+            status: None,
+            message,
+            retryable: false,
+            code: None,
+            param: None,
+        }
+    }
+
+    /// Stripe does not know a price or product we sent (the account lost it, or it was
+    /// made in another account): recreating the catalog's objects can help.
+    pub fn lost_catalog_object(&self) -> bool {
+        self.code.as_deref() == Some("resource_missing")
+            && self
+                .param
+                .as_deref()
+                .is_some_and(|p| p.contains("price") || p.contains("product"))
+    }
+}
+
+/// `id` as a path segment: `prefix` followed by 1-250 of `[A-Za-z0-9_]`, as Stripe's ids
+/// are. Anything else is refused before a request is made, so no id can steer a call to
+/// another path or add a query string; what passes is percent-encoded all the same.
+fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<String, CallError> {
+    let valid = id.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=250).contains(&rest.len())
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    if !valid {
+        return Err(CallError::refused(
+            endpoint,
+            format!("refusing a malformed id (expected {prefix}...)"),
+        ));
+    }
+    Ok(percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string())
 }
 
 impl From<CallError> for JobError {
@@ -91,12 +135,8 @@ impl StripeApi {
     {
         let mut call = request.customize();
         if let Some(key) = idempotency_key {
-            let key = IdempotencyKey::new(key).map_err(|e| CallError {
-                endpoint,
-                status: None,
-                message: format!("bad idempotency key: {e}"),
-                retryable: false,
-            })?;
+            let key = IdempotencyKey::new(key)
+                .map_err(|e| CallError::refused(endpoint, format!("bad idempotency key: {e}")))?;
             call = call.request_strategy(RequestStrategy::Idempotent(key));
         }
         let result = call.send(&self.client).await;
@@ -130,16 +170,15 @@ impl StripeApi {
     }
 
     pub async fn retrieve_customer(&self, id: &str) -> Result<StripeCustomer, CallError> {
+        let path = path_id("customers.retrieve", "cus_", id)?;
         let customer = self
-            .send("customers.retrieve", None, RetrieveCustomer::new(id))
+            .send("customers.retrieve", None, RetrieveCustomer::new(path))
             .await?;
         match customer {
             stripe_core::customer::RetrieveCustomerReturned::Customer(c) => Ok(customer_view(c)),
             stripe_core::customer::RetrieveCustomerReturned::DeletedCustomer(_) => Err(CallError {
-                endpoint: "customers.retrieve",
                 status: Some(404),
-                message: format!("customer {id} is deleted"),
-                retryable: false,
+                ..CallError::refused("customers.retrieve", format!("customer {id} is deleted"))
             }),
         }
     }
@@ -151,7 +190,7 @@ impl StripeApi {
         id: &str,
         metadata: Metadata,
     ) -> Result<StripeCustomer, CallError> {
-        let request = UpdateCustomer::new(id).metadata(metadata);
+        let request = UpdateCustomer::new(path_id("customers.update", "cus_", id)?).metadata(metadata);
         let customer = self
             .send("customers.update", Some(idempotency_key), request)
             .await?;
@@ -181,11 +220,8 @@ impl StripeApi {
         interval: Option<Interval>,
         metadata: Metadata,
     ) -> Result<String, CallError> {
-        let currency: stripe_types::Currency = currency.parse().map_err(|_| CallError {
-            endpoint: "prices.create",
-            status: None,
-            message: format!("unknown currency {currency}"),
-            retryable: false,
+        let currency: stripe_types::Currency = currency.parse().map_err(|_| {
+            CallError::refused("prices.create", format!("unknown currency {currency}"))
         })?;
         let mut request = CreatePrice::new(currency)
             .product(product)
@@ -224,10 +260,11 @@ impl StripeApi {
     }
 
     pub async fn retrieve_subscription(&self, id: &str) -> Result<Subscription, CallError> {
+        let path = path_id("subscriptions.retrieve", "sub_", id)?;
         self.send(
             "subscriptions.retrieve",
             None,
-            RetrieveSubscription::new(id),
+            RetrieveSubscription::new(path),
         )
         .await
     }
@@ -249,7 +286,8 @@ impl StripeApi {
         } else {
             UpdateSubscriptionProrationBehavior::None
         };
-        let request = UpdateSubscription::new(subscription.id.clone())
+        let path = path_id("subscriptions.update", "sub_", subscription.id.as_str())?;
+        let request = UpdateSubscription::new(path)
             .items(vec![item])
             .proration_behavior(proration)
             .metadata(metadata);
@@ -310,11 +348,8 @@ impl StripeApi {
         description: &str,
         metadata: Metadata,
     ) -> Result<String, CallError> {
-        let currency: stripe_types::Currency = currency.parse().map_err(|_| CallError {
-            endpoint: "invoiceitems.create",
-            status: None,
-            message: format!("unknown currency {currency}"),
-            retryable: false,
+        let currency: stripe_types::Currency = currency.parse().map_err(|_| {
+            CallError::refused("invoiceitems.create", format!("unknown currency {currency}"))
         })?;
         let request = CreateInvoiceItem::new()
             .customer(customer)
@@ -356,10 +391,19 @@ fn classify(endpoint: &'static str, error: StripeError) -> CallError {
         StripeError::JSONDeserialize(e) => (None, false, format!("response does not decode: {e}")),
         StripeError::ConfigError(e) => (None, false, e.clone()),
     };
+    let (code, param) = match &error {
+        StripeError::Stripe(details, _) => (
+            details.code.as_ref().map(|c| c.as_str().to_owned()),
+            details.param.clone(),
+        ),
+        _ => (None, None),
+    };
     CallError {
         endpoint,
         status,
         message,
         retryable,
+        code,
+        param,
     }
 }
