@@ -8,8 +8,8 @@ DO $$
 DECLARE
     duplicated text;
 BEGIN
-    SELECT string_agg(DISTINCT lower(email), ', ') INTO duplicated
-    FROM (SELECT email FROM customers WHERE id IS NULL
+    SELECT string_agg(email, ', ') INTO duplicated
+    FROM (SELECT lower(email) AS email FROM customers WHERE id IS NULL
           GROUP BY lower(email) HAVING count(*) > 1) d;
     IF duplicated IS NOT NULL THEN
         RAISE EXCEPTION 'pre-created customers share an email (%): give all but one an id '

@@ -192,9 +192,9 @@ pub struct UsageError(pub String);
 
 /// The exit status for an error `run` returned.
 pub fn exit_code(error: &anyhow::Error) -> ExitCode {
-    let usage = error.chain().any(|cause| {
-        cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>()
-    });
+    let usage = error
+        .chain()
+        .any(|cause| cause.is::<UsageError>() || cause.is::<crate::config::ConfigError>());
     if usage {
         ExitCode::from(2)
     } else {

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use chrono::Utc;
 use sqlx::PgConnection;
 
-use crate::catalog::Catalog;
 use super::UsageError;
+use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::handlers::jobs::StripeContext;
 use crate::handlers::objects::Subscription;
@@ -25,7 +25,6 @@ use crate::{app, db};
 
 /// Exit status when some customer is billed twice for one plan.
 const DUPLICATES_FOUND: u8 = 3;
-
 
 pub async fn run(
     settings: &Settings,

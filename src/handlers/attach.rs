@@ -86,7 +86,6 @@ impl JobHandler for ExecuteAttach {
     }
 }
 
-
 /// One attach being carried out.
 #[derive(Clone, Copy)]
 struct Run<'a> {
@@ -185,7 +184,9 @@ impl Run<'_> {
             }
             let has_price = sub.items.data.iter().any(|i| i.price.id == price);
             let catalog = &self.stripe.catalog;
-            if has_price || plan_of(&mut conn, catalog, &sub).await?.map(|p| &p.id) == Some(&self.plan.id) {
+            if has_price
+                || plan_of(&mut conn, catalog, &sub).await?.map(|p| &p.id) == Some(&self.plan.id)
+            {
                 return Ok(Some(sub));
             }
         }

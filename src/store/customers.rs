@@ -124,7 +124,9 @@ async fn by_id_or_create(
     fields: &CustomerFields,
 ) -> Result<Option<(Customer, bool)>, sqlx::Error> {
     if let Some(existing) = by_id(conn, id).await? {
-        return Ok(refresh(conn, existing.pk, fields).await?.map(|c| (c, false)));
+        return Ok(refresh(conn, existing.pk, fields)
+            .await?
+            .map(|c| (c, false)));
     }
     if let Some(email) = fields.email.as_deref() {
         let claimed: Option<Customer> = sqlx::query_as(returning!(

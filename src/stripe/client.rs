@@ -101,8 +101,12 @@ fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<String, Cal
             format!("refusing a malformed id (expected {prefix}...)"),
         ));
     }
-    Ok(percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string())
+    Ok(percent_encoding::utf8_percent_encode(id, PATH_SEGMENT).to_string())
 }
+
+/// Bytes left as they are in a path segment: letters, digits, `_` and `-`.
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'-');
 
 impl From<CallError> for JobError {
     fn from(error: CallError) -> Self {
@@ -190,7 +194,8 @@ impl StripeApi {
         id: &str,
         metadata: Metadata,
     ) -> Result<StripeCustomer, CallError> {
-        let request = UpdateCustomer::new(path_id("customers.update", "cus_", id)?).metadata(metadata);
+        let request =
+            UpdateCustomer::new(path_id("customers.update", "cus_", id)?).metadata(metadata);
         let customer = self
             .send("customers.update", Some(idempotency_key), request)
             .await?;
@@ -349,7 +354,10 @@ impl StripeApi {
         metadata: Metadata,
     ) -> Result<String, CallError> {
         let currency: stripe_types::Currency = currency.parse().map_err(|_| {
-            CallError::refused("invoiceitems.create", format!("unknown currency {currency}"))
+            CallError::refused(
+                "invoiceitems.create",
+                format!("unknown currency {currency}"),
+            )
         })?;
         let request = CreateInvoiceItem::new()
             .customer(customer)
@@ -405,5 +413,32 @@ fn classify(endpoint: &'static str, error: StripeError) -> CallError {
         retryable,
         code,
         param,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_ids_are_stripe_ids_or_refused() {
+        assert_eq!(path_id("x", "cus_", "cus_Ab09_z").unwrap(), "cus_Ab09_z");
+        for bad in [
+            "cus_a/../../v1/subscriptions/sub_X",
+            "cus_a?expand[]=x&metadata[evil]=1",
+            "cus_",
+            "sub_1",
+            "cus_a b",
+            "cus_a%2F",
+            "cus_\u{0}",
+            &format!("cus_{}", "a".repeat(251)),
+        ] {
+            let error = path_id("customers.retrieve", "cus_", bad).unwrap_err();
+            assert!(!error.retryable, "{bad}");
+            assert!(
+                !error.message.contains(bad),
+                "the refusal does not echo input"
+            );
+        }
     }
 }

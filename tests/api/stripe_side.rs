@@ -11,20 +11,20 @@ use stripe_reconciler::stripe::fake::{FakeConfig, FakeStripe, Fault};
 
 use crate::helpers::*;
 
-const STRIPE_KEY: &str = "sk_test_fake_9f2c";
+pub(crate) const STRIPE_KEY: &str = "sk_test_fake_9f2c";
 
 /// A fake Stripe whose webhooks reach the app, and the app pointed at it.
-struct World {
-    app: TestApp,
-    stripe: FakeStripe,
+pub(crate) struct World {
+    pub app: TestApp,
+    pub stripe: FakeStripe,
 }
 
 impl World {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self::with(|_| {}).await
     }
 
-    async fn with(customize: impl FnOnce(&mut Settings)) -> Self {
+    pub(crate) async fn with(customize: impl FnOnce(&mut Settings)) -> Self {
         // The fake first, since the app needs its URL; webhooks go to the app once it listens
         // (on a port of its own: a port picked and freed earlier may be taken meanwhile).
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -51,12 +51,12 @@ impl World {
         Self { app, stripe }
     }
 
-    async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         self.app.engine.run_until_idle().await.unwrap();
     }
 
     /// Lets jobs that wait for a retry run now, then drains.
-    async fn drain_retries(&self) {
+    pub(crate) async fn drain_retries(&self) {
         for _ in 0..5 {
             sqlx::query("UPDATE jobs SET run_at = now() WHERE state = 'pending'")
                 .execute(&self.app.pool)
@@ -66,7 +66,7 @@ impl World {
         }
     }
 
-    async fn customer(&self, id: &str) -> Value {
+    pub(crate) async fn customer(&self, id: &str) -> Value {
         let (status, body) = self
             .app
             .api(Method::GET, &format!("/v1/customers/{id}"), None)
@@ -75,7 +75,7 @@ impl World {
         body
     }
 
-    async fn attach(&self, customer: &str, plan: &str) -> Value {
+    pub(crate) async fn attach(&self, customer: &str, plan: &str) -> Value {
         let body = json!({"customer_id": customer, "plan_id": plan,
                           "success_url": "https://app.test/ok", "cancel_url": "https://app.test/cancel"});
         let (status, answer) = self.app.api(Method::POST, "/v1/attach", Some(body)).await;
@@ -83,7 +83,7 @@ impl World {
         answer
     }
 
-    async fn attach_state(&self, id: &str) -> Value {
+    pub(crate) async fn attach_state(&self, id: &str) -> Value {
         let (status, body) = self
             .app
             .api(Method::GET, &format!("/v1/attach/{id}"), None)
@@ -93,7 +93,7 @@ impl World {
     }
 
     /// A customer of ours with a Stripe customer that has a default payment method.
-    async fn paying_customer(&self, id: &str) -> String {
+    pub(crate) async fn paying_customer(&self, id: &str) -> String {
         let (status, _) = self
             .app
             .create_customer(json!({"id": id, "create_in_stripe": true}))
@@ -108,7 +108,7 @@ impl World {
         stripe_id
     }
 
-    fn calls(&self, method: &str, path: &str) -> Vec<Option<String>> {
+    pub(crate) fn calls(&self, method: &str, path: &str) -> Vec<Option<String>> {
         self.stripe
             .requests()
             .into_iter()
@@ -118,7 +118,7 @@ impl World {
     }
 }
 
-fn plan_ids(customer: &Value) -> Vec<(String, String)> {
+pub(crate) fn plan_ids(customer: &Value) -> Vec<(String, String)> {
     customer["products"]
         .as_array()
         .unwrap()

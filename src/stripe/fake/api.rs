@@ -110,6 +110,10 @@ impl ApiError {
         }
     }
 
+    pub(super) fn injected_400() -> Self {
+        Self::invalid("This request was refused (injected by the fake).", None)
+    }
+
     pub(super) fn rate_limited() -> Self {
         Self {
             status: 429,

@@ -64,6 +64,8 @@ pub enum Fault {
     Status429,
     /// The request takes effect at once but its answer is held back this long.
     Delay(Duration),
+    /// 400 `invalid_request_error` (a refusal no retry can change); no effect.
+    Status400,
 }
 
 /// One `/v1` request as the fake saw it.
@@ -243,6 +245,20 @@ impl FakeStripe {
             .get_mut(subscription_id)
             .unwrap_or_else(|| panic!("fake Stripe: no subscription {subscription_id}"));
         subscription["status"] = Value::String(status.to_owned());
+    }
+
+    /// The account loses a price (as when the key now points at another account, or test
+    /// data was cleared): requests naming it get `No such price`.
+    ///
+    /// # Panics
+    /// If there is no such price.
+    pub fn delete_price(&self, price_id: &str) {
+        let removed = self.fake.lock().prices.remove(price_id);
+        assert!(removed.is_some(), "fake Stripe: no price {price_id}");
+    }
+
+    pub fn prices(&self) -> Vec<Value> {
+        self.fake.lock().prices.values().cloned().collect()
     }
 
     pub fn customers(&self) -> Vec<Value> {

@@ -198,6 +198,7 @@ fn answer(
             return outcome;
         }
         Some(Fault::Status429) => return Outcome::error(&ApiError::rate_limited(), request_id),
+        Some(Fault::Status400) => return Outcome::error(&ApiError::injected_400(), request_id),
         Some(Fault::Delay(delay)) => Some(delay),
         None => None,
     };
