@@ -188,20 +188,7 @@ async fn reconcile_reports_double_billing_loudly() {
         .unwrap();
     w.drain().await;
 
-    let reconcile = || {
-        Command::new(env!("CARGO_BIN_EXE_stripe-reconciler"))
-            .arg("reconcile")
-            .env_clear()
-            .env("DATABASE_URL", &w.app.database_url)
-            .env("STRIPE_API_KEY", STRIPE_KEY)
-            .env("STRIPE_API_BASE", w.stripe.url())
-            .env(
-                "RECONCILER_CATALOG",
-                fixtures_dir().join("../config/catalog.example.toml"),
-            )
-            .output()
-            .unwrap()
-    };
+    let reconcile = || w.reconcile_command(&[]).output().unwrap();
     let out = tokio::task::block_in_place(reconcile);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");

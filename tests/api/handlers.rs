@@ -32,10 +32,13 @@ async fn fixture_customer(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    for attach in ["att_0001", "att_0002"] {
-        attaches::create(&mut conn, attach, customer.pk, "pro", None, None)
+    // The fixtures' two Checkout Sessions: one completed, one expired. Two attaches of one
+    // plan cannot be in flight at once, so the expired one was for another plan.
+    for (attach, plan) in [("att_0001", "pro"), ("att_0002", "business")] {
+        attaches::create(&mut conn, attach, customer.pk, plan, None, None)
             .await
-            .unwrap();
+            .unwrap()
+            .expect("recorded");
     }
 }
 
