@@ -55,7 +55,14 @@ impl Application {
         metrics::install();
         let tasks = TaskTracker::new();
         let wakeup = Arc::new(Wakeup::default());
-        let ingest = Ingest::start(pool.clone(), &settings.ingest, wakeup.clone(), &tasks);
+        let scope = settings.scope()?;
+        let ingest = Ingest::start(
+            pool.clone(),
+            &settings.ingest,
+            scope,
+            wakeup.clone(),
+            &tasks,
+        );
         let stripe_enabled = registry.handles_job(crate::handlers::jobs::EXECUTE_ATTACH);
         let engine = Engine::new(
             pool.clone(),

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+
+use crate::stripe::event::Scope;
 
 const DEFAULTS: &str = include_str!("../config/defaults.toml");
 
@@ -60,6 +62,7 @@ pub struct Settings {
     /// Comma-separated `whsec_...` values; any one may match (rotation).
     pub stripe_webhook_secret: Option<Secret>,
     pub api_token: Option<Secret>,
+    #[serde(deserialize_with = "socket_addr")]
     pub listen: SocketAddr,
     /// The catalog TOML file; none means an empty catalog.
     pub catalog: Option<std::path::PathBuf>,
@@ -131,6 +134,12 @@ pub struct StripeSettings {
     pub api_base: String,
     pub timeout_ms: u64,
     pub attach_wait_ms: u64,
+    /// The mode served when there is no API key to tell it (the key's prefix decides
+    /// otherwise, and must agree). Events of the other mode are stored and skipped.
+    pub livemode: Option<bool>,
+    /// `acct_...`: when set, events of another account (connected accounts) are stored and
+    /// skipped.
+    pub account: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -141,8 +150,9 @@ pub struct MetricsSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not a `#[source]`: the message already says it all, and a source would print twice.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("missing {env}: {what} is required (set {env} or `{key}` in the config file)")]
     Missing {
         env: &'static str,
@@ -151,6 +161,12 @@ pub enum ConfigError {
     },
     #[error("invalid {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(error: config::ConfigError) -> Self {
+        Self::Load(error)
+    }
 }
 
 /// What a command needs from the configuration.
@@ -190,9 +206,20 @@ impl Settings {
     }
 
     fn validate(&self, needs: Needs) -> Result<(), ConfigError> {
-        if self.database_url.is_none() {
+        let Some(url) = &self.database_url else {
             return Err(missing("DATABASE_URL"));
+        };
+        // Never echo the URL: it holds the password.
+        if !["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.expose().starts_with(scheme))
+        {
+            return Err(invalid(
+                "database_url (DATABASE_URL)",
+                "must start with postgres:// or postgresql:// (the value is not shown: it may hold a password)",
+            ));
         }
+        self.scope()?;
         if needs == Needs::Daemon {
             if self.webhook_secrets().is_empty() {
                 return Err(missing("STRIPE_WEBHOOK_SECRET"));
@@ -232,6 +259,47 @@ impl Settings {
         Ok(())
     }
 
+    /// The events this daemon applies: the mode of `stripe.api_key` (`sk_live_`/`rk_live_`
+    /// or `sk_test_`/`rk_test_`), else `stripe.livemode`, else test mode; and
+    /// `stripe.account` when set. A key and a `stripe.livemode` that disagree are an error.
+    pub fn scope(&self) -> Result<Scope, ConfigError> {
+        let stripe = &self.stripe;
+        let key_mode = match &stripe.api_key {
+            None => None,
+            Some(key) => Some(key_livemode(key.expose()).ok_or_else(|| {
+                invalid(
+                    "stripe.api_key (STRIPE_API_KEY)",
+                    "must start with sk_live_, sk_test_, rk_live_ or rk_test_",
+                )
+            })?),
+        };
+        let livemode = match (key_mode, stripe.livemode) {
+            (Some(key), Some(set)) if key != set => {
+                return Err(invalid(
+                    "stripe.livemode",
+                    &format!(
+                        "is {set}, but STRIPE_API_KEY is a {} key",
+                        if key { "live" } else { "test" }
+                    ),
+                ));
+            }
+            (Some(key), _) => key,
+            (None, set) => set.unwrap_or(false),
+        };
+        if let Some(account) = &stripe.account
+            && !crate::stripe::ids::is_valid("acct_", account)
+        {
+            return Err(invalid(
+                "stripe.account",
+                "must be a Stripe account id (acct_ and letters, digits or _)",
+            ));
+        }
+        Ok(Scope {
+            livemode,
+            account: stripe.account.clone(),
+        })
+    }
+
     pub fn database_url(&self) -> &str {
         self.database_url.as_ref().map_or("", Secret::expose)
     }
@@ -254,6 +322,26 @@ impl Settings {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.http.shutdown_timeout_secs)
     }
+}
+
+/// `Some(livemode)` for a secret or restricted key, `None` for anything else.
+fn key_livemode(key: &str) -> Option<bool> {
+    match key.get(..8) {
+        Some("sk_live_" | "rk_live_") => Some(true),
+        Some("sk_test_" | "rk_test_") => Some(false),
+        _ => None,
+    }
+}
+
+/// `listen` as `address:port`, with an error that says so (and shows the value, which is
+/// no secret) instead of serde's "invalid socket address syntax".
+fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an IP address and port (such as 127.0.0.1:8080)"
+        ))
+    })
 }
 
 fn missing(env: &'static str) -> ConfigError {
@@ -366,5 +454,111 @@ mod tests {
         let s = Settings::load_from(Some(&path), Needs::Daemon, env(&pairs)).unwrap();
         assert_eq!(s.listen.port(), 9999);
         assert_eq!(s.signature_tolerance_secs, 30);
+    }
+
+    fn with(pairs: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut all: Vec<_> = FULL
+            .iter()
+            .copied()
+            .filter(|(k, _)| !pairs.iter().any(|(p, _)| p == k))
+            .collect();
+        all.extend_from_slice(pairs);
+        all
+    }
+
+    #[test]
+    fn a_listen_address_without_a_port_number_is_named_in_one_line() {
+        for value in ["127.0.0.1:notaport", "127.0.0.1:99999", "localhost"] {
+            let pairs = with(&[("RECONCILER_LISTEN", value)]);
+            let err = Settings::load_from(None, Needs::Daemon, env(&pairs)).unwrap_err();
+            let shown = format!("{:#}", anyhow::Error::new(err));
+            assert!(shown.contains("`listen`"), "{shown}");
+            assert!(shown.contains(value), "{shown}");
+            assert_eq!(shown.matches(value).count(), 1, "said once: {shown}");
+            assert!(!shown.contains('\n'), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_database_url_of_another_scheme_is_refused_without_showing_it() {
+        for url in [
+            "mysql://u:hunter2@localhost/db",
+            "hunter2",
+            "postgres:/hunter2",
+        ] {
+            let pairs = with(&[("DATABASE_URL", url)]);
+            for needs in [Needs::Daemon, Needs::Database] {
+                let err = Settings::load_from(None, needs, env(&pairs)).unwrap_err();
+                let shown = format!("{:#}", anyhow::Error::new(err));
+                assert!(shown.contains("database_url"), "{shown}");
+                assert!(shown.contains("postgres://"), "{shown}");
+                assert!(!shown.contains("hunter2"), "the URL leaked: {shown}");
+            }
+        }
+        for url in ["postgres://u:p@h/db", "postgresql://u:p@h/db"] {
+            let pairs = with(&[("DATABASE_URL", url)]);
+            assert!(Settings::load_from(None, Needs::Daemon, env(&pairs)).is_ok());
+        }
+    }
+
+    /// The scope of FULL without its key, plus `pairs`, with `file` as the config file.
+    fn scope_of(
+        pairs: &[(&'static str, &'static str)],
+        file: Option<&str>,
+    ) -> Result<Scope, String> {
+        static FILES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!("rc-scope-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{n}.toml"));
+        std::fs::write(&path, file.unwrap_or("")).unwrap();
+        let mut all: Vec<_> = FULL
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "STRIPE_API_KEY")
+            .collect();
+        all.extend_from_slice(pairs);
+        Settings::load_from(Some(&path), Needs::Daemon, env(&all))
+            .and_then(|s| s.scope())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_mode_comes_from_the_key_else_the_setting_else_test() {
+        let live = |pairs, file| scope_of(pairs, file).map(|s| s.livemode);
+        assert_eq!(live(&[], None), Ok(false));
+        assert_eq!(live(&[("STRIPE_API_KEY", "sk_live_x")], None), Ok(true));
+        assert_eq!(live(&[("STRIPE_API_KEY", "rk_live_x")], None), Ok(true));
+        assert_eq!(live(&[("STRIPE_API_KEY", "sk_test_x")], None), Ok(false));
+        assert_eq!(live(&[("STRIPE_API_KEY", "rk_test_x")], None), Ok(false));
+        assert_eq!(live(&[], Some("[stripe]\nlivemode = true\n")), Ok(true));
+        assert_eq!(
+            live(
+                &[("STRIPE_API_KEY", "sk_live_x")],
+                Some("[stripe]\nlivemode = true\n")
+            ),
+            Ok(true)
+        );
+        let err = live(
+            &[("STRIPE_API_KEY", "sk_live_secretpart")],
+            Some("[stripe]\nlivemode = false\n"),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("stripe.livemode") && err.contains("live key"),
+            "{err}"
+        );
+        assert!(!err.contains("secretpart"), "{err}");
+        let err = live(&[("STRIPE_API_KEY", "pk_test_secretpart")], None).unwrap_err();
+        assert!(err.contains("STRIPE_API_KEY"), "{err}");
+        assert!(!err.contains("secretpart"), "{err}");
+    }
+
+    #[test]
+    fn the_account_must_be_an_account_id() {
+        let scope = scope_of(&[], Some("[stripe]\naccount = \"acct_1Abc\"\n")).unwrap();
+        assert_eq!(scope.account.as_deref(), Some("acct_1Abc"));
+        let err = scope_of(&[], Some("[stripe]\naccount = \"cus_1\"\n")).unwrap_err();
+        assert!(err.contains("stripe.account"), "{err}");
     }
 }

@@ -5,7 +5,16 @@
 //! `batch_wait_us` once they hold one), and store the whole batch with one multi-row
 //! `INSERT ... ON CONFLICT DO NOTHING` into the event log and the job queue in a single
 //! transaction. Only after that commit is every caller in the batch answered, so a 2xx always
-//! means "stored durably"; a failed commit answers every caller with an error (→ 503).
+//! means "stored durably".
+//!
+//! A batch that Postgres refuses for something other than being unavailable (a constraint,
+//! a value it cannot store) is stored again one delivery at a time, so one bad delivery
+//! fails alone instead of taking the deliveries committed with it down too (→ 503 for all).
+//! Only an unavailable database answers the whole batch with an error.
+//!
+//! Events outside the daemon's [`Scope`] (the other mode, another account) are stored
+//! already finished, `skipped` with the reason, and never queued: nothing is lost, nothing
+//! from test mode touches live customers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::IngestSettings;
 use crate::engine::Wakeup;
-use crate::stripe::event::Envelope;
+use crate::stripe::event::{Envelope, Scope};
 
 /// The job kind of a Stripe event in the queue.
 pub const EVENT_JOB: &str = "stripe_event";
@@ -40,6 +49,8 @@ pub enum IngestError {
 struct Delivery {
     envelope: Envelope,
     body: Bytes,
+    /// Set when the event is outside the scope: stored as `skipped` with this reason.
+    skip_reason: Option<String>,
     reply: oneshot::Sender<Result<Stored, IngestError>>,
 }
 
@@ -48,14 +59,17 @@ struct Delivery {
 pub struct Ingest {
     tx: mpsc::Sender<Delivery>,
     wakeup: Arc<Wakeup>,
+    scope: Arc<Scope>,
 }
 
 impl Ingest {
     /// Starts the writers on `tracker`. They stop once every handle is dropped and the
-    /// channel is drained. `wakeup` hears of each commit that stored new events.
+    /// channel is drained. `wakeup` hears of each commit that queued new events; events
+    /// outside `scope` are stored as skipped.
     pub fn start(
         pool: PgPool,
         settings: &IngestSettings,
+        scope: Scope,
         wakeup: Arc<Wakeup>,
         tracker: &TaskTracker,
     ) -> Self {
@@ -71,16 +85,25 @@ impl Ingest {
             };
             tracker.spawn(writer.run());
         }
-        Self { tx, wakeup }
+        Self {
+            tx,
+            wakeup,
+            scope: Arc::new(scope),
+        }
     }
 
     /// Stores one verified event; returns once it is committed (or known already).
     pub async fn store(&self, envelope: Envelope, body: Bytes) -> Result<Stored, IngestError> {
         let _waiting = self.wakeup.delivering();
         let (reply, answer) = oneshot::channel();
+        let skip_reason = envelope.out_of_scope(&self.scope);
+        if let Some(reason) = &skip_reason {
+            tracing::info!(event_id = %envelope.id, %reason, "event stored as skipped");
+        }
         let delivery = Delivery {
             envelope,
             body,
+            skip_reason,
             reply,
         };
         self.tx
@@ -104,23 +127,47 @@ impl Writer {
         let mut batch = Vec::with_capacity(self.batch_max);
         while self.gather(&mut batch).await {
             let started = Instant::now();
-            let result = insert_batch(&self.pool, &batch).await;
-            match &result {
-                Ok(new_ids) => {
-                    tracing::debug!(
+            match insert_batch(&self.pool, &batch).await {
+                Err(error) if batch.len() > 1 && !crate::db::is_unavailable(&error) => {
+                    tracing::warn!(
                         batch = batch.len(),
-                        new = new_ids.len(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "ingest batch committed"
+                        %error,
+                        "ingest batch refused; storing its deliveries one at a time"
                     );
-                    if !new_ids.is_empty() {
-                        self.wakeup.stored(new_ids.len());
+                    for delivery in batch.drain(..) {
+                        let mut one = vec![delivery];
+                        let result = insert_batch(&self.pool, &one).await;
+                        self.finish(&mut one, result, started);
                     }
                 }
-                Err(error) => tracing::warn!(batch = batch.len(), %error, "ingest batch failed"),
+                result => self.finish(&mut batch, result, started),
             }
-            answer(&mut batch, result);
         }
+    }
+
+    /// Logs the outcome, wakes workers for what was queued, answers every caller.
+    fn finish(
+        &self,
+        batch: &mut Vec<Delivery>,
+        result: Result<Vec<(String, bool)>, sqlx::Error>,
+        started: Instant,
+    ) {
+        match &result {
+            Ok(new) => {
+                let queued = new.iter().filter(|(_, queued)| *queued).count();
+                tracing::debug!(
+                    batch = batch.len(),
+                    new = new.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "ingest batch committed"
+                );
+                if queued > 0 {
+                    self.wakeup.stored(queued);
+                }
+            }
+            Err(error) => tracing::warn!(batch = batch.len(), %error, "ingest batch failed"),
+        }
+        answer(batch, result);
     }
 
     /// Fills `batch`; false once the channel is closed and drained.
@@ -148,12 +195,12 @@ impl Writer {
     }
 }
 
-fn answer(batch: &mut Vec<Delivery>, result: Result<Vec<String>, sqlx::Error>) {
+fn answer(batch: &mut Vec<Delivery>, result: Result<Vec<(String, bool)>, sqlx::Error>) {
     match result {
         Ok(mut new_ids) => {
             for d in batch.drain(..) {
                 // The first delivery of a new id stored it; any other is a duplicate.
-                let stored = match new_ids.iter().position(|id| *id == d.envelope.id) {
+                let stored = match new_ids.iter().position(|(id, _)| *id == d.envelope.id) {
                     Some(i) => {
                         new_ids.swap_remove(i);
                         Stored::New
@@ -172,8 +219,12 @@ fn answer(batch: &mut Vec<Delivery>, result: Result<Vec<String>, sqlx::Error>) {
     }
 }
 
-/// One statement, one commit: new events into the log and the queue; returns the new ids.
-async fn insert_batch(pool: &PgPool, batch: &[Delivery]) -> Result<Vec<String>, sqlx::Error> {
+/// One statement, one commit: new events into the log and, unless skipped, the queue.
+/// Returns the new ids, each with whether it was queued.
+async fn insert_batch(
+    pool: &PgPool,
+    batch: &[Delivery],
+) -> Result<Vec<(String, bool)>, sqlx::Error> {
     let n = batch.len();
     let mut ids = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
@@ -185,6 +236,7 @@ async fn insert_batch(pool: &PgPool, batch: &[Delivery]) -> Result<Vec<String>, 
     let mut customer_ids = Vec::with_capacity(n);
     let mut ordering_keys = Vec::with_capacity(n);
     let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
+    let mut skip_reasons = Vec::with_capacity(n);
     for d in batch {
         let e = &d.envelope;
         if ids.contains(&e.id.as_str()) {
@@ -200,28 +252,37 @@ async fn insert_batch(pool: &PgPool, batch: &[Delivery]) -> Result<Vec<String>, 
         customer_ids.push(e.customer_id.as_deref());
         ordering_keys.push(e.ordering_key());
         payloads.push(&d.body);
+        skip_reasons.push(d.skip_reason.as_deref());
     }
-    sqlx::query_scalar(
+    sqlx::query_as(
         r#"
         WITH input AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[],
-                                 $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[])
+                                 $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[],
+                                 $12::text[])
                 AS t(id, type, created, livemode, api_version, account, object_id, customer_id,
-                     payload, ordering_key)
+                     payload, ordering_key, skip_reason)
         ), stored AS (
             INSERT INTO events (id, type, created, livemode, api_version, account, object_id,
-                                customer_id, payload)
+                                customer_id, payload, state, last_error, finished_at)
             SELECT id, type, created, livemode, api_version, account, object_id, customer_id,
-                   payload
+                   payload,
+                   CASE WHEN skip_reason IS NULL THEN 'received' ELSE 'skipped' END,
+                   skip_reason,
+                   CASE WHEN skip_reason IS NOT NULL THEN now() END
             FROM input
             ON CONFLICT (id) DO NOTHING
             RETURNING id
+        ), queued AS (
+            INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
+            SELECT $11, input.id, input.ordering_key, input.created
+            FROM stored JOIN input USING (id)
+            WHERE input.skip_reason IS NULL
+            ON CONFLICT (job_key) DO NOTHING
+            RETURNING job_key
         )
-        INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
-        SELECT $11, input.id, input.ordering_key, input.created
-        FROM stored JOIN input USING (id)
-        ON CONFLICT (job_key) DO NOTHING
-        RETURNING job_key
+        SELECT stored.id, queued.job_key IS NOT NULL
+        FROM stored LEFT JOIN queued ON queued.job_key = stored.id
         "#,
     )
     .bind(&ids)
@@ -235,6 +296,7 @@ async fn insert_batch(pool: &PgPool, batch: &[Delivery]) -> Result<Vec<String>, 
     .bind(&payloads)
     .bind(&ordering_keys)
     .bind(EVENT_JOB)
+    .bind(&skip_reasons)
     .fetch_all(pool)
     .await
 }

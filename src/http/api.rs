@@ -4,11 +4,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode, header};
 use subtle::ConstantTimeEq;
 
-use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, attach, customers};
+use super::{AppState, attach, customers, input, webhook};
 use crate::store::events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -26,12 +25,15 @@ pub(super) fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(),
     }
 }
 
-/// Routes below `/v1`; `path` is the segments after `v1`.
+/// Routes below `/v1`; `path` is the percent-decoded segments after `v1`.
 pub(super) async fn route(
     state: &AppState,
     req: Request<Incoming>,
     path: &[&str],
 ) -> Result<HttpResponse, ApiError> {
+    if let [_, id] = path {
+        input::id("id", id)?;
+    }
     match (req.method().clone(), path) {
         (Method::GET, ["events", id]) => get_event(state, id).await,
         (Method::POST, ["customers"]) => customers::create(state, body(state, req).await?).await,
@@ -58,20 +60,18 @@ pub(super) async fn route(
     }
 }
 
-/// Reads a JSON body (bounded like webhooks) into `T`; errors name the offending field.
+/// Reads a JSON body (bounded in size and time like webhooks) into `T`; errors name the
+/// offending field. Bodies are checked for strings Postgres cannot store before anything
+/// else sees them.
 async fn body<T: DeserializeOwned>(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
-    let limit = state.http.max_body_bytes;
-    let bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        Err(_) => return Err(ApiError::BadBody),
-    };
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))
+    let bytes = webhook::read_body(state, req).await?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    input::storable(&value)?;
+    serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
 async fn get_event(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {

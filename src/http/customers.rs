@@ -3,11 +3,12 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
+use super::{AppState, input};
 use crate::handlers::jobs;
 use crate::store::customers::{self, Customer, CustomerFields};
 use crate::store::{balances, plans};
+use crate::stripe::ids;
 use hyper::StatusCode;
 use sqlx::PgConnection;
 
@@ -67,21 +68,27 @@ pub(super) async fn create(
         ));
     }
     if let Some(id) = &body.id {
-        validate_id(id)?;
+        input::id("id", id)?;
     }
-    validate_fields(body.email.as_deref(), body.metadata.as_ref())?;
-    if (body.create_in_stripe || body.stripe_id.is_some()) && !state.stripe_enabled {
-        return Err(ApiError::StripeNotConfigured);
-    }
+    validate_fields(
+        body.name.as_deref(),
+        body.email.as_deref(),
+        body.metadata.as_ref(),
+    )?;
+    input::text("fingerprint", body.fingerprint.as_deref(), MAX_TEXT_CHARS)?;
+    // Checked before anything else about Stripe: the id goes into Stripe API paths.
     if body
         .stripe_id
         .as_deref()
-        .is_some_and(|s| !s.starts_with("cus_") || s.len() > 255)
+        .is_some_and(|s| !ids::is_valid("cus_", s))
     {
         return Err(ApiError::invalid(
             "stripe_id",
-            "must be a Stripe customer id (cus_...)",
+            "must be a Stripe customer id (cus_ and letters, digits or _)",
         ));
+    }
+    if (body.create_in_stripe || body.stripe_id.is_some()) && !state.stripe_enabled {
+        return Err(ApiError::StripeNotConfigured);
     }
     let fields = CustomerFields {
         name: body.name,
@@ -142,7 +149,11 @@ pub(super) async fn update(
     id: &str,
     body: UpdateCustomer,
 ) -> Result<HttpResponse, ApiError> {
-    validate_fields(body.email.as_deref(), body.metadata.as_ref())?;
+    validate_fields(
+        body.name.as_deref(),
+        body.email.as_deref(),
+        body.metadata.as_ref(),
+    )?;
     let fields = CustomerFields {
         name: body.name,
         email: body.email,
@@ -172,6 +183,9 @@ pub(super) async fn delete(state: &AppState, id: &str) -> Result<HttpResponse, A
 
 /// `POST /v1/check`: `{allowed, balance}`.
 pub(super) async fn check(state: &AppState, body: Check) -> Result<HttpResponse, ApiError> {
+    input::id("customer_id", &body.customer_id)?;
+    input::id("feature_id", &body.feature_id)?;
+    input::amount("required", body.required)?;
     let mut tx = state.pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
     known_feature(state, &body.feature_id)?;
@@ -192,6 +206,12 @@ pub(super) async fn check(state: &AppState, body: Check) -> Result<HttpResponse,
 
 /// `POST /v1/track`: records usage once per `idempotency_key`.
 pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse, ApiError> {
+    input::id("customer_id", &body.customer_id)?;
+    input::id("feature_id", &body.feature_id)?;
+    input::amount("value", body.value)?;
+    if let Some(key) = &body.idempotency_key {
+        input::id("idempotency_key", key)?;
+    }
     let mut tx = state.pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
     known_feature(state, &body.feature_id)?;
@@ -237,24 +257,22 @@ fn known_feature(state: &AppState, id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn validate_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "id",
-            "must be 1-255 printable characters",
-        ));
-    }
-    Ok(())
-}
+/// The longest name or fingerprint, in characters.
+const MAX_TEXT_CHARS: usize = 255;
 
-fn validate_fields(email: Option<&str>, metadata: Option<&Value>) -> Result<(), ApiError> {
+/// The longest email address (RFC 5321's path limit, less the brackets).
+const MAX_EMAIL_CHARS: usize = 320;
+
+fn validate_fields(
+    name: Option<&str>,
+    email: Option<&str>,
+    metadata: Option<&Value>,
+) -> Result<(), ApiError> {
+    input::text("name", name, MAX_TEXT_CHARS)?;
     if let Some(email) = email
-        && (email.len() > 320 || !email.contains('@'))
+        && (email.chars().count() > MAX_EMAIL_CHARS || !email.contains('@'))
     {
         return Err(ApiError::invalid("email", "is not an email address"));
     }
-    if metadata.is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::invalid("metadata", "must be a JSON object"));
-    }
-    Ok(())
+    input::metadata(metadata)
 }

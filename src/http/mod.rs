@@ -9,6 +9,7 @@ mod attach;
 mod customers;
 mod error;
 mod health;
+mod input;
 mod metrics;
 mod webhook;
 
@@ -110,9 +111,34 @@ pub(crate) async fn serve(
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> HttpResponse {
-    let path = req.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let result = match (req.method(), segments.as_slice()) {
+    let result = match segments(req.uri().path()) {
+        Ok(segments) => dispatch(state, req, &segments).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The path's segments, each percent-decoded on its own: an id holding `/` (sent as `%2F`)
+/// stays one segment, and `%20` is a space, so every id that can be created can be read.
+fn segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map(std::borrow::Cow::into_owned)
+                .map_err(|_| ApiError::invalid("path", "is not percent-encoded UTF-8"))
+        })
+        .collect()
+}
+
+async fn dispatch(
+    state: &AppState,
+    req: Request<Incoming>,
+    segments: &[String],
+) -> Result<HttpResponse, ApiError> {
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (req.method(), segments.as_slice()) {
         (&Method::POST, ["webhooks", "stripe"]) => webhook::receive(state, req).await,
         (&Method::GET, ["healthz"]) => Ok(health::live()),
         (&Method::GET, ["readyz"]) => Ok(health::ready(state).await),
@@ -125,6 +151,5 @@ async fn route(state: &AppState, req: Request<Incoming>) -> HttpResponse {
             Err(ApiError::MethodNotAllowed)
         }
         _ => Err(ApiError::NoRoute),
-    };
-    result.unwrap_or_else(ApiError::into_response)
+    }
 }

@@ -52,6 +52,15 @@ async fn read(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<(Option<header::HeaderValue>, Bytes), ApiError> {
+    let signature_header = req.headers().get("stripe-signature").cloned();
+    let body = read_body(state, req).await?;
+    Ok((signature_header, body))
+}
+
+/// A request's body, bounded in size (a larger `Content-Length` is refused before reading)
+/// and in time (`http.body_read_timeout_ms`), so a client that never finishes its body
+/// cannot hold a connection slot. The `/v1` API reads its bodies through this too.
+pub(super) async fn read_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let limit = state.http.max_body_bytes;
     let declared = req
         .headers()
@@ -61,10 +70,8 @@ async fn read(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let signature_header = req.headers().get("stripe-signature").cloned();
     let timeout = Duration::from_millis(state.http.body_read_timeout_ms);
-    let body = read_body(req.into_body(), limit, timeout).await?;
-    Ok((signature_header, body))
+    collect_within(req.into_body(), limit, timeout).await
 }
 
 /// Checks the signature on the raw bytes, then parses the envelope.
@@ -91,7 +98,11 @@ fn count_refusal(error: &ApiError) {
     metrics::webhook_received(None, Delivery::Rejected);
 }
 
-async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+async fn collect_within(
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
     match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
         Err(_) => Err(ApiError::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

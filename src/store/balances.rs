@@ -67,7 +67,7 @@ pub async fn provision(
             match feature.kind {
                 FeatureKind::Boolean => a.unlimited = true,
                 FeatureKind::Metered => {
-                    a.included += item.included.unwrap_or(0);
+                    a.included = a.included.saturating_add(item.included.unwrap_or(0));
                     a.overage_allowed |= item.usage_price.is_some();
                     if a.reset.is_none() {
                         let reset = item.reset.unwrap_or(Reset::Never);
@@ -166,8 +166,9 @@ pub struct Balance {
 }
 
 impl Balance {
+    /// `included - used`, saturating: a balance never wraps around to a huge credit.
     pub fn remaining(&self) -> i64 {
-        self.included - self.used
+        self.included.saturating_sub(self.used)
     }
 
     /// May the customer use `required` more?
@@ -216,8 +217,12 @@ pub async fn track(
     let duplicate = recorded.rows_affected() == 0;
     if !duplicate {
         reset_due(conn, customer_pk).await?;
+        // Summed as numeric and capped at the bigint range: usage piling up past it must
+        // neither fail every later track nor wrap.
         sqlx::query(
-            "UPDATE balances SET used = used + $3 WHERE customer_pk = $1 AND feature_id = $2",
+            "UPDATE balances
+             SET used = least(greatest(used::numeric + $3, 0), 9223372036854775807)::bigint
+             WHERE customer_pk = $1 AND feature_id = $2",
         )
         .bind(customer_pk)
         .bind(feature_id)

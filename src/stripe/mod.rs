@@ -4,4 +4,5 @@
 pub mod client;
 pub mod event;
 pub mod fake;
+pub mod ids;
 pub mod signature;

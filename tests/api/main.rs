@@ -11,6 +11,7 @@ mod engine;
 mod events_api;
 mod fake_stripe;
 mod handlers;
+mod hardening;
 mod health;
 mod lifecycle;
 mod logs;

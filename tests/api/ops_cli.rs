@@ -127,3 +127,65 @@ fn ops_commands_need_only_the_database_url() {
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
     assert!(!stderr.contains("STRIPE_WEBHOOK_SECRET"), "{stderr}");
 }
+
+/// `check-config` with a full daemon environment plus `extra`; returns (success, stderr).
+fn check_config(extra: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stripe-reconciler"));
+    command
+        .arg("check-config")
+        .env_clear()
+        .env("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db")
+        .env("STRIPE_WEBHOOK_SECRET", SECRET_OLD)
+        .env("RECONCILER_API_TOKEN", API_TOKEN);
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_refuses_a_listen_port_that_is_not_a_number() {
+    let (ok, stderr) = check_config(&[("RECONCILER_LISTEN", "127.0.0.1:notaport")]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("`listen`"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+
+    let dir = std::env::temp_dir().join(format!("rc-ops-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("listen.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:notaport\"\n").unwrap();
+    let (ok, stderr) = check_config(&[("RECONCILER_CONFIG", file.to_str().unwrap())]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("`listen`"), "{stderr}");
+}
+
+#[test]
+fn check_config_refuses_a_database_url_that_is_not_postgres_and_never_prints_it() {
+    let (ok, stderr) = check_config(&[("DATABASE_URL", "mysql://u:hunter2@127.0.0.1/db")]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("database_url"), "{stderr}");
+    assert!(stderr.contains("postgres://"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+}
+
+#[test]
+fn check_config_refuses_a_live_key_with_test_livemode() {
+    let dir = std::env::temp_dir().join(format!("rc-ops-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mode.toml");
+    std::fs::write(&file, "[stripe]\nlivemode = false\n").unwrap();
+    let (ok, stderr) = check_config(&[
+        ("RECONCILER_CONFIG", file.to_str().unwrap()),
+        ("STRIPE_API_KEY", "sk_live_do_not_print"),
+    ]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("stripe.livemode"), "{stderr}");
+    assert!(!stderr.contains("do_not_print"), "{stderr}");
+    let (ok, stderr) = check_config(&[("STRIPE_API_KEY", "sk_live_do_not_print")]);
+    assert!(ok, "a live key alone is fine: {stderr}");
+}
