@@ -150,7 +150,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reconcile::run(&settings, customer.as_deref(), dry_run).await
         }
         Command::Events(command) => {
-            ops::events(&ops_pool(config).await?, command).await?;
+            let settings = Settings::load(config, Needs::Database)?;
+            // Replays re-apply only what the daemon serves (its mode and account).
+            let scope = settings.scope()?;
+            ops::events(&ops_pool_for(settings).await?, command, &scope).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { files, to, secret } => {
@@ -204,7 +207,10 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
 
 /// A small pool for ops commands, which need only `DATABASE_URL`.
 async fn ops_pool(config: Option<&std::path::Path>) -> anyhow::Result<sqlx::PgPool> {
-    let mut settings = Settings::load(config, Needs::Database)?;
+    ops_pool_for(Settings::load(config, Needs::Database)?).await
+}
+
+async fn ops_pool_for(mut settings: Settings) -> anyhow::Result<sqlx::PgPool> {
     settings.database.max_connections = 2;
     let pool = db::pool(&settings)?;
     pool.acquire().await.context("connecting to the database")?;

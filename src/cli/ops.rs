@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::engine::queue;
 use crate::store::events::{self, EventRecord, ListFilter};
+use crate::stripe::event::Scope;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -74,7 +75,7 @@ pub async fn status(pool: &PgPool, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn events(pool: &PgPool, command: EventsCommand) -> anyhow::Result<()> {
+pub async fn events(pool: &PgPool, command: EventsCommand, scope: &Scope) -> anyhow::Result<()> {
     match command {
         EventsCommand::List {
             state,
@@ -141,7 +142,7 @@ pub async fn events(pool: &PgPool, command: EventsCommand) -> anyhow::Result<()>
             println!("{n} queued for retry");
         }
         EventsCommand::Replay { since, event_type } => {
-            let n = queue::replay(pool, since, event_type.as_deref()).await?;
+            let n = queue::replay(pool, since, event_type.as_deref(), scope).await?;
             wake_daemons(pool).await;
             println!("{n} events queued for replay (received since {since})");
         }

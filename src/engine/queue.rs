@@ -14,6 +14,7 @@ use sqlx::{PgConnection, PgPool};
 use super::registry::{LeasedJob, Outcome, StoredEvent};
 use super::retry::Verdict;
 use crate::ingest::EVENT_JOB;
+use crate::stripe::event::Scope;
 
 /// The channel other instances LISTEN on for "there is new work".
 pub const CHANNEL: &str = "stripe_reconciler_jobs";
@@ -291,17 +292,21 @@ pub async fn retry(pool: &PgPool, job_key: Option<&str>) -> Result<u64, sqlx::Er
 }
 
 /// Queues stored events again to be re-applied through the same handlers. Events already
-/// queued are left as they are. Returns how many were queued.
+/// queued are left as they are, and so are events outside `scope` (the other mode, another
+/// account: ingest stored them skipped, and a replay must not apply them). Returns how many
+/// were queued.
 pub async fn replay(
     pool: &PgPool,
     since: DateTime<Utc>,
     event_type: Option<&str>,
+    scope: &Scope,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
          SELECT $1, id, coalesce(customer_id, object_id), created FROM events
          WHERE received_at >= $2 AND ($3::text IS NULL OR type = $3)
+           AND livemode = $4 AND ($5::text IS NULL OR account IS NULL OR account = $5)
          ORDER BY created
          ON CONFLICT (job_key) DO NOTHING
          RETURNING job_key",
@@ -309,6 +314,8 @@ pub async fn replay(
     .bind(EVENT_JOB)
     .bind(since)
     .bind(event_type)
+    .bind(scope.livemode)
+    .bind(&scope.account)
     .fetch_all(&mut *tx)
     .await?;
     sqlx::query("UPDATE events SET state = 'received', finished_at = NULL WHERE id = ANY($1)")

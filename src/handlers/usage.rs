@@ -80,7 +80,7 @@ impl JobHandler for BillUsage {
                     stripe_ids::usage_between(&mut conn, customer_pk, &item.feature, start, end)
                         .await?;
                 let over = (used - item.included.unwrap_or(0)).max(0);
-                let amount = over * usage.per_unit;
+                let amount = over.saturating_mul(usage.per_unit);
                 let stripe_item = if over > 0 {
                     let metadata = HashMap::from([
                         (

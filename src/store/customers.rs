@@ -280,7 +280,9 @@ pub async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value,
     let balances: Vec<Value> = sqlx::query_scalar(
         "SELECT jsonb_build_object(
                     'feature_id', feature_id, 'included', included, 'used', used,
-                    'balance', included - used, 'unlimited', unlimited,
+                    'balance', greatest(least(included::numeric - used, 9223372036854775807),
+                                        -9223372036854775808)::bigint,
+                    'unlimited', unlimited,
                     'next_reset_at', next_reset_at)
          FROM balances WHERE customer_pk = $1 ORDER BY feature_id",
     )

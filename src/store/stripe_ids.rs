@@ -112,7 +112,7 @@ pub async fn usage_between(
     end: chrono::DateTime<chrono::Utc>,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT coalesce(sum(value), 0)::bigint FROM usage_events
+        "SELECT least(coalesce(sum(value), 0), 9223372036854775807)::bigint FROM usage_events
          WHERE customer_pk = $1 AND feature_id = $2 AND recorded_at >= $3 AND recorded_at < $4",
     )
     .bind(customer_pk)

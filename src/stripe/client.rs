@@ -27,6 +27,7 @@ use stripe_shared::{CheckoutSessionMode, Subscription};
 use crate::catalog::Interval;
 use crate::config::Secret;
 use crate::engine::JobError;
+use crate::stripe::ids;
 
 pub type Metadata = HashMap<String, String>;
 
@@ -87,15 +88,12 @@ impl CallError {
     }
 }
 
-/// `id` as a path segment: `prefix` followed by 1-250 of `[A-Za-z0-9_]`, as Stripe's ids
-/// are. Anything else is refused before a request is made, so no id can steer a call to
-/// another path or add a query string; what passes is percent-encoded all the same.
+/// `id` as a path segment: a Stripe id of `prefix` ([`ids::is_valid`]). Anything else is
+/// refused before a request is made, so no id (also one read back from our store or from
+/// Stripe) can steer a call to another path or add a query string; what passes is
+/// percent-encoded all the same.
 fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<String, CallError> {
-    let valid = id.strip_prefix(prefix).is_some_and(|rest| {
-        (1..=250).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    });
-    if !valid {
+    if !ids::is_valid(prefix, id) {
         return Err(CallError::refused(
             endpoint,
             format!("refusing a malformed id (expected {prefix}...)"),

@@ -137,6 +137,7 @@ async fn the_whole_life_in_order_and_in_reverse_ends_the_same() {
             &app.pool,
             chrono::Utc::now() - chrono::Duration::hours(1),
             None,
+            &Default::default(),
         )
         .await
         .unwrap();

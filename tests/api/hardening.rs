@@ -217,6 +217,18 @@ async fn a_test_mode_daemon_stores_live_events_as_skipped_and_never_applies_them
     );
     let (state, _) = event_state(&app, "evt_test").await;
     assert_ne!(state, "received", "the test-mode event was applied");
+
+    // A replay of the time range re-applies the daemon's own events only.
+    let test_mode = stripe_reconciler::stripe::event::Scope::default();
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let queued_again = stripe_reconciler::engine::queue::replay(&app.pool, since, None, &test_mode)
+        .await
+        .unwrap();
+    assert_eq!(queued_again, 1, "evt_test only");
+    assert!(
+        !queued(&app, "evt_live").await,
+        "a replay does not queue it either"
+    );
 }
 
 #[tokio::test]

@@ -402,6 +402,7 @@ async fn renewal_usage_is_billed_once_under_redelivery_and_retries() {
         &w.app.pool,
         chrono::Utc::now() - chrono::Duration::hours(1),
         Some("invoice.created"),
+        &Default::default(),
     )
     .await
     .unwrap();
