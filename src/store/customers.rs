@@ -40,25 +40,38 @@ macro_rules! returning {
     };
 }
 
-pub async fn by_id(conn: &mut PgConnection, id: &str) -> Result<Option<Customer>, sqlx::Error> {
+/// The customer matching `condition`, a fixed SQL fragment on the parameter `$1`.
+async fn find_one(
+    conn: &mut PgConnection,
+    condition: &'static str,
+    value: &str,
+) -> Result<Option<Customer>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM customers WHERE id = $1"
+        "SELECT {COLUMNS} FROM customers WHERE {condition}"
     )))
-    .bind(id)
+    .bind(value)
     .fetch_optional(conn)
     .await
+}
+
+pub async fn by_id(conn: &mut PgConnection, id: &str) -> Result<Option<Customer>, sqlx::Error> {
+    find_one(conn, "id = $1", id).await
 }
 
 pub async fn by_stripe_id(
     conn: &mut PgConnection,
     stripe_id: &str,
 ) -> Result<Option<Customer>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM customers WHERE stripe_id = $1"
-    )))
-    .bind(stripe_id)
-    .fetch_optional(conn)
-    .await
+    find_one(conn, "stripe_id = $1", stripe_id).await
+}
+
+/// The customer with `id`, locked until the transaction ends (a concurrent delete waits,
+/// or has won and there is none).
+pub async fn lock_by_id(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<Customer>, sqlx::Error> {
+    find_one(conn, "id = $1 FOR UPDATE", id).await
 }
 
 /// Finds the customer with `id`, else claims a pre-created one (no id yet) with the same
@@ -108,12 +121,8 @@ async fn by_email_or_create(
     }
     // Another call created it (this statement sees its commit), unless it was claimed or
     // deleted since: then the caller looks again.
-    let existing: Option<Customer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM customers WHERE id IS NULL AND lower(email) = lower($1)"
-    )))
-    .bind(&fields.email)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let email = fields.email.as_deref().unwrap_or_default();
+    let existing = find_one(conn, "id IS NULL AND lower(email) = lower($1)", email).await?;
     Ok(existing.map(|c| (c, false)))
 }
 
@@ -245,20 +254,6 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
-}
-
-/// The customer with `id`, locked until the transaction ends (a concurrent delete waits,
-/// or has won and there is none).
-pub async fn lock_by_id(
-    conn: &mut PgConnection,
-    id: &str,
-) -> Result<Option<Customer>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM customers WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
 }
 
 /// The customer as `GET /v1/customers/{id}` shows it.
