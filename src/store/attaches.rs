@@ -26,8 +26,9 @@ pub struct Attach {
 const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, success_url, cancel_url, \
                        stripe_subscription_id, error, created_at, updated_at";
 
-/// The states of an attach still in flight: at most one per (customer, plan).
-pub const IN_FLIGHT: &[&str] = &["pending", "checkout_required", "awaiting_payment"];
+/// An attach still in flight: at most one per (customer, plan). The predicate of the unique
+/// index `attaches_in_flight_key` (migration 7), which `create` must name to conflict on it.
+const IN_FLIGHT: &str = "state IN ('pending', 'checkout_required', 'awaiting_payment')";
 
 /// Records a new pending attach; `None` when one of the same plan for the customer is in
 /// flight already (a unique index says so, whatever the concurrency).
@@ -42,8 +43,7 @@ pub async fn create(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO attaches (id, customer_pk, plan_id, state, success_url, cancel_url)
          VALUES ($1, $2, $3, 'pending', $4, $5)
-         ON CONFLICT (customer_pk, plan_id)
-             WHERE state IN ('pending', 'checkout_required', 'awaiting_payment') DO NOTHING
+         ON CONFLICT (customer_pk, plan_id) WHERE {IN_FLIGHT} DO NOTHING
          RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -61,15 +61,7 @@ pub async fn in_flight(
     customer_pk: i64,
     plan_id: &str,
 ) -> Result<Option<Attach>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM attaches
-         WHERE customer_pk = $1 AND plan_id = $2 AND state = ANY($3)"
-    )))
-    .bind(customer_pk)
-    .bind(plan_id)
-    .bind(IN_FLIGHT)
-    .fetch_optional(conn)
-    .await
+    newest_of_plan(conn, customer_pk, plan_id, IN_FLIGHT).await
 }
 
 /// The customer's latest attach of `plan_id` that succeeded, if any.
@@ -78,9 +70,20 @@ pub async fn latest_done(
     customer_pk: i64,
     plan_id: &str,
 ) -> Result<Option<Attach>, sqlx::Error> {
+    let done = "state IN ('active', 'completed', 'scheduled')";
+    newest_of_plan(conn, customer_pk, plan_id, done).await
+}
+
+/// The newest attach of `plan_id` for the customer whose state matches `states` (SQL).
+async fn newest_of_plan(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    plan_id: &str,
+    states: &str,
+) -> Result<Option<Attach>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM attaches
-         WHERE customer_pk = $1 AND plan_id = $2 AND state IN ('active', 'completed', 'scheduled')
+         WHERE customer_pk = $1 AND plan_id = $2 AND {states}
          ORDER BY created_at DESC, id DESC LIMIT 1"
     )))
     .bind(customer_pk)
