@@ -49,6 +49,13 @@ impl Application {
             .await
             .context("storing the catalog (is the database migrated?)")?;
         tracing::info!(version, plans = catalog.plans.len(), "catalog loaded");
+        // `billing.past_due_access` may have changed since the last start: it applies now.
+        let past_due = crate::store::balances::provision_past_due(&pool, &catalog)
+            .await
+            .context("applying billing.past_due_access")?;
+        if past_due > 0 {
+            tracing::info!(customers = past_due, policy = ?catalog.access, "past-due access applied");
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -146,13 +153,14 @@ impl Application {
 
 /// The catalog named by the settings, validated; empty when none is configured.
 pub fn load_catalog(settings: &Settings) -> anyhow::Result<Arc<Catalog>> {
-    let catalog = match &settings.catalog {
+    let mut catalog = match &settings.catalog {
         Some(path) => Catalog::load(path)?,
         None => {
             tracing::warn!("no catalog configured (RECONCILER_CATALOG): no plans or features");
             Catalog::default()
         }
     };
+    catalog.access = settings.billing.past_due_access;
     Ok(Arc::new(catalog))
 }
 

@@ -18,6 +18,10 @@ pub struct Catalog {
     pub features: Vec<Feature>,
     #[serde(default)]
     pub plans: Vec<Plan>,
+    /// Which plan statuses grant access: `billing.past_due_access` from the settings, not
+    /// part of the catalog file (set by [`crate::app::load_catalog`]).
+    #[serde(skip)]
+    pub access: crate::access::PastDueAccess,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -33,6 +33,7 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_METRICS_REQUIRE_TOKEN", "metrics.require_token"),
     ("STRIPE_API_KEY", "stripe.api_key"),
     ("STRIPE_API_BASE", "stripe.api_base"),
+    ("RECONCILER_PAST_DUE_ACCESS", "billing.past_due_access"),
 ];
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
@@ -74,6 +75,7 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub metrics: MetricsSettings,
     pub stripe: StripeSettings,
+    pub billing: BillingSettings,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -140,6 +142,12 @@ pub struct StripeSettings {
     /// `acct_...`: when set, events of another account (connected accounts) are stored and
     /// skipped.
     pub account: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct BillingSettings {
+    /// How long a customer whose renewal failed keeps access (see [`crate::access`]).
+    pub past_due_access: crate::access::PastDueAccess,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -25,6 +25,7 @@
 //! - [`handlers`]: what each Stripe event does to the store, and the outbound jobs (Stripe
 //!   customers, attaches, usage billing) that call Stripe.
 //! - [`catalog`]: features and plans from TOML, validated and versioned.
+//! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
 //! - [`store`]: SQL only: events, customers, plans, balances, invoices, attaches.
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
 //!   `client` (async-stripe with idempotency keys), `fake` (the Stripe stand-in for tests).
@@ -36,6 +37,7 @@
 //! engine knows handlers only through its registry; handlers know `store` and
 //! `stripe::client`; `store` knows only SQL. Nothing below reaches back up into `http`.
 
+pub mod access;
 pub mod app;
 pub mod catalog;
 pub mod cli;

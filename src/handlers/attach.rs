@@ -2,7 +2,9 @@
 //! - within a group that already has a paid plan: an upgrade swaps the subscription's price
 //!   with proration at once; a downgrade swaps it without proration (billed from the next
 //!   period) and the plan is `scheduled` until that period starts;
-//! - a customer with a default payment method: a subscription, provisioned at once;
+//! - a customer with a default payment method: a subscription, charged at once: provisioned
+//!   when paid; `requires_action` with the invoice's hosted page when the payment needs the
+//!   customer (3-D Secure, a decline); `awaiting_payment` while a bank debit processes;
 //! - otherwise: a Checkout Session, completed later by `checkout.session.completed`.
 //!
 //! Every Stripe call's idempotency key is derived from the attach id, so a retried job
@@ -28,7 +30,7 @@ use crate::engine::{JobError, JobHandler, LeasedJob, queue};
 use crate::store::attaches::{self, Attach};
 use crate::store::stripe_ids::PlanObjects;
 use crate::store::{customers, plans};
-use crate::stripe::client::CallError;
+use crate::stripe::client::{CallError, FirstPayment};
 
 pub(super) struct ExecuteAttach(pub StripeContext);
 
@@ -149,13 +151,19 @@ impl Run<'_> {
         if let Some((current, subscription)) = self.current_in_group().await? {
             return self.change_plan(&current, &subscription, price).await;
         }
+        let observed = Utc::now().timestamp();
         if let Some(existing) = self.billing_in_stripe(customer, price).await? {
             tracing::info!(
                 attach = %self.attach.id,
                 subscription = %existing.id,
                 "the customer has this plan in Stripe already; taking it over"
             );
-            return self.settle(&existing).await;
+            let payment = if existing.status == "incomplete" {
+                self.stripe.api.retrieve_with_payment(&existing.id).await?.1
+            } else {
+                FirstPayment::default()
+            };
+            return self.settle(&existing, &payment, observed).await;
         }
         if self
             .stripe
@@ -205,13 +213,14 @@ impl Run<'_> {
         let subscription = api.retrieve_subscription(subscription).await?;
         let upgrade = self.amount(&self.plan.id) >= self.amount(current);
         let metadata = self.metadata().await?;
+        let observed = Utc::now().timestamp();
         let updated = api
             .swap_price(&self.key("swap"), &subscription, price, upgrade, metadata)
             .await?;
         let view = Subscription::from(&updated);
         let mut tx = self.pool.begin().await?;
         let state = if upgrade {
-            self.provision(&mut tx, &view).await?;
+            self.provision(&mut tx, &view, observed).await?;
             "active"
         } else {
             let starts_at = view.period().1.unwrap_or_else(Utc::now);
@@ -236,36 +245,69 @@ impl Run<'_> {
         finish(tx, self.job).await
     }
 
-    /// The customer can pay: a subscription, provisioned at once when it is active.
+    /// The customer can pay: a subscription, charged at once.
     async fn subscribe(&self, customer: &str, price: &str) -> Result<(), JobError> {
         let metadata = self.metadata().await?;
         let key = self.key("subscription");
-        let created = self
+        // Taken before the call: an event Stripe makes about the subscription after it is
+        // newer than what the call returns, and wins.
+        let observed = Utc::now().timestamp();
+        let (created, payment) = self
             .stripe
             .api
             .create_subscription(&key, customer, price, metadata)
             .await?;
-        self.settle(&Subscription::from(&created)).await
+        self.settle(&Subscription::from(&created), &payment, observed)
+            .await
     }
 
-    /// The attach's outcome from its subscription: provisioned when it is active, else
-    /// waiting for the first payment (completed by `invoice.paid`).
-    async fn settle(&self, view: &Subscription) -> Result<(), JobError> {
+    /// The attach's outcome from its subscription as read at `observed`, recorded through the
+    /// same path as its webhooks (so a newer event already applied wins): paid → `active`
+    /// and provisioned; the first payment needs the customer → `requires_action` with the
+    /// invoice's hosted page; still processing → `awaiting_payment`. Its webhooks finish it.
+    async fn settle(
+        &self,
+        view: &Subscription,
+        payment: &FirstPayment,
+        observed: i64,
+    ) -> Result<(), JobError> {
         let mut tx = self.pool.begin().await?;
-        let state = if matches!(view.status.as_str(), "active" | "trialing") {
-            self.provision(&mut tx, view).await?;
-            "active"
-        } else {
-            "awaiting_payment" // completed by invoice.paid
-        };
-        attaches::transition(
-            &mut tx,
-            &self.attach.id,
-            &["pending"],
-            state,
-            Some(&view.id),
-        )
-        .await?;
+        apply(&mut tx, &self.stripe.catalog, view, false, observed).await?;
+        let status = plans::subscription_status(&mut tx, &view.id)
+            .await?
+            .unwrap_or_else(|| view.status.clone());
+        let id = &self.attach.id;
+        match (status.as_str(), payment.status.as_deref()) {
+            ("incomplete", Some("processing") | None) => {
+                // A bank debit on its way: invoice.paid or the subscription's update finish it.
+                attaches::transition(
+                    &mut tx,
+                    id,
+                    &["pending"],
+                    "awaiting_payment",
+                    Some(&view.id),
+                )
+                .await?;
+            }
+            ("incomplete", Some(intent)) => {
+                let reason = match (intent, &payment.error) {
+                    ("requires_action", _) => "authentication_required: the customer must \
+                                               confirm the payment (3-D Secure)"
+                        .to_owned(),
+                    (_, Some(error)) => format!("payment_failed: {error}"),
+                    (other, None) => format!("payment_required: the payment is {other}"),
+                };
+                let url = payment.hosted_invoice_url.as_deref();
+                attaches::require_action(&mut tx, id, &view.id, url, &reason).await?;
+            }
+            ("incomplete_expired" | "canceled", _) => {
+                let why = format!("the subscription ended before its first payment ({status})");
+                attaches::end(&mut tx, id, &["pending"], "expired", &why).await?;
+            }
+            _ => {
+                attaches::transition(&mut tx, id, &["pending"], "active", Some(&view.id)).await?;
+            }
+        }
         finish(tx, self.job).await
     }
 
@@ -298,16 +340,14 @@ impl Run<'_> {
         finish(tx, self.job).await
     }
 
-    /// Provisions from the subscription as the API just returned it.
-    async fn provision(&self, tx: &mut PgConnection, view: &Subscription) -> Result<(), JobError> {
-        apply(
-            tx,
-            &self.stripe.catalog,
-            view,
-            false,
-            Utc::now().timestamp(),
-        )
-        .await?;
+    /// Provisions from the subscription as the API returned it, read at `observed`.
+    async fn provision(
+        &self,
+        tx: &mut PgConnection,
+        view: &Subscription,
+        observed: i64,
+    ) -> Result<(), JobError> {
+        apply(tx, &self.stripe.catalog, view, false, observed).await?;
         Ok(())
     }
 

@@ -1,6 +1,12 @@
-//! `checkout.session.completed` finishes our pending attach (activate the plan, link the
-//! subscription, provision balances); `checkout.session.expired` expires it. Sessions we
-//! did not create (no known `metadata.attach_id`) are skipped.
+//! Checkout Sessions we created (a known `metadata.attach_id`; others are skipped):
+//! - `checkout.session.completed` paid (`payment_status` `paid` or `no_payment_required`):
+//!   the plan is activated (provisionally, until its subscription's own events arrive), the
+//!   subscription linked, the attach `completed`;
+//! - `checkout.session.completed` unpaid (a bank debit still processing): the attach is
+//!   `awaiting_payment` on its subscription and nothing is granted;
+//! - `checkout.session.async_payment_succeeded`: as a paid completion;
+//! - `checkout.session.async_payment_failed`: the attach `failed`, with the reason;
+//! - `checkout.session.expired`: the attach `expired`.
 
 use std::sync::Arc;
 
@@ -12,12 +18,22 @@ use crate::catalog::Catalog;
 use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
 use crate::store::{attaches, customers, plans};
 
+pub(super) const EVENT_TYPES: &[&str] = &[
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+];
+
 #[derive(Clone)]
 pub(super) struct Checkout {
     pub catalog: Arc<Catalog>,
 }
 
+/// Before the session's outcome is known.
 const OPEN: &[&str] = &["pending", "checkout_required"];
+/// Before the payment's outcome is known (also after an unpaid completion).
+const UNSETTLED: &[&str] = &["pending", "checkout_required", "awaiting_payment"];
 
 impl EventHandler for Checkout {
     fn handle<'a>(
@@ -38,9 +54,23 @@ impl EventHandler for Checkout {
                     session.id
                 )));
             };
-            if event.event_type == "checkout.session.expired" {
-                attaches::transition(conn, &attach.id, OPEN, "expired", None).await?;
-                return Ok(Outcome::Applied);
+            match event.event_type.as_str() {
+                "checkout.session.expired" => {
+                    attaches::end(conn, &attach.id, OPEN, "expired", "the checkout expired")
+                        .await?;
+                    return Ok(Outcome::Applied);
+                }
+                "checkout.session.async_payment_failed" => {
+                    let why = format!(
+                        "the payment failed (checkout.session.async_payment_failed, session {})",
+                        session.id
+                    );
+                    // Also after the subscription expired unpaid: the failure says why.
+                    let from = [UNSETTLED, &["requires_action", "expired"]].concat();
+                    attaches::end(conn, &attach.id, &from, "failed", &why).await?;
+                    return Ok(Outcome::Applied);
+                }
+                _ => {}
             }
             if let Some(stripe_id) = session.customer.as_ref().map(Expandable::id) {
                 customers::link_stripe(conn, attach.customer_pk, stripe_id).await?;
@@ -57,6 +87,20 @@ impl EventHandler for Checkout {
                     session.id
                 )));
             };
+            if session.payment_status.as_deref() == Some("unpaid") {
+                // Nothing is granted before the money arrives: the subscription's own events
+                // (or async_payment_succeeded) finish the attach.
+                attaches::transition(
+                    conn,
+                    &attach.id,
+                    OPEN,
+                    "awaiting_payment",
+                    Some(subscription),
+                )
+                .await?;
+                attaches::follow_subscription(conn, subscription).await?;
+                return Ok(Outcome::Applied);
+            }
             let at = timestamp(event.created).unwrap_or_else(chrono::Utc::now);
             plans::activate_from_checkout(
                 conn,
@@ -67,7 +111,8 @@ impl EventHandler for Checkout {
                 at,
             )
             .await?;
-            attaches::transition(conn, &attach.id, OPEN, "completed", Some(subscription)).await?;
+            attaches::transition(conn, &attach.id, UNSETTLED, "completed", Some(subscription))
+                .await?;
             Ok(Outcome::Applied)
         })
     }

@@ -1,6 +1,9 @@
 //! `invoice.*`: keep the invoice; on `invoice.paid`, finish an attach that waited on the first
 //! payment, and on a renewal (`subscription_cycle`) reset the period's allowance once; on
-//! `invoice.created` for a renewal draft, enqueue the ended period's usage billing.
+//! `invoice.created` for a renewal draft, enqueue the ended period's usage billing. When the
+//! first payment needs the customer (`invoice.payment_action_required`, or
+//! `invoice.payment_failed` of a `subscription_create` invoice), the waiting attach becomes
+//! `requires_action` with the invoice's hosted page.
 
 use std::sync::Arc;
 
@@ -11,8 +14,8 @@ use super::objects::{Expandable, Invoice, timestamp};
 use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
 use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
-use crate::store::balances;
 use crate::store::invoices::{self, InvoiceState, Owner};
+use crate::store::{attaches, balances};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
     "invoice.created",
@@ -20,6 +23,7 @@ pub(super) const EVENT_TYPES: &[&str] = &[
     "invoice.updated",
     "invoice.paid",
     "invoice.payment_failed",
+    "invoice.payment_action_required",
     "invoice.voided",
     "invoice.marked_uncollectible",
 ];
@@ -84,6 +88,14 @@ impl EventHandler for InvoiceHandler {
                     invoice.id
                 )));
             };
+            if let Some(reason) = first_payment_needs_customer(&event.event_type, &invoice)
+                && let Some(subscription) = state.subscription_id
+            {
+                for attach in attaches::waiting_on(conn, subscription).await? {
+                    let url = state.hosted_invoice_url;
+                    attaches::require_action(conn, &attach, subscription, url, reason).await?;
+                }
+            }
             if self.bill_usage
                 && event.event_type == "invoice.created"
                 && invoice.billing_reason.as_deref() == Some("subscription_cycle")
@@ -107,6 +119,23 @@ impl EventHandler for InvoiceHandler {
                 ))
             })
         })
+    }
+}
+
+/// Why the customer must act on the first invoice of a subscription, if they must: it needs
+/// authentication (3-D Secure), or its payment failed (they can pay another way on the
+/// invoice's hosted page until Stripe gives up, `incomplete_expired`).
+fn first_payment_needs_customer(event_type: &str, invoice: &Invoice) -> Option<&'static str> {
+    match event_type {
+        "invoice.payment_action_required" => {
+            Some("authentication_required: the customer must confirm the payment (3-D Secure)")
+        }
+        "invoice.payment_failed"
+            if invoice.billing_reason.as_deref() == Some("subscription_create") =>
+        {
+            Some("payment_failed: the first payment failed; the customer can pay another way")
+        }
+        _ => None,
     }
 }
 

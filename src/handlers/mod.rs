@@ -40,8 +40,6 @@ pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> R
     };
     let subscription = subscription::SubscriptionHandler { catalog };
     let mut registry = Registry::default()
-        .on_event("checkout.session.completed", checkout.clone())
-        .on_event("checkout.session.expired", checkout)
         .on_event("customer.subscription.created", subscription.clone())
         .on_event("customer.subscription.updated", subscription.clone())
         .on_event("customer.subscription.deleted", subscription.clone());
@@ -50,6 +48,9 @@ pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> R
         "customer.subscription.resumed",
     ] {
         registry = registry.on_event(event_type, subscription.clone());
+    }
+    for event_type in checkout::EVENT_TYPES {
+        registry = registry.on_event(event_type, checkout.clone());
     }
     for event_type in invoice::EVENT_TYPES {
         registry = registry.on_event(event_type, invoice.clone());

@@ -1,5 +1,6 @@
 //! `customer.subscription.*`: sync status, period, cancellation; deletion expires the plan
-//! and lets the group's default plan take over.
+//! and lets the group's default plan take over; an attach waiting on the first payment
+//! follows the subscription (paid → done, ended unpaid → expired).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use super::objects::{Subscription, timestamp};
 use super::{resolve_customer, resolve_plan, unknown_customer};
 use crate::catalog::{Catalog, Plan};
 use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
+use crate::store::attaches;
 use crate::store::plans::{self, SubscriptionState, Sync};
 
 #[derive(Clone)]
@@ -80,19 +82,22 @@ pub(crate) async fn apply(
         period_start,
         period_end,
         cancel_at_period_end: sub.cancel_at_period_end,
+        cancel_at: sub.cancel_at.and_then(timestamp),
         canceled_at: sub.canceled_at.and_then(timestamp),
         started_at: sub.start_date.and_then(timestamp),
         ended_at: sub.ended_at.and_then(timestamp),
         quantity: sub.quantity(),
         event_created: observed,
     };
-    Ok(
-        match plans::sync_subscription(conn, catalog, &state).await? {
-            Sync::Applied => Outcome::Applied,
-            Sync::Stale => Outcome::Skipped(format!(
-                "stale: a newer event for {} was applied already",
-                sub.id
-            )),
-        },
-    )
+    let sync = plans::sync_subscription(conn, catalog, &state).await?;
+    // Whichever event came last, an attach waiting on the first payment follows the
+    // subscription's newest status.
+    attaches::follow_subscription(conn, &sub.id).await?;
+    Ok(match sync {
+        Sync::Applied => Outcome::Applied,
+        Sync::Stale => Outcome::Skipped(format!(
+            "stale: a newer event for {} was applied already",
+            sub.id
+        )),
+    })
 }

@@ -195,13 +195,15 @@ pub(super) async fn check(state: &AppState, body: Check) -> Result<HttpResponse,
         Some(b) => (b.allows(body.required), b.remaining(), b.unlimited),
         None => (false, 0, false),
     };
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "customer_id": body.customer_id, "feature_id": body.feature_id,
-            "allowed": allowed, "balance": remaining, "unlimited": unlimited,
-        }),
-    ))
+    let mut answer = serde_json::json!({
+        "customer_id": body.customer_id, "feature_id": body.feature_id,
+        "allowed": allowed, "balance": remaining, "unlimited": unlimited,
+    });
+    if balance.as_ref().is_some_and(|b| b.suspended) {
+        // Granted only by a paused or unpaid plan: the balance is kept for its return.
+        answer["reason"] = "plan_suspended".into();
+    }
+    Ok(json(StatusCode::OK, &answer))
 }
 
 /// `POST /v1/track`: records usage once per `idempotency_key`.

@@ -18,17 +18,25 @@ pub struct Attach {
     #[serde(skip)]
     pub cancel_url: Option<String>,
     pub stripe_subscription_id: Option<String>,
+    /// `requires_action`: where the customer completes the first payment (the invoice's
+    /// hosted page: 3-D Secure, or another payment method after a decline); cleared once
+    /// there is nothing left to do.
+    pub action_url: Option<String>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, success_url, cancel_url, \
-                       stripe_subscription_id, error, created_at, updated_at";
+                       stripe_subscription_id, action_url, error, created_at, updated_at";
 
 /// An attach still in flight: at most one per (customer, plan). The predicate of the unique
-/// index `attaches_in_flight_key` (migration 7), which `create` must name to conflict on it.
-const IN_FLIGHT: &str = "state IN ('pending', 'checkout_required', 'awaiting_payment')";
+/// index `attaches_in_flight_key` (migration 8), which `create` must name to conflict on it.
+const IN_FLIGHT: &str =
+    "state IN ('pending', 'checkout_required', 'awaiting_payment', 'requires_action')";
+
+/// Waiting on the first payment of its subscription.
+pub const WAITING: &[&str] = &["awaiting_payment", "requires_action"];
 
 /// Records a new pending attach; `None` when one of the same plan for the customer is in
 /// flight already (a unique index says so, whatever the concurrency).
@@ -111,7 +119,8 @@ pub async fn transition(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE attaches SET state = $3,
-                stripe_subscription_id = coalesce($4, stripe_subscription_id), updated_at = now()
+                stripe_subscription_id = coalesce($4, stripe_subscription_id), updated_at = now(),
+                action_url = NULL
          WHERE id = $1 AND state = ANY($2)",
     )
     .bind(id)
@@ -146,12 +155,94 @@ pub async fn set_checkout(
 /// Records why an attach could not be carried out (only while it is still pending: one that
 /// reached Stripe's checkout or a subscription has an outcome of its own).
 pub async fn fail(conn: &mut PgConnection, id: &str, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE attaches SET state = 'failed', error = $2, updated_at = now()
-         WHERE id = $1 AND state = 'pending'",
+    end(conn, id, &["pending"], "failed", error).await?;
+    Ok(())
+}
+
+/// Moves an attach to `state` (`failed`, `expired`) from one of `from`, with the reason.
+pub async fn end(
+    conn: &mut PgConnection,
+    id: &str,
+    from: &[&str],
+    state: &str,
+    error: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE attaches SET state = $3, error = $4, action_url = NULL, updated_at = now()
+         WHERE id = $1 AND state = ANY($2)",
     )
     .bind(id)
+    .bind(from)
+    .bind(state)
     .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The first payment of the attach's subscription needs the customer, at `url`: `reason`
+/// says why (authentication, or a declined payment to replace). From `pending` (the attach
+/// job) or while waiting (a webhook saying so).
+pub async fn require_action(
+    conn: &mut PgConnection,
+    id: &str,
+    subscription_id: &str,
+    url: Option<&str>,
+    reason: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE attaches SET state = 'requires_action', stripe_subscription_id = $2,
+                action_url = coalesce($3, action_url), error = $4, updated_at = now()
+         WHERE id = $1 AND state IN ('pending', 'awaiting_payment', 'requires_action')",
+    )
+    .bind(id)
+    .bind(subscription_id)
+    .bind(url)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The direct attaches (no Checkout Session: its own events decide a checkout's outcome)
+/// waiting on the first payment of `subscription_id`.
+pub async fn waiting_on(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM attaches
+         WHERE stripe_subscription_id = $1 AND state = ANY($2) AND checkout_session_id IS NULL",
+    )
+    .bind(subscription_id)
+    .bind(WAITING)
+    .fetch_all(conn)
+    .await
+}
+
+/// The attaches waiting on the first payment of `subscription_id` follow its newest applied
+/// status: paid (any status but `incomplete`) → `active`, or `completed` when they went
+/// through a Checkout Session; ended unpaid (`incomplete_expired`, `canceled`) → `expired`.
+pub async fn follow_subscription(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE attaches a SET updated_at = now(), action_url = NULL,
+             state = CASE
+                 WHEN s.status IN ('incomplete_expired', 'canceled') THEN 'expired'
+                 WHEN a.checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
+             error = CASE
+                 WHEN s.status IN ('incomplete_expired', 'canceled')
+                 THEN coalesce(a.error || '; ', '')
+                      || 'the subscription ended before its first payment (' || s.status || ')'
+                 END
+         FROM stripe_subscriptions s
+         WHERE s.id = $1 AND a.stripe_subscription_id = $1 AND a.state = ANY($2)
+           AND s.status IS NOT NULL AND s.status <> 'incomplete'",
+    )
+    .bind(subscription_id)
+    .bind(WAITING)
     .execute(conn)
     .await?;
     Ok(())

@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
+use crate::access::HELD_SQL;
 use crate::catalog::{Catalog, FeatureKind, Reset};
 
-/// A live plan of a customer, as provisioning needs it.
+/// A held plan of a customer (live or suspended), as provisioning needs it.
 #[derive(sqlx::FromRow)]
-struct LivePlan {
+struct HeldPlan {
     plan_id: String,
+    status: String,
     backed: bool,
     period_end: Option<DateTime<Utc>>,
     started_at: DateTime<Utc>,
@@ -28,60 +30,41 @@ struct Allowance {
     reset: Option<Reset>,
     reset_plan_id: Option<String>,
     next_reset_at: Option<DateTime<Utc>>,
+    /// Granted only by suspended plans: kept, but `check` refuses it.
+    suspended: bool,
 }
 
-/// Recomputes every balance of a customer from their live plans. `used` is kept; a feature
-/// no live plan grants any more is removed. A clock reset already stepped forward (lazily,
+/// Recomputes every balance of a customer from their held plans. Live plans grant; a
+/// feature that only suspended plans grant (paused, or past due beyond
+/// `billing.past_due_access`) keeps its balance, marked suspended. `used` is kept; a feature
+/// no held plan grants any more is removed. A clock reset already stepped forward (lazily,
 /// on read) by the same plan is kept.
 pub async fn provision(
     conn: &mut PgConnection,
     catalog: &Catalog,
     customer_pk: i64,
 ) -> Result<(), sqlx::Error> {
-    let live: Vec<LivePlan> = sqlx::query_as(
-        "SELECT plan_id, stripe_subscription_id IS NOT NULL AS backed,
+    let held: Vec<HeldPlan> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT plan_id, status, stripe_subscription_id IS NOT NULL AS backed,
                 current_period_end AS period_end, started_at
          FROM customer_plans
-         WHERE customer_pk = $1 AND status IN ('active', 'trialing', 'past_due')
-         ORDER BY add_on, id",
-    )
+         WHERE customer_pk = $1 AND status IN {HELD_SQL}
+         ORDER BY add_on, id"
+    )))
     .bind(customer_pk)
     .fetch_all(&mut *conn)
     .await?;
+    let (live, suspended): (Vec<&HeldPlan>, Vec<&HeldPlan>) =
+        held.iter().partition(|p| catalog.access.is_live(&p.status));
     let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();
-    for LivePlan {
-        plan_id,
-        backed,
-        period_end,
-        started_at,
-    } in &live
-    {
-        let Some(plan) = catalog.plan(plan_id) else {
-            continue; // a plan removed from the catalog grants nothing
-        };
-        for item in &plan.items {
-            let Some(feature) = catalog.feature(&item.feature) else {
-                continue;
-            };
-            let a = allowances.entry(item.feature.as_str()).or_default();
-            match feature.kind {
-                FeatureKind::Boolean => a.unlimited = true,
-                FeatureKind::Metered => {
-                    a.included = a.included.saturating_add(item.included.unwrap_or(0));
-                    a.overage_allowed |= item.usage_price.is_some();
-                    if a.reset.is_none() {
-                        let reset = item.reset.unwrap_or(Reset::Never);
-                        a.reset = Some(reset);
-                        a.reset_plan_id = Some(plan.id.clone());
-                        a.subscription_backed = *backed;
-                        a.next_reset_at = match (reset, backed) {
-                            (Reset::Never, _) => None,
-                            (_, true) => *period_end,
-                            (_, false) => reset.next_after(*started_at),
-                        };
-                    }
-                }
-            }
+    grant(catalog, &live, &mut allowances);
+    // What only suspended plans grant stays, refused, so nothing is lost when they return.
+    let mut kept: BTreeMap<&str, Allowance> = BTreeMap::new();
+    grant(catalog, &suspended, &mut kept);
+    for (feature, mut a) in kept {
+        if !allowances.contains_key(feature) {
+            a.suspended = true;
+            allowances.insert(feature, a);
         }
     }
     let features: Vec<&str> = allowances.keys().copied().collect();
@@ -93,13 +76,14 @@ pub async fn provision(
     for (feature, a) in allowances {
         sqlx::query(
             "INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
-                                   subscription_backed, reset, reset_plan_id, next_reset_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                   subscription_backed, reset, reset_plan_id, next_reset_at,
+                                   suspended)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (customer_pk, feature_id) DO UPDATE
              SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
                  overage_allowed = EXCLUDED.overage_allowed,
                  subscription_backed = EXCLUDED.subscription_backed, reset = EXCLUDED.reset,
-                 reset_plan_id = EXCLUDED.reset_plan_id,
+                 reset_plan_id = EXCLUDED.reset_plan_id, suspended = EXCLUDED.suspended,
                  next_reset_at = CASE
                      WHEN NOT EXCLUDED.subscription_backed
                           AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
@@ -115,10 +99,65 @@ pub async fn provision(
         .bind(a.reset.map(reset_name))
         .bind(&a.reset_plan_id)
         .bind(a.next_reset_at)
+        .bind(a.suspended)
         .execute(&mut *conn)
         .await?;
     }
     Ok(())
+}
+
+/// Provisions again every customer with a `past_due` or `unpaid` plan, so a changed
+/// `billing.past_due_access` applies to them at start; returns how many there were.
+pub async fn provision_past_due(pool: &PgPool, catalog: &Catalog) -> Result<usize, sqlx::Error> {
+    let customers: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT customer_pk FROM customer_plans WHERE status IN ('past_due', 'unpaid')",
+    )
+    .fetch_all(pool)
+    .await?;
+    for &pk in &customers {
+        let mut tx = pool.begin().await?;
+        provision(&mut tx, catalog, pk).await?;
+        tx.commit().await?;
+    }
+    Ok(customers.len())
+}
+
+/// Adds what `plans` grant to `allowances` (the first plan granting a metered feature sets
+/// its reset).
+fn grant<'c>(
+    catalog: &'c Catalog,
+    plans: &[&HeldPlan],
+    allowances: &mut BTreeMap<&'c str, Allowance>,
+) {
+    for held in plans {
+        let Some(plan) = catalog.plan(&held.plan_id) else {
+            continue; // a plan removed from the catalog grants nothing
+        };
+        for item in &plan.items {
+            let Some(feature) = catalog.feature(&item.feature) else {
+                continue;
+            };
+            let a = allowances.entry(feature.id.as_str()).or_default();
+            match feature.kind {
+                FeatureKind::Boolean => a.unlimited = true,
+                FeatureKind::Metered => {
+                    a.included = a.included.saturating_add(item.included.unwrap_or(0));
+                    a.overage_allowed |= item.usage_price.is_some();
+                    if a.reset.is_none() {
+                        let reset = item.reset.unwrap_or(Reset::Never);
+                        a.reset = Some(reset);
+                        a.reset_plan_id = Some(plan.id.clone());
+                        a.subscription_backed = held.backed;
+                        a.next_reset_at = match (reset, held.backed) {
+                            (Reset::Never, _) => None,
+                            (_, true) => held.period_end,
+                            (_, false) => reset.next_after(held.started_at),
+                        };
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A renewal paid for the service period ending `period_end`: reset the allowance of the
@@ -163,6 +202,8 @@ pub struct Balance {
     pub unlimited: bool,
     pub overage_allowed: bool,
     pub next_reset_at: Option<DateTime<Utc>>,
+    /// Granted only by suspended plans: usage is kept, nothing is allowed.
+    pub suspended: bool,
 }
 
 impl Balance {
@@ -173,7 +214,7 @@ impl Balance {
 
     /// May the customer use `required` more?
     pub fn allows(&self, required: i64) -> bool {
-        self.unlimited || self.overage_allowed || self.remaining() >= required
+        !self.suspended && (self.unlimited || self.overage_allowed || self.remaining() >= required)
     }
 }
 
@@ -185,7 +226,7 @@ pub async fn current(
 ) -> Result<Option<Balance>, sqlx::Error> {
     reset_due(conn, customer_pk).await?;
     sqlx::query_as(
-        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at
+        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at, suspended
          FROM balances WHERE customer_pk = $1 AND feature_id = $2 FOR UPDATE",
     )
     .bind(customer_pk)

@@ -263,7 +263,7 @@ pub async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value,
                     'plan_id', plan_id, 'status', status,
                     'stripe_subscription_id', stripe_subscription_id,
                     'current_period_end', current_period_end,
-                    'cancel_at_period_end', cancel_at_period_end,
+                    'cancel_at_period_end', cancel_at_period_end, 'cancel_at', cancel_at,
                     'canceled_at', canceled_at, 'quantity', quantity)
          FROM customer_plans
          WHERE customer_pk = $1 AND status <> 'expired'
@@ -277,7 +277,7 @@ pub async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value,
                     'feature_id', feature_id, 'included', included, 'used', used,
                     'balance', greatest(least(included::numeric - used, 9223372036854775807),
                                         -9223372036854775808)::bigint,
-                    'unlimited', unlimited,
+                    'unlimited', unlimited, 'suspended', suspended,
                     'next_reset_at', next_reset_at)
          FROM balances WHERE customer_pk = $1 ORDER BY feature_id",
     )
@@ -294,10 +294,27 @@ pub async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value,
     .bind(customer.pk)
     .fetch_all(&mut *conn)
     .await?;
+    // What the customer must pay before access is whole again: the open invoices of
+    // subscriptions whose plan is not paid up, each with the page where it is paid.
+    let payment_due: Vec<Value> = sqlx::query_scalar(
+        "SELECT jsonb_build_object(
+                    'stripe_id', v.stripe_id, 'plan_ids', v.plan_ids, 'total', v.total,
+                    'currency', v.currency, 'billing_reason', v.billing_reason,
+                    'plan_status', p.status, 'hosted_invoice_url', v.hosted_invoice_url)
+         FROM invoices v
+         JOIN customer_plans p ON p.stripe_subscription_id = v.stripe_subscription_id
+         WHERE v.customer_pk = $1 AND v.status = 'open'
+           AND p.status IN ('past_due', 'unpaid', 'incomplete', 'paused')
+         ORDER BY v.created_at DESC, v.stripe_id",
+    )
+    .bind(customer.pk)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut view = serde_json::to_value(customer).expect("customers serialize");
     view["products"] = products.into();
     view["balances"] = balances.into();
     view["invoices"] = invoices.into();
+    view["payment_due"] = payment_due.into();
     Ok(view)
 }
 

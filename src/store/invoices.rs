@@ -47,7 +47,7 @@ pub struct Recorded {
 
 /// Inserts or updates the invoice of `owner` and, with `settle_attach`, completes the attach
 /// that waited on the first payment of the invoice's subscription (whether or not the
-/// invoice row was stale). `None` (and no change) when no customer is linked to the Stripe
+/// invoice row was stale), as [`super::attaches::paid`] does. `None` (and no change) when no customer is linked to the Stripe
 /// customer id.
 ///
 /// One statement, so applying an invoice event costs one round trip once its customer is
@@ -85,8 +85,11 @@ pub async fn record(
              RETURNING 1
          ),
          settled AS (
-             UPDATE attaches SET state = 'completed', updated_at = now()
-             WHERE $16 AND stripe_subscription_id = $10 AND state = 'awaiting_payment'
+             UPDATE attaches
+             SET state = CASE WHEN checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
+                 error = NULL, action_url = NULL, updated_at = now()
+             WHERE $16 AND stripe_subscription_id = $10
+               AND state IN ('awaiting_payment', 'requires_action')
                AND EXISTS (SELECT 1 FROM c)
          )
          SELECT c.pk AS customer_pk, EXISTS (SELECT 1 FROM v) AS fresh FROM c",

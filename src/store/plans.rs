@@ -1,41 +1,22 @@
 //! Customer plans: subscriptions synced from Stripe, provisional activation at checkout,
-//! one live plan per group, default plans.
+//! one held plan per group, default plans.
 //!
 //! Ordering rule (any delivery order converges): a Stripe subscription's state is taken only
 //! from an event at least as new as the newest one applied to it, compared by Stripe's
-//! `created`; within the same second, by status precedence (incomplete < trialing < active <
-//! past_due < unpaid < canceled), so a same-second cancellation is never undone. A checkout
-//! completion activates a plan only while no subscription event has been seen for it.
+//! `created`; within the same second, by status precedence ([`access::status_rank`]), so a
+//! same-second cancellation is never undone. A paid checkout completion activates a plan
+//! only while no subscription event has been seen for it.
+//!
+//! Statuses are Stripe's own ([`access::our_status`]); only held ones (live or suspended,
+//! [`access::HELD_SQL`]) take their group's place, so an `incomplete` subscription leaves the
+//! current plan where it is, and balances follow [`balances::provision`].
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::balances;
+use crate::access::{self, HELD_SQL};
 use crate::catalog::{Catalog, Plan};
-
-/// Our status for a Stripe subscription status.
-pub fn our_status(stripe_status: &str) -> &'static str {
-    match stripe_status {
-        "trialing" => "trialing",
-        "active" => "active",
-        "past_due" | "unpaid" | "incomplete" | "paused" => "past_due",
-        _ => "expired", // canceled, incomplete_expired
-    }
-}
-
-/// Precedence of Stripe statuses for events of the same second.
-pub fn status_rank(stripe_status: &str) -> i32 {
-    match stripe_status {
-        "incomplete" => 0,
-        "trialing" => 1,
-        "active" => 2,
-        "past_due" | "paused" => 3,
-        "unpaid" => 4,
-        _ => 5, // canceled, incomplete_expired
-    }
-}
-
-const LIVE: &str = "('active', 'trialing', 'past_due')";
 
 /// A subscription as one event shows it.
 #[derive(Debug, Clone)]
@@ -47,6 +28,8 @@ pub struct SubscriptionState<'a> {
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
+    /// The date it is set to cancel at (Stripe's `cancel_at`).
+    pub cancel_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -68,7 +51,7 @@ pub async fn sync_subscription(
     catalog: &Catalog,
     s: &SubscriptionState<'_>,
 ) -> Result<Sync, sqlx::Error> {
-    let rank = status_rank(s.stripe_status);
+    let rank = access::status_rank(s.stripe_status);
     let newer: Option<bool> = sqlx::query_scalar(
         "INSERT INTO stripe_subscriptions AS g (id, customer_pk, plan_id, status, source_created, source_rank)
          VALUES ($1, $2, $3, $4, $5, $6)
@@ -120,7 +103,7 @@ pub async fn sync_subscription(
     .bind(changed_at)
     .execute(&mut *conn)
     .await?;
-    let status = our_status(s.stripe_status);
+    let status = access::our_status(s.stripe_status);
     if status == "expired" {
         // A subscription that ended takes its scheduled downgrade with it.
         sqlx::query(
@@ -135,8 +118,8 @@ pub async fn sync_subscription(
     let row: i64 = sqlx::query_scalar(
         "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
                  stripe_subscription_id, current_period_start, current_period_end,
-                 cancel_at_period_end, canceled_at, started_at, ended_at, quantity)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13)
+                 cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14)
          ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
          DO UPDATE SET status = EXCLUDED.status,
                  current_period_start = coalesce(EXCLUDED.current_period_start, customer_plans.current_period_start),
@@ -146,6 +129,7 @@ pub async fn sync_subscription(
                  started_at = coalesce($11, customer_plans.started_at),
                  ended_at = EXCLUDED.ended_at,
                  quantity = EXCLUDED.quantity,
+                 cancel_at = EXCLUDED.cancel_at,
                  updated_at = now()
          RETURNING id",
     )
@@ -162,6 +146,7 @@ pub async fn sync_subscription(
     .bind(s.started_at)
     .bind(if status == "expired" { Some(changed_at) } else { s.ended_at })
     .bind(s.quantity)
+    .bind(s.cancel_at)
     .fetch_one(&mut *conn)
     .await?;
     settle_group(conn, catalog, s.customer_pk, s.plan, Some(row), changed_at).await?;
@@ -224,10 +209,10 @@ pub async fn activate_defaults(
     balances::provision(conn, catalog, customer_pk).await
 }
 
-/// One live plan per group: a plan that just became live (`winner`) replaces the others of
-/// its group (add-ons stand apart). When the group is left with no live plan but its default,
-/// the default plan (re)starts at `at`, the moment the other plan ended, whichever order the
-/// events came in.
+/// One held plan per group: a plan that just became held (`winner`: live or suspended)
+/// replaces the others of its group (add-ons stand apart); an `incomplete` one replaces
+/// nothing. When the group is left with no held plan but its default, the default plan
+/// (re)starts at `at`, the moment the other plan ended, whichever order the events came in.
 async fn settle_group(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -243,8 +228,8 @@ async fn settle_group(
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE customer_plans SET status = 'expired', ended_at = $4, updated_at = now()
              WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on AND id <> $3
-               AND status IN {LIVE}
-               AND EXISTS (SELECT 1 FROM customer_plans w WHERE w.id = $3 AND w.status IN {LIVE})"
+               AND status IN {HELD_SQL}
+               AND EXISTS (SELECT 1 FROM customer_plans w WHERE w.id = $3 AND w.status IN {HELD_SQL})"
         )))
         .bind(customer_pk)
         .bind(group)
@@ -256,10 +241,10 @@ async fn settle_group(
     let Some(default) = catalog.default_plan(group) else {
         return Ok(());
     };
-    let other_live: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+    let other_held: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT EXISTS (SELECT 1 FROM customer_plans
                         WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
-                          AND status IN {LIVE}
+                          AND status IN {HELD_SQL}
                           AND NOT (plan_id = $3 AND stripe_subscription_id IS NULL))"
     )))
     .bind(customer_pk)
@@ -267,7 +252,7 @@ async fn settle_group(
     .bind(&default.id)
     .fetch_one(&mut *conn)
     .await?;
-    if !other_live {
+    if !other_held {
         activate_default(conn, default, customer_pk, at).await?;
     }
     Ok(())
@@ -312,6 +297,19 @@ pub async fn subscription_plan(
     .await
 }
 
+/// The Stripe status of the newest event applied to a subscription.
+pub async fn subscription_status(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT status FROM stripe_subscriptions WHERE id = $1 AND status IS NOT NULL",
+    )
+    .bind(subscription_id)
+    .fetch_optional(conn)
+    .await
+}
+
 async fn scheduled_start(
     conn: &mut PgConnection,
     subscription_id: &str,
@@ -333,14 +331,14 @@ async fn live_plan_of(
 ) -> Result<Option<String>, sqlx::Error> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT plan_id FROM customer_plans
-         WHERE stripe_subscription_id = $1 AND status IN {LIVE} ORDER BY id DESC LIMIT 1"
+         WHERE stripe_subscription_id = $1 AND status IN {HELD_SQL} ORDER BY id DESC LIMIT 1"
     )))
     .bind(subscription_id)
     .fetch_optional(conn)
     .await
 }
 
-/// A plan the customer has (live) or will have (scheduled): a second attach of it creates
+/// A plan the customer has (held: live or suspended) or will have (scheduled): a second attach of it creates
 /// nothing and answers with this.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HeldPlan {
@@ -348,7 +346,7 @@ pub struct HeldPlan {
     pub stripe_subscription_id: Option<String>,
 }
 
-/// The customer's live or scheduled row of `plan_id`, if any (the newest).
+/// The customer's held or scheduled row of `plan_id`, if any (the newest).
 pub async fn held(
     conn: &mut PgConnection,
     customer_pk: i64,
@@ -356,7 +354,7 @@ pub async fn held(
 ) -> Result<Option<HeldPlan>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT status, stripe_subscription_id FROM customer_plans
-         WHERE customer_pk = $1 AND plan_id = $2 AND (status IN {LIVE} OR status = 'scheduled')
+         WHERE customer_pk = $1 AND plan_id = $2 AND (status IN {HELD_SQL} OR status = 'scheduled')
          ORDER BY id DESC LIMIT 1"
     )))
     .bind(customer_pk)
@@ -365,7 +363,7 @@ pub async fn held(
     .await
 }
 
-/// The live plan backed by a Stripe subscription in `group`, if any: (plan id, subscription).
+/// The held plan backed by a Stripe subscription in `group`, if any: (plan id, subscription).
 pub async fn live_subscription_in_group(
     conn: &mut PgConnection,
     customer_pk: i64,
@@ -374,7 +372,7 @@ pub async fn live_subscription_in_group(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT plan_id, stripe_subscription_id FROM customer_plans
          WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
-           AND stripe_subscription_id IS NOT NULL AND status IN {LIVE}
+           AND stripe_subscription_id IS NOT NULL AND status IN {HELD_SQL}
          ORDER BY id DESC LIMIT 1"
     )))
     .bind(customer_pk)
@@ -440,6 +438,7 @@ pub struct PlanRow {
     pub stripe_subscription_id: Option<String>,
     pub current_period_end: Option<DateTime<Utc>>,
     pub cancel_at_period_end: bool,
+    pub cancel_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Display for PlanRow {
@@ -450,6 +449,8 @@ impl std::fmt::Display for PlanRow {
         }
         if self.cancel_at_period_end {
             f.write_str(" (cancels at period end)")?;
+        } else if let Some(at) = self.cancel_at {
+            write!(f, " (cancels at {})", at.format("%Y-%m-%d %H:%M"))?;
         }
         Ok(())
     }
@@ -460,7 +461,8 @@ pub async fn snapshot(
     customer_pk: i64,
 ) -> Result<Vec<PlanRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT plan_id, status, stripe_subscription_id, current_period_end, cancel_at_period_end
+        "SELECT plan_id, status, stripe_subscription_id, current_period_end, cancel_at_period_end,
+                cancel_at
          FROM customer_plans WHERE customer_pk = $1 ORDER BY plan_id, stripe_subscription_id",
     )
     .bind(customer_pk)

@@ -11,9 +11,9 @@ use std::time::Duration;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError};
 use stripe_billing::invoice_item::CreateInvoiceItem;
 use stripe_billing::subscription::{
-    CreateSubscription, CreateSubscriptionItems, ListSubscription, ListSubscriptionStatus,
-    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
-    UpdateSubscriptionProrationBehavior,
+    CreateSubscription, CreateSubscriptionItems, CreateSubscriptionPaymentBehavior,
+    ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
@@ -49,6 +49,45 @@ pub struct StripeCustomer {
     pub id: String,
     pub has_default_payment_method: bool,
     pub metadata: Metadata,
+}
+
+/// The latest invoice's PaymentIntent, inline: what the first payment of a subscription needs.
+const FIRST_PAYMENT_EXPAND: &str = "latest_invoice.payments.data.payment.payment_intent";
+
+/// Where the latest invoice's payment of a subscription stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirstPayment {
+    /// The PaymentIntent's status (`requires_action`, `requires_payment_method`,
+    /// `processing`, `succeeded`, ...), when Stripe made one.
+    pub status: Option<String>,
+    /// The invoice's hosted page, where the customer authenticates or pays another way.
+    pub hosted_invoice_url: Option<String>,
+    /// Why the last attempt failed, in Stripe's words ("Your card was declined.").
+    pub error: Option<String>,
+}
+
+impl FirstPayment {
+    fn of(subscription: &Subscription) -> Self {
+        let Some(stripe_types::Expandable::Object(invoice)) = &subscription.latest_invoice else {
+            return Self::default();
+        };
+        let intent = invoice
+            .payments
+            .as_ref()
+            .and_then(|p| p.data.iter().find(|p| p.is_default).or(p.data.first()))
+            .and_then(|p| p.payment.payment_intent.as_ref())
+            .and_then(|pi| match pi {
+                stripe_types::Expandable::Object(pi) => Some(pi),
+                stripe_types::Expandable::Id(_) => None,
+            });
+        Self {
+            status: intent.map(|pi| pi.status.as_str().to_owned()),
+            hosted_invoice_url: invoice.hosted_invoice_url.clone(),
+            error: intent
+                .and_then(|pi| pi.last_payment_error.as_ref())
+                .and_then(|e| e.message.clone()),
+        }
+    }
 }
 
 /// A call that failed, with what the engine should do about it.
@@ -244,22 +283,46 @@ impl StripeApi {
         Ok(price.id.to_string())
     }
 
+    /// Subscribes `customer` to `price`, charging its default payment method at once.
+    ///
+    /// `payment_behavior=allow_incomplete` (Stripe's default, said explicitly): a first
+    /// payment that needs 3-D Secure, is declined or is still processing leaves the
+    /// subscription `incomplete` instead of failing the call, and [`FirstPayment`] (read from
+    /// the expanded latest invoice) says which. Not `default_incomplete`: that never tries
+    /// the charge, so every subscription would wait for a client-side confirmation.
     pub async fn create_subscription(
         &self,
         idempotency_key: &str,
         customer: &str,
         price: &str,
         metadata: Metadata,
-    ) -> Result<Subscription, CallError> {
+    ) -> Result<(Subscription, FirstPayment), CallError> {
         let mut item = CreateSubscriptionItems::new();
         item.price = Some(price.to_owned());
         item.quantity = Some(1);
         let request = CreateSubscription::new()
             .customer(customer)
             .items(vec![item])
-            .metadata(metadata);
-        self.send("subscriptions.create", Some(idempotency_key), request)
-            .await
+            .metadata(metadata)
+            .payment_behavior(CreateSubscriptionPaymentBehavior::AllowIncomplete)
+            .expand(vec![FIRST_PAYMENT_EXPAND.to_owned()]);
+        let subscription = self
+            .send("subscriptions.create", Some(idempotency_key), request)
+            .await?;
+        let payment = FirstPayment::of(&subscription);
+        Ok((subscription, payment))
+    }
+
+    /// The subscription with what its latest invoice's payment needs.
+    pub async fn retrieve_with_payment(
+        &self,
+        id: &str,
+    ) -> Result<(Subscription, FirstPayment), CallError> {
+        let path = path_id("subscriptions.retrieve", "sub_", id)?;
+        let request = RetrieveSubscription::new(path).expand(vec![FIRST_PAYMENT_EXPAND.to_owned()]);
+        let subscription = self.send("subscriptions.retrieve", None, request).await?;
+        let payment = FirstPayment::of(&subscription);
+        Ok((subscription, payment))
     }
 
     pub async fn retrieve_subscription(&self, id: &str) -> Result<Subscription, CallError> {

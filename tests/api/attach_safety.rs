@@ -177,7 +177,7 @@ async fn reconcile_reports_double_billing_loudly() {
         Duration::from_secs(2),
     )
     .unwrap();
-    let by_hand = api
+    let (by_hand, _) = api
         .create_subscription(
             "by-hand-double",
             &stripe_customer,

@@ -15,6 +15,8 @@ use crate::helpers::*;
 
 const P1: (i64, i64) = (1_795_000_000, 1_797_592_000);
 const P2: (i64, i64) = (1_797_592_000, 1_800_184_000);
+/// A day, in seconds.
+const DAY: i64 = 86_400;
 
 /// Ids unique to one run of a scenario, so runs share one database.
 struct Ids {
@@ -118,6 +120,18 @@ struct Scenario {
     setup: Vec<Vec<u8>>,
     tail: Vec<Vec<u8>>,
     usage_before_tail: i64,
+    /// Where the attach stands before the events: as recorded (`pending`), or as the attach
+    /// job or checkout left it.
+    attach: AttachStart,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AttachStart {
+    Pending,
+    /// A direct subscription whose first payment is not made yet.
+    AwaitingPayment,
+    /// A Checkout Session opened for it.
+    CheckoutRequired,
 }
 
 fn scenario(name: &str, ids: &Ids) -> Scenario {
@@ -136,6 +150,25 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
         )
     };
     let created = || sub(0, P1.0 + 2, "active", "pro", P1, false, None);
+    let incomplete = || sub(0, P1.0 + 2, "incomplete", "pro", P1, false, None);
+    // 23 hours without the first payment.
+    let incomplete_expired = |n| {
+        let s = ids.subscription("incomplete_expired", "pro", P1, false, Some(P1.0 + DAY));
+        ids.envelope(n, "customer.subscription.updated", P1.0 + DAY, s, None)
+    };
+    let first_invoice = |n, ty, t, status| {
+        let invoice = ids.invoice(1, status, "subscription_create", "pro", P1);
+        ids.envelope(n, ty, t, invoice, None)
+    };
+    let checkout = |n, ty, t, payment_status: &str| {
+        let mut session = ids.checkout("pro");
+        session["payment_status"] = json!(payment_status);
+        ids.envelope(n, ty, t, session, None)
+    };
+    let typed = |n, ty, t, status| {
+        let s = ids.subscription(status, "pro", P1, false, None);
+        ids.envelope(n, ty, t, s, None)
+    };
     match name {
         "checkout" => Scenario {
             setup: vec![],
@@ -157,6 +190,7 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
                 ),
             ],
             usage_before_tail: 0,
+            attach: AttachStart::Pending,
         },
         "renewal" => Scenario {
             setup: vec![created()],
@@ -178,6 +212,7 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
                 ),
             ],
             usage_before_tail: 300,
+            attach: AttachStart::Pending,
         },
         "recovery" => Scenario {
             setup: vec![created()],
@@ -200,6 +235,7 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
                 sub(2, P2.0 + 91, "active", "pro", P2, false, None),
             ],
             usage_before_tail: 40,
+            attach: AttachStart::Pending,
         },
         "cancel" => Scenario {
             setup: vec![created()],
@@ -208,6 +244,7 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
                 sub(2, P1.1 + 2, "canceled", "pro", P1, true, Some(P1.1)),
             ],
             usage_before_tail: 7,
+            attach: AttachStart::Pending,
         },
         "upgrade" => Scenario {
             setup: vec![],
@@ -223,6 +260,109 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
                 ),
             ],
             usage_before_tail: 12,
+            attach: AttachStart::Pending,
+        },
+        "three_d_secure" => Scenario {
+            setup: vec![],
+            tail: vec![
+                incomplete(),
+                first_invoice(10, "invoice.payment_action_required", P1.0 + 3, "open"),
+                sub(1, P1.0 + 60, "active", "pro", P1, false, None),
+                first_invoice(11, "invoice.paid", P1.0 + 61, "paid"),
+            ],
+            usage_before_tail: 0,
+            attach: AttachStart::AwaitingPayment,
+        },
+        "abandoned" => Scenario {
+            setup: vec![],
+            tail: vec![
+                incomplete(),
+                first_invoice(10, "invoice.payment_action_required", P1.0 + 3, "open"),
+                incomplete_expired(1),
+                first_invoice(11, "invoice.voided", P1.0 + DAY, "void"),
+            ],
+            usage_before_tail: 0,
+            attach: AttachStart::AwaitingPayment,
+        },
+        "async_paid" => Scenario {
+            setup: vec![],
+            tail: vec![
+                incomplete(),
+                checkout(10, "checkout.session.completed", P1.0 + 3, "unpaid"),
+                sub(1, P1.0 + 200, "active", "pro", P1, false, None),
+                first_invoice(11, "invoice.paid", P1.0 + 200, "paid"),
+                checkout(
+                    12,
+                    "checkout.session.async_payment_succeeded",
+                    P1.0 + 200,
+                    "paid",
+                ),
+            ],
+            usage_before_tail: 0,
+            attach: AttachStart::CheckoutRequired,
+        },
+        "async_failed" => Scenario {
+            setup: vec![],
+            tail: vec![
+                incomplete(),
+                checkout(10, "checkout.session.completed", P1.0 + 3, "unpaid"),
+                first_invoice(11, "invoice.payment_failed", P1.0 + 200, "open"),
+                checkout(
+                    12,
+                    "checkout.session.async_payment_failed",
+                    P1.0 + 200,
+                    "unpaid",
+                ),
+                incomplete_expired(1),
+            ],
+            usage_before_tail: 0,
+            attach: AttachStart::CheckoutRequired,
+        },
+        "unpaid" => Scenario {
+            setup: vec![created()],
+            tail: vec![
+                ids.envelope(
+                    10,
+                    "invoice.payment_failed",
+                    P2.0 + 5,
+                    ids.invoice(2, "open", "subscription_cycle", "pro", P2),
+                    None,
+                ),
+                sub(1, P2.0 + 6, "past_due", "pro", P2, false, None),
+                sub(2, P2.0 + 10 * DAY, "unpaid", "pro", P2, false, None),
+            ],
+            usage_before_tail: 40,
+            attach: AttachStart::Pending,
+        },
+        "pause_resume" => Scenario {
+            setup: vec![created()],
+            tail: vec![
+                typed(1, "customer.subscription.paused", P1.0 + 1000, "paused"),
+                typed(2, "customer.subscription.updated", P1.0 + 1000, "paused"),
+                typed(3, "customer.subscription.resumed", P1.0 + 5000, "active"),
+                typed(4, "customer.subscription.updated", P1.0 + 5000, "active"),
+            ],
+            usage_before_tail: 25,
+            attach: AttachStart::Pending,
+        },
+        "cancel_at" => Scenario {
+            setup: vec![created()],
+            tail: vec![
+                {
+                    let mut s = ids.subscription("active", "pro", P1, false, None);
+                    s["cancel_at"] = json!(P1.0 + 10 * DAY);
+                    s["canceled_at"] = json!(P1.0 + 500);
+                    ids.envelope(1, "customer.subscription.updated", P1.0 + 500, s, None)
+                },
+                {
+                    let end = P1.0 + 10 * DAY;
+                    let mut s = ids.subscription("canceled", "pro", P1, false, Some(end));
+                    s["cancel_at"] = json!(end);
+                    ids.envelope(2, "customer.subscription.deleted", end + 1, s, None)
+                },
+            ],
+            usage_before_tail: 3,
+            attach: AttachStart::Pending,
         },
         _ => unreachable!(),
     }
@@ -263,6 +403,37 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
         attaches::create(&mut conn, &ids.attach(), c.pk, "pro", None, None)
             .await
             .unwrap();
+        let (state, session) = match s.attach {
+            AttachStart::Pending => ("pending", None),
+            AttachStart::AwaitingPayment => ("awaiting_payment", None),
+            AttachStart::CheckoutRequired => ("checkout_required", Some(format!("cs_{}", ids.run))),
+        };
+        let subscription = (s.attach == AttachStart::AwaitingPayment).then(|| ids.sub());
+        // The free plan began a day before P1, so its clock resets do not depend on when the
+        // test runs.
+        for sql in [
+            "UPDATE customer_plans SET started_at = to_timestamp($2) WHERE customer_pk = $1",
+            "UPDATE balances SET next_reset_at = to_timestamp($2) + interval '1 month'
+             WHERE customer_pk = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(c.pk)
+                .bind((P1.0 - DAY) as f64)
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        sqlx::query(
+            "UPDATE attaches SET state = $2, checkout_session_id = $3, stripe_subscription_id = $4
+             WHERE id = $1",
+        )
+        .bind(ids.attach())
+        .bind(state)
+        .bind(session)
+        .bind(subscription)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     }
     for body in &s.setup {
         deliver(app, body).await;
@@ -292,6 +463,15 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    let mut view = view;
+    // The attach converges too, and whether check lets the customer use the plan.
+    let attach = app
+        .api(Method::GET, &format!("/v1/attach/{}", ids.attach()), None)
+        .await
+        .1;
+    view["attach"] = json!({"state": attach["state"], "action_url": attach["action_url"]});
+    let check = json!({"customer_id": ids.customer(), "feature_id": "messages"});
+    view["check"] = app.api(Method::POST, "/v1/check", Some(check)).await.1;
     // Compare runs by shape: strip the run's own ids.
     let text = view.to_string().replace(&ids.run, "RUN");
     serde_json::from_str(&text).unwrap()
@@ -404,8 +584,91 @@ fn assert_expected(name: &str, view: &Value) {
             assert_eq!(messages["included"], 10_000);
             assert_eq!(view["products"][0]["stripe_subscription_id"], "sub_RUN");
         }
+        "three_d_secure" => {
+            assert_eq!(plans, [("pro", "active")], "{view}");
+            assert_eq!(messages["included"], 1000);
+            assert_eq!(invoices, ["paid"]);
+            assert_eq!(view["attach"]["state"], "active", "{view}");
+            assert_eq!(view["check"]["allowed"], true);
+        }
+        "abandoned" => {
+            assert_eq!(plans, [("free", "active")], "{view}");
+            assert_eq!(messages["included"], 100, "never granted: {view}");
+            assert_eq!(invoices, ["void"]);
+            assert_eq!(view["attach"]["state"], "expired", "{view}");
+        }
+        "async_paid" => {
+            assert_eq!(plans, [("pro", "active")], "{view}");
+            assert_eq!(messages["included"], 1000);
+            assert_eq!(view["attach"]["state"], "completed", "{view}");
+        }
+        "async_failed" => {
+            assert_eq!(plans, [("free", "active")], "{view}");
+            assert_eq!(messages["included"], 100, "never granted: {view}");
+            assert_eq!(view["attach"]["state"], "failed", "{view}");
+        }
+        "unpaid" => {
+            assert_eq!(plans, [("pro", "unpaid")], "{view}");
+            assert_eq!(messages["included"], 1000, "kept: {view}");
+            assert_eq!(messages["used"], 40, "kept: {view}");
+            assert_eq!(messages["suspended"], true, "{view}");
+            assert_eq!(view["check"]["allowed"], false, "{view}");
+            assert_eq!(view["check"]["reason"], "plan_suspended", "{view}");
+            assert_eq!(view["payment_due"].as_array().unwrap().len(), 1, "{view}");
+            assert_eq!(
+                view["payment_due"][0]["hosted_invoice_url"],
+                "https://invoice.example/RUN/2"
+            );
+        }
+        "pause_resume" => {
+            assert_eq!(plans, [("pro", "active")], "{view}");
+            assert_eq!(messages["included"], 1000);
+            assert_eq!(messages["used"], 25, "usage survives the pause: {view}");
+            assert_eq!(messages["suspended"], false);
+            assert_eq!(view["check"]["allowed"], true);
+        }
+        "cancel_at" => {
+            assert_eq!(plans, [("free", "active")], "{view}");
+            assert_eq!(messages["included"], 100);
+            assert_eq!(messages["used"], 3, "usage carries over");
+        }
         _ => unreachable!(),
     }
+}
+
+#[test]
+fn three_d_secure_then_paid_converges() {
+    check_scenario("three_d_secure");
+}
+
+#[test]
+fn three_d_secure_abandoned_converges() {
+    check_scenario("abandoned");
+}
+
+#[test]
+fn async_checkout_paid_converges() {
+    check_scenario("async_paid");
+}
+
+#[test]
+fn async_checkout_failed_converges() {
+    check_scenario("async_failed");
+}
+
+#[test]
+fn renewal_failure_to_unpaid_converges() {
+    check_scenario("unpaid");
+}
+
+#[test]
+fn pause_then_resume_converges() {
+    check_scenario("pause_resume");
+}
+
+#[test]
+fn cancel_at_a_date_converges() {
+    check_scenario("cancel_at");
 }
 
 #[test]
