@@ -1,5 +1,6 @@
 //! The `/v1` endpoints: routing, Stripe's error bodies and shared parameter helpers. The
-//! endpoints themselves are in `catalog`, `subscriptions`, `checkout` and `invoices`.
+//! endpoints themselves are in `catalog`, `subscriptions`, `checkout` and `invoices`;
+//! PaymentIntents can only be retrieved.
 //!
 //! Handlers run with the state locked and return the response body plus the events the
 //! change causes; the server queues those events before it lets go of the lock.
@@ -47,6 +48,8 @@ pub(super) struct ApiError {
     pub code: Option<&'static str>,
     pub message: String,
     pub param: Option<String>,
+    /// A card issuer's reason, on `card_error`s.
+    pub decline_code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -57,6 +60,22 @@ impl ApiError {
             code: None,
             message: message.into(),
             param: param.map(str::to_owned),
+            decline_code: None,
+        }
+    }
+
+    /// 402 `card_error`: a charge the request needed did not go through.
+    pub(super) fn card_error(
+        code: &'static str,
+        decline_code: Option<&'static str>,
+        message: &str,
+    ) -> Self {
+        Self {
+            status: 402,
+            type_: "card_error",
+            code: Some(code),
+            decline_code,
+            ..Self::invalid(message, None)
         }
     }
 
@@ -141,13 +160,17 @@ impl ApiError {
     }
 
     pub(super) fn body(&self, request_id: &str) -> Value {
-        objects::error(
+        let mut body = objects::error(
             self.type_,
             self.code,
             &self.message,
             self.param.as_deref(),
             request_id,
-        )
+        );
+        if let Some(decline_code) = self.decline_code {
+            body["error"]["decline_code"] = decline_code.into();
+        }
+        body
     }
 }
 
@@ -166,13 +189,15 @@ pub(super) fn route(
         ("GET", ["prices", id]) => retrieve(&state.prices, "price", id),
         ("POST", ["subscriptions"]) => subscriptions::create(state, call),
         ("GET", ["subscriptions"]) => subscriptions::list(state, call.params),
-        ("GET", ["subscriptions", id]) => retrieve(&state.subscriptions, "subscription", id),
+        ("GET", ["subscriptions", id]) => subscriptions::retrieve(state, call.params, id),
         ("POST", ["subscriptions", id]) => subscriptions::update(state, call, id),
+        ("POST", ["subscriptions", id, "resume"]) => subscriptions::resume(state, call, id),
         ("POST", ["checkout", "sessions"]) => checkout::create(state, call.params, base_url),
         ("GET", ["checkout", "sessions", id]) => retrieve(&state.sessions, "checkout.session", id),
         ("POST", ["invoiceitems"]) => invoices::create_item(state, call.params),
         ("GET", ["invoiceitems", id]) => retrieve(&state.invoice_items, "invoiceitem", id),
-        ("GET", ["invoices", id]) => retrieve(&state.invoices, "invoice", id),
+        ("GET", ["invoices", id]) => invoices::retrieve(state, call.params, id),
+        ("GET", ["payment_intents", id]) => retrieve(&state.payment_intents, "payment_intent", id),
         _ => Err(ApiError::no_route(
             call.method,
             &format!("/v1/{}", call.segments.join("/")),

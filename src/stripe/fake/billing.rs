@@ -206,15 +206,31 @@ pub(super) fn finalize(invoice: &mut Value, now: i64, number: &str, paid: bool) 
     invoice["invoice_pdf"] = json!(format!("https://pay.stripe.com/invoice/fake/{id}/pdf"));
     invoice["attempted"] = json!(true);
     if paid {
-        invoice["status"] = json!("paid");
-        invoice["amount_paid"] = invoice["amount_due"].clone();
-        invoice["amount_remaining"] = json!(0);
-        invoice["auto_advance"] = json!(false);
-        invoice["next_payment_attempt"] = Value::Null;
-        invoice["status_transitions"]["paid_at"] = json!(now);
+        mark_paid(invoice, now);
     } else {
         invoice["status"] = json!("open");
         invoice["attempt_count"] = json!(1);
-        invoice["next_payment_attempt"] = json!(now + 3 * 24 * 3600);
+        invoice["next_payment_attempt"] = json!(now + RETRY_AFTER);
     }
+}
+
+/// When Stripe retries a failed charge: three days later.
+pub(super) const RETRY_AFTER: i64 = 3 * 24 * 3600;
+
+/// A finalized invoice is paid in full.
+pub(super) fn mark_paid(invoice: &mut Value, now: i64) {
+    invoice["status"] = json!("paid");
+    invoice["amount_paid"] = invoice["amount_due"].clone();
+    invoice["amount_remaining"] = json!(0);
+    invoice["auto_advance"] = json!(false);
+    invoice["next_payment_attempt"] = Value::Null;
+    invoice["status_transitions"]["paid_at"] = json!(now);
+}
+
+/// An open invoice is voided: it can no longer be paid.
+pub(super) fn mark_void(invoice: &mut Value, now: i64) {
+    invoice["status"] = json!("void");
+    invoice["auto_advance"] = json!(false);
+    invoice["next_payment_attempt"] = Value::Null;
+    invoice["status_transitions"]["voided_at"] = json!(now);
 }

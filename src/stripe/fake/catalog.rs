@@ -5,14 +5,14 @@ use serde_json::{Value, json};
 use super::api::{Answer, ApiError, integer, required};
 use super::form::{Form, MetadataUpdate};
 use super::objects::{self, NewPrice};
-use super::state::{State, now};
+use super::state::State;
 
 pub(super) fn create_customer(state: &mut State, params: &Form) -> Result<Answer, ApiError> {
     let id = state.id("cus");
     let metadata = MetadataUpdate::new_object(params.metadata("metadata").as_ref());
     let mut customer = objects::customer(
         &id,
-        now(),
+        state.now(),
         params.get("name"),
         params.get("email"),
         metadata,
@@ -74,7 +74,7 @@ pub(super) fn create_product(state: &mut State, params: &Form) -> Result<Answer,
         None => state.id("prod"),
     };
     let metadata = MetadataUpdate::new_object(params.metadata("metadata").as_ref());
-    let product = objects::product(&id, now(), name, params.get("description"), metadata);
+    let product = objects::product(&id, state.now(), name, params.get("description"), metadata);
     state.products.insert(id, product.clone());
     Ok(Answer::quiet(product))
 }
@@ -112,7 +112,7 @@ pub(super) fn create_price(state: &mut State, params: &Form) -> Result<Answer, A
     let id = state.id("price");
     let price = objects::price(NewPrice {
         id: &id,
-        created: now(),
+        created: state.now(),
         product,
         currency: &currency,
         unit_amount,

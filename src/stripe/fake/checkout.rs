@@ -1,16 +1,18 @@
-//! Checkout sessions: create, complete (as a customer paying on the hosted page would),
-//! expire, and the tiny hosted page itself.
+//! Checkout sessions: create, complete (as a customer paying on the hosted page would, with
+//! a card, a 3-D Secure card, or a bank debit that settles later) and expire.
 //!
 //! A session's line items and `subscription_data` are not part of the session object, so
 //! they are kept beside it until the session completes.
 
 use serde_json::{Value, json};
 
+use super::PaymentMethodKind;
 use super::api::{Answer, ApiError, integer};
 use super::form::{Form, MetadataUpdate};
+use super::intents::{self, Outcome};
 use super::lifecycle::{self, Start};
 use super::objects::{self, NewSession};
-use super::state::{State, now};
+use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
 
 /// What a session will buy: `(price, quantity)` lines and the subscription's metadata.
@@ -58,7 +60,7 @@ pub(super) fn create(state: &mut State, params: &Form, base_url: &str) -> Result
     let url = format!("{base_url}/checkout/{id}");
     let session = objects::checkout_session(NewSession {
         id: &id,
-        created: now(),
+        created: state.now(),
         url: &url,
         mode,
         customer,
@@ -87,25 +89,52 @@ pub(super) fn create(state: &mut State, params: &Form, base_url: &str) -> Result
     Ok(Answer::quiet(session))
 }
 
-/// The customer pays: see [`super::FakeStripe::complete_checkout`].
-pub(super) fn complete(state: &mut State, session_id: &str) -> Result<Vec<PendingEvent>, ApiError> {
+/// The customer pays: see [`super::FakeStripe::complete_checkout`] (`kind` `None`: the
+/// customer's default payment method, or a new card) and
+/// [`super::FakeStripe::complete_checkout_with`].
+pub(super) fn complete(
+    state: &mut State,
+    session_id: &str,
+    kind: Option<PaymentMethodKind>,
+) -> Result<Vec<PendingEvent>, ApiError> {
     let session = open_session(state, session_id)?;
     let purchase = state
         .purchases
         .get(session_id)
         .cloned()
         .ok_or_else(|| ApiError::no_such("checkout.session", session_id, "id"))?;
+    if kind == Some(PaymentMethodKind::Declining) {
+        return Err(ApiError::card_error(
+            "card_declined",
+            Some("generic_decline"),
+            "Your card was declined.",
+        ));
+    }
     let customer_id = match session["customer"].as_str() {
         Some(id) => id.to_owned(),
         None => {
             let id = state.id("cus");
             let email = session["customer_email"].as_str();
-            let customer = objects::customer(&id, now(), None, email, json!({}));
+            let customer = objects::customer(&id, state.now(), None, email, json!({}));
             state.customers.insert(id.clone(), customer);
             id
         }
     };
-    let payment_method = set_default_payment_method(state, &customer_id);
+    let (payment_method, outcome) = match kind {
+        None => (
+            set_default_payment_method(state, &customer_id),
+            Outcome::Succeeded,
+        ),
+        // 3-D Secure is done on the checkout page: from then on the card charges as a card.
+        Some(kind) => {
+            let saved = match kind {
+                PaymentMethodKind::ThreeDSecure => PaymentMethodKind::Card,
+                other => other,
+            };
+            let pm = intents::new_default_payment_method(state, &customer_id, saved);
+            (pm, intents::outcome_of(Some(saved)))
+        }
+    };
     let mut events = Vec::new();
     let mut completed = session.clone();
     if session["mode"] == "subscription" {
@@ -124,12 +153,14 @@ pub(super) fn complete(state: &mut State, session_id: &str) -> Result<Vec<Pendin
                     .map(|(price, qty)| (price.clone(), *qty, "line_items".to_owned()))
                     .collect(),
                 metadata: purchase.subscription_metadata,
-                pay: true,
+                outcome,
                 default_payment_method: Some(payment_method),
                 request: &request,
             },
         )?;
         events.extend(created);
+        let sub_id = subscription["id"].as_str().unwrap_or_default().to_owned();
+        state.checkout_of.insert(sub_id, session_id.to_owned());
         completed["subscription"] = subscription["id"].clone();
         completed["invoice"] = invoice["id"].clone();
     }
@@ -137,10 +168,10 @@ pub(super) fn complete(state: &mut State, session_id: &str) -> Result<Vec<Pendin
     completed["customer"] = json!(customer_id);
     completed["customer_details"] = objects::customer_details(customer);
     completed["status"] = json!("complete");
-    completed["payment_status"] = json!(if session["mode"] == "setup" {
-        "no_payment_required"
-    } else {
-        "paid"
+    completed["payment_status"] = json!(match (session["mode"].as_str(), outcome) {
+        (Some("setup"), _) => "no_payment_required",
+        (_, Outcome::Succeeded) => "paid",
+        _ => "unpaid",
     });
     completed["url"] = Value::Null;
     state
@@ -186,16 +217,16 @@ fn open_session(state: &State, session_id: &str) -> Result<Value, ApiError> {
     Ok(session.clone())
 }
 
-/// Gives the customer a default payment method unless it has one; returns its id.
+/// Gives the customer a default card unless its default payment method already charges
+/// like one; returns its id.
 pub(super) fn set_default_payment_method(state: &mut State, customer_id: &str) -> String {
-    let fresh = state.id("pm");
-    let Some(customer) = state.customers.get_mut(customer_id) else {
-        return fresh;
-    };
-    let settings = &mut customer["invoice_settings"]["default_payment_method"];
-    if let Some(existing) = settings.as_str() {
-        return existing.to_owned();
+    let existing = state
+        .customers
+        .get(customer_id)
+        .and_then(|c| c["invoice_settings"]["default_payment_method"].as_str())
+        .map(str::to_owned);
+    match existing {
+        Some(pm) if intents::kind_of(state, Some(&pm)) == Some(PaymentMethodKind::Card) => pm,
+        _ => intents::new_default_payment_method(state, customer_id, PaymentMethodKind::Card),
     }
-    *settings = json!(fresh);
-    fresh
 }

@@ -91,6 +91,33 @@ impl Form {
         elements.into_values().collect()
     }
 
+    /// The values of the list `prefix`, in order: `prefix[0]=a&prefix[1]=b` (as async-stripe
+    /// encodes lists), `prefix[]=a&prefix[]=b`, or a single `prefix=a`.
+    pub(super) fn values(&self, prefix: &str) -> Vec<&str> {
+        let mut indexed: Vec<(usize, usize, &str)> = Vec::new();
+        for (position, (k, v)) in self.0.iter().enumerate() {
+            let index = if k == prefix {
+                Some(0)
+            } else {
+                k.strip_prefix(prefix)
+                    .and_then(|rest| rest.strip_prefix('['))
+                    .and_then(|rest| rest.strip_suffix(']'))
+                    .and_then(|i| {
+                        if i.is_empty() {
+                            Some(0)
+                        } else {
+                            i.parse().ok()
+                        }
+                    })
+            };
+            if let Some(index) = index {
+                indexed.push((index, position, v.as_str()));
+            }
+        }
+        indexed.sort();
+        indexed.into_iter().map(|(_, _, v)| v).collect()
+    }
+
     /// `prefix[k]=v` pairs as a JSON object, or `None` when `prefix` was not sent.
     /// An empty value means "unset this key" (`Some` with a null), as Stripe does on updates;
     /// `prefix=` alone (empty) means "clear all".
@@ -178,6 +205,15 @@ mod tests {
         nested.apply(&mut metadata);
         assert_eq!(metadata, serde_json::json!({"plan": "pro"}));
         assert!(form.metadata("other").is_none());
+    }
+
+    #[test]
+    fn lists_of_values_are_read_in_index_order() {
+        let form = Form::parse(b"expand%5B1%5D=b&expand%5B0%5D=a&other=x");
+        assert_eq!(form.values("expand"), ["a", "b"]);
+        let form = Form::parse(b"expand[]=a&expand[]=b&expander=no");
+        assert_eq!(form.values("expand"), ["a", "b"]);
+        assert!(Form::parse(b"x=1").values("expand").is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Invoices and invoice items: adding items to a draft, renewing a subscription (a draft
-//! `subscription_cycle` invoice) and paying an invoice.
+//! Invoices and invoice items: adding items to a draft and renewing a subscription (a draft
+//! `subscription_cycle` invoice). Charging invoices is in `payments.rs`.
 //!
 //! An invoice item created without `invoice` is pending: the customer's next renewal
 //! invoice picks it up, as Stripe's does.
@@ -8,11 +8,22 @@ use serde_json::{Value, json};
 
 use super::api::{Answer, ApiError, integer, required};
 use super::billing::{self, NewInvoice};
+use super::expand;
 use super::form::{Form, MetadataUpdate};
-use super::lifecycle::{advance, describe, next_invoice_number, updated_event};
+use super::lifecycle::{advance, describe};
 use super::lines::{self, NewInvoiceItem};
-use super::state::{State, now};
+use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
+
+/// `GET /v1/invoices/{id}`, with `expand[]` (see `expand.rs`).
+pub(super) fn retrieve(state: &State, params: &Form, id: &str) -> Result<Answer, ApiError> {
+    let invoice = state
+        .invoices
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("invoice", id, "id"))?;
+    Ok(Answer::quiet(expand::invoice(state, invoice, params)?))
+}
 
 pub(super) fn create_item(state: &mut State, params: &Form) -> Result<Answer, ApiError> {
     let customer = required(params, "customer")?;
@@ -73,7 +84,7 @@ pub(super) fn create_item(state: &mut State, params: &Form) -> Result<Answer, Ap
     };
     let item = lines::invoice_item(NewInvoiceItem {
         id: &id,
-        created: now(),
+        created: state.now(),
         customer,
         invoice: invoice_id,
         subscription: params.get("subscription"),
@@ -134,8 +145,9 @@ pub(super) fn renew(
     let mut lines = Vec::new();
     let mut old_period = (i64::MAX, 0);
     let mut items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+    let now = state.now();
     for item in &mut items {
-        let start = item["current_period_end"].as_i64().unwrap_or_else(now);
+        let start = item["current_period_end"].as_i64().unwrap_or(now);
         let end = advance(start, &item["price"]);
         let old_start = item["current_period_start"].as_i64().unwrap_or(start);
         old_period = (old_period.0.min(old_start), old_period.1.max(start));
@@ -163,7 +175,7 @@ pub(super) fn renew(
         .unwrap_or(Value::Null);
     let invoice = billing::invoice(NewInvoice {
         id: &invoice_id,
-        created: now(),
+        created: state.now(),
         customer: &customer,
         currency: &sub["currency"],
         billing_reason: "subscription_cycle",
@@ -189,61 +201,6 @@ pub(super) fn renew(
     let invoice = &state.invoices[&invoice_id];
     let event = PendingEvent::new("invoice.created", invoice, &EventRequest::default());
     Ok((invoice_id, vec![event]))
-}
-
-/// See [`super::FakeStripe::pay_invoice`].
-pub(super) fn pay(state: &mut State, invoice_id: &str) -> Result<Vec<PendingEvent>, ApiError> {
-    let mut invoice = state
-        .invoices
-        .get(invoice_id)
-        .cloned()
-        .ok_or_else(|| ApiError::no_such("invoice", invoice_id, "id"))?;
-    let number = match invoice["status"].as_str() {
-        Some("draft") => {
-            let customer = invoice["customer"].as_str().unwrap_or_default().to_owned();
-            next_invoice_number(state, &customer)
-        }
-        Some("open") => invoice["number"].as_str().unwrap_or_default().to_owned(),
-        _ => {
-            return Err(ApiError::invalid(
-                format!("Invoice is already {}.", invoice["status"]),
-                None,
-            ));
-        }
-    };
-    let attempts = invoice["attempt_count"].as_u64().unwrap_or(0);
-    billing::finalize(&mut invoice, now(), &number, true);
-    invoice["attempt_count"] = json!(attempts + 1);
-    let mut events = Vec::new();
-    let subscription_id = invoice["parent"]["subscription_details"]["subscription"].as_str();
-    if let Some(sub) = subscription_id
-        .and_then(|id| state.subscriptions.get(id))
-        .cloned()
-    {
-        let before = state
-            .before_renewal
-            .remove(invoice_id)
-            .unwrap_or_else(|| sub.clone());
-        let mut after = sub.clone();
-        if matches!(
-            after["status"].as_str(),
-            Some("incomplete" | "past_due" | "unpaid")
-        ) {
-            after["status"] = json!("active");
-        }
-        let id = after["id"].as_str().unwrap_or_default().to_owned();
-        state.subscriptions.insert(id, after.clone());
-        events.extend(updated_event(&before, &after, &EventRequest::default()));
-    }
-    state
-        .invoices
-        .insert(invoice_id.to_owned(), invoice.clone());
-    events.push(PendingEvent::new(
-        "invoice.paid",
-        &invoice,
-        &EventRequest::default(),
-    ));
-    Ok(events)
 }
 
 /// `2000` for 2000.0, `12.5` for 12.5: Stripe's decimal strings.

@@ -1,17 +1,20 @@
 //! How a subscription lives: it starts (with its first invoice), changes, and ends; and
 //! the small rules those steps share (billing intervals, invoice numbers, what changed).
 //!
-//! A subscription starts `active` with a paid first invoice when the customer can pay (a
-//! default payment method, or a checkout that collected one), else `incomplete` with an
-//! open first invoice.
+//! A subscription starts `active` with a paid first invoice when charging it succeeds (a
+//! card that needs nothing more), else `incomplete` with an open first invoice whose
+//! PaymentIntent says why: `requires_action` (3-D Secure), `requires_payment_method` (declined,
+//! or no charge attempted), `processing` (a bank debit). Stripe's later status changes are in
+//! `transitions.rs`; charging invoices after the first is in `payments.rs`.
 
 use chrono::{DateTime, Days, Months, Utc};
 use serde_json::{Map, Value, json};
 
 use super::api::ApiError;
 use super::billing::{self, NewInvoice, NewSubscription};
+use super::intents::{self, Outcome};
 use super::lines;
-use super::state::{State, now};
+use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
 
 /// What a new subscription is made of.
@@ -20,13 +23,16 @@ pub(super) struct Start<'a> {
     /// `(price id, quantity, the parameter that named the price)`.
     pub items: Vec<(String, i64, String)>,
     pub metadata: Value,
-    /// Charge the first invoice (active) or leave it open (incomplete).
-    pub pay: bool,
+    /// What charging the first invoice comes to: `Succeeded` makes it active and paid.
+    pub outcome: Outcome,
+    /// The subscription's own default payment method (else the customer's is charged).
     pub default_payment_method: Option<String>,
     pub request: &'a EventRequest,
 }
 
-/// Creates the subscription and its first invoice; returns both and the events.
+/// Creates the subscription and its first invoice, charged as `s.outcome` says; returns
+/// both and the events: `customer.subscription.created`, then `invoice.paid` (succeeded),
+/// `invoice.payment_action_required` (3-D Secure) or `invoice.payment_failed` (declined).
 pub(super) fn start(
     state: &mut State,
     s: Start<'_>,
@@ -55,7 +61,7 @@ pub(super) fn start(
         }
         prices.push((price, *quantity));
     }
-    let now = now();
+    let now = state.now();
     let (sub_id, invoice_id) = (state.id("sub"), state.id("in"));
     let end = advance(now, &prices[0].0);
     let mut items = Vec::new();
@@ -87,16 +93,20 @@ pub(super) fn start(
         lines,
     });
     let number = next_invoice_number(state, s.customer);
-    billing::finalize(&mut invoice, now, &number, s.pay);
-    if s.pay {
+    let paid = s.outcome == Outcome::Succeeded;
+    billing::finalize(&mut invoice, now, &number, paid);
+    if paid {
         invoice["attempt_count"] = json!(0);
+    }
+    if s.outcome == Outcome::Processing {
+        invoice["next_payment_attempt"] = Value::Null;
     }
     let subscription = billing::subscription(NewSubscription {
         id: &sub_id,
         created: now,
         customer: s.customer,
         currency: &currency,
-        status: if s.pay { "active" } else { "incomplete" },
+        status: if paid { "active" } else { "incomplete" },
         items,
         metadata: s.metadata.clone(),
         default_payment_method: s.default_payment_method.as_deref(),
@@ -107,21 +117,34 @@ pub(super) fn start(
     {
         customer["currency"] = currency;
     }
+    let payment_method = s.default_payment_method.clone().or_else(|| {
+        customer["invoice_settings"]["default_payment_method"]
+            .as_str()
+            .map(str::to_owned)
+    });
     state.subscriptions.insert(sub_id, subscription.clone());
-    state.invoices.insert(invoice_id, invoice.clone());
+    state.invoices.insert(invoice_id.clone(), invoice.clone());
+    intents::charge(state, &invoice_id, payment_method.as_deref(), s.outcome);
     let mut events = vec![PendingEvent::new(
         "customer.subscription.created",
         &subscription,
         s.request,
     )];
-    if s.pay {
-        events.push(PendingEvent::new("invoice.paid", &invoice, s.request));
+    let charged = match s.outcome {
+        Outcome::Succeeded => Some("invoice.paid"),
+        Outcome::RequiresAction => Some("invoice.payment_action_required"),
+        Outcome::Declined | Outcome::DebitFailed => Some("invoice.payment_failed"),
+        Outcome::Processing | Outcome::NotAttempted => None,
+    };
+    if let Some(type_) = charged {
+        events.push(PendingEvent::new(type_, &invoice, s.request));
     }
     Ok((subscription, invoice, events))
 }
 
 /// The subscription ends now: `customer.subscription.deleted`.
 pub(super) fn end(state: &mut State, id: &str) -> Result<Vec<PendingEvent>, ApiError> {
+    let now = state.now();
     let sub = state
         .subscriptions
         .get_mut(id)
@@ -132,7 +155,6 @@ pub(super) fn end(state: &mut State, id: &str) -> Result<Vec<PendingEvent>, ApiE
             None,
         ));
     }
-    let now = now();
     sub["status"] = json!("canceled");
     sub["ended_at"] = json!(now);
     if sub["canceled_at"].is_null() {

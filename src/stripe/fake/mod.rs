@@ -1,21 +1,36 @@
 //! A stateful fake of the Stripe API, for tests and local runs without network access.
 //!
 //! [`FakeStripe`] serves the slice of `/v1` the daemon uses (customers, products, prices,
-//! subscriptions, checkout sessions, invoice items, invoices) with objects shaped exactly as
-//! API version `2026-09-30.endive` sends them, so async-stripe's strict decoding accepts
-//! them. It honours `Idempotency-Key` like Stripe (replay with `Idempotent-Replayed: true`,
-//! 400 `idempotency_error` for other parameters), records every request, injects faults on
+//! subscriptions, checkout sessions, invoice items, invoices, PaymentIntents) with objects
+//! shaped exactly as API version `2026-09-30.endive` sends them, so async-stripe's strict
+//! decoding accepts them. It honours `Idempotency-Key` like Stripe (replay with
+//! `Idempotent-Replayed: true`, 400 `idempotency_error` for other parameters), `expand[]` on
+//! subscriptions and invoices (see `expand`), records every request, injects faults on
 //! demand, and sends signed webhooks when things happen, in Stripe's order.
 //!
 //! Layout: `server` (HTTP, auth, faults, idempotency) → `api` (routing, errors) → the
-//! endpoints in `catalog`, `subscriptions`, `checkout`, `invoices`, with `lifecycle` for
-//! what a subscription goes through → `objects`, `billing`, `lines` (Stripe-shaped JSON);
-//! `state` holds everything behind one lock; `webhooks` wraps events and delivers them;
-//! `form` reads Stripe's form encoding; `hosted` is the checkout page.
+//! endpoints in `catalog`, `subscriptions`, `checkout`, `invoices`, with `lifecycle` for how
+//! a subscription starts and ends, `payments` for charging its invoices afterwards,
+//! `transitions` for the status changes Stripe makes on its own (unpaid, expired, paused,
+//! resumed) and `intents` for PaymentIntents → `objects`, `billing`, `lines` (Stripe-shaped
+//! JSON); `expand` inlines objects in answers; `state` holds everything behind one lock (and
+//! the fake's clock); `webhooks` wraps events and delivers them; `form` reads Stripe's form
+//! encoding; `hosted` is the checkout page.
 //!
-//! Tests drive what a customer or the passage of time would do: [`FakeStripe::complete_checkout`]
-//! (or the hosted page at `{url}/checkout/{id}`), [`FakeStripe::renew`],
-//! [`FakeStripe::pay_invoice`]. These wait until their webhooks were delivered; they fail
+//! Payments follow the customer's payment method ([`PaymentMethodKind`]): a card succeeds, a
+//! 3-D Secure card waits for authentication, a declining card fails, a bank debit is
+//! `processing` until a test settles it. Every finalized subscription invoice has a
+//! PaymentIntent. PaymentIntent events (`payment_intent.*`) are not sent; the invoice,
+//! subscription and checkout events are.
+//!
+//! Tests drive what a customer or the passage of time would do:
+//! [`FakeStripe::complete_checkout`] / [`FakeStripe::complete_checkout_with`] (or the hosted
+//! page at `{url}/checkout/{id}`), [`FakeStripe::renew`], [`FakeStripe::charge_invoice`],
+//! [`FakeStripe::pay_invoice`], [`FakeStripe::fail_invoice_payment`],
+//! [`FakeStripe::settle_async_payment`], [`FakeStripe::mark_unpaid`],
+//! [`FakeStripe::expire_incomplete`], [`FakeStripe::pause_subscription`],
+//! [`FakeStripe::resume_subscription`], [`FakeStripe::set_cancel_at`],
+//! [`FakeStripe::advance_clock`]. These wait until their webhooks were delivered; they fail
 //! if the change is refused (unknown id, wrong state: nothing changes) or if a webhook could
 //! not be delivered after retries (the change stands, the event is in [`FakeStripe::events`]).
 
@@ -23,15 +38,19 @@ mod api;
 mod billing;
 mod catalog;
 mod checkout;
+mod expand;
 mod form;
 mod hosted;
+mod intents;
 mod invoices;
 mod lifecycle;
 mod lines;
 mod objects;
+mod payments;
 mod server;
 mod state;
 mod subscriptions;
+mod transitions;
 mod webhooks;
 
 use std::net::SocketAddr;
@@ -66,6 +85,22 @@ pub enum Fault {
     Delay(Duration),
     /// 400 `invalid_request_error` (a refusal no retry can change); no effect.
     Status400,
+}
+
+/// How a customer's payment method behaves when Stripe charges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentMethodKind {
+    /// Charges succeed at once (today's behaviour; `set_default_payment_method` gives this).
+    Card,
+    /// The first charge needs 3-D Secure: the PaymentIntent is `requires_action`. Once the
+    /// customer authenticated ([`FakeStripe::pay_invoice`], or at checkout), it charges like
+    /// a card.
+    ThreeDSecure,
+    /// Charges are declined (`card_declined`): the PaymentIntent is `requires_payment_method`.
+    Declining,
+    /// A bank debit (SEPA/ACH): the PaymentIntent is `processing` until
+    /// [`FakeStripe::settle_async_payment`] decides it.
+    AsyncDebit,
 }
 
 /// One `/v1` request as the fake saw it.
@@ -116,8 +151,16 @@ impl Fake {
     }
 
     async fn complete_checkout(&self, session_id: &str) -> anyhow::Result<()> {
-        self.act(|state| Ok(((), checkout::complete(state, session_id)?)))
+        self.act(|state| Ok(((), checkout::complete(state, session_id, None)?)))
             .await
+    }
+
+    /// A change that only returns its events.
+    async fn run(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<Vec<PendingEvent>, ApiError>,
+    ) -> anyhow::Result<()> {
+        self.act(|state| Ok(((), change(state)?))).await
     }
 }
 
@@ -182,7 +225,8 @@ impl FakeStripe {
         });
     }
 
-    /// Gives the customer a default payment method (`invoice_settings.default_payment_method`).
+    /// Gives the customer a default payment method (`invoice_settings.default_payment_method`)
+    /// that charges like a card: the one it has if that is a card, else a new one.
     ///
     /// # Panics
     /// If there is no such customer.
@@ -195,17 +239,53 @@ impl FakeStripe {
         checkout::set_default_payment_method(&mut state, customer_id);
     }
 
+    /// Gives the customer a new default payment method of `kind` (replacing any). New
+    /// subscriptions charge it (`POST /v1/subscriptions`), as do
+    /// [`FakeStripe::charge_invoice`] and renewals charged that way.
+    ///
+    /// # Panics
+    /// If there is no such customer.
+    pub fn set_default_payment_method_kind(&self, customer_id: &str, kind: PaymentMethodKind) {
+        let mut state = self.fake.lock();
+        assert!(
+            state.customers.contains_key(customer_id),
+            "fake Stripe: no customer {customer_id}"
+        );
+        intents::new_default_payment_method(&mut state, customer_id, kind);
+    }
+
     /// The customer pays the checkout session: the subscription is created (active, its
     /// first invoice paid), the session completes, and `customer.subscription.created`,
-    /// `invoice.paid` and `checkout.session.completed` are delivered in that order.
+    /// `invoice.paid` and `checkout.session.completed` are delivered in that order. The
+    /// customer's default payment method is kept if it is a card, else a new card replaces it.
     pub async fn complete_checkout(&self, session_id: &str) -> anyhow::Result<()> {
         self.fake.complete_checkout(session_id).await
+    }
+
+    /// The customer pays the checkout session with a new payment method of `kind`, which
+    /// becomes their default.
+    ///
+    /// - `Card`, `ThreeDSecure` (authenticated on the checkout page; the card is saved as one
+    ///   that needs nothing more): as [`FakeStripe::complete_checkout`], paid.
+    /// - `AsyncDebit`: the subscription starts `incomplete` (first invoice `open`, its
+    ///   PaymentIntent `processing`); the session completes with `payment_status: "unpaid"`.
+    ///   Delivered: `customer.subscription.created`, `checkout.session.completed`. Then
+    ///   [`FakeStripe::settle_async_payment`] decides it.
+    /// - `Declining`: refused (the checkout page refuses a declined card); nothing changes.
+    pub async fn complete_checkout_with(
+        &self,
+        session_id: &str,
+        kind: PaymentMethodKind,
+    ) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| checkout::complete(state, session_id, Some(kind)))
+            .await
     }
 
     /// The open session expires unpaid: `checkout.session.expired` is delivered.
     pub async fn expire_checkout(&self, session_id: &str) -> anyhow::Result<()> {
         self.fake
-            .act(|state| Ok(((), checkout::expire(state, session_id)?)))
+            .run(|state| checkout::expire(state, session_id))
             .await
     }
 
@@ -218,19 +298,134 @@ impl FakeStripe {
             .await
     }
 
-    /// The invoice is finalized and paid: `customer.subscription.updated` (what changed since
-    /// the renewal, or the status becoming `active`) then `invoice.paid` are delivered.
+    /// The customer pays the draft or open invoice (on the hosted invoice page, or by
+    /// authenticating 3-D Secure): it is finalized and paid, its PaymentIntent `succeeded`;
+    /// an `incomplete`, `past_due` or `unpaid` subscription becomes `active`.
+    /// `customer.subscription.updated` (what changed since the renewal, or the status becoming
+    /// `active`) then `invoice.paid` are delivered. Refused while its payment is `processing`.
     pub async fn pay_invoice(&self, invoice_id: &str) -> anyhow::Result<()> {
         self.fake
-            .act(|state| Ok(((), invoices::pay(state, invoice_id)?)))
+            .run(|state| payments::pay(state, invoice_id))
             .await
+    }
+
+    /// Stripe charges the draft or open invoice (as at a renewal) with the subscription's
+    /// default payment method, else the customer's, as its kind says:
+    /// - `Card`: as [`FakeStripe::pay_invoice`].
+    /// - `Declining`, or no payment method: as [`FakeStripe::fail_invoice_payment`].
+    /// - `ThreeDSecure`: the invoice is finalized `open`, its PaymentIntent `requires_action`;
+    ///   an `active`/`trialing` subscription becomes `past_due`. Delivered:
+    ///   `invoice.payment_action_required`, then `customer.subscription.updated` (if anything
+    ///   changed).
+    /// - `AsyncDebit`: the invoice is finalized `open`, its PaymentIntent `processing`; the
+    ///   subscription is unchanged; nothing is delivered until
+    ///   [`FakeStripe::settle_async_payment`].
+    pub async fn charge_invoice(&self, invoice_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| payments::charge(state, invoice_id))
+            .await
+    }
+
+    /// A charge attempt of a draft or open invoice fails (a renewal whose card is declined):
+    /// the invoice is finalized `open`, `attempt_count` + 1, `next_payment_attempt` in three
+    /// days, `hosted_invoice_url` set; its PaymentIntent `requires_payment_method` with a
+    /// `card_declined` `last_payment_error`; an `active`/`trialing` subscription becomes
+    /// `past_due`. Delivered in order: `invoice.payment_failed`, then
+    /// `customer.subscription.updated` (if anything changed, a renewal's new period too).
+    pub async fn fail_invoice_payment(&self, invoice_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| payments::fail(state, invoice_id))
+            .await
+    }
+
+    /// A processing (`AsyncDebit`) first or renewal payment of invoice `invoice_id` settles.
+    ///
+    /// `succeeded`: PaymentIntent `succeeded`, invoice `paid`, subscription `active`.
+    /// Delivered in order: `customer.subscription.updated` (if anything changed),
+    /// `invoice.paid`, and if the subscription came from a Checkout Session,
+    /// `checkout.session.async_payment_succeeded` (session `payment_status: "paid"`).
+    ///
+    /// Not `succeeded`: PaymentIntent `requires_payment_method` with an `insufficient_funds`
+    /// `last_payment_error`; the invoice stays `open` (`attempt_count` at least 1). A first
+    /// payment leaves the subscription `incomplete`; a renewal makes an `active` one
+    /// `past_due`. Delivered in order: `invoice.payment_failed`,
+    /// `customer.subscription.updated` (renewals only, if anything changed), and for a
+    /// checkout `checkout.session.async_payment_failed` (`payment_status` stays "unpaid").
+    ///
+    /// Refused if the invoice's PaymentIntent is not `processing`.
+    pub async fn settle_async_payment(
+        &self,
+        invoice_id: &str,
+        succeeded: bool,
+    ) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| payments::settle(state, invoice_id, succeeded))
+            .await
+    }
+
+    /// Stripe's retries are exhausted: a `past_due` subscription becomes `unpaid`;
+    /// `customer.subscription.updated` is delivered. Refused in any other status.
+    pub async fn mark_unpaid(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| transitions::mark_unpaid(state, subscription_id))
+            .await
+    }
+
+    /// 23 hours passed without the first payment: `incomplete` → `incomplete_expired`
+    /// (`ended_at` set); its open first invoice is voided and its PaymentIntent `canceled`.
+    /// Delivered in order: `customer.subscription.updated`, `invoice.voided`. Refused if the
+    /// subscription is not `incomplete`.
+    pub async fn expire_incomplete(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| transitions::expire_incomplete(state, subscription_id))
+            .await
+    }
+
+    /// Stripe pauses the `active`, `trialing` or `past_due` subscription (status `paused`, as
+    /// at a trial's end without a payment method). Delivered in order:
+    /// `customer.subscription.paused`, `customer.subscription.updated`.
+    pub async fn pause_subscription(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| transitions::pause(state, subscription_id))
+            .await
+    }
+
+    /// Resumes a paused subscription, as `POST /v1/subscriptions/{id}/resume` does: status
+    /// `active`, a new period starting now (`billing_cycle_anchor` now), a paid invoice
+    /// (`billing_reason` `subscription_update`). Delivered in order:
+    /// `customer.subscription.resumed`, `customer.subscription.updated`, `invoice.paid`.
+    pub async fn resume_subscription(&self, subscription_id: &str) -> anyhow::Result<()> {
+        let request = webhooks::EventRequest::default();
+        self.fake
+            .run(|state| Ok(transitions::resume(state, subscription_id, &request)?.1))
+            .await
+    }
+
+    /// As in the dashboard (flexible billing mode): the subscription will cancel at `at`
+    /// (unix seconds): `cancel_at = at`, `cancel_at_period_end` false, `canceled_at` now,
+    /// `cancellation_details.reason` `cancellation_requested`. `customer.subscription.updated`
+    /// is delivered. (The API takes `cancel_at` on `POST /v1/subscriptions/{id}` too:
+    /// seconds, `min_period_end`, `max_period_end`, `max_billed_until`, or `""` to clear.)
+    pub async fn set_cancel_at(&self, subscription_id: &str, at: i64) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| subscriptions::set_cancel_at(state, subscription_id, at))
+            .await
+    }
+
+    /// Moves the fake's clock forward: every timestamp it makes from now on (object
+    /// `created`, periods, event `created`) is that much later. Cumulative. Webhook
+    /// signatures keep real time, so receivers still accept them.
+    pub fn advance_clock(&self, by: Duration) {
+        let seconds = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        let mut state = self.fake.lock();
+        state.clock_offset = state.clock_offset.saturating_add(seconds);
     }
 
     /// The subscription ends now (as at the end of a period it was set to cancel at):
     /// `customer.subscription.deleted` is delivered.
     pub async fn cancel_subscription(&self, subscription_id: &str) -> anyhow::Result<()> {
         self.fake
-            .act(|state| Ok(((), lifecycle::end(state, subscription_id)?)))
+            .run(|state| lifecycle::end(state, subscription_id))
             .await
     }
 
@@ -275,6 +470,11 @@ impl FakeStripe {
 
     pub fn invoice_items(&self) -> Vec<Value> {
         self.fake.lock().invoice_items.values().cloned().collect()
+    }
+
+    /// Every PaymentIntent, in creation order.
+    pub fn payment_intents(&self) -> Vec<Value> {
+        self.fake.lock().payment_intents.values().cloned().collect()
     }
 
     pub fn checkout_sessions(&self) -> Vec<Value> {

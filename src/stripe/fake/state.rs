@@ -4,6 +4,9 @@
 //! Objects are kept as the JSON Stripe would send (see `objects.rs` and `billing.rs`), so
 //! a response, a webhook and a snapshot are the same value. Ids carry a per-instance tag and
 //! a global counter, so a map ordered by id is in creation order.
+//!
+//! The fake keeps its own clock ([`State::now`]): real time plus whatever
+//! `FakeStripe::advance_clock` added, so a test can let days pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,7 +15,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::checkout::Purchase;
-use super::{Fault, RecordedRequest};
+use super::{Fault, PaymentMethodKind, RecordedRequest};
 
 #[derive(Default)]
 pub(super) struct State {
@@ -25,6 +28,15 @@ pub(super) struct State {
     pub invoices: BTreeMap<String, Value>,
     pub invoice_items: BTreeMap<String, Value>,
     pub sessions: BTreeMap<String, Value>,
+    pub payment_intents: BTreeMap<String, Value>,
+    /// The `invoice_payment` linking each finalized invoice to its PaymentIntent.
+    pub invoice_payments: HashMap<String, InvoicePaymentLink>,
+    /// How each payment method the fake made behaves; other ids behave like a card.
+    pub payment_methods: HashMap<String, PaymentMethodKind>,
+    /// The checkout session each subscription came from, by subscription id.
+    pub checkout_of: HashMap<String, String>,
+    /// Seconds added to real time by `advance_clock`.
+    pub clock_offset: i64,
     /// What each checkout session will buy; not part of the session object.
     pub purchases: HashMap<String, Purchase>,
     /// Subscription as it was before `renew`, keyed by the renewal invoice: the
@@ -34,6 +46,13 @@ pub(super) struct State {
     pub idempotent: HashMap<String, StoredResponse>,
     pub faults: Vec<ArmedFault>,
     pub events: Vec<Value>,
+}
+
+/// An invoice's default `invoice_payment` (`inpay_...`) and its PaymentIntent.
+#[derive(Debug, Clone)]
+pub(super) struct InvoicePaymentLink {
+    pub id: String,
+    pub payment_intent: String,
 }
 
 /// A successful response kept for replays of its idempotency key.
@@ -82,6 +101,11 @@ impl State {
         )
     }
 
+    /// Unix seconds on the fake's clock: real time plus the offset `advance_clock` added.
+    pub(super) fn now(&self) -> i64 {
+        real_now() + self.clock_offset
+    }
+
     /// Takes one use of the first armed fault matching this request.
     pub(super) fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
         let armed = self.faults.iter_mut().find(|f| {
@@ -107,7 +131,7 @@ fn base36(mut n: u64, width: usize) -> String {
     String::from_utf8(out).expect("ASCII digits")
 }
 
-/// Unix seconds now.
-pub(super) fn now() -> i64 {
+/// Unix seconds now, real time (webhook signatures must be fresh for the receiver).
+pub(super) fn real_now() -> i64 {
     chrono::Utc::now().timestamp()
 }

@@ -1,17 +1,25 @@
-//! The subscription endpoints: create, list, update (retrieve is generic, in `api.rs`).
+//! The subscription endpoints: create, retrieve, list, update, resume.
 //!
-//! Creating starts the subscription through `lifecycle::start`: `active` when the customer
-//! has a default payment method (unless `payment_behavior=default_incomplete`), else
-//! `incomplete`. Updates send `customer.subscription.updated` with `previous_attributes`.
+//! Creating starts the subscription through `lifecycle::start`, charging the first invoice
+//! with the `default_payment_method` parameter or the customer's default, as its kind says
+//! (see `intents::outcome_of`): `payment_behavior=default_incomplete` attempts no charge,
+//! `error_if_incomplete` refuses with a 402 what does not succeed at once (a bank debit,
+//! which only settles later, is let through), `allow_incomplete` (or none) keeps the
+//! subscription `incomplete`. Updates send `customer.subscription.updated` with
+//! `previous_attributes`. Answers honour `expand[]` (see `expand.rs`).
 
 use serde_json::{Value, json};
 
 use super::api::{Answer, ApiError, Call, integer, required};
 use super::billing;
+use super::expand;
 use super::form::{Form, MetadataUpdate};
+use super::intents::{self, Outcome};
 use super::lifecycle::{self, Start, updated_event};
 use super::objects::{self, plan};
-use super::state::{State, now};
+use super::state::State;
+use super::transitions;
+use super::webhooks::{EventRequest, PendingEvent};
 
 pub(super) fn create(state: &mut State, call: &Call<'_>) -> Result<Answer, ApiError> {
     let params = call.params;
@@ -28,25 +36,66 @@ pub(super) fn create(state: &mut State, call: &Call<'_>) -> Result<Answer, ApiEr
             param,
         ));
     }
-    let has_payment_method = params.get("default_payment_method").is_some()
-        || state
-            .customers
-            .get(customer)
-            .is_some_and(|c| !c["invoice_settings"]["default_payment_method"].is_null());
-    let pay = has_payment_method && params.get("payment_behavior") != Some("default_incomplete");
+    let outcome = first_charge(state, params, customer)?;
     let (subscription, _, events) = lifecycle::start(
         state,
         Start {
             customer,
             items,
             metadata: MetadataUpdate::new_object(params.metadata("metadata").as_ref()),
-            pay,
+            outcome,
             default_payment_method: params.get("default_payment_method").map(str::to_owned),
             request: &call.request,
         },
     )?;
     Ok(Answer {
-        body: subscription,
+        body: expand::subscription(state, subscription, params)?,
+        events,
+    })
+}
+
+/// What charging a new subscription's first invoice will come to, or the 402 of
+/// `payment_behavior=error_if_incomplete`.
+fn first_charge(state: &State, params: &Form, customer: &str) -> Result<Outcome, ApiError> {
+    let pm = params.get("default_payment_method").or_else(|| {
+        state.customers.get(customer)?["invoice_settings"]["default_payment_method"].as_str()
+    });
+    let outcome = intents::outcome_of(intents::kind_of(state, pm));
+    match (params.get("payment_behavior"), outcome) {
+        (Some("default_incomplete"), _) => Ok(Outcome::NotAttempted),
+        (Some("error_if_incomplete"), Outcome::Declined) => Err(ApiError::card_error(
+            "card_declined",
+            Some("generic_decline"),
+            "Your card was declined.",
+        )),
+        (Some("error_if_incomplete"), Outcome::RequiresAction) => Err(ApiError::card_error(
+            "authentication_required",
+            Some("authentication_required"),
+            "Your card was declined. This transaction requires authentication.",
+        )),
+        (Some("error_if_incomplete"), Outcome::NotAttempted) => Err(ApiError::invalid(
+            "This customer has no attached payment source or default payment method.",
+            None,
+        )),
+        (_, outcome) => Ok(outcome),
+    }
+}
+
+/// `GET /v1/subscriptions/{id}`, with `expand[]`.
+pub(super) fn retrieve(state: &State, params: &Form, id: &str) -> Result<Answer, ApiError> {
+    let sub = state
+        .subscriptions
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("subscription", id, "id"))?;
+    Ok(Answer::quiet(expand::subscription(state, sub, params)?))
+}
+
+/// `POST /v1/subscriptions/{id}/resume`: see [`super::FakeStripe::resume_subscription`].
+pub(super) fn resume(state: &mut State, call: &Call<'_>, id: &str) -> Result<Answer, ApiError> {
+    let (sub, events) = transitions::resume(state, id, &call.request)?;
+    Ok(Answer {
+        body: expand::subscription(state, sub, call.params)?,
         events,
     })
 }
@@ -89,7 +138,8 @@ pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Ans
         .cloned()
         .ok_or_else(|| ApiError::no_such("subscription", id, "id"))?;
     let mut sub = before.clone();
-    if sub["status"] == "canceled" && (params.has("items") || params.has("cancel_at_period_end")) {
+    let cancels = params.has("cancel_at_period_end") || params.has("cancel_at");
+    if sub["status"] == "canceled" && (params.has("items") || cancels) {
         return Err(ApiError::invalid(
             "A canceled subscription can only update its cancellation_details and metadata.",
             None,
@@ -103,24 +153,86 @@ pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Ans
     }
     match params.get_bool("cancel_at_period_end") {
         Some(true) if sub["cancel_at_period_end"] != true => {
+            cancel_at(&mut sub, period_end, state.now());
             sub["cancel_at_period_end"] = json!(true);
-            sub["cancel_at"] = period_end;
-            sub["canceled_at"] = json!(now());
-            sub["cancellation_details"]["reason"] = json!("cancellation_requested");
         }
-        Some(false) => {
-            sub["cancel_at_period_end"] = json!(false);
-            sub["cancel_at"] = Value::Null;
-            sub["canceled_at"] = Value::Null;
-            sub["cancellation_details"]["reason"] = Value::Null;
-        }
+        Some(false) => uncancel(&mut sub),
         _ => {}
+    }
+    match params.get("cancel_at") {
+        Some("") => uncancel(&mut sub),
+        Some(at) => {
+            let at = cancel_at_param(&sub, at)?;
+            cancel_at(&mut sub, json!(at), state.now());
+        }
+        None => {}
     }
     state.subscriptions.insert(id.to_owned(), sub.clone());
     let events = updated_event(&before, &sub, &call.request)
         .into_iter()
         .collect();
-    Ok(Answer { body: sub, events })
+    Ok(Answer {
+        body: expand::subscription(state, sub, params)?,
+        events,
+    })
+}
+
+/// See [`super::FakeStripe::set_cancel_at`].
+pub(super) fn set_cancel_at(
+    state: &mut State,
+    id: &str,
+    at: i64,
+) -> Result<Vec<PendingEvent>, ApiError> {
+    let before = state
+        .subscriptions
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("subscription", id, "id"))?;
+    if matches!(
+        before["status"].as_str(),
+        Some("canceled" | "incomplete_expired")
+    ) {
+        return Err(ApiError::invalid(
+            format!("Subscription {id} has ended."),
+            None,
+        ));
+    }
+    let mut sub = before.clone();
+    cancel_at(&mut sub, json!(at), state.now());
+    state.subscriptions.insert(id.to_owned(), sub.clone());
+    Ok(updated_event(&before, &sub, &EventRequest::default())
+        .into_iter()
+        .collect())
+}
+
+/// The subscription will end at `at` (a timestamp): requested now.
+fn cancel_at(sub: &mut Value, at: Value, now: i64) {
+    sub["cancel_at"] = at;
+    sub["cancel_at_period_end"] = json!(false);
+    sub["canceled_at"] = json!(now);
+    sub["cancellation_details"]["reason"] = json!("cancellation_requested");
+}
+
+/// The subscription will not end after all.
+fn uncancel(sub: &mut Value) {
+    sub["cancel_at_period_end"] = json!(false);
+    sub["cancel_at"] = Value::Null;
+    sub["canceled_at"] = Value::Null;
+    sub["cancellation_details"]["reason"] = Value::Null;
+}
+
+/// `cancel_at`: unix seconds, or `min_period_end` / `max_period_end` / `max_billed_until`
+/// over the items.
+fn cancel_at_param(sub: &Value, at: &str) -> Result<i64, ApiError> {
+    let items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+    let of = |key: &'static str| items.iter().filter_map(move |i| i[key].as_i64());
+    let at = match at {
+        "min_period_end" => of("current_period_end").min(),
+        "max_period_end" => of("current_period_end").max(),
+        "max_billed_until" => of("billed_until").max(),
+        seconds => seconds.parse().ok(),
+    };
+    at.ok_or_else(|| ApiError::invalid("Invalid cancel_at.", Some("cancel_at")))
 }
 
 /// The items after `items[i][...]`: with `id`, change that item's price or quantity (or
@@ -170,7 +282,7 @@ fn change_items(state: &mut State, sub: &Value, params: &Form) -> Result<Vec<Val
                 let quantity = quantity.unwrap_or(1);
                 let item = billing::subscription_item(
                     &item_id,
-                    now(),
+                    state.now(),
                     sub_id,
                     &price,
                     quantity,

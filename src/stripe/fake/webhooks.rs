@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::objects::API_VERSION;
-use super::state::{State, now};
+use super::state::{State, real_now};
 use crate::config::Secret;
 use crate::stripe::signature;
 
@@ -107,7 +107,7 @@ impl Outbox {
                 data["previous_attributes"] = previous;
             }
             let event = json!({
-                "id": id, "object": "event", "api_version": API_VERSION, "created": now(),
+                "id": id, "object": "event", "api_version": API_VERSION, "created": state.now(),
                 "data": data, "livemode": false,
                 "pending_webhooks": u8::from(self.queue.get().is_some()),
                 "request": {
@@ -213,7 +213,10 @@ async fn post(
             "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
         );
     if let Some(secret) = secret {
-        request = request.header("stripe-signature", signature::sign(secret, now(), &body));
+        request = request.header(
+            "stripe-signature",
+            signature::sign(secret, real_now(), &body),
+        );
     }
     let response = client
         .request(request.body(Full::new(body))?)
