@@ -181,8 +181,9 @@ pub async fn end(
 }
 
 /// The first payment of the attach's subscription needs the customer, at `url`: `reason`
-/// says why (authentication, or a declined payment to replace). From `pending` (the attach
-/// job) or while waiting (a webhook saying so).
+/// (`kind: words`) says why (authentication, or a declined payment to replace). From
+/// `pending` (the attach job) or while waiting (a webhook saying so); a reason of the same
+/// kind already there is kept (the job's carries Stripe's message, a webhook's does not).
 pub async fn require_action(
     conn: &mut PgConnection,
     id: &str,
@@ -192,7 +193,11 @@ pub async fn require_action(
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE attaches SET state = 'requires_action', stripe_subscription_id = $2,
-                action_url = coalesce($3, action_url), error = $4, updated_at = now()
+                action_url = coalesce($3, action_url), updated_at = now(),
+                -- A webhook's generic reason does not replace Stripe's own words for it.
+                error = CASE WHEN state = 'requires_action'
+                                  AND split_part(error, ':', 1) = split_part($4, ':', 1)
+                             THEN error ELSE $4 END
          WHERE id = $1 AND state IN ('pending', 'awaiting_payment', 'requires_action')",
     )
     .bind(id)

@@ -17,6 +17,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod ops_cli;
+mod payment_truth;
 mod stripe_side;
 mod systemd_notify;
 mod webhook;
