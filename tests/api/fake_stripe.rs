@@ -34,6 +34,7 @@ use stripe_checkout::checkout_session::{
     RetrieveCheckoutSession,
 };
 use stripe_checkout::{CheckoutSessionMode, CheckoutSessionStatus};
+use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::{
     CreateCustomer, RetrieveCustomer, RetrieveCustomerReturned, UpdateCustomer,
 };
@@ -41,6 +42,7 @@ use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurr
 use stripe_product::product::CreateProduct;
 use stripe_reconciler::config::Secret;
 use stripe_reconciler::stripe::fake::{FakeConfig, FakeStripe, Fault};
+use stripe_shared::PaymentIntentStatus;
 use stripe_types::Currency;
 use stripe_webhook::{EventObject, Webhook};
 use tokio::net::TcpListener;
@@ -48,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 const WEBHOOK_SECRET: &str = "whsec_fake_stripe_test_4e1a";
 
-async fn fake_with(webhook_url: Option<String>) -> FakeStripe {
+pub(crate) async fn fake_with(webhook_url: Option<String>) -> FakeStripe {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     FakeStripe::start(
         listener,
@@ -60,7 +62,7 @@ async fn fake_with(webhook_url: Option<String>) -> FakeStripe {
     .await
 }
 
-fn client(fake: &FakeStripe) -> Client {
+pub(crate) fn client(fake: &FakeStripe) -> Client {
     ClientBuilder::new("sk_test_fake")
         .url(fake.url())
         .timeout(Duration::from_secs(5))
@@ -68,7 +70,7 @@ fn client(fake: &FakeStripe) -> Client {
         .unwrap()
 }
 
-fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+pub(crate) fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -80,7 +82,9 @@ fn idempotent(key: &str) -> RequestStrategy {
 }
 
 /// The Stripe error of a failed call, with its status.
-fn stripe_error<T: std::fmt::Debug>(result: Result<T, StripeError>) -> (stripe::ApiErrors, u16) {
+pub(crate) fn stripe_error<T: std::fmt::Debug>(
+    result: Result<T, StripeError>,
+) -> (stripe::ApiErrors, u16) {
     match result {
         Err(StripeError::Stripe(error, status)) => (*error, status),
         other => panic!("expected a Stripe error, got {other:?}"),
@@ -88,7 +92,7 @@ fn stripe_error<T: std::fmt::Debug>(result: Result<T, StripeError>) -> (stripe::
 }
 
 /// A product with a monthly price of 2000 usd; returns the price id.
-async fn monthly_price(client: &Client, name: &str) -> String {
+pub(crate) async fn monthly_price(client: &Client, name: &str) -> String {
     let product = CreateProduct::new(name)
         .metadata(metadata(&[("plan_id", name)]))
         .send(client)
@@ -108,7 +112,7 @@ async fn monthly_price(client: &Client, name: &str) -> String {
 }
 
 /// A checkout session for `price`, as the daemon creates one.
-async fn checkout(
+pub(crate) async fn checkout(
     client: &Client,
     customer: &str,
     price: &str,
@@ -138,15 +142,15 @@ async fn checkout(
 type Received = Arc<Mutex<Vec<(Option<String>, String)>>>;
 
 /// Catches webhook deliveries; answers 500 to the first `fail_first`.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Received,
     attempts: Arc<AtomicU32>,
     stop: CancellationToken,
 }
 
 impl Receiver {
-    async fn start(fail_first: u32) -> Self {
+    pub(crate) async fn start(fail_first: u32) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/webhooks/stripe", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -189,7 +193,7 @@ impl Receiver {
     }
 
     /// Every delivery so far, verified and parsed: `(type, event)`.
-    fn events(&self) -> Vec<(String, stripe_webhook::Event)> {
+    pub(crate) fn events(&self) -> Vec<(String, stripe_webhook::Event)> {
         let received = self.received.lock().unwrap().clone();
         received
             .into_iter()
@@ -206,13 +210,13 @@ impl Receiver {
             .collect()
     }
 
-    fn types(&self) -> Vec<String> {
+    pub(crate) fn types(&self) -> Vec<String> {
         self.events().into_iter().map(|(t, _)| t).collect()
     }
 
     /// Waits until `n` deliveries arrived (events set off by API calls are sent in the
     /// background, as Stripe sends them).
-    async fn wait_for(&self, n: usize) {
+    pub(crate) async fn wait_for(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.received.lock().unwrap().len() < n {
             assert!(Instant::now() < deadline, "only {:?} arrived", self.types());
@@ -235,7 +239,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// A raw request; returns the status, the headers and the body.
-async fn raw(
+pub(crate) async fn raw(
     method: &str,
     url: &str,
     idempotency_key: Option<&str>,
@@ -304,6 +308,26 @@ async fn every_endpoint_decodes_in_async_stripe() {
         .await
         .expect("subscription decodes");
     assert_eq!(incomplete.status, SubscriptionStatus::Incomplete);
+    // Its first invoice's payments and PaymentIntent, expanded and retrieved.
+    let expanded = RetrieveSubscription::new(incomplete.id.clone())
+        .expand(vec![
+            "latest_invoice.payments.data.payment.payment_intent".to_owned(),
+        ])
+        .send(&client)
+        .await
+        .expect("expanded subscription decodes");
+    let invoice = expanded.latest_invoice.unwrap().into_object().unwrap();
+    let payment = &invoice.payments.expect("payments expanded").data[0];
+    let intent = payment.payment.payment_intent.clone().unwrap();
+    let intent = intent.into_object().expect("PaymentIntent expanded");
+    let retrieved =
+        RequestBuilder::new(StripeMethod::Get, format!("/payment_intents/{}", intent.id))
+            .customize::<stripe_shared::PaymentIntent>()
+            .send(&client)
+            .await
+            .expect("PaymentIntent decodes");
+    assert_eq!(retrieved.id, intent.id);
+    assert_eq!(retrieved.status, PaymentIntentStatus::RequiresPaymentMethod);
 
     fake.set_default_payment_method(&customer_id);
     let active = CreateSubscription::new()
@@ -553,7 +577,7 @@ async fn every_webhook_parses_into_its_typed_event() {
 }
 
 /// The event type a typed `EventObject` variant stands for; `None` for `Unknown`.
-fn typed_as(object: &EventObject) -> Option<&'static str> {
+pub(crate) fn typed_as(object: &EventObject) -> Option<&'static str> {
     Some(match object {
         EventObject::CustomerSubscriptionCreated(_) => "customer.subscription.created",
         EventObject::CustomerSubscriptionUpdated(_) => "customer.subscription.updated",
@@ -562,12 +586,23 @@ fn typed_as(object: &EventObject) -> Option<&'static str> {
         EventObject::InvoicePaid(_) => "invoice.paid",
         EventObject::CheckoutSessionCompleted(_) => "checkout.session.completed",
         EventObject::CheckoutSessionExpired(_) => "checkout.session.expired",
+        EventObject::CheckoutSessionAsyncPaymentSucceeded(_) => {
+            "checkout.session.async_payment_succeeded"
+        }
+        EventObject::CheckoutSessionAsyncPaymentFailed(_) => {
+            "checkout.session.async_payment_failed"
+        }
+        EventObject::CustomerSubscriptionPaused(_) => "customer.subscription.paused",
+        EventObject::CustomerSubscriptionResumed(_) => "customer.subscription.resumed",
+        EventObject::InvoicePaymentActionRequired(_) => "invoice.payment_action_required",
+        EventObject::InvoicePaymentFailed(_) => "invoice.payment_failed",
+        EventObject::InvoiceVoided(_) => "invoice.voided",
         _ => return None,
     })
 }
 
 /// The raw JSON of every delivery.
-fn events_raw(receiver: &Receiver) -> Vec<Value> {
+pub(crate) fn events_raw(receiver: &Receiver) -> Vec<Value> {
     let received = receiver.received.lock().unwrap().clone();
     received
         .iter()

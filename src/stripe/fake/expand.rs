@@ -17,46 +17,55 @@ use super::form::Form;
 use super::intents;
 use super::state::State;
 
+/// Refuses what cannot be expanded on a subscription; call before changing anything.
+pub(super) fn check_subscription(params: &Form) -> Result<(), ApiError> {
+    let paths = subscription_paths(params)?;
+    invoice_expansion(&paths).map(drop)
+}
+
 /// `sub` with the expansions `params` ask for.
 pub(super) fn subscription(
     state: &State,
     mut sub: Value,
     params: &Form,
 ) -> Result<Value, ApiError> {
-    let mut invoice_paths = Vec::new();
-    for path in params.values("expand") {
-        match path.strip_prefix("latest_invoice") {
-            Some("") => invoice_paths.push((path, "")),
-            Some(rest) if rest.starts_with('.') => invoice_paths.push((path, &rest[1..])),
-            _ => return Err(not_expandable(path)),
-        }
-    }
+    let invoice_paths = subscription_paths(params)?;
+    let payments = invoice_expansion(&invoice_paths)?;
     if invoice_paths.is_empty() {
         return Ok(sub);
     }
-    let Some(invoice) = sub["latest_invoice"]
+    if let Some(invoice) = sub["latest_invoice"]
         .as_str()
         .and_then(|id| state.invoices.get(id))
-    else {
-        return Ok(sub);
-    };
-    sub["latest_invoice"] = expand_invoice(state, invoice.clone(), &invoice_paths)?;
+    {
+        sub["latest_invoice"] = with_payments(state, invoice.clone(), payments);
+    }
     Ok(sub)
+}
+
+/// The subscription's paths as `(full path, path under latest_invoice)`.
+fn subscription_paths(params: &Form) -> Result<Vec<(&str, &str)>, ApiError> {
+    params
+        .values("expand")
+        .into_iter()
+        .map(|path| match path.strip_prefix("latest_invoice") {
+            Some("") => Ok((path, "")),
+            Some(rest) if rest.starts_with('.') => Ok((path, &rest[1..])),
+            _ => Err(not_expandable(path)),
+        })
+        .collect()
 }
 
 /// `invoice` with the expansions `params` ask for.
 pub(super) fn invoice(state: &State, invoice: Value, params: &Form) -> Result<Value, ApiError> {
     let paths: Vec<(&str, &str)> = params.values("expand").iter().map(|p| (*p, *p)).collect();
-    expand_invoice(state, invoice, &paths)
+    let payments = invoice_expansion(&paths)?;
+    Ok(with_payments(state, invoice, payments))
 }
 
-/// Expands `invoice` by `(full path, path under the invoice)` pairs; `""` is the invoice
-/// itself.
-fn expand_invoice(
-    state: &State,
-    mut invoice: Value,
-    paths: &[(&str, &str)],
-) -> Result<Value, ApiError> {
+/// What `(full path, path under the invoice)` pairs expand of an invoice (`""` is the
+/// invoice itself): `None` leaves `payments` out, `Some(expand_intent)` adds it.
+fn invoice_expansion(paths: &[(&str, &str)]) -> Result<Option<bool>, ApiError> {
     let mut payments = None;
     for (full, path) in paths {
         match *path {
@@ -66,10 +75,14 @@ fn expand_invoice(
             _ => return Err(not_expandable(full)),
         }
     }
+    Ok(payments)
+}
+
+fn with_payments(state: &State, mut invoice: Value, payments: Option<bool>) -> Value {
     if let Some(expand_intent) = payments {
         invoice["payments"] = intents::payments_list(state, &invoice, expand_intent);
     }
-    Ok(invoice)
+    invoice
 }
 
 fn not_expandable(path: &str) -> ApiError {

@@ -36,6 +36,7 @@ pub(super) fn create(state: &mut State, call: &Call<'_>) -> Result<Answer, ApiEr
             param,
         ));
     }
+    expand::check_subscription(params)?;
     let outcome = first_charge(state, params, customer)?;
     let (subscription, _, events) = lifecycle::start(
         state,
@@ -93,6 +94,7 @@ pub(super) fn retrieve(state: &State, params: &Form, id: &str) -> Result<Answer,
 
 /// `POST /v1/subscriptions/{id}/resume`: see [`super::FakeStripe::resume_subscription`].
 pub(super) fn resume(state: &mut State, call: &Call<'_>, id: &str) -> Result<Answer, ApiError> {
+    expand::check_subscription(call.params)?;
     let (sub, events) = transitions::resume(state, id, &call.request)?;
     Ok(Answer {
         body: expand::subscription(state, sub, call.params)?,
@@ -132,6 +134,7 @@ pub(super) fn list(state: &State, params: &Form) -> Result<Answer, ApiError> {
 
 pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Answer, ApiError> {
     let params = call.params;
+    expand::check_subscription(params)?;
     let before = state
         .subscriptions
         .get(id)
