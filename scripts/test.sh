@@ -13,4 +13,4 @@ export DATABASE_URL="$PG_ADMIN_URL"
 export PG_BIN_DIR="$PG_STARTED_BIN"
 
 echo "==> cargo test" >&2
-cargo test --all-targets "$@" -- --test-threads "${TEST_THREADS:-4}"
+cargo test --workspace --all-targets "$@" -- --test-threads "${TEST_THREADS:-4}"

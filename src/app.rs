@@ -11,11 +11,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
 use crate::config::Settings;
-use crate::engine::{Engine, Registry, Wakeup};
 use crate::handlers::jobs::StripeContext;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::{metrics, systemd};
+use outbox::{Engine, Registry, Wakeup};
 
 /// A bound, ready-to-run daemon.
 pub struct Application {
@@ -70,7 +70,8 @@ impl Application {
             wakeup.clone(),
             &tasks,
         );
-        let stripe_enabled = registry.handles_job(crate::handlers::jobs::EXECUTE_ATTACH);
+        let stripe_enabled =
+            registry.handles_job(<crate::handlers::ExecuteAttach as outbox::Job>::KIND);
         let engine = Engine::new(
             pool.clone(),
             registry,
@@ -89,7 +90,6 @@ impl Application {
             signature_tolerance_secs: settings.signature_tolerance_secs,
             http: settings.http.clone(),
             metrics: settings.metrics.clone(),
-            wakeup: wakeup.clone(),
             stripe_enabled,
             attach_wait: std::time::Duration::from_millis(settings.stripe.attach_wait_ms),
         });

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub use outbox::{EngineSettings, IngestSettings};
+
 use crate::stripe::event::Scope;
 
 const DEFAULTS: &str = include_str!("../config/defaults.toml");
@@ -98,35 +100,6 @@ pub struct HttpSettings {
 pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_ms: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct IngestSettings {
-    /// Concurrent group-commit writers.
-    pub writers: usize,
-    /// Most deliveries committed in one transaction.
-    pub batch_max: usize,
-    /// How long a writer waits to fill a batch once it holds one delivery.
-    pub batch_wait_us: u64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct EngineSettings {
-    pub workers: usize,
-    pub batch_size: i64,
-    pub max_attempts: i32,
-    pub max_age_secs: u64,
-    pub retry_initial_ms: u64,
-    pub retry_max_secs: u64,
-    pub lease_secs: u64,
-    pub poll_interval_ms: u64,
-    pub notify_interval_ms: u64,
-    pub retention_days: u32,
-    pub prune_interval_secs: u64,
-    /// While this many deliveries wait for their ingest commit (and applying lags less than
-    /// 30 s), only the first worker claims: a burst is acknowledged first and applied
-    /// right after. 0: never yield.
-    pub yield_to_ingest_at: usize,
 }
 
 #[derive(Clone, Debug, Deserialize)]

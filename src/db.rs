@@ -38,22 +38,3 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, sqlx::Error> {
         .filter(|m| m.migration_type.is_up_migration())
         .all(|m| applied.contains(&m.version)))
 }
-
-/// Errors that mean "Postgres is not there right now" rather than "this query is wrong".
-pub fn is_unavailable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            // Class 08 (connection), 57P (operator intervention: shutdown), 53 (resources),
-            // 3D000 (the database is gone).
-            db.code().is_some_and(|c| {
-                c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") || c == "3D000"
-            })
-        }
-        _ => false,
-    }
-}

@@ -1,71 +1,34 @@
-//! Group-committing writer of incoming events.
+//! Stripe's verified deliveries into the outbox's event log.
 //!
-//! Each verified delivery is handed to [`Ingest::store`], which waits for its commit. A few
-//! writer tasks take deliveries off one channel, gather what is waiting (for at most
-//! `batch_wait_us` once they hold one), and store the whole batch with one multi-row
-//! `INSERT ... ON CONFLICT DO NOTHING` into the event log and the job queue in a single
-//! transaction. Only after that commit is every caller in the batch answered, so a 2xx always
-//! means "stored durably".
-//!
-//! A batch that Postgres refuses for something other than being unavailable (a constraint,
-//! a value it cannot store) is stored again one delivery at a time, so one bad delivery
-//! fails alone instead of taking the deliveries committed with it down too (→ 503 for all).
-//! Only an unavailable database answers the whole batch with an error.
-//!
-//! Events outside the daemon's [`Scope`] (the other mode, another account) are stored
-//! already finished, `skipped` with the reason, and never queued: nothing is lost, nothing
-//! from test mode touches live customers.
+//! Each delivery is appended through [`outbox::Appender`], which group-commits and answers
+//! only once the event is durable, so a 2xx always means "stored". Events outside the
+//! daemon's [`Scope`] (the other mode, another account) are appended already finished,
+//! `skipped` with the reason, and never queued: nothing is lost, nothing from test mode
+//! touches live customers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use outbox::{Appender, NewEvent, Wakeup};
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use crate::config::IngestSettings;
-use crate::engine::Wakeup;
 use crate::stripe::event::{Envelope, Scope};
 
-/// The job kind of a Stripe event in the queue.
-pub const EVENT_JOB: &str = "stripe_event";
-
-/// What happened to one delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stored {
-    New,
-    Duplicate,
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum IngestError {
-    #[error("database unavailable: {0}")]
-    Database(Arc<sqlx::Error>),
-    #[error("the ingest writer is shutting down")]
-    ShuttingDown,
-}
-
-struct Delivery {
-    envelope: Envelope,
-    body: Bytes,
-    /// Set when the event is outside the scope: stored as `skipped` with this reason.
-    skip_reason: Option<String>,
-    reply: oneshot::Sender<Result<Stored, IngestError>>,
-}
+pub use outbox::{AppendError as IngestError, Stored};
 
 /// Handle used by the HTTP layer; cheap to clone.
 #[derive(Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<Delivery>,
-    wakeup: Arc<Wakeup>,
+    appender: Appender,
     scope: Arc<Scope>,
 }
 
 impl Ingest {
-    /// Starts the writers on `tracker`. They stop once every handle is dropped and the
-    /// channel is drained. `wakeup` hears of each commit that queued new events; events
-    /// outside `scope` are stored as skipped.
+    /// Starts the outbox's writers on `tracker`; events outside `scope` are stored as
+    /// skipped.
     pub fn start(
         pool: PgPool,
         settings: &IngestSettings,
@@ -73,230 +36,50 @@ impl Ingest {
         wakeup: Arc<Wakeup>,
         tracker: &TaskTracker,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(settings.batch_max * settings.writers * 4);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..settings.writers {
-            let writer = Writer {
-                pool: pool.clone(),
-                rx: rx.clone(),
-                batch_max: settings.batch_max,
-                batch_wait: Duration::from_micros(settings.batch_wait_us),
-                wakeup: wakeup.clone(),
-            };
-            tracker.spawn(writer.run());
-        }
         Self {
-            tx,
-            wakeup,
+            appender: Appender::start(pool, settings, wakeup, tracker),
             scope: Arc::new(scope),
         }
     }
 
     /// Stores one verified event; returns once it is committed (or known already).
     pub async fn store(&self, envelope: Envelope, body: Bytes) -> Result<Stored, IngestError> {
-        let _waiting = self.wakeup.delivering();
-        let (reply, answer) = oneshot::channel();
-        let skip_reason = envelope.out_of_scope(&self.scope);
-        if let Some(reason) = &skip_reason {
+        let skip = envelope.out_of_scope(&self.scope);
+        if let Some(reason) = &skip {
             tracing::info!(event_id = %envelope.id, %reason, "event stored as skipped");
         }
-        let delivery = Delivery {
-            envelope,
-            body,
-            skip_reason,
-            reply,
-        };
-        self.tx
-            .send(delivery)
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?;
-        answer.await.map_err(|_| IngestError::ShuttingDown)?
+        self.appender.append(new_event(envelope, skip), body).await
     }
 }
 
-struct Writer {
-    pool: PgPool,
-    rx: Arc<Mutex<mpsc::Receiver<Delivery>>>,
-    batch_max: usize,
-    batch_wait: Duration,
-    wakeup: Arc<Wakeup>,
-}
-
-impl Writer {
-    async fn run(self) {
-        let mut batch = Vec::with_capacity(self.batch_max);
-        while self.gather(&mut batch).await {
-            let started = Instant::now();
-            match insert_batch(&self.pool, &batch).await {
-                Err(error) if batch.len() > 1 && !crate::db::is_unavailable(&error) => {
-                    tracing::warn!(
-                        batch = batch.len(),
-                        %error,
-                        "ingest batch refused; storing its deliveries one at a time"
-                    );
-                    for delivery in batch.drain(..) {
-                        let mut one = vec![delivery];
-                        let result = insert_batch(&self.pool, &one).await;
-                        self.finish(&mut one, result, started);
-                    }
-                }
-                result => self.finish(&mut batch, result, started),
-            }
-        }
-    }
-
-    /// Logs the outcome, wakes workers for what was queued, answers every caller.
-    fn finish(
-        &self,
-        batch: &mut Vec<Delivery>,
-        result: Result<Vec<(String, bool)>, sqlx::Error>,
-        started: Instant,
-    ) {
-        match &result {
-            Ok(new) => {
-                let queued = new.iter().filter(|(_, queued)| *queued).count();
-                tracing::debug!(
-                    batch = batch.len(),
-                    new = new.len(),
-                    micros = started.elapsed().as_micros() as u64,
-                    "ingest batch committed"
-                );
-                if queued > 0 {
-                    self.wakeup.stored(queued);
-                }
-            }
-            Err(error) => tracing::warn!(batch = batch.len(), %error, "ingest batch failed"),
-        }
-        answer(batch, result);
-    }
-
-    /// Fills `batch`; false once the channel is closed and drained.
-    async fn gather(&self, batch: &mut Vec<Delivery>) -> bool {
-        let mut rx = self.rx.lock().await;
-        let Some(first) = rx.recv().await else {
-            return false;
-        };
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + self.batch_wait;
-        while batch.len() < self.batch_max {
-            match rx.try_recv() {
-                Ok(d) => batch.push(d),
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) if self.batch_wait.is_zero() => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(d)) => batch.push(d),
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-            }
-        }
-        true
+/// The log's columns for a Stripe event: its customer orders it (else its object).
+fn new_event(e: Envelope, skip: Option<String>) -> NewEvent {
+    NewEvent {
+        id: e.id,
+        event_type: e.event_type,
+        created: e.created,
+        subject_id: e.customer_id,
+        object_id: e.object_id,
+        livemode: e.livemode,
+        account: e.account,
+        api_version: e.api_version,
+        skip,
     }
 }
 
-fn answer(batch: &mut Vec<Delivery>, result: Result<Vec<(String, bool)>, sqlx::Error>) {
-    match result {
-        Ok(mut new_ids) => {
-            for d in batch.drain(..) {
-                // The first delivery of a new id stored it; any other is a duplicate.
-                let stored = match new_ids.iter().position(|(id, _)| *id == d.envelope.id) {
-                    Some(i) => {
-                        new_ids.swap_remove(i);
-                        Stored::New
-                    }
-                    None => Stored::Duplicate,
-                };
-                let _ = d.reply.send(Ok(stored));
-            }
-        }
-        Err(error) => {
-            let error = IngestError::Database(Arc::new(error));
-            for d in batch.drain(..) {
-                let _ = d.reply.send(Err(error.clone()));
-            }
-        }
-    }
-}
-
-/// One statement, one commit: new events into the log and, unless skipped, the queue.
-/// Returns the new ids, each with whether it was queued.
-async fn insert_batch(
+/// Queues stored events received since `since` again, through the same handlers: only
+/// events of the daemon's mode and account (see [`outbox::queue::replay`]).
+pub async fn replay(
     pool: &PgPool,
-    batch: &[Delivery],
-) -> Result<Vec<(String, bool)>, sqlx::Error> {
-    let n = batch.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut created = Vec::with_capacity(n);
-    let mut livemode = Vec::with_capacity(n);
-    let mut api_versions = Vec::with_capacity(n);
-    let mut accounts = Vec::with_capacity(n);
-    let mut object_ids = Vec::with_capacity(n);
-    let mut customer_ids = Vec::with_capacity(n);
-    let mut ordering_keys = Vec::with_capacity(n);
-    let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
-    let mut skip_reasons = Vec::with_capacity(n);
-    for d in batch {
-        let e = &d.envelope;
-        if ids.contains(&e.id.as_str()) {
-            continue; // the same event twice in one batch: store it once
-        }
-        ids.push(e.id.as_str());
-        types.push(e.event_type.as_str());
-        created.push(e.created);
-        livemode.push(e.livemode);
-        api_versions.push(e.api_version.as_deref());
-        accounts.push(e.account.as_deref());
-        object_ids.push(e.object_id.as_deref());
-        customer_ids.push(e.customer_id.as_deref());
-        ordering_keys.push(e.ordering_key());
-        payloads.push(&d.body);
-        skip_reasons.push(d.skip_reason.as_deref());
-    }
-    sqlx::query_as(
-        r#"
-        WITH input AS (
-            SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[],
-                                 $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[],
-                                 $12::text[])
-                AS t(id, type, created, livemode, api_version, account, object_id, customer_id,
-                     payload, ordering_key, skip_reason)
-        ), stored AS (
-            INSERT INTO events (id, type, created, livemode, api_version, account, object_id,
-                                customer_id, payload, state, last_error, finished_at)
-            SELECT id, type, created, livemode, api_version, account, object_id, customer_id,
-                   payload,
-                   CASE WHEN skip_reason IS NULL THEN 'received' ELSE 'skipped' END,
-                   skip_reason,
-                   CASE WHEN skip_reason IS NOT NULL THEN now() END
-            FROM input
-            ON CONFLICT (id) DO NOTHING
-            RETURNING id
-        ), queued AS (
-            INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
-            SELECT $11, input.id, input.ordering_key, input.created
-            FROM stored JOIN input USING (id)
-            WHERE input.skip_reason IS NULL
-            ON CONFLICT (job_key) DO NOTHING
-            RETURNING job_key
-        )
-        SELECT stored.id, queued.job_key IS NOT NULL
-        FROM stored LEFT JOIN queued ON queued.job_key = stored.id
-        "#,
-    )
-    .bind(&ids)
-    .bind(&types)
-    .bind(&created)
-    .bind(&livemode)
-    .bind(&api_versions)
-    .bind(&accounts)
-    .bind(&object_ids)
-    .bind(&customer_ids)
-    .bind(&payloads)
-    .bind(&ordering_keys)
-    .bind(EVENT_JOB)
-    .bind(&skip_reasons)
-    .fetch_all(pool)
-    .await
+    since: DateTime<Utc>,
+    event_type: Option<&str>,
+    scope: &Scope,
+) -> Result<u64, sqlx::Error> {
+    let replay = outbox::queue::Replay {
+        since,
+        event_type,
+        livemode: scope.livemode,
+        account: scope.account.as_deref(),
+    };
+    outbox::queue::replay(pool, &replay).await
 }

@@ -43,7 +43,6 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod engine;
 pub mod handlers;
 pub(crate) mod http;
 pub mod ingest;

@@ -14,18 +14,14 @@ use ::metrics::{histogram, with_local_recorder};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::ingest::EVENT_JOB;
-use crate::store::events::QueueCounts;
+use outbox::log::QueueCounts;
 
 pub const WEBHOOKS_RECEIVED: &str = "stripe_webhooks_received_total";
 pub const SIGNATURE_FAILURES: &str = "stripe_webhook_signature_failures_total";
 pub const INGEST_SECONDS: &str = "stripe_webhook_ingest_seconds";
 pub const OUTBOX_JOBS: &str = "reconciler_outbox_jobs";
 pub const OUTBOX_OLDEST_PENDING: &str = "reconciler_outbox_oldest_pending_seconds";
-pub const EVENT_PROCESSING_SECONDS: &str = "reconciler_event_processing_seconds";
-pub const EVENTS: &str = "reconciler_events_total";
-pub const JOB_RETRIES: &str = "reconciler_job_retries_total";
-pub const DEAD_LETTERS: &str = "reconciler_dead_letters_total";
+pub use outbox::metrics::{DEAD_LETTERS, EVENT_PROCESSING_SECONDS, EVENTS, JOB_RETRIES};
 pub const STRIPE_API_CALLS: &str = "stripe_api_calls_total";
 pub const DUPLICATE_SUBSCRIPTIONS: &str = "reconciler_duplicate_subscriptions";
 
@@ -83,20 +79,7 @@ fn describe() {
         Unit::Seconds,
         "Time from verifying a webhook to acknowledging it (verify, parse, durable store)."
     );
-    describe_histogram!(
-        EVENT_PROCESSING_SECONDS,
-        Unit::Seconds,
-        "Time to process one event attempt, by event type."
-    );
-    describe_counter!(
-        EVENTS,
-        "Event processing attempts by type and outcome (applied, skipped, retry, dead)."
-    );
-    describe_counter!(
-        JOB_RETRIES,
-        "Failed attempts scheduled for a retry, by job kind."
-    );
-    describe_counter!(DEAD_LETTERS, "Jobs moved to the dead letters, by job kind.");
+    outbox::metrics::describe();
     describe_counter!(
         STRIPE_API_CALLS,
         "Calls to the Stripe API by endpoint template and HTTP status (error: no response)."
@@ -143,47 +126,6 @@ pub fn ingest_latency(elapsed: Duration) {
     histogram!(INGEST_SECONDS).record(elapsed);
 }
 
-/// What one attempt at an event came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventOutcome {
-    Applied,
-    Skipped,
-    Retry,
-    Dead,
-}
-
-impl EventOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Applied => "applied",
-            Self::Skipped => "skipped",
-            Self::Retry => "retry",
-            Self::Dead => "dead",
-        }
-    }
-}
-
-/// One committed attempt at an event: its outcome, its duration, and the retry or dead
-/// letter it made of the event's job.
-pub fn event_processed(event_type: &str, outcome: EventOutcome, elapsed: Duration) {
-    let event_type = event_type.to_owned();
-    histogram!(EVENT_PROCESSING_SECONDS, "type" => event_type.clone()).record(elapsed);
-    counter!(EVENTS, "type" => event_type, "outcome" => outcome.as_str()).increment(1);
-    match outcome {
-        EventOutcome::Retry => job_retried(EVENT_JOB),
-        EventOutcome::Dead => dead_letter(EVENT_JOB),
-        EventOutcome::Applied | EventOutcome::Skipped => {}
-    }
-}
-
-pub fn job_retried(kind: &str) {
-    counter!(JOB_RETRIES, "kind" => kind.to_owned()).increment(1);
-}
-
-pub fn dead_letter(kind: &str) {
-    counter!(DEAD_LETTERS, "kind" => kind.to_owned()).increment(1);
-}
-
 /// One call to the Stripe API. `endpoint` is a template such as `POST /v1/customers/{id}`,
 /// never a path with ids in it; `status` is `None` when no response arrived.
 pub fn stripe_api_call(endpoint: &'static str, status: Option<u16>) {
@@ -191,19 +133,28 @@ pub fn stripe_api_call(endpoint: &'static str, status: Option<u16>) {
     counter!(STRIPE_API_CALLS, "endpoint" => endpoint, "status" => status).increment(1);
 }
 
-/// The text of a scrape: the process's metrics, then the outbox gauges of `queue` (left
-/// out when the database could not be read, rather than shown stale).
-pub fn render(queue: Option<&QueueCounts>) -> String {
+/// What a scrape reads from the database: the queue and the double billing `reconcile`
+/// last found.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauges {
+    pub queue: QueueCounts,
+    pub duplicate_subscriptions: i64,
+}
+
+/// The text of a scrape: the process's metrics, then the database's gauges (left out when
+/// the database could not be read, rather than shown stale).
+pub fn render(gauges: Option<&Gauges>) -> String {
     let mut text = install().render();
-    if let Some(queue) = queue {
-        text.push_str(&outbox_gauges(queue));
+    if let Some(gauges) = gauges {
+        text.push_str(&database_gauges(gauges));
     }
     text
 }
 
-/// The outbox gauges in a throw-away recorder: each scrape shows its own database's
+/// The database's gauges in a throw-away recorder: each scrape shows its own database's
 /// numbers even when several apps share the process.
-fn outbox_gauges(queue: &QueueCounts) -> String {
+fn database_gauges(gauges: &Gauges) -> String {
+    let queue = &gauges.queue;
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     with_local_recorder(&recorder, || {
@@ -226,7 +177,7 @@ fn outbox_gauges(queue: &QueueCounts) -> String {
             "Plans of customers that the last `reconcile` found billed by more than one live \
              Stripe subscription; anything above 0 bills a customer twice."
         );
-        gauge!(DUPLICATE_SUBSCRIPTIONS).set(queue.duplicate_subscriptions as f64);
+        gauge!(DUPLICATE_SUBSCRIPTIONS).set(gauges.duplicate_subscriptions as f64);
     });
     handle.render()
 }

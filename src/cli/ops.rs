@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use sqlx::PgPool;
 
-use crate::engine::queue;
-use crate::store::events::{self, EventRecord, ListFilter};
+use outbox::queue;
+
+use crate::store::duplicates;
 use crate::stripe::event::Scope;
+use outbox::log::{self as events, EventRecord, ListFilter};
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -50,8 +52,11 @@ pub enum EventsCommand {
 
 pub async fn status(pool: &PgPool, json: bool) -> anyhow::Result<()> {
     let status = events::status(pool).await?;
+    let billed_twice = duplicates::count(pool).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        let mut value = serde_json::to_value(&status)?;
+        value["duplicate_subscriptions"] = billed_twice.into();
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let mut rows: Vec<Vec<String>> = status
@@ -67,10 +72,7 @@ pub async fn status(pool: &PgPool, json: bool) -> anyhow::Result<()> {
         .oldest_pending_secs
         .map_or("-".to_owned(), |s| format!("{s:.1}s"));
     rows.push(vec!["oldest pending".into(), oldest]);
-    rows.push(vec![
-        "plans billed twice".into(),
-        queue.duplicate_subscriptions.to_string(),
-    ]);
+    rows.push(vec!["plans billed twice".into(), billed_twice.to_string()]);
     print_table(&["", "count"], &rows);
     Ok(())
 }
@@ -142,7 +144,7 @@ pub async fn events(pool: &PgPool, command: EventsCommand, scope: &Scope) -> any
             println!("{n} queued for retry");
         }
         EventsCommand::Replay { since, event_type } => {
-            let n = queue::replay(pool, since, event_type.as_deref(), scope).await?;
+            let n = crate::ingest::replay(pool, since, event_type.as_deref(), scope).await?;
             wake_daemons(pool).await;
             println!("{n} events queued for replay (received since {since})");
         }

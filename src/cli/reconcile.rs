@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::handlers::jobs::StripeContext;
 use crate::handlers::objects::Subscription;
 use crate::handlers::subscription::{apply, plan_of};
-use crate::store::{customers, plans};
+use crate::store::{customers, duplicates, plans};
 use crate::{app, db};
 
 /// Exit status when some customer is billed twice for one plan.
@@ -85,7 +85,7 @@ pub async fn run(
         if dry_run {
             tx.rollback().await?;
         } else {
-            record_duplicates(&mut tx, c.pk, &duplicates).await?;
+            duplicates::record(&mut tx, c.pk, &duplicates).await?;
             tx.commit().await?;
         }
     }
@@ -118,28 +118,4 @@ async fn billed_twice(
     }
     by_plan.retain(|_, ids| ids.len() > 1);
     Ok(by_plan)
-}
-
-/// Replaces what was recorded for the customer with `duplicates`.
-async fn record_duplicates(
-    conn: &mut PgConnection,
-    customer_pk: i64,
-    duplicates: &BTreeMap<String, Vec<String>>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM duplicate_subscriptions WHERE customer_pk = $1")
-        .bind(customer_pk)
-        .execute(&mut *conn)
-        .await?;
-    for (plan, ids) in duplicates {
-        sqlx::query(
-            "INSERT INTO duplicate_subscriptions (customer_pk, plan_id, subscription_ids)
-             VALUES ($1, $2, $3)",
-        )
-        .bind(customer_pk)
-        .bind(plan)
-        .bind(ids)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
 }

@@ -17,74 +17,75 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use futures::future::BoxFuture;
-use sqlx::{PgConnection, PgPool};
+use outbox::{Done, Job, JobError, Lease};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
 use super::customer_jobs::ensure_stripe_customer;
-use super::jobs::{StripeContext, arg};
+use super::jobs::{StripeContext, ordering};
 use super::objects::Subscription;
 use super::subscription::{apply, plan_of};
 use crate::catalog::Plan;
-use crate::engine::{JobError, JobHandler, LeasedJob, queue};
 use crate::store::attaches::{self, Attach};
 use crate::store::stripe_ids::PlanObjects;
 use crate::store::{customers, plans};
 use crate::stripe::client::{CallError, FirstPayment};
 
-pub(super) struct ExecuteAttach(pub StripeContext);
+/// Carries out a pending attach.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecuteAttach {
+    pub attach_id: String,
+    /// Orders the job behind the customer's others; absent from jobs queued by versions
+    /// before typed jobs (only enqueueing reads it).
+    #[serde(default)]
+    pub customer_pk: i64,
+}
 
-impl JobHandler for ExecuteAttach {
-    fn run<'a>(
-        &'a self,
-        pool: &'a PgPool,
-        job: &'a LeasedJob,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let attach_id = arg(&job.args, "attach_id")?.as_str().unwrap_or_default();
-            let mut conn = pool.acquire().await?;
-            let Some(attach) = attaches::get(&mut conn, attach_id).await? else {
-                return Ok(()); // the customer was deleted with its attaches
-            };
-            drop(conn);
-            if attach.state != "pending" {
-                return Ok(()); // carried out already
-            }
-            let Some(plan) = self.0.catalog.plan(&attach.plan_id) else {
-                let mut conn = pool.acquire().await?;
-                attaches::fail(
-                    &mut conn,
-                    &attach.id,
-                    "the plan is no longer in the catalog",
-                )
-                .await?;
-                return Ok(());
-            };
-            let run = Run {
-                stripe: &self.0,
-                pool,
-                job,
-                attach: &attach,
-                plan,
-                key_suffix: "",
-            };
-            run.execute().await
-        })
+impl Job for ExecuteAttach {
+    const KIND: &'static str = "attach.execute";
+    type Context = StripeContext;
+
+    fn key(&self) -> String {
+        format!("{}:{}", Self::KIND, self.attach_id)
     }
 
-    fn on_dead<'a>(
-        &'a self,
-        pool: &'a PgPool,
-        job: &'a LeasedJob,
-        error: &'a str,
-    ) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(async move {
-            let Some(attach_id) = job.args.get("attach_id").and_then(|v| v.as_str()) else {
-                return Ok(());
-            };
-            let mut conn = pool.acquire().await?;
-            attaches::fail(&mut conn, attach_id, error).await
-        })
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        let pool = lease.pool();
+        let mut conn = pool.acquire().await?;
+        let attach = attaches::get(&mut conn, &self.attach_id).await?;
+        drop(conn);
+        let Some(attach) = attach.filter(|a| a.state == "pending") else {
+            // Deleted with its customer, or carried out already.
+            return lease.complete_alone().await;
+        };
+        let Some(plan) = stripe.catalog.plan(&attach.plan_id) else {
+            let mut tx = pool.begin().await?;
+            attaches::fail(&mut tx, &attach.id, "the plan is no longer in the catalog").await?;
+            return lease.complete(tx).await;
+        };
+        let run = Run {
+            stripe,
+            pool,
+            attach: &attach,
+            plan,
+            key_suffix: "",
+        };
+        run.execute().await?.finish(lease).await
+    }
+
+    async fn on_dead(
+        &self,
+        _stripe: &StripeContext,
+        pool: &PgPool,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut conn = pool.acquire().await?;
+        attaches::fail(&mut conn, &self.attach_id, error).await
     }
 }
 
@@ -93,7 +94,6 @@ impl JobHandler for ExecuteAttach {
 struct Run<'a> {
     stripe: &'a StripeContext,
     pool: &'a PgPool,
-    job: &'a LeasedJob,
     attach: &'a Attach,
     plan: &'a Plan,
     /// Appended to idempotency keys on the retry after recreating a lost price.
@@ -101,7 +101,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    async fn execute(&self) -> Result<(), JobError> {
+    async fn execute(&self) -> Result<Effects, JobError> {
         if self.plan.price.is_none() {
             // A free plan needs nothing from Stripe.
             let mut tx = self.pool.begin().await?;
@@ -115,7 +115,7 @@ impl Run<'_> {
             )
             .await?;
             attaches::transition(&mut tx, &self.attach.id, &["pending"], "active", None).await?;
-            return finish(tx, self.job).await;
+            return Ok(Effects(tx));
         }
         let customer =
             ensure_stripe_customer(self.stripe, self.pool, self.attach.customer_pk).await?;
@@ -147,7 +147,7 @@ impl Run<'_> {
 
     /// A plan change within the group, else the subscription Stripe already has for the
     /// plan, else a new subscription (the customer can pay) or a Checkout Session.
-    async fn carry_out(&self, customer: &str, price: &str) -> Result<(), JobError> {
+    async fn carry_out(&self, customer: &str, price: &str) -> Result<Effects, JobError> {
         if let Some((current, subscription)) = self.current_in_group().await? {
             return self.change_plan(&current, &subscription, price).await;
         }
@@ -208,7 +208,7 @@ impl Run<'_> {
         current: &str,
         subscription: &str,
         price: &str,
-    ) -> Result<(), JobError> {
+    ) -> Result<Effects, JobError> {
         let api = &self.stripe.api;
         let subscription = api.retrieve_subscription(subscription).await?;
         let upgrade = self.amount(&self.plan.id) >= self.amount(current);
@@ -242,11 +242,11 @@ impl Run<'_> {
             Some(&view.id),
         )
         .await?;
-        finish(tx, self.job).await
+        Ok(Effects(tx))
     }
 
     /// The customer can pay: a subscription, charged at once.
-    async fn subscribe(&self, customer: &str, price: &str) -> Result<(), JobError> {
+    async fn subscribe(&self, customer: &str, price: &str) -> Result<Effects, JobError> {
         let metadata = self.metadata().await?;
         let key = self.key("subscription");
         // Taken before the call: an event Stripe makes about the subscription after it is
@@ -270,7 +270,7 @@ impl Run<'_> {
         view: &Subscription,
         payment: &FirstPayment,
         observed: i64,
-    ) -> Result<(), JobError> {
+    ) -> Result<Effects, JobError> {
         let mut tx = self.pool.begin().await?;
         apply(&mut tx, &self.stripe.catalog, view, false, observed).await?;
         let status = plans::subscription_status(&mut tx, &view.id)
@@ -308,11 +308,11 @@ impl Run<'_> {
                 attaches::transition(&mut tx, id, &["pending"], "active", Some(&view.id)).await?;
             }
         }
-        finish(tx, self.job).await
+        Ok(Effects(tx))
     }
 
     /// The customer cannot pay yet: a Checkout Session, finished by its webhook.
-    async fn checkout(&self, customer: &str, price: &str) -> Result<(), JobError> {
+    async fn checkout(&self, customer: &str, price: &str) -> Result<Effects, JobError> {
         let metadata = self.metadata().await?;
         let subscription_metadata = HashMap::from([
             ("customer_id".to_owned(), metadata["customer_id"].clone()),
@@ -337,7 +337,7 @@ impl Run<'_> {
             .await?;
         let mut tx = self.pool.begin().await?;
         attaches::set_checkout(&mut tx, &self.attach.id, &session, url.as_deref()).await?;
-        finish(tx, self.job).await
+        Ok(Effects(tx))
     }
 
     /// Provisions from the subscription as the API returned it, read at `observed`.
@@ -397,17 +397,11 @@ fn lost_catalog_object(error: &JobError) -> bool {
         .is_some_and(CallError::lost_catalog_object)
 }
 
-/// Completes the job with the effects in `tx`; a lost lease rolls them back.
-async fn finish(
-    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    job: &LeasedJob,
-) -> Result<(), JobError> {
-    if queue::complete(&mut tx, job).await? {
-        tx.commit().await?;
-        Ok(())
-    } else {
-        Err(JobError::retryable(anyhow::anyhow!(
-            "lease lost; another worker took the job"
-        )))
+/// What an attach did, uncommitted: committed together with the job's completion.
+struct Effects(Transaction<'static, Postgres>);
+
+impl Effects {
+    async fn finish(self, lease: Lease<'_>) -> Result<Done, JobError> {
+        lease.complete(self.0).await
     }
 }

@@ -9,8 +9,8 @@ use sqlx::PgPool;
 
 use super::jobs::StripeContext;
 use crate::catalog::Plan;
-use crate::engine::JobError;
 use crate::store::stripe_ids::{self, PlanObjects};
+use outbox::JobError;
 
 /// The plan's Stripe objects in the current account, creating what is missing.
 pub(super) async fn ensure_plan_objects(

@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
 use super::objects::{CheckoutSession, Expandable, timestamp};
 use crate::catalog::Catalog;
-use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
 use crate::store::{attaches, customers, plans};
+use crate::stripe::event::object;
+use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
     "checkout.session.completed",
@@ -36,84 +36,80 @@ const OPEN: &[&str] = &["pending", "checkout_required"];
 const UNSETTLED: &[&str] = &["pending", "checkout_required", "awaiting_payment"];
 
 impl EventHandler for Checkout {
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
-        Box::pin(async move {
-            let session: CheckoutSession = event.object()?;
-            let attach_id = session.metadata.as_ref().and_then(|m| m.get("attach_id"));
-            let attach = match attach_id {
-                Some(id) => attaches::get(conn, id).await?,
-                None => None,
-            };
-            let Some(attach) = attach else {
-                return Ok(Outcome::Skipped(format!(
-                    "checkout session {} was not created by us (no known attach_id)",
-                    session.id
-                )));
-            };
-            match event.event_type.as_str() {
-                "checkout.session.expired" => {
-                    attaches::end(conn, &attach.id, OPEN, "expired", "the checkout expired")
-                        .await?;
-                    return Ok(Outcome::Applied);
-                }
-                "checkout.session.async_payment_failed" => {
-                    let why = format!(
-                        "the payment failed (checkout.session.async_payment_failed, session {})",
-                        session.id
-                    );
-                    // Also after the subscription expired unpaid: the failure says why.
-                    let from = [UNSETTLED, &["requires_action", "expired"]].concat();
-                    attaches::end(conn, &attach.id, &from, "failed", &why).await?;
-                    return Ok(Outcome::Applied);
-                }
-                _ => {}
-            }
-            if let Some(stripe_id) = session.customer.as_ref().map(Expandable::id) {
-                customers::link_stripe(conn, attach.customer_pk, stripe_id).await?;
-            }
-            let Some(plan) = self.catalog.plan(&attach.plan_id) else {
-                return Err(JobError::reject(format!(
-                    "attach {} names plan {} which is not in the catalog",
-                    attach.id, attach.plan_id
-                )));
-            };
-            let Some(subscription) = session.subscription.as_ref().map(Expandable::id) else {
-                return Ok(Outcome::Skipped(format!(
-                    "checkout session {} has no subscription",
-                    session.id
-                )));
-            };
-            if session.payment_status.as_deref() == Some("unpaid") {
-                // Nothing is granted before the money arrives: the subscription's own events
-                // (or async_payment_succeeded) finish the attach.
-                attaches::transition(
-                    conn,
-                    &attach.id,
-                    OPEN,
-                    "awaiting_payment",
-                    Some(subscription),
-                )
-                .await?;
-                attaches::follow_subscription(conn, subscription).await?;
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<Outcome, JobError> {
+        let session: CheckoutSession = object(event)?;
+        let attach_id = session.metadata.as_ref().and_then(|m| m.get("attach_id"));
+        let attach = match attach_id {
+            Some(id) => attaches::get(conn, id).await?,
+            None => None,
+        };
+        let Some(attach) = attach else {
+            return Ok(Outcome::Skipped(format!(
+                "checkout session {} was not created by us (no known attach_id)",
+                session.id
+            )));
+        };
+        match event.event_type.as_str() {
+            "checkout.session.expired" => {
+                attaches::end(conn, &attach.id, OPEN, "expired", "the checkout expired").await?;
                 return Ok(Outcome::Applied);
             }
-            let at = timestamp(event.created).unwrap_or_else(chrono::Utc::now);
-            plans::activate_from_checkout(
+            "checkout.session.async_payment_failed" => {
+                let why = format!(
+                    "the payment failed (checkout.session.async_payment_failed, session {})",
+                    session.id
+                );
+                // Also after the subscription expired unpaid: the failure says why.
+                let from = [UNSETTLED, &["requires_action", "expired"]].concat();
+                attaches::end(conn, &attach.id, &from, "failed", &why).await?;
+                return Ok(Outcome::Applied);
+            }
+            _ => {}
+        }
+        if let Some(stripe_id) = session.customer.as_ref().map(Expandable::id) {
+            customers::link_stripe(conn, attach.customer_pk, stripe_id).await?;
+        }
+        let Some(plan) = self.catalog.plan(&attach.plan_id) else {
+            return Err(JobError::reject(format!(
+                "attach {} names plan {} which is not in the catalog",
+                attach.id, attach.plan_id
+            )));
+        };
+        let Some(subscription) = session.subscription.as_ref().map(Expandable::id) else {
+            return Ok(Outcome::Skipped(format!(
+                "checkout session {} has no subscription",
+                session.id
+            )));
+        };
+        if session.payment_status.as_deref() == Some("unpaid") {
+            // Nothing is granted before the money arrives: the subscription's own events
+            // (or async_payment_succeeded) finish the attach.
+            attaches::transition(
                 conn,
-                &self.catalog,
-                attach.customer_pk,
-                plan,
-                subscription,
-                at,
+                &attach.id,
+                OPEN,
+                "awaiting_payment",
+                Some(subscription),
             )
             .await?;
-            attaches::transition(conn, &attach.id, UNSETTLED, "completed", Some(subscription))
-                .await?;
-            Ok(Outcome::Applied)
-        })
+            attaches::follow_subscription(conn, subscription).await?;
+            return Ok(Outcome::Applied);
+        }
+        let at = timestamp(event.created).unwrap_or_else(chrono::Utc::now);
+        plans::activate_from_checkout(
+            conn,
+            &self.catalog,
+            attach.customer_pk,
+            plan,
+            subscription,
+            at,
+        )
+        .await?;
+        attaches::transition(conn, &attach.id, UNSETTLED, "completed", Some(subscription)).await?;
+        Ok(Outcome::Applied)
     }
 }

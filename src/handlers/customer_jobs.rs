@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use futures::future::BoxFuture;
+use outbox::{Done, Job, JobError, Lease};
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use super::jobs::{StripeContext, arg};
-use crate::engine::{JobError, JobHandler, LeasedJob, queue};
+use super::jobs::{StripeContext, ordering};
 use crate::store::customers;
 
 /// Our customer's Stripe id, creating the Stripe customer if there is none yet. The
@@ -52,58 +52,66 @@ pub(super) async fn ensure_stripe_customer(
     })
 }
 
-pub(super) struct CreateCustomer(pub StripeContext);
+/// Creates the Stripe customer of ours now (`create_in_stripe`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateCustomer {
+    pub customer_pk: i64,
+}
 
-impl JobHandler for CreateCustomer {
-    fn run<'a>(
-        &'a self,
-        pool: &'a PgPool,
-        job: &'a LeasedJob,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let pk = customer_pk(job)?;
-            ensure_stripe_customer(&self.0, pool, pk).await?;
-            Ok(())
-        })
+impl Job for CreateCustomer {
+    const KIND: &'static str = "stripe.create_customer";
+    type Context = StripeContext;
+
+    fn key(&self) -> String {
+        format!("{}:{}", Self::KIND, self.customer_pk)
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        ensure_stripe_customer(stripe, lease.pool(), self.customer_pk).await?;
+        lease.complete_alone().await
     }
 }
 
-pub(super) struct LinkCustomer(pub StripeContext);
+/// Writes our id into an existing Stripe customer's metadata (`stripe_id` linking).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinkCustomer {
+    pub customer_pk: i64,
+    pub stripe_id: String,
+}
 
-impl JobHandler for LinkCustomer {
-    fn run<'a>(
-        &'a self,
-        pool: &'a PgPool,
-        job: &'a LeasedJob,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let pk = customer_pk(job)?;
-            let stripe_id = arg(&job.args, "stripe_id")?.as_str().unwrap_or_default();
-            let mut conn = pool.acquire().await?;
-            let Some(customer) = customers::by_pk(&mut conn, pk).await? else {
-                return Ok(()); // deleted meanwhile: nothing to link
-            };
+impl Job for LinkCustomer {
+    const KIND: &'static str = "stripe.link_customer";
+    type Context = StripeContext;
+
+    fn key(&self) -> String {
+        format!("{}:{}:{}", Self::KIND, self.customer_pk, self.stripe_id)
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        let pk = self.customer_pk;
+        let mut conn = lease.pool().acquire().await?;
+        let Some(customer) = customers::by_pk(&mut conn, pk).await? else {
             drop(conn);
-            let our_id = customer.id.unwrap_or_else(|| format!("pk:{pk}"));
-            self.0
-                .api
-                .update_customer_metadata(
-                    &format!("rc-link-{pk}-{stripe_id}"),
-                    stripe_id,
-                    HashMap::from([("customer_id".to_owned(), our_id)]),
-                )
-                .await?;
-            let mut tx = pool.begin().await?;
-            if queue::complete(&mut tx, job).await? {
-                tx.commit().await?;
-            }
-            Ok(())
-        })
+            return lease.complete_alone().await; // deleted meanwhile: nothing to link
+        };
+        drop(conn);
+        let our_id = customer.id.unwrap_or_else(|| format!("pk:{pk}"));
+        stripe
+            .api
+            .update_customer_metadata(
+                &format!("rc-link-{pk}-{}", self.stripe_id),
+                &self.stripe_id,
+                HashMap::from([("customer_id".to_owned(), our_id)]),
+            )
+            .await?;
+        lease.complete_alone().await
     }
-}
-
-fn customer_pk(job: &LeasedJob) -> Result<i64, JobError> {
-    arg(&job.args, "customer_pk")?
-        .as_i64()
-        .ok_or_else(|| JobError::reject("customer_pk is not a number"))
 }

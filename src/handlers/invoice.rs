@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
 use super::objects::{Expandable, Invoice, timestamp};
 use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
-use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
 use crate::store::invoices::{self, InvoiceState, Owner};
 use crate::store::{attaches, balances};
+use crate::stripe::event::object;
+use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
     "invoice.created",
@@ -37,87 +37,85 @@ pub(super) struct InvoiceHandler {
 }
 
 impl EventHandler for InvoiceHandler {
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
-        Box::pin(async move {
-            let invoice: Invoice = event.object()?;
-            let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
-            let plan_ids = plan_ids(conn, &self.catalog, &self.prices, &invoice).await?;
-            let status = invoice
-                .status
-                .as_deref()
-                .unwrap_or(match event.event_type.as_str() {
-                    "invoice.paid" => "paid",
-                    "invoice.voided" => "void",
-                    _ => "open",
-                });
-            let state = InvoiceState {
-                stripe_id: &invoice.id,
-                status,
-                billing_reason: invoice.billing_reason.as_deref(),
-                total: invoice.total,
-                currency: &invoice.currency,
-                plan_ids,
-                hosted_invoice_url: invoice.hosted_invoice_url.as_deref(),
-                subscription_id: invoice.subscription_id(),
-                period_start: invoice.period_start.and_then(timestamp),
-                period_end: invoice.period_end.and_then(timestamp),
-                created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
-                event_created: event.created,
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<Outcome, JobError> {
+        let invoice: Invoice = object(event)?;
+        let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
+        let plan_ids = plan_ids(conn, &self.catalog, &self.prices, &invoice).await?;
+        let status = invoice
+            .status
+            .as_deref()
+            .unwrap_or(match event.event_type.as_str() {
+                "invoice.paid" => "paid",
+                "invoice.voided" => "void",
+                _ => "open",
+            });
+        let state = InvoiceState {
+            stripe_id: &invoice.id,
+            status,
+            billing_reason: invoice.billing_reason.as_deref(),
+            total: invoice.total,
+            currency: &invoice.currency,
+            plan_ids,
+            hosted_invoice_url: invoice.hosted_invoice_url.as_deref(),
+            subscription_id: invoice.subscription_id(),
+            period_start: invoice.period_start.and_then(timestamp),
+            period_end: invoice.period_end.and_then(timestamp),
+            created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
+            event_created: event.created,
+        };
+        // Finish an attach that waited on this first payment.
+        let paid = event.event_type == "invoice.paid" && state.subscription_id.is_some();
+        // Usually the customer is linked already: then one statement does it all.
+        let mut recorded = match stripe_customer {
+            Some(id) => invoices::record(conn, Owner::StripeCustomer(id), &state, paid).await?,
+            None => None,
+        };
+        if recorded.is_none() {
+            let metadata = invoice.subscription_metadata();
+            let Some(pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
+                return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
             };
-            // Finish an attach that waited on this first payment.
-            let paid = event.event_type == "invoice.paid" && state.subscription_id.is_some();
-            // Usually the customer is linked already: then one statement does it all.
-            let mut recorded = match stripe_customer {
-                Some(id) => invoices::record(conn, Owner::StripeCustomer(id), &state, paid).await?,
-                None => None,
-            };
-            if recorded.is_none() {
-                let metadata = invoice.subscription_metadata();
-                let Some(pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
-                    return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
-                };
-                recorded = invoices::record(conn, Owner::Customer(pk), &state, paid).await?;
+            recorded = invoices::record(conn, Owner::Customer(pk), &state, paid).await?;
+        }
+        let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
+            return Err(JobError::retryable(anyhow::anyhow!(
+                "customer of invoice {} vanished while applying it",
+                invoice.id
+            )));
+        };
+        if let Some(reason) = first_payment_needs_customer(&event.event_type, &invoice)
+            && let Some(subscription) = state.subscription_id
+        {
+            for attach in attaches::waiting_on(conn, subscription).await? {
+                let url = state.hosted_invoice_url;
+                attaches::require_action(conn, &attach, subscription, url, reason).await?;
             }
-            let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
-                return Err(JobError::retryable(anyhow::anyhow!(
-                    "customer of invoice {} vanished while applying it",
-                    invoice.id
-                )));
-            };
-            if let Some(reason) = first_payment_needs_customer(&event.event_type, &invoice)
-                && let Some(subscription) = state.subscription_id
-            {
-                for attach in attaches::waiting_on(conn, subscription).await? {
-                    let url = state.hosted_invoice_url;
-                    attaches::require_action(conn, &attach, subscription, url, reason).await?;
-                }
-            }
-            if self.bill_usage
-                && event.event_type == "invoice.created"
-                && invoice.billing_reason.as_deref() == Some("subscription_cycle")
-                && status == "draft"
-            {
-                super::usage::enqueue_for(conn, customer_pk, &invoice).await?;
-            }
-            if paid
-                && let Some(subscription) = state.subscription_id
-                && invoice.billing_reason.as_deref() == Some("subscription_cycle")
-                && let Some(end) = invoice.service_period_end()
-            {
-                balances::reset_for_renewal(conn, customer_pk, subscription, end).await?;
-            }
-            Ok(if fresh {
-                Outcome::Applied
-            } else {
-                Outcome::Skipped(format!(
-                    "stale: a newer event for {} was applied already",
-                    invoice.id
-                ))
-            })
+        }
+        if self.bill_usage
+            && event.event_type == "invoice.created"
+            && invoice.billing_reason.as_deref() == Some("subscription_cycle")
+            && status == "draft"
+        {
+            super::usage::enqueue_for(conn, customer_pk, &invoice).await?;
+        }
+        if paid
+            && let Some(subscription) = state.subscription_id
+            && invoice.billing_reason.as_deref() == Some("subscription_cycle")
+            && let Some(end) = invoice.service_period_end()
+        {
+            balances::reset_for_renewal(conn, customer_pk, subscription, end).await?;
+        }
+        Ok(if fresh {
+            Outcome::Applied
+        } else {
+            Outcome::Skipped(format!(
+                "stale: a newer event for {} was applied already",
+                invoice.id
+            ))
         })
     }
 }

@@ -17,15 +17,19 @@ pub mod objects;
 pub(crate) mod subscription;
 mod usage;
 
+pub use attach::ExecuteAttach;
+pub use customer_jobs::{CreateCustomer, LinkCustomer};
+pub use usage::BillUsage;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sqlx::PgConnection;
 
 use crate::catalog::{Catalog, Plan};
-use crate::engine::Registry;
 use crate::store::customers;
 use objects::Metadata;
+use outbox::Registry;
 
 /// Every handler the daemon runs, over `catalog`; the jobs that call Stripe only when it is
 /// configured.
@@ -56,17 +60,12 @@ pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> R
         registry = registry.on_event(event_type, invoice.clone());
     }
     if let Some(stripe) = stripe {
+        let stripe = Arc::new(stripe);
         registry = registry
-            .on_job(
-                jobs::CREATE_CUSTOMER,
-                customer_jobs::CreateCustomer(stripe.clone()),
-            )
-            .on_job(
-                jobs::LINK_CUSTOMER,
-                customer_jobs::LinkCustomer(stripe.clone()),
-            )
-            .on_job(jobs::EXECUTE_ATTACH, attach::ExecuteAttach(stripe.clone()))
-            .on_job(jobs::BILL_USAGE, usage::BillUsage(stripe));
+            .on_job::<CreateCustomer>(stripe.clone())
+            .on_job::<LinkCustomer>(stripe.clone())
+            .on_job::<ExecuteAttach>(stripe.clone())
+            .on_job::<BillUsage>(stripe);
     }
     registry
 }

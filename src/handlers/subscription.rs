@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use sqlx::PgConnection;
 
 use super::objects::{Subscription, timestamp};
 use super::{resolve_customer, resolve_plan, unknown_customer};
 use crate::catalog::{Catalog, Plan};
-use crate::engine::{EventHandler, JobError, Outcome, StoredEvent};
 use crate::store::attaches;
 use crate::store::plans::{self, SubscriptionState, Sync};
+use crate::stripe::event::object;
+use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 #[derive(Clone)]
 pub(super) struct SubscriptionHandler {
@@ -20,17 +20,15 @@ pub(super) struct SubscriptionHandler {
 }
 
 impl EventHandler for SubscriptionHandler {
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
-        Box::pin(async move {
-            let sub: Subscription = event.object()?;
-            // A deleted subscription is over, whatever else the payload says.
-            let ended = event.event_type == "customer.subscription.deleted";
-            apply(conn, &self.catalog, &sub, ended, event.created).await
-        })
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<Outcome, JobError> {
+        let sub: Subscription = object(event)?;
+        // A deleted subscription is over, whatever else the payload says.
+        let ended = event.event_type == "customer.subscription.deleted";
+        apply(conn, &self.catalog, &sub, ended, event.created).await
     }
 }
 

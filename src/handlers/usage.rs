@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 
 use chrono::DateTime;
-use futures::future::BoxFuture;
-use serde_json::json;
-use sqlx::{PgConnection, PgPool};
+use outbox::{Done, Job, JobError, Lease};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 
-use super::jobs::{self, StripeContext, arg};
+use super::jobs::{StripeContext, ordering};
 use super::objects::Invoice;
-use crate::engine::{JobError, JobHandler, LeasedJob, queue};
 use crate::store::{customers, plans, stripe_ids};
 
 /// Called by the invoice handler, in its transaction.
@@ -29,107 +28,118 @@ pub(super) async fn enqueue_for(
     ) else {
         return Ok(());
     };
-    let args = json!({
-        "invoice_id": invoice.id, "customer_pk": customer_pk, "subscription_id": subscription,
-        "period_start": start, "period_end": end, "currency": invoice.currency,
-    });
-    jobs::enqueue_bill_usage(conn, customer_pk, &args, &invoice.id).await?;
+    let job = BillUsage {
+        invoice_id: invoice.id.clone(),
+        customer_pk,
+        subscription_id: subscription.to_owned(),
+        period_start: start,
+        period_end: end,
+        currency: invoice.currency.clone(),
+    };
+    outbox::enqueue(conn, &job).await?;
     Ok(())
 }
 
-pub(super) struct BillUsage(pub StripeContext);
+/// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BillUsage {
+    pub invoice_id: String,
+    pub customer_pk: i64,
+    pub subscription_id: String,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub currency: String,
+}
 
-impl JobHandler for BillUsage {
-    fn run<'a>(
-        &'a self,
-        pool: &'a PgPool,
-        job: &'a LeasedJob,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let text =
-                |name| arg(&job.args, name).map(|v| v.as_str().unwrap_or_default().to_owned());
-            let number = |name| arg(&job.args, name).map(|v| v.as_i64().unwrap_or_default());
-            let (invoice, subscription, currency) = (
-                text("invoice_id")?,
-                text("subscription_id")?,
-                text("currency")?,
-            );
-            let customer_pk = number("customer_pk")?;
-            let start = DateTime::from_timestamp(number("period_start")?, 0).unwrap_or_default();
-            let end = DateTime::from_timestamp(number("period_end")?, 0).unwrap_or_default();
+impl Job for BillUsage {
+    const KIND: &'static str = "invoice.bill_usage";
+    type Context = StripeContext;
 
-            let mut conn = pool.acquire().await?;
-            let Some(customer) = customers::by_pk(&mut conn, customer_pk).await? else {
-                return Ok(());
-            };
-            let stripe_customer = customer
-                .stripe_id
-                .ok_or_else(|| JobError::reject("the customer has no Stripe id"))?;
-            let plan_id = plans::subscription_plan(&mut conn, &subscription).await?;
-            let Some(plan) = plan_id.and_then(|id| self.0.catalog.plan(&id)) else {
-                return Ok(()); // no plan of ours on this subscription: nothing to bill
-            };
-            for item in &plan.items {
-                let Some(usage) = &item.usage_price else {
-                    continue;
-                };
-                if stripe_ids::usage_billed(&mut conn, &invoice, &item.feature).await? {
-                    continue;
-                }
-                let used =
-                    stripe_ids::usage_between(&mut conn, customer_pk, &item.feature, start, end)
-                        .await?;
-                let over = (used - item.included.unwrap_or(0)).max(0);
-                let amount = over.saturating_mul(usage.per_unit);
-                let stripe_item = if over > 0 {
-                    let metadata = HashMap::from([
-                        (
-                            "customer_id".to_owned(),
-                            customer.id.clone().unwrap_or_default(),
-                        ),
-                        ("plan_id".to_owned(), plan.id.clone()),
-                        ("feature_id".to_owned(), item.feature.clone()),
-                    ]);
-                    let description = format!(
-                        "{} - {}: {over} over the {} included",
-                        plan.name,
-                        item.feature,
-                        item.included.unwrap_or(0)
-                    );
-                    Some(
-                        self.0
-                            .api
-                            .create_invoice_item(
-                                &format!("rc-usage-{invoice}-{}", item.feature),
-                                &stripe_customer,
-                                &invoice,
-                                amount,
-                                &currency,
-                                &description,
-                                metadata,
-                            )
-                            .await?,
-                    )
-                } else {
-                    None
-                };
-                stripe_ids::record_usage_billed(
-                    &mut conn,
-                    &invoice,
-                    &item.feature,
-                    customer_pk,
-                    over,
-                    amount,
-                    stripe_item.as_deref(),
-                )
-                .await?;
-            }
+    fn key(&self) -> String {
+        format!("{}:{}", Self::KIND, self.invoice_id)
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        let (invoice, subscription, currency) =
+            (&self.invoice_id, &self.subscription_id, &self.currency);
+        let customer_pk = self.customer_pk;
+        let period = |secs| {
+            DateTime::from_timestamp(secs, 0)
+                .ok_or_else(|| JobError::reject(format!("period bound {secs} is out of range")))
+        };
+        let (start, end) = (period(self.period_start)?, period(self.period_end)?);
+        let mut conn = lease.pool().acquire().await?;
+        let Some(customer) = customers::by_pk(&mut conn, customer_pk).await? else {
             drop(conn);
-            let mut tx = pool.begin().await?;
-            if queue::complete(&mut tx, job).await? {
-                tx.commit().await?;
+            return lease.complete_alone().await;
+        };
+        let stripe_customer = customer
+            .stripe_id
+            .ok_or_else(|| JobError::reject("the customer has no Stripe id"))?;
+        let plan_id = plans::subscription_plan(&mut conn, subscription).await?;
+        let Some(plan) = plan_id.and_then(|id| stripe.catalog.plan(&id)) else {
+            drop(conn);
+            return lease.complete_alone().await; // no plan of ours on it: nothing to bill
+        };
+        for item in &plan.items {
+            let Some(usage) = &item.usage_price else {
+                continue;
+            };
+            if stripe_ids::usage_billed(&mut conn, invoice, &item.feature).await? {
+                continue;
             }
-            Ok(())
-        })
+            let used = stripe_ids::usage_between(&mut conn, customer_pk, &item.feature, start, end)
+                .await?;
+            let over = (used - item.included.unwrap_or(0)).max(0);
+            let amount = over.saturating_mul(usage.per_unit);
+            let stripe_item = if over > 0 {
+                let metadata = HashMap::from([
+                    (
+                        "customer_id".to_owned(),
+                        customer.id.clone().unwrap_or_default(),
+                    ),
+                    ("plan_id".to_owned(), plan.id.clone()),
+                    ("feature_id".to_owned(), item.feature.clone()),
+                ]);
+                let description = format!(
+                    "{} - {}: {over} over the {} included",
+                    plan.name,
+                    item.feature,
+                    item.included.unwrap_or(0)
+                );
+                Some(
+                    stripe
+                        .api
+                        .create_invoice_item(
+                            &format!("rc-usage-{invoice}-{}", item.feature),
+                            &stripe_customer,
+                            invoice,
+                            amount,
+                            currency,
+                            &description,
+                            metadata,
+                        )
+                        .await?,
+                )
+            } else {
+                None
+            };
+            stripe_ids::record_usage_billed(
+                &mut conn,
+                invoice,
+                &item.feature,
+                customer_pk,
+                over,
+                amount,
+                stripe_item.as_deref(),
+            )
+            .await?;
+        }
+        drop(conn);
+        lease.complete_alone().await
     }
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
 use super::{AppState, attach, customers, input, webhook};
-use crate::store::events;
+use outbox::log as events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 pub(super) fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -81,5 +81,15 @@ async fn get_event(state: &AppState, id: &str) -> Result<HttpResponse, ApiError>
             code: "event_not_found",
             what: format!("event {id}"),
         })?;
-    Ok(json(StatusCode::OK, &event.summary()))
+    // The public shape of an event: what happened to it, not where it came from.
+    let summary = serde_json::json!({
+        "id": event.id,
+        "type": event.event_type,
+        "created": event.created,
+        "received_at": event.received_at,
+        "state": event.state,
+        "attempts": event.attempts,
+        "last_error": event.last_error,
+    });
+    Ok(json(StatusCode::OK, &summary))
 }

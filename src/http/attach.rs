@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
-use crate::handlers::jobs;
+use crate::handlers::ExecuteAttach;
 use crate::store::attaches::{self, Attach};
 use crate::store::{customers, plans};
 
@@ -77,9 +77,12 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         code: "attach_in_flight",
         message: "an attach of this plan is in flight for the customer; retry".to_owned(),
     })?;
-    jobs::enqueue_attach(&mut tx, customer.pk, &attach.id).await?;
+    let job = ExecuteAttach {
+        attach_id: attach.id.clone(),
+        customer_pk: customer.pk,
+    };
+    outbox::enqueue(&mut tx, &job).await?;
     tx.commit().await?;
-    state.wakeup.stored(1);
 
     let attach = wait_for_outcome(state, attach).await?;
     let status = if attach.state == "pending" {

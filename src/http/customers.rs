@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, HttpResponse, json};
 use super::{AppState, input};
-use crate::handlers::jobs;
+use crate::handlers::{self, LinkCustomer};
 use crate::store::customers::{self, Customer, CustomerFields};
 use crate::store::{balances, plans};
 use crate::stripe::ids;
@@ -106,7 +106,6 @@ pub(super) async fn create(
     if created {
         plans::activate_defaults(&mut tx, &state.catalog, customer.pk, customer.created_at).await?;
     }
-    let mut enqueued = false;
     if let Some(stripe_id) = body.stripe_id.as_deref() {
         // Link now (so events map at once); write our id into Stripe's metadata via the outbox.
         if !customers::link_stripe(&mut tx, customer.pk, stripe_id).await? {
@@ -115,18 +114,22 @@ pub(super) async fn create(
                 message: "the customer or that Stripe customer is linked already".to_owned(),
             });
         }
-        enqueued |= jobs::enqueue_link_customer(&mut tx, customer.pk, stripe_id).await?;
+        let job = LinkCustomer {
+            customer_pk: customer.pk,
+            stripe_id: stripe_id.to_owned(),
+        };
+        outbox::enqueue(&mut tx, &job).await?;
     } else if body.create_in_stripe && customer.stripe_id.is_none() {
-        enqueued |= jobs::enqueue_create_customer(&mut tx, customer.pk).await?;
+        let job = handlers::CreateCustomer {
+            customer_pk: customer.pk,
+        };
+        outbox::enqueue(&mut tx, &job).await?;
     }
     let customer = customers::by_pk(&mut tx, customer.pk)
         .await?
         .unwrap_or(customer);
     let view = customers::view(&mut tx, &customer).await?;
     tx.commit().await?;
-    if enqueued {
-        state.wakeup.stored(1);
-    }
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -133,7 +133,7 @@ impl From<IngestError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        if crate::db::is_unavailable(&error) {
+        if outbox::is_unavailable(&error) {
             Self::Unavailable(error.into())
         } else {
             Self::Internal(error.into())

@@ -10,7 +10,9 @@ use super::AppState;
 use super::api;
 use super::error::{ApiError, HttpResponse};
 use crate::metrics;
-use crate::store::events;
+use outbox::log as events;
+
+use crate::store::duplicates;
 
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -23,14 +25,21 @@ pub(super) async fn scrape(
     }
     // A database outage must not hide the counters that describe it: scrape without the
     // outbox gauges instead of failing.
-    let queue = events::queue_counts(&state.pool)
+    let gauges = gauges(state)
         .await
         .inspect_err(|error| tracing::warn!(%error, "outbox gauges unavailable for this scrape"))
         .ok();
-    let text = metrics::render(queue.as_ref());
+    let text = metrics::render(gauges.as_ref());
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
         .body(Full::new(Bytes::from(text)))
         .expect("static response parts are valid"))
+}
+
+async fn gauges(state: &AppState) -> Result<metrics::Gauges, sqlx::Error> {
+    Ok(metrics::Gauges {
+        queue: events::queue_counts(&state.pool).await?,
+        duplicate_subscriptions: duplicates::count(&state.pool).await?,
+    })
 }

@@ -30,7 +30,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
 use crate::config::{HttpSettings, MetricsSettings, Secret};
-use crate::engine::Wakeup;
 use crate::ingest::Ingest;
 use error::{ApiError, HttpResponse};
 
@@ -44,8 +43,6 @@ pub(crate) struct AppState {
     pub signature_tolerance_secs: u64,
     pub http: HttpSettings,
     pub metrics: MetricsSettings,
-    /// Wakes local workers after the API enqueues a job.
-    pub wakeup: Arc<Wakeup>,
     /// Whether a Stripe API key is configured (attaches and Stripe customers need it).
     pub stripe_enabled: bool,
     /// How long `POST /v1/attach` waits for the first outcome.

@@ -3,7 +3,7 @@
 pub mod attaches;
 pub mod balances;
 pub mod customers;
-pub mod events;
+pub mod duplicates;
 pub mod invoices;
 pub mod plans;
 pub mod stripe_ids;

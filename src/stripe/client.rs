@@ -26,8 +26,8 @@ use stripe_shared::{CheckoutSessionMode, Subscription};
 
 use crate::catalog::Interval;
 use crate::config::Secret;
-use crate::engine::JobError;
 use crate::stripe::ids;
+use outbox::JobError;
 
 pub type Metadata = HashMap<String, String>;
 

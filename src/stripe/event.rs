@@ -26,11 +26,6 @@ pub struct Envelope {
 pub struct InvalidPayload(pub String);
 
 impl Envelope {
-    /// The key that orders this event against others: its customer, else its object.
-    pub fn ordering_key(&self) -> Option<&str> {
-        self.customer_id.as_deref().or(self.object_id.as_deref())
-    }
-
     pub fn parse(body: &[u8]) -> Result<Self, InvalidPayload> {
         // JSON is UTF-8, and serde skips the strings we do not read without checking them.
         std::str::from_utf8(body).map_err(|e| InvalidPayload(format!("not UTF-8: {e}")))?;
@@ -127,6 +122,22 @@ pub struct Scope {
     pub account: Option<String>,
 }
 
+/// A stored Stripe event's object: `data.object` read as `T` (a payload that does not fit
+/// its type is a permanent failure: the event goes to dead letters naming the field).
+pub fn object<T: serde::de::DeserializeOwned>(
+    event: &outbox::StoredEvent,
+) -> Result<T, outbox::JobError> {
+    #[derive(Deserialize)]
+    struct Envelope<T> {
+        data: Data<T>,
+    }
+    #[derive(Deserialize)]
+    struct Data<T> {
+        object: T,
+    }
+    event.parse::<Envelope<T>>().map(|e| e.data.object)
+}
+
 fn mode_name(livemode: bool) -> &'static str {
     if livemode { "live" } else { "test" }
 }
@@ -182,7 +193,6 @@ mod tests {
         assert_eq!(e.created, 1_795_000_000);
         assert_eq!(e.object_id.as_deref(), Some("in_1"));
         assert_eq!(e.customer_id.as_deref(), Some("cus_1"));
-        assert_eq!(e.ordering_key(), Some("cus_1"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::Engine;
+use outbox::Engine;
 
 /// Why a keep-alive was withheld.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,7 @@ pub enum Unhealthy {
     #[error("the database failed the check: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Worker(#[from] crate::engine::WorkerStalled),
+    Worker(#[from] outbox::WorkerStalled),
 }
 
 /// Starts the keep-alive task on `tasks` when systemd asked for one (`WATCHDOG_USEC` set

@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use hyper::StatusCode;
+use outbox::{
+    Done, Engine, EventHandler, Job, JobError, Lease, LeasedJob, Outcome, Registry, StoredEvent,
+    Wakeup, queue,
+};
+use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgConnection, PgPool};
 use stripe_reconciler::db;
-use stripe_reconciler::engine::{
-    Engine, EventHandler, JobError, JobHandler, LeasedJob, Outcome, Registry, StoredEvent, Wakeup,
-    queue,
-};
 
 use crate::helpers::*;
 
@@ -23,13 +23,13 @@ const TYPE: &str = "test.effect";
 struct Recorder;
 
 impl EventHandler for Recorder {
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
-        Box::pin(async move {
-            let customer = event.customer_id.clone().unwrap_or_default();
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<Outcome, JobError> {
+        {
+            let customer = event.subject_id.clone().unwrap_or_default();
             let exclusive: bool =
                 sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
                     .bind(&customer)
@@ -62,37 +62,40 @@ impl EventHandler for Recorder {
             .execute(&mut *conn)
             .await?;
             Ok(Outcome::Applied)
-        })
+        }
     }
 }
 
 /// An outbound job that counts its runs in `effects` as part of its completion.
-struct CountingJob;
+#[derive(Serialize, Deserialize)]
+struct CountingJob {}
 
-impl JobHandler for CountingJob {
-    fn run<'a>(
-        &'a self,
-        pool: &'a PgPool,
-        job: &'a LeasedJob,
-    ) -> BoxFuture<'a, Result<(), JobError>> {
-        Box::pin(async move {
-            let mut tx = pool.begin().await?;
-            sqlx::query("INSERT INTO effects (event_id, customer_id, created, exclusive) VALUES ($1, '', 0, true)")
-                .bind(&job.job_key)
-                .execute(&mut *tx)
-                .await?;
-            if queue::complete(&mut tx, job).await? {
-                tx.commit().await?;
-            }
-            Ok(())
-        })
+impl Job for CountingJob {
+    const KIND: &'static str = "test.count";
+    type Context = ();
+
+    fn key(&self) -> String {
+        "job_1".to_owned()
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        None
+    }
+
+    async fn run(&self, _: &(), lease: Lease<'_>) -> Result<Done, JobError> {
+        let mut tx = lease.pool().begin().await?;
+        sqlx::query("INSERT INTO effects (event_id, customer_id, created, exclusive) VALUES ($1, '', 0, true)")
+            .bind(lease.key())
+            .execute(&mut *tx)
+            .await?;
+        lease.complete(tx).await
     }
 }
 
 fn registry() -> Registry {
     Registry::default()
         .on_event(TYPE, Recorder)
-        .on_job("test.count", CountingJob)
+        .on_job::<CountingJob>(Arc::new(()))
 }
 
 async fn spawn(customize: impl FnOnce(&mut stripe_reconciler::config::Settings)) -> TestApp {

@@ -133,7 +133,7 @@ async fn the_whole_life_in_order_and_in_reverse_ends_the_same() {
         deliver(&app, &order).await;
         // Redeliveries and a re-application of everything change nothing.
         deliver(&app, &order[..3]).await;
-        stripe_reconciler::engine::queue::replay(
+        stripe_reconciler::ingest::replay(
             &app.pool,
             chrono::Utc::now() - chrono::Duration::hours(1),
             None,

@@ -226,7 +226,7 @@ async fn a_test_mode_daemon_stores_live_events_as_skipped_and_never_applies_them
         .unwrap();
     let test_mode = stripe_reconciler::stripe::event::Scope::default();
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
-    let queued_again = stripe_reconciler::engine::queue::replay(&app.pool, since, None, &test_mode)
+    let queued_again = stripe_reconciler::ingest::replay(&app.pool, since, None, &test_mode)
         .await
         .unwrap();
     assert_eq!(queued_again, 1, "evt_test only");

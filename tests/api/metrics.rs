@@ -7,12 +7,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode, header};
+use outbox::{EventHandler, JobError, Outcome, Registry, StoredEvent};
 use sqlx::PgConnection;
 use stripe_reconciler::config::Secret;
-use stripe_reconciler::engine::{EventHandler, JobError, Outcome, Registry, StoredEvent};
 use stripe_reconciler::stripe::signature;
 
 use crate::helpers::*;
@@ -193,12 +192,8 @@ async fn a_bad_signature_counts_as_a_rejection_with_its_code() {
 struct AlwaysRetry;
 
 impl EventHandler for AlwaysRetry {
-    fn handle<'a>(
-        &'a self,
-        _conn: &'a mut PgConnection,
-        _event: &'a StoredEvent,
-    ) -> BoxFuture<'a, Result<Outcome, JobError>> {
-        Box::pin(async { Err(JobError::retryable(anyhow::anyhow!("down on purpose"))) })
+    async fn handle(&self, _: &mut PgConnection, _: &StoredEvent) -> Result<Outcome, JobError> {
+        Err(JobError::retryable(anyhow::anyhow!("down on purpose")))
     }
 }
 

@@ -398,7 +398,7 @@ async fn renewal_usage_is_billed_once_under_redelivery_and_retries() {
         .find(|e| e["type"] == "invoice.created" && e["data"]["object"]["id"] == invoice.as_str())
         .unwrap();
     w.app.post_event(created.to_string().as_bytes()).await;
-    stripe_reconciler::engine::queue::replay(
+    stripe_reconciler::ingest::replay(
         &w.app.pool,
         chrono::Utc::now() - chrono::Duration::hours(1),
         Some("invoice.created"),

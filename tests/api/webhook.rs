@@ -1,8 +1,8 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, StatusCode};
+use outbox::log as events;
 use stripe_reconciler::config::Secret;
-use stripe_reconciler::store::events;
 use stripe_reconciler::stripe::signature;
 
 use crate::helpers::*;

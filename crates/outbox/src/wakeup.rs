@@ -18,7 +18,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{self, CHANNEL};
+use crate::queue::{self, CHANNEL};
 
 pub struct Wakeup {
     pub(crate) local: Notify,

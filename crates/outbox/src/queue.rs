@@ -11,12 +11,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use super::registry::{LeasedJob, Outcome, StoredEvent};
-use super::retry::Verdict;
-use crate::ingest::EVENT_JOB;
-use crate::stripe::event::Scope;
+use crate::{EVENT_JOB, LeasedJob, Outcome, StoredEvent, Verdict};
 
-/// The channel other instances LISTEN on for "there is new work".
+/// The channel every instance LISTENs on for "there is new work" (the trigger
+/// `jobs_wake_workers` notifies it too).
 pub const CHANNEL: &str = "stripe_reconciler_jobs";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -240,7 +238,8 @@ pub async fn fail_leased(
     Ok(done.rows_affected() == 1)
 }
 
-/// Enqueues an outbound job once per `job_key`; true when it was new.
+/// Enqueues an outbound job once per `job_key`; true when it was new (see
+/// [`crate::enqueue`] for typed jobs).
 pub async fn enqueue(
     conn: &mut PgConnection,
     kind: &str,
@@ -291,16 +290,23 @@ pub async fn retry(pool: &PgPool, job_key: Option<&str>) -> Result<u64, sqlx::Er
     Ok(keys.len() as u64)
 }
 
+/// Which stored events [`replay`] queues again.
+#[derive(Debug, Clone)]
+pub struct Replay<'a> {
+    /// Received at or after.
+    pub since: DateTime<Utc>,
+    pub event_type: Option<&'a str>,
+    /// Only events of this mode...
+    pub livemode: bool,
+    /// ...and of this account, or of none (`None`: any account).
+    pub account: Option<&'a str>,
+}
+
 /// Queues stored events again to be re-applied through the same handlers. Events already
-/// queued are left as they are, and so are events outside `scope` (the other mode, another
-/// account: ingest stored them skipped, and a replay must not apply them). Returns how many
+/// queued are left as they are, and so are events outside the replay's mode and account (an
+/// application stores those skipped, and a replay must not apply them). Returns how many
 /// were queued.
-pub async fn replay(
-    pool: &PgPool,
-    since: DateTime<Utc>,
-    event_type: Option<&str>,
-    scope: &Scope,
-) -> Result<u64, sqlx::Error> {
+pub async fn replay(pool: &PgPool, replay: &Replay<'_>) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let ids: Vec<String> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
@@ -312,10 +318,10 @@ pub async fn replay(
          RETURNING job_key",
     )
     .bind(EVENT_JOB)
-    .bind(since)
-    .bind(event_type)
-    .bind(scope.livemode)
-    .bind(&scope.account)
+    .bind(replay.since)
+    .bind(replay.event_type)
+    .bind(replay.livemode)
+    .bind(replay.account)
     .fetch_all(&mut *tx)
     .await?;
     sqlx::query("UPDATE events SET state = 'received', finished_at = NULL WHERE id = ANY($1)")

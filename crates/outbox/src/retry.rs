@@ -1,4 +1,4 @@
-//! Failure classification and the retry policy.
+//! The retry policy.
 //!
 //! Retryable failures (database errors, Stripe 429/5xx, timeouts) wait an exponentially
 //! growing, jittered delay computed by the `backoff` crate's `ExponentialBackoff`, until
@@ -9,57 +9,8 @@ use std::time::Duration;
 use backoff::ExponentialBackoff;
 use backoff::backoff::Backoff;
 
-use crate::config::EngineSettings;
-
-/// How a handler failed.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Worth trying again later.
-    #[error("{0:#}")]
-    Retryable(anyhow::Error),
-    /// Will fail the same way every time: straight to dead letters.
-    #[error("{0:#}")]
-    Permanent(anyhow::Error),
-}
-
-impl JobError {
-    pub fn retryable(error: impl Into<anyhow::Error>) -> Self {
-        Self::Retryable(error.into())
-    }
-
-    pub fn permanent(error: impl Into<anyhow::Error>) -> Self {
-        Self::Permanent(error.into())
-    }
-
-    /// A handler's explicit refusal of an input.
-    pub fn reject(reason: impl std::fmt::Display) -> Self {
-        Self::Permanent(anyhow::anyhow!("rejected: {reason}"))
-    }
-}
-
-impl From<sqlx::Error> for JobError {
-    /// Data that Postgres refuses will be refused again: such errors are permanent, so an
-    /// event carrying it goes to dead letters at once instead of holding its customer's queue
-    /// for the whole retry schedule. Everything else (connection loss, timeouts, deadlocks,
-    /// serialization failures, and unique or foreign-key violations, which a concurrent
-    /// writer can cause and a retry resolves) is retryable.
-    fn from(error: sqlx::Error) -> Self {
-        if is_data_error(&error) {
-            Self::Permanent(error.into())
-        } else {
-            Self::Retryable(error.into())
-        }
-    }
-}
-
-/// SQLSTATE class 22 (data exception: a NUL in text, a number out of range, a bad encoding),
-/// 23502 (not null) and 23514 (check): the same input fails the same way every time.
-pub fn is_data_error(error: &sqlx::Error) -> bool {
-    let Some(code) = error.as_database_error().and_then(|e| e.code()) else {
-        return false;
-    };
-    code.starts_with("22") || code == "23502" || code == "23514"
-}
+use crate::EngineSettings;
+use crate::JobError;
 
 /// What to do with a job after a failure.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,4 +1,4 @@
-//! Reads of the event log, for the API and the ops CLI.
+//! Reads of the event log and the queue's counts, for an application's API, CLI and metrics.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -24,21 +24,6 @@ pub struct EventRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-impl EventRecord {
-    /// The public shape of `GET /v1/events/{id}`.
-    pub fn summary(&self) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "type": self.event_type,
-            "created": self.created,
-            "received_at": self.received_at,
-            "state": self.state,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-        })
-    }
-}
-
 /// The live state: an event whose job holds a lease right now is `processing`.
 macro_rules! select_events {
     ($($tail:literal),*) => { concat!(r#"
@@ -47,7 +32,7 @@ macro_rules! select_events {
            CASE WHEN j.locked_until > now() THEN 'processing' ELSE e.state END AS state,
            e.attempts, e.last_error, e.finished_at
     FROM events e
-    LEFT JOIN jobs j ON j.job_key = e.id AND j.kind = 'stripe_event'
+    LEFT JOIN jobs j ON j.job_key = e.id AND j.kind = 'stripe_event' -- EVENT_JOB
 "#, $($tail),*) };
 }
 
@@ -58,7 +43,7 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Option<EventRecord>, sqlx::E
         .await
 }
 
-/// The raw body exactly as Stripe sent it.
+/// The payload exactly as it was appended.
 pub async fn payload(pool: &PgPool, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
     sqlx::query_scalar("SELECT payload FROM events WHERE id = $1")
         .bind(id)
@@ -87,7 +72,7 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<EventRecord>
     .await
 }
 
-/// What `stripe-reconciler status` shows.
+/// The log and the queue at a glance.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     /// Events per state in the log.
@@ -107,9 +92,6 @@ pub struct QueueCounts {
     pub dead: i64,
     /// Age of the oldest pending queue row, in seconds.
     pub oldest_pending_secs: Option<f64>,
-    /// Plans of customers that `reconcile` last found billed by more than one live Stripe
-    /// subscription (not a queue number, but read in the same round trip).
-    pub duplicate_subscriptions: i64,
 }
 
 pub async fn status(pool: &PgPool) -> Result<Status, sqlx::Error> {
@@ -123,15 +105,14 @@ pub async fn status(pool: &PgPool) -> Result<Status, sqlx::Error> {
     })
 }
 
-/// Pending, in flight, dead and the oldest pending age, for `status` and `/metrics`.
+/// Pending, in flight, dead and the oldest pending age.
 pub async fn queue_counts(pool: &PgPool) -> Result<QueueCounts, sqlx::Error> {
     sqlx::query_as(
         "SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
                 count(*) FILTER (WHERE state = 'pending' AND locked_until > now()) AS in_flight,
                 count(*) FILTER (WHERE state = 'dead') AS dead,
                 extract(epoch FROM now() - min(enqueued_at) FILTER (WHERE state = 'pending'))::float8
-                    AS oldest_pending_secs,
-                (SELECT count(*) FROM duplicate_subscriptions) AS duplicate_subscriptions
+                    AS oldest_pending_secs
          FROM jobs",
     )
     .fetch_one(pool)

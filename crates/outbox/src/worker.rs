@@ -10,11 +10,11 @@ use futures::FutureExt;
 use sqlx::{Acquire, PgConnection};
 use tracing::Instrument;
 
-use super::Inner;
-use super::queue::{self, ClaimedJob, Finished};
-use super::registry::{EventHandler, LeasedJob, Outcome, StoredEvent};
-use super::retry::{JobError, Verdict};
 use crate::metrics::{self, EventOutcome};
+use crate::queue::{self, ClaimedJob, Finished};
+use crate::registry::DynEventHandler;
+use crate::runner::Inner;
+use crate::{JobError, LeasedJob, Outcome, StoredEvent, Verdict};
 
 /// One attempt at an event, counted after its transaction committed.
 struct Attempt {
@@ -53,7 +53,7 @@ struct RolledBack;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Batch {
+pub(crate) struct Batch {
     /// Jobs claimed.
     pub jobs: usize,
     /// Work may be runnable that no wake-up will announce: jobs queued behind the finished
@@ -67,7 +67,7 @@ pub(super) struct Batch {
 /// fewer per event). If any handler fails or panics, that transaction rolls back as a whole
 /// and the batch is claimed again and run with a savepoint per event, which records the
 /// failure and commits the others.
-pub(super) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
+pub(crate) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
     match batch(inner, Mode::Fast).await? {
         Ok(done) => Ok(done),
         Err(RolledBack) => Ok(batch(inner, Mode::Careful)
@@ -175,7 +175,7 @@ async fn apply_event<'j>(
     tx: &mut PgConnection,
     job: &'j ClaimedJob,
     event: &StoredEvent,
-    handler: &dyn EventHandler,
+    handler: &dyn DynEventHandler,
     mode: Mode,
     finished: &mut Vec<Finished<'j>>,
 ) -> Result<Result<Attempt, RolledBack>, sqlx::Error> {
@@ -266,12 +266,8 @@ async fn run_leased(
             Some(handler) => guarded(handler.run(&inner.pool, job)).await,
         };
         match result {
-            Ok(()) => {
-                // Handlers with effects complete in their own transaction; this is a no-op then.
-                let mut conn = inner.pool.acquire().await?;
-                queue::complete(&mut conn, job).await?;
-                tracing::info!("job done");
-            }
+            // Completed by the job itself, in the transaction of its effects.
+            Ok(_done) => tracing::info!("job done"),
             Err(error) => {
                 let verdict = inner.policy.verdict(&error, job.attempts, claimed.age());
                 log_failure(&error, verdict, job.attempts);

@@ -1,20 +1,7 @@
-//! The outbox engine: worker loops that apply stored events and run outbound jobs.
-//!
-//! - [`queue`]: the SQL of claiming and finishing work.
-//! - [`registry`]: handlers by event type and job kind.
-//! - [`worker`]: one step (claim a batch, run it).
-//! - [`wakeup`]: in-process wake-ups, LISTEN/NOTIFY between instances, polling as fallback.
-//! - [`retry`]: failure classes and the backoff policy.
-//! - [`heartbeat`]: when each worker loop last came round, for the watchdog.
+//! The runner: worker loops that apply stored events and run outbound jobs, the LISTEN
+//! task, the peer notifier and the pruner.
 //!
 //! Tests call [`Engine::run_until_idle`] to drain the queue deterministically.
-
-mod heartbeat;
-pub mod queue;
-pub mod registry;
-pub mod retry;
-pub mod wakeup;
-mod worker;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,12 +12,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::EngineSettings;
-use heartbeat::Heartbeats;
-pub use heartbeat::WorkerStalled;
-pub use registry::{EventHandler, JobHandler, LeasedJob, Outcome, Registry, StoredEvent};
-pub use retry::{JobError, RetryPolicy, Verdict};
-pub use wakeup::Wakeup;
+use crate::heartbeat::{Heartbeats, WorkerStalled};
+use crate::{EngineSettings, Registry, RetryPolicy, Wakeup, queue, worker};
 
 /// A handle on the engine; cheap to clone.
 #[derive(Clone)]
@@ -39,18 +22,18 @@ pub struct Engine {
 }
 
 pub(crate) struct Inner {
-    pool: PgPool,
-    registry: Registry,
-    policy: RetryPolicy,
-    settings: EngineSettings,
+    pub(crate) pool: PgPool,
+    pub(crate) registry: Registry,
+    pub(crate) policy: RetryPolicy,
+    pub(crate) settings: EngineSettings,
     wakeup: Arc<Wakeup>,
     heartbeats: Heartbeats,
     /// Age (ms) of the oldest job in the latest claim: how far applying lags behind.
-    claimed_age_ms: AtomicU64,
+    pub(crate) claimed_age_ms: AtomicU64,
 }
 
 impl Inner {
-    fn lease(&self) -> Duration {
+    pub(crate) fn lease(&self) -> Duration {
         Duration::from_secs(self.settings.lease_secs)
     }
 
