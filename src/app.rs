@@ -9,9 +9,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::billing::StripeContext;
 use crate::catalog::Catalog;
 use crate::config::Settings;
-use crate::handlers::jobs::StripeContext;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::{metrics, systemd};
@@ -33,7 +33,12 @@ impl Application {
     pub async fn build(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         let catalog = load_catalog(&settings)?;
         let stripe = StripeContext::from_settings(&settings.stripe, catalog.clone())?;
-        let registry = crate::handlers::registry(catalog.clone(), stripe);
+        let bill_usage = stripe.is_some();
+        let mut registry =
+            crate::appliers::register(Registry::default(), catalog.clone(), bill_usage);
+        if let Some(stripe) = stripe {
+            registry = crate::billing::register(registry, stripe);
+        }
         Self::build_with(settings, pool, catalog, registry).await
     }
 
@@ -44,8 +49,7 @@ impl Application {
         catalog: Arc<Catalog>,
         registry: Registry,
     ) -> anyhow::Result<Self> {
-        let version = catalog
-            .persist(&pool)
+        let version = crate::store::catalog_versions::store(&pool, &catalog)
             .await
             .context("storing the catalog (is the database migrated?)")?;
         tracing::info!(version, plans = catalog.plans.len(), "catalog loaded");
@@ -71,7 +75,7 @@ impl Application {
             &tasks,
         );
         let stripe_enabled =
-            registry.handles_job(<crate::handlers::ExecuteAttach as outbox::Job>::KIND);
+            registry.handles_job(<crate::jobs::ExecuteAttach as outbox::Job>::KIND);
         let engine = Engine::new(
             pool.clone(),
             registry,

@@ -1,7 +1,7 @@
 //! The catalog: features and plans, written by users in TOML (`RECONCILER_CATALOG`).
 //!
 //! Loaded and validated at start (an error names the bad entry), kept in memory for the
-//! handlers and the API, and stored versioned in Postgres (`catalog_versions`, `catalog_plans`).
+//! appliers and the API, and stored versioned in Postgres by `store::catalog_versions`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -9,7 +9,6 @@ use std::path::Path;
 use chrono::{DateTime, Months, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -267,38 +266,6 @@ impl Catalog {
     pub fn digest(&self) -> String {
         let canonical = serde_json::to_vec(self).expect("the catalog serializes");
         hex::encode(Sha256::digest(canonical))
-    }
-
-    /// Stores this catalog as the current version (a new version only when it changed);
-    /// returns the version number.
-    pub async fn persist(&self, pool: &PgPool) -> Result<i32, sqlx::Error> {
-        let mut tx = pool.begin().await?;
-        let body = serde_json::to_value(self).expect("the catalog serializes");
-        let version: i32 = sqlx::query_scalar(
-            "WITH new AS (
-                 INSERT INTO catalog_versions (digest, body) VALUES ($1, $2)
-                 ON CONFLICT (digest) DO NOTHING RETURNING version)
-             SELECT version FROM new
-             UNION ALL SELECT version FROM catalog_versions WHERE digest = $1
-             LIMIT 1",
-        )
-        .bind(self.digest())
-        .bind(&body)
-        .fetch_one(&mut *tx)
-        .await?;
-        for plan in &self.plans {
-            sqlx::query(
-                "INSERT INTO catalog_plans (id, body, version) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body, version = EXCLUDED.version",
-            )
-            .bind(&plan.id)
-            .bind(serde_json::to_value(plan).expect("plans serialize"))
-            .bind(version)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(version)
     }
 }
 

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
-use crate::handlers::ExecuteAttach;
+use crate::jobs::ExecuteAttach;
 use crate::store::attaches::{self, Attach};
 use crate::store::{customers, plans};
 
@@ -60,10 +60,7 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         tx.commit().await?;
         return Ok(json(StatusCode::OK, &already_held(&body, &held, last)));
     }
-    let id: String =
-        sqlx::query_scalar("SELECT 'att_' || replace(gen_random_uuid()::text, '-', '')")
-            .fetch_one(&mut *tx)
-            .await?;
+    let id = attaches::new_id(&mut tx).await?;
     let attach = attaches::create(
         &mut tx,
         &id,

@@ -1,13 +1,14 @@
 //! `/v1/customers`, `/v1/check`, `/v1/track`.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{ApiError, HttpResponse, json};
 use super::{AppState, input};
-use crate::handlers::{self, LinkCustomer};
+use crate::jobs;
 use crate::store::customers::{self, Customer, CustomerFields};
-use crate::store::{balances, plans};
+use crate::store::{balances, invoices, plans};
 use crate::stripe::ids;
 use hyper::StatusCode;
 use sqlx::PgConnection;
@@ -114,13 +115,13 @@ pub(super) async fn create(
                 message: "the customer or that Stripe customer is linked already".to_owned(),
             });
         }
-        let job = LinkCustomer {
+        let job = jobs::LinkCustomer {
             customer_pk: customer.pk,
             stripe_id: stripe_id.to_owned(),
         };
         outbox::enqueue(&mut tx, &job).await?;
     } else if body.create_in_stripe && customer.stripe_id.is_none() {
-        let job = handlers::CreateCustomer {
+        let job = jobs::CreateCustomer {
             customer_pk: customer.pk,
         };
         outbox::enqueue(&mut tx, &job).await?;
@@ -128,7 +129,7 @@ pub(super) async fn create(
     let customer = customers::by_pk(&mut tx, customer.pk)
         .await?
         .unwrap_or(customer);
-    let view = customers::view(&mut tx, &customer).await?;
+    let view = view(&mut tx, &customer).await?;
     tx.commit().await?;
     let status = if created {
         StatusCode::CREATED
@@ -141,10 +142,7 @@ pub(super) async fn create(
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let customer = find(&mut conn, id).await?;
-    Ok(json(
-        StatusCode::OK,
-        &customers::view(&mut conn, &customer).await?,
-    ))
+    Ok(json(StatusCode::OK, &view(&mut conn, &customer).await?))
 }
 
 pub(super) async fn update(
@@ -167,7 +165,7 @@ pub(super) async fn update(
     let customer = customers::update(&mut tx, id, &fields)
         .await?
         .ok_or_else(|| customer_not_found(id))?;
-    let view = customers::view(&mut tx, &customer).await?;
+    let view = view(&mut tx, &customer).await?;
     tx.commit().await?;
     Ok(json(StatusCode::OK, &view))
 }
@@ -280,4 +278,97 @@ fn validate_fields(
         return Err(ApiError::invalid("email", "is not an email address"));
     }
     input::metadata(metadata)
+}
+
+/// The customer as the API shows it: its fields, the plans that have not ended, balances,
+/// invoices, and what is due (`payment_due`: open invoices of plans not paid up).
+async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value, sqlx::Error> {
+    let products = plans::products(conn, customer.pk).await?;
+    let balances = balances::all(conn, customer.pk).await?;
+    let invoices = invoices::of_customer(conn, customer.pk).await?;
+    let due = invoices::payment_due(conn, customer.pk).await?;
+    let mut view = serde_json::to_value(customer).expect("customers serialize");
+    view["products"] = products
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "plan_id": p.plan_id, "status": p.status,
+                "stripe_subscription_id": p.stripe_subscription_id,
+                "current_period_end": time(p.current_period_end),
+                "cancel_at_period_end": p.cancel_at_period_end, "cancel_at": time(p.cancel_at),
+                "canceled_at": time(p.canceled_at), "quantity": p.quantity,
+            })
+        })
+        .collect();
+    view["balances"] = balances
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "feature_id": b.feature_id, "included": b.included, "used": b.used,
+                "balance": b.remaining(), "unlimited": b.unlimited, "suspended": b.suspended,
+                "next_reset_at": time(b.next_reset_at),
+            })
+        })
+        .collect();
+    view["invoices"] = invoices
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "stripe_id": i.stripe_id, "status": i.status, "total": i.total,
+                "currency": i.currency, "plan_ids": i.plan_ids,
+                "hosted_invoice_url": i.hosted_invoice_url, "created_at": time(Some(i.created_at)),
+            })
+        })
+        .collect();
+    view["payment_due"] = due
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "stripe_id": i.stripe_id, "plan_ids": i.plan_ids, "total": i.total,
+                "currency": i.currency, "billing_reason": i.billing_reason,
+                "plan_status": i.plan_status, "hosted_invoice_url": i.hosted_invoice_url,
+            })
+        })
+        .collect();
+    Ok(view)
+}
+
+/// A time as the API has always written it (Postgres' JSON form): seconds, then as many
+/// fractional digits as it has (up to microseconds), and `+00:00`.
+fn time(at: Option<DateTime<Utc>>) -> Value {
+    let Some(at) = at else {
+        return Value::Null;
+    };
+    let mut text = at.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let micros = at.timestamp_subsec_micros();
+    if micros > 0 {
+        let fraction = format!("{micros:06}");
+        text.push('.');
+        text.push_str(fraction.trim_end_matches('0'));
+    }
+    text.push_str("+00:00");
+    Value::String(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_postgres_writes_them() {
+        let at = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(
+            time(at("2026-12-18T11:06:40Z")),
+            "2026-12-18T11:06:40+00:00"
+        );
+        assert_eq!(
+            time(at("2027-01-01T04:08:09.464915Z")),
+            "2027-01-01T04:08:09.464915+00:00"
+        );
+        assert_eq!(
+            time(at("2027-01-01T04:08:09.4649Z")),
+            "2027-01-01T04:08:09.4649+00:00"
+        );
+        assert_eq!(time(None), Value::Null);
+    }
 }

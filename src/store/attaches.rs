@@ -38,6 +38,13 @@ const IN_FLIGHT: &str =
 /// Waiting on the first payment of its subscription.
 pub const WAITING: &[&str] = &["awaiting_payment", "requires_action"];
 
+/// A new attach id, `att_` and 32 hex digits.
+pub async fn new_id(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("SELECT 'att_' || replace(gen_random_uuid()::text, '-', '')")
+        .fetch_one(conn)
+        .await
+}
+
 /// Records a new pending attach; `None` when one of the same plan for the customer is in
 /// flight already (a unique index says so, whatever the concurrency).
 pub async fn create(
@@ -223,6 +230,25 @@ pub async fn waiting_on(
     .bind(WAITING)
     .fetch_all(conn)
     .await
+}
+
+/// The first payment of `subscription_id` was made: the attaches waiting on it are done
+/// (`active`, or `completed` when they went through a Checkout Session).
+pub async fn first_payment_made(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE attaches
+         SET state = CASE WHEN checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
+             error = NULL, action_url = NULL, updated_at = now()
+         WHERE stripe_subscription_id = $1 AND state = ANY($2)",
+    )
+    .bind(subscription_id)
+    .bind(WAITING)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The attaches waiting on the first payment of `subscription_id` follow its newest applied

@@ -326,3 +326,14 @@ fn parse_reset(name: &str) -> Option<Reset> {
         _ => return None,
     })
 }
+
+/// Every balance of a customer, by feature (as stored: a clock reset falls due on read).
+pub async fn all(conn: &mut PgConnection, customer_pk: i64) -> Result<Vec<Balance>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at, suspended
+         FROM balances WHERE customer_pk = $1 ORDER BY feature_id",
+    )
+    .bind(customer_pk)
+    .fetch_all(conn)
+    .await
+}

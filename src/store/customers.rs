@@ -1,5 +1,5 @@
 //! Customers: get-or-create (with the email claim of pre-created customers), update,
-//! delete, the link to a Stripe customer, and the full view the API returns.
+//! delete, and the link to a Stripe customer.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -254,68 +254,6 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.kind() == sqlx::error::ErrorKind::UniqueViolation)
-}
-
-/// The customer as `GET /v1/customers/{id}` shows it.
-pub async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value, sqlx::Error> {
-    let products: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object(
-                    'plan_id', plan_id, 'status', status,
-                    'stripe_subscription_id', stripe_subscription_id,
-                    'current_period_end', current_period_end,
-                    'cancel_at_period_end', cancel_at_period_end, 'cancel_at', cancel_at,
-                    'canceled_at', canceled_at, 'quantity', quantity)
-         FROM customer_plans
-         WHERE customer_pk = $1 AND status <> 'expired'
-         ORDER BY plan_id, id",
-    )
-    .bind(customer.pk)
-    .fetch_all(&mut *conn)
-    .await?;
-    let balances: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object(
-                    'feature_id', feature_id, 'included', included, 'used', used,
-                    'balance', greatest(least(included::numeric - used, 9223372036854775807),
-                                        -9223372036854775808)::bigint,
-                    'unlimited', unlimited, 'suspended', suspended,
-                    'next_reset_at', next_reset_at)
-         FROM balances WHERE customer_pk = $1 ORDER BY feature_id",
-    )
-    .bind(customer.pk)
-    .fetch_all(&mut *conn)
-    .await?;
-    let invoices: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object(
-                    'stripe_id', stripe_id, 'status', status, 'total', total,
-                    'currency', currency, 'plan_ids', plan_ids,
-                    'hosted_invoice_url', hosted_invoice_url, 'created_at', created_at)
-         FROM invoices WHERE customer_pk = $1 ORDER BY created_at DESC, stripe_id",
-    )
-    .bind(customer.pk)
-    .fetch_all(&mut *conn)
-    .await?;
-    // What the customer must pay before access is whole again: the open invoices of
-    // subscriptions whose plan is not paid up, each with the page where it is paid.
-    let payment_due: Vec<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object(
-                    'stripe_id', v.stripe_id, 'plan_ids', v.plan_ids, 'total', v.total,
-                    'currency', v.currency, 'billing_reason', v.billing_reason,
-                    'plan_status', p.status, 'hosted_invoice_url', v.hosted_invoice_url)
-         FROM invoices v
-         JOIN customer_plans p ON p.stripe_subscription_id = v.stripe_subscription_id
-         WHERE v.customer_pk = $1 AND v.status = 'open'
-           AND p.status IN ('past_due', 'unpaid', 'incomplete', 'paused')
-         ORDER BY v.created_at DESC, v.stripe_id",
-    )
-    .bind(customer.pk)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut view = serde_json::to_value(customer).expect("customers serialize");
-    view["products"] = products.into();
-    view["balances"] = balances.into();
-    view["invoices"] = invoices.into();
-    view["payment_due"] = payment_due.into();
-    Ok(view)
 }
 
 pub async fn by_pk(conn: &mut PgConnection, pk: i64) -> Result<Option<Customer>, sqlx::Error> {

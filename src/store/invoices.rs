@@ -45,10 +45,8 @@ pub struct Recorded {
     pub fresh: bool,
 }
 
-/// Inserts or updates the invoice of `owner` and, with `settle_attach`, completes the attach
-/// that waited on the first payment of the invoice's subscription (whether or not the
-/// invoice row was stale), as [`super::attaches::paid`] does. `None` (and no change) when no customer is linked to the Stripe
-/// customer id.
+/// Inserts or updates the invoice of `owner`. `None` (and no change) when no customer is
+/// linked to the Stripe customer id.
 ///
 /// One statement, so applying an invoice event costs one round trip once its customer is
 /// linked; that counts most where Postgres is a network hop away.
@@ -56,7 +54,6 @@ pub async fn record(
     conn: &mut PgConnection,
     owner: Owner<'_>,
     i: &InvoiceState<'_>,
-    settle_attach: bool,
 ) -> Result<Option<Recorded>, sqlx::Error> {
     let (pk, stripe_customer) = match owner {
         Owner::Customer(pk) => (Some(pk), None),
@@ -83,14 +80,6 @@ pub async fn record(
              WHERE (v.source_created, v.source_rank)
                    <= (EXCLUDED.source_created, EXCLUDED.source_rank)
              RETURNING 1
-         ),
-         settled AS (
-             UPDATE attaches
-             SET state = CASE WHEN checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
-                 error = NULL, action_url = NULL, updated_at = now()
-             WHERE $16 AND stripe_subscription_id = $10
-               AND state IN ('awaiting_payment', 'requires_action')
-               AND EXISTS (SELECT 1 FROM c)
          )
          SELECT c.pk AS customer_pk, EXISTS (SELECT 1 FROM v) AS fresh FROM c",
     )
@@ -109,8 +98,57 @@ pub async fn record(
     .bind(i.created_at)
     .bind(i.event_created)
     .bind(status_rank(i.status))
-    .bind(settle_attach)
     .fetch_optional(conn)
     .await
     .map(|row: Option<(i64, bool)>| row.map(|(customer_pk, fresh)| Recorded { customer_pk, fresh }))
+}
+
+/// An invoice of a customer as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceRow {
+    pub stripe_id: String,
+    pub status: String,
+    pub billing_reason: Option<String>,
+    pub total: i64,
+    pub currency: String,
+    pub plan_ids: Vec<String>,
+    pub hosted_invoice_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The status of the plan it bills (for [`payment_due`]).
+    pub plan_status: Option<String>,
+}
+
+/// The customer's invoices, newest first.
+pub async fn of_customer(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+) -> Result<Vec<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT stripe_id, status, billing_reason, total, currency, plan_ids,
+                hosted_invoice_url, created_at, NULL::text AS plan_status
+         FROM invoices WHERE customer_pk = $1 ORDER BY created_at DESC, stripe_id",
+    )
+    .bind(customer_pk)
+    .fetch_all(conn)
+    .await
+}
+
+/// What the customer must pay before access is whole again: the open invoices of
+/// subscriptions whose plan is not paid up, newest first.
+pub async fn payment_due(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+) -> Result<Vec<InvoiceRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.stripe_id, v.status, v.billing_reason, v.total, v.currency, v.plan_ids,
+                v.hosted_invoice_url, v.created_at, p.status AS plan_status
+         FROM invoices v
+         JOIN customer_plans p ON p.stripe_subscription_id = v.stripe_subscription_id
+         WHERE v.customer_pk = $1 AND v.status = 'open'
+           AND p.status IN ('past_due', 'unpaid', 'incomplete', 'paused')
+         ORDER BY v.created_at DESC, v.stripe_id",
+    )
+    .bind(customer_pk)
+    .fetch_all(conn)
+    .await
 }

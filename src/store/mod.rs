@@ -2,6 +2,7 @@
 
 pub mod attaches;
 pub mod balances;
+pub mod catalog_versions;
 pub mod customers;
 pub mod duplicates;
 pub mod invoices;

@@ -469,3 +469,33 @@ pub async fn snapshot(
     .fetch_all(conn)
     .await
 }
+
+/// A plan of a customer as the API shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Product {
+    pub plan_id: String,
+    pub status: String,
+    pub stripe_subscription_id: Option<String>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<DateTime<Utc>>,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub quantity: i32,
+}
+
+/// The customer's plans that have not ended, by plan.
+pub async fn products(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+) -> Result<Vec<Product>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT plan_id, status, stripe_subscription_id, current_period_end,
+                cancel_at_period_end, cancel_at, canceled_at, quantity
+         FROM customer_plans
+         WHERE customer_pk = $1 AND status <> 'expired'
+         ORDER BY plan_id, id",
+    )
+    .bind(customer_pk)
+    .fetch_all(conn)
+    .await
+}

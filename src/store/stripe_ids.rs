@@ -122,3 +122,18 @@ pub async fn usage_between(
     .fetch_one(conn)
     .await
 }
+
+/// The plan whose stored Stripe prices include one of `price_ids` (first by id).
+pub async fn plan_of_prices(
+    conn: &mut PgConnection,
+    price_ids: &[&str],
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM catalog_plans
+         WHERE stripe_price_id = ANY($1) OR usage_prices ?| $1
+         ORDER BY id LIMIT 1",
+    )
+    .bind(price_ids)
+    .fetch_optional(conn)
+    .await
+}

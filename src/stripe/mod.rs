@@ -5,4 +5,5 @@ pub mod client;
 pub mod event;
 pub mod fake;
 pub mod ids;
+pub mod objects;
 pub mod signature;

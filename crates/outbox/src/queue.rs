@@ -144,6 +144,15 @@ pub async fn finish_events(
     .await
 }
 
+/// Drops a job whose event was pruned while it was queued: nothing is left to apply.
+pub async fn drop_job(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM jobs WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Records a failed attempt of an event job run in a transaction: retry later, or dead.
 pub async fn fail_event(
     conn: &mut PgConnection,

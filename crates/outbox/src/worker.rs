@@ -100,10 +100,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     for job in &events {
         let Some(event) = stored.remove(&job.job_key) else {
             // The event was pruned while queued; nothing is left to apply.
-            sqlx::query("DELETE FROM jobs WHERE id = $1")
-                .bind(job.id)
-                .execute(&mut *tx)
-                .await?;
+            queue::drop_job(&mut tx, job.id).await?;
             continue;
         };
         match inner.registry.event(&event.event_type) {

@@ -1,12 +1,23 @@
-//! What the outbound jobs share: the Stripe context, and the ordering key of a customer.
+//! The billing room: outbound Stripe workflows, run as typed jobs ([`crate::jobs`]) under a
+//! lease, outside any event's transaction.
 //!
-//! Each job is a typed [`outbox::Job`] beside its workflow ([`super::CreateCustomer`],
-//! [`super::LinkCustomer`], [`super::ExecuteAttach`], [`super::BillUsage`]); callers enqueue
-//! it with [`outbox::enqueue`]. Jobs of one of our customers share the ordering key
-//! `customer:{pk}`, so they run one at a time in order: ten concurrent attaches for a new
-//! customer create one Stripe customer.
+//! - `customers`: Stripe customers created lazily (or at once), or linked with our id.
+//! - `attach`: carrying out an attach (a plan change, a subscription, a Checkout Session).
+//! - `catalog_sync`: the plans' Stripe products and prices, created lazily per account.
+//! - `usage`: in-arrear usage on renewal invoices.
+//!
+//! Every Stripe call has an idempotency key derived from the job, so a retried job creates
+//! nothing twice. Workflows record what Stripe returned through the same appliers webhooks
+//! take ([`crate::appliers`]).
+
+mod attach;
+mod catalog_sync;
+mod customers;
+mod usage;
 
 use std::sync::Arc;
+
+use outbox::Registry;
 
 use sha2::{Digest, Sha256};
 
@@ -48,7 +59,13 @@ fn account_fingerprint(base: &str, key: &Secret) -> String {
     hex::encode(&digest[..8])
 }
 
-/// The ordering key of a customer's jobs.
-pub(super) fn ordering(customer_pk: i64) -> String {
-    format!("customer:{customer_pk}")
+/// Registers every billing job, run with `stripe`.
+pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
+    use crate::jobs::{BillUsage, CreateCustomer, ExecuteAttach, LinkCustomer};
+    let stripe = Arc::new(stripe);
+    registry
+        .on_job::<CreateCustomer>(stripe.clone())
+        .on_job::<LinkCustomer>(stripe.clone())
+        .on_job::<ExecuteAttach>(stripe.clone())
+        .on_job::<BillUsage>(stripe)
 }

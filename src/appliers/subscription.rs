@@ -6,13 +6,21 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::objects::{Subscription, timestamp};
 use super::{resolve_customer, resolve_plan, unknown_customer};
 use crate::catalog::{Catalog, Plan};
 use crate::store::attaches;
 use crate::store::plans::{self, SubscriptionState, Sync};
 use crate::stripe::event::object;
+use crate::stripe::objects::{Subscription, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
+
+pub(super) const EVENT_TYPES: &[&str] = &[
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+];
 
 #[derive(Clone)]
 pub(super) struct SubscriptionHandler {

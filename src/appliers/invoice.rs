@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::objects::{Expandable, Invoice, timestamp};
 use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
+use crate::jobs::BillUsage;
 use crate::store::invoices::{self, InvoiceState, Owner};
 use crate::store::{attaches, balances};
 use crate::stripe::event::object;
+use crate::stripe::objects::{Expandable, Invoice, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
@@ -67,11 +68,10 @@ impl EventHandler for InvoiceHandler {
             created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
             event_created: event.created,
         };
-        // Finish an attach that waited on this first payment.
-        let paid = event.event_type == "invoice.paid" && state.subscription_id.is_some();
-        // Usually the customer is linked already: then one statement does it all.
+        let paid = event.event_type == "invoice.paid";
+        // Usually the customer is linked already: then one statement records it.
         let mut recorded = match stripe_customer {
-            Some(id) => invoices::record(conn, Owner::StripeCustomer(id), &state, paid).await?,
+            Some(id) => invoices::record(conn, Owner::StripeCustomer(id), &state).await?,
             None => None,
         };
         if recorded.is_none() {
@@ -79,7 +79,7 @@ impl EventHandler for InvoiceHandler {
             let Some(pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
                 return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
             };
-            recorded = invoices::record(conn, Owner::Customer(pk), &state, paid).await?;
+            recorded = invoices::record(conn, Owner::Customer(pk), &state).await?;
         }
         let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
             return Err(JobError::retryable(anyhow::anyhow!(
@@ -87,6 +87,10 @@ impl EventHandler for InvoiceHandler {
                 invoice.id
             )));
         };
+        if paid && let Some(subscription) = state.subscription_id {
+            // Whether or not the invoice row was stale: the payment was made.
+            attaches::first_payment_made(conn, subscription).await?;
+        }
         if let Some(reason) = first_payment_needs_customer(&event.event_type, &invoice)
             && let Some(subscription) = state.subscription_id
         {
@@ -100,7 +104,7 @@ impl EventHandler for InvoiceHandler {
             && invoice.billing_reason.as_deref() == Some("subscription_cycle")
             && status == "draft"
         {
-            super::usage::enqueue_for(conn, customer_pk, &invoice).await?;
+            enqueue_usage_billing(conn, customer_pk, &invoice).await?;
         }
         if paid
             && let Some(subscription) = state.subscription_id
@@ -166,4 +170,29 @@ async fn plan_ids(
         ids.push(plan.id.clone());
     }
     Ok(ids)
+}
+
+/// Bills the ended period's usage of a renewal draft: a job, in the applier's transaction.
+async fn enqueue_usage_billing(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    invoice: &Invoice,
+) -> Result<(), sqlx::Error> {
+    let (Some(subscription), Some(start), Some(end)) = (
+        invoice.subscription_id(),
+        invoice.period_start,
+        invoice.period_end,
+    ) else {
+        return Ok(());
+    };
+    let job = BillUsage {
+        invoice_id: invoice.id.clone(),
+        customer_pk,
+        subscription_id: subscription.to_owned(),
+        period_start: start,
+        period_end: end,
+        currency: invoice.currency.clone(),
+    };
+    outbox::enqueue(conn, &job).await?;
+    Ok(())
 }

@@ -16,31 +16,22 @@
 
 use std::collections::HashMap;
 
+use crate::jobs::ExecuteAttach;
 use chrono::Utc;
 use outbox::{Done, Job, JobError, Lease};
-use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
+use super::StripeContext;
 use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
-use super::customer_jobs::ensure_stripe_customer;
-use super::jobs::{StripeContext, ordering};
-use super::objects::Subscription;
-use super::subscription::{apply, plan_of};
+use super::customers::ensure_stripe_customer;
+use crate::appliers::subscription::{apply, plan_of};
 use crate::catalog::Plan;
+use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
 use crate::store::stripe_ids::PlanObjects;
 use crate::store::{customers, plans};
 use crate::stripe::client::{CallError, FirstPayment};
-
-/// Carries out a pending attach.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ExecuteAttach {
-    pub attach_id: String,
-    /// Orders the job behind the customer's others; absent from jobs queued by versions
-    /// before typed jobs (only enqueueing reads it).
-    #[serde(default)]
-    pub customer_pk: i64,
-}
+use crate::stripe::objects::Subscription;
 
 impl Job for ExecuteAttach {
     const KIND: &'static str = "attach.execute";

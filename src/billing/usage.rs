@@ -6,50 +6,13 @@
 
 use std::collections::HashMap;
 
+use crate::jobs::BillUsage;
 use chrono::DateTime;
 use outbox::{Done, Job, JobError, Lease};
-use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 
-use super::jobs::{StripeContext, ordering};
-use super::objects::Invoice;
+use super::StripeContext;
+use crate::jobs::ordering;
 use crate::store::{customers, plans, stripe_ids};
-
-/// Called by the invoice handler, in its transaction.
-pub(super) async fn enqueue_for(
-    conn: &mut PgConnection,
-    customer_pk: i64,
-    invoice: &Invoice,
-) -> Result<(), sqlx::Error> {
-    let (Some(subscription), Some(start), Some(end)) = (
-        invoice.subscription_id(),
-        invoice.period_start,
-        invoice.period_end,
-    ) else {
-        return Ok(());
-    };
-    let job = BillUsage {
-        invoice_id: invoice.id.clone(),
-        customer_pk,
-        subscription_id: subscription.to_owned(),
-        period_start: start,
-        period_end: end,
-        currency: invoice.currency.clone(),
-    };
-    outbox::enqueue(conn, &job).await?;
-    Ok(())
-}
-
-/// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BillUsage {
-    pub invoice_id: String,
-    pub customer_pk: i64,
-    pub subscription_id: String,
-    pub period_start: i64,
-    pub period_end: i64,
-    pub currency: String,
-}
 
 impl Job for BillUsage {
     const KIND: &'static str = "invoice.bill_usage";

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
+use crate::jobs::{CreateCustomer, LinkCustomer};
 use outbox::{Done, Job, JobError, Lease};
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-use super::jobs::{StripeContext, ordering};
+use super::StripeContext;
+use crate::jobs::ordering;
 use crate::store::customers;
 
 /// Our customer's Stripe id, creating the Stripe customer if there is none yet. The
@@ -52,12 +53,6 @@ pub(super) async fn ensure_stripe_customer(
     })
 }
 
-/// Creates the Stripe customer of ours now (`create_in_stripe`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CreateCustomer {
-    pub customer_pk: i64,
-}
-
 impl Job for CreateCustomer {
     const KIND: &'static str = "stripe.create_customer";
     type Context = StripeContext;
@@ -74,13 +69,6 @@ impl Job for CreateCustomer {
         ensure_stripe_customer(stripe, lease.pool(), self.customer_pk).await?;
         lease.complete_alone().await
     }
-}
-
-/// Writes our id into an existing Stripe customer's metadata (`stripe_id` linking).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LinkCustomer {
-    pub customer_pk: i64,
-    pub stripe_id: String,
 }
 
 impl Job for LinkCustomer {

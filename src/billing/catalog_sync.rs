@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sqlx::PgPool;
 
-use super::jobs::StripeContext;
+use super::StripeContext;
 use crate::catalog::Plan;
 use crate::store::stripe_ids::{self, PlanObjects};
 use outbox::JobError;

@@ -1,25 +1,16 @@
-//! The event handlers that keep the customer/plan store in sync with Stripe.
+//! The event appliers that keep the customer/plan store in sync with Stripe.
 //!
-//! Each handler is idempotent and runs in the claim transaction, so its effects commit
-//! with the event's new state. Mapping Stripe objects to ours:
+//! Each applier is idempotent and runs in the claim transaction, so its effects commit
+//! with the event's new state; it touches only our database (a call to Stripe is a job it
+//! enqueues). Mapping Stripe objects to ours:
 //! - a Stripe customer → ours by the stored `stripe_id`, else by `metadata.customer_id` on
 //!   the object (the first event that maps this way links the `stripe_id`);
 //! - a subscription → a plan by the Stripe price ids stored for the plan, else by
 //!   `metadata.plan_id` on the subscription, else on a price.
 
-mod attach;
-mod catalog_sync;
 mod checkout;
-mod customer_jobs;
 mod invoice;
-pub mod jobs;
-pub mod objects;
 pub(crate) mod subscription;
-mod usage;
-
-pub use attach::ExecuteAttach;
-pub use customer_jobs::{CreateCustomer, LinkCustomer};
-pub use usage::BillUsage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -27,30 +18,24 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use sqlx::PgConnection;
 
 use crate::catalog::{Catalog, Plan};
-use crate::store::customers;
-use objects::Metadata;
+use crate::store::{customers, stripe_ids};
+use crate::stripe::objects::Metadata;
 use outbox::Registry;
 
-/// Every handler the daemon runs, over `catalog`; the jobs that call Stripe only when it is
-/// configured.
-pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> Registry {
+/// Registers every event applier, over `catalog`. `bill_usage`: renewal drafts enqueue the
+/// ended period's usage billing (only when Stripe is configured).
+pub fn register(registry: Registry, catalog: Arc<Catalog>, bill_usage: bool) -> Registry {
     let checkout = checkout::Checkout {
         catalog: catalog.clone(),
     };
     let invoice = invoice::InvoiceHandler {
         catalog: catalog.clone(),
-        bill_usage: stripe.is_some(),
+        bill_usage,
         prices: Arc::default(),
     };
     let subscription = subscription::SubscriptionHandler { catalog };
-    let mut registry = Registry::default()
-        .on_event("customer.subscription.created", subscription.clone())
-        .on_event("customer.subscription.updated", subscription.clone())
-        .on_event("customer.subscription.deleted", subscription.clone());
-    for event_type in [
-        "customer.subscription.paused",
-        "customer.subscription.resumed",
-    ] {
+    let mut registry = registry;
+    for event_type in subscription::EVENT_TYPES {
         registry = registry.on_event(event_type, subscription.clone());
     }
     for event_type in checkout::EVENT_TYPES {
@@ -58,14 +43,6 @@ pub fn registry(catalog: Arc<Catalog>, stripe: Option<jobs::StripeContext>) -> R
     }
     for event_type in invoice::EVENT_TYPES {
         registry = registry.on_event(event_type, invoice.clone());
-    }
-    if let Some(stripe) = stripe {
-        let stripe = Arc::new(stripe);
-        registry = registry
-            .on_job::<CreateCustomer>(stripe.clone())
-            .on_job::<LinkCustomer>(stripe.clone())
-            .on_job::<ExecuteAttach>(stripe.clone())
-            .on_job::<BillUsage>(stripe);
     }
     registry
 }
@@ -109,25 +86,10 @@ async fn resolve_plan<'c>(
     price_ids: &[&str],
     metadata: &[Option<&Metadata>],
 ) -> Result<Option<&'c Plan>, sqlx::Error> {
-    let stored = stored_plan(conn, price_ids).await?;
+    let stored = stripe_ids::plan_of_prices(conn, price_ids).await?;
     Ok(stored
         .and_then(|id| catalog.plan(&id))
         .or_else(|| plan_in_metadata(catalog, metadata)))
-}
-
-/// The plan whose stored Stripe prices include one of `price_ids` (first by id).
-async fn stored_plan(
-    conn: &mut PgConnection,
-    price_ids: &[&str],
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM catalog_plans
-         WHERE stripe_price_id = ANY($1) OR usage_prices ?| $1
-         ORDER BY id LIMIT 1",
-    )
-    .bind(price_ids)
-    .fetch_optional(conn)
-    .await
 }
 
 fn plan_in_metadata<'c>(catalog: &'c Catalog, metadata: &[Option<&Metadata>]) -> Option<&'c Plan> {
@@ -161,7 +123,7 @@ impl PricePlans {
         if let Some(price) = price {
             stored = self.known().get(price).cloned();
             if stored.is_none() {
-                stored = stored_plan(conn, &[price]).await?;
+                stored = stripe_ids::plan_of_prices(conn, &[price]).await?;
                 if let Some(id) = &stored {
                     self.known().insert(price.to_owned(), id.clone());
                 }

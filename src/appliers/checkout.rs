@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::objects::{CheckoutSession, Expandable, timestamp};
 use crate::catalog::Catalog;
 use crate::store::{attaches, customers, plans};
 use crate::stripe::event::object;
+use crate::stripe::objects::{CheckoutSession, Expandable, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[

@@ -1,0 +1,46 @@
+//! The outbound jobs' arguments: what the API and the event appliers enqueue
+//! ([`outbox::enqueue`]) and the billing workflows run (`impl outbox::Job` in [`crate::billing`]).
+//!
+//! Jobs of one of our customers share the ordering key `customer:{pk}`, so they run one at a
+//! time in order: ten concurrent attaches for a new customer create one Stripe customer.
+
+use serde::{Deserialize, Serialize};
+
+/// Creates the Stripe customer of ours now (`create_in_stripe`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateCustomer {
+    pub customer_pk: i64,
+}
+
+/// Writes our id into an existing Stripe customer's metadata (`stripe_id` linking).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinkCustomer {
+    pub customer_pk: i64,
+    pub stripe_id: String,
+}
+
+/// Carries out a pending attach.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecuteAttach {
+    pub attach_id: String,
+    /// Orders the job behind the customer's others; absent from jobs queued by versions
+    /// before typed jobs (only enqueueing reads it).
+    #[serde(default)]
+    pub customer_pk: i64,
+}
+
+/// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BillUsage {
+    pub invoice_id: String,
+    pub customer_pk: i64,
+    pub subscription_id: String,
+    pub period_start: i64,
+    pub period_end: i64,
+    pub currency: String,
+}
+
+/// The ordering key of a customer's jobs.
+pub(crate) fn ordering(customer_pk: i64) -> String {
+    format!("customer:{customer_pk}")
+}
