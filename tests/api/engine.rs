@@ -556,6 +556,33 @@ async fn workers_still_wake_after_their_listen_connection_is_killed() {
     b.shutdown.cancel();
 }
 
+#[tokio::test]
+async fn enqueuing_a_job_wakes_the_workers_by_itself() {
+    // A worker that polls hourly, once it listens: a job enqueued in some transaction (no
+    // call to any wake-up) runs as soon as that transaction commits.
+    let app = spawn(|_| {}).await;
+    let mut settings = test_settings(&app.database_url);
+    settings.engine.workers = 1;
+    settings.engine.poll_interval_ms = 3_600_000;
+    let pool = db::pool(&settings).unwrap();
+    let worker =
+        TestApp::start_with(settings, pool, app.database_url.clone(), Some(registry())).await;
+    wait_until(|| async { listeners(&app.pool).await >= 1 }).await;
+    // Let the worker's first look find nothing and go to sleep.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut tx = app.pool.begin().await.unwrap();
+    assert!(outbox::enqueue(&mut tx, &CountingJob {}).await.unwrap());
+    assert!(
+        !outbox::enqueue(&mut tx, &CountingJob {}).await.unwrap(),
+        "once per key"
+    );
+    tx.commit().await.unwrap();
+    wait_until(|| async { app.count("SELECT count(*) FROM effects").await == 1 }).await;
+    assert_eq!(app.count("SELECT count(*) FROM jobs").await, 0, "completed");
+    worker.shutdown.cancel();
+}
+
 async fn listeners(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND datname = current_database()",

@@ -38,8 +38,8 @@ pub struct NewEvent {
     pub event_type: String,
     /// The source's timestamp (Unix seconds): orders the events of one key.
     pub created: i64,
-    /// The subject whose events are applied one at a time, in order (a customer); without
-    /// one, the object's events are.
+    /// The subject whose events are applied one at a time, in order; without one, the
+    /// object's events are. (Stored in the column `customer_id`, which predates this crate.)
     pub subject_id: Option<String>,
     pub object_id: Option<String>,
     /// Where the event came from, kept for reads and scoped replays.
@@ -241,7 +241,7 @@ async fn insert_batch(
     let mut api_versions = Vec::with_capacity(n);
     let mut accounts = Vec::with_capacity(n);
     let mut object_ids = Vec::with_capacity(n);
-    let mut customer_ids = Vec::with_capacity(n);
+    let mut subject_ids = Vec::with_capacity(n);
     let mut ordering_keys = Vec::with_capacity(n);
     let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
     let mut skip_reasons = Vec::with_capacity(n);
@@ -257,7 +257,7 @@ async fn insert_batch(
         api_versions.push(e.api_version.as_deref());
         accounts.push(e.account.as_deref());
         object_ids.push(e.object_id.as_deref());
-        customer_ids.push(e.subject_id.as_deref());
+        subject_ids.push(e.subject_id.as_deref());
         ordering_keys.push(e.ordering_key());
         payloads.push(&d.body);
         skip_reasons.push(e.skip.as_deref());
@@ -300,7 +300,7 @@ async fn insert_batch(
     .bind(&api_versions)
     .bind(&accounts)
     .bind(&object_ids)
-    .bind(&customer_ids)
+    .bind(&subject_ids)
     .bind(&payloads)
     .bind(&ordering_keys)
     .bind(EVENT_JOB)

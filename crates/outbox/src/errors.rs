@@ -29,7 +29,7 @@ impl JobError {
 
 impl From<sqlx::Error> for JobError {
     /// Data that Postgres refuses will be refused again: such errors are permanent, so an
-    /// event carrying it goes to dead letters at once instead of holding its customer's queue
+    /// event carrying it goes to dead letters at once instead of holding its key's queue
     /// for the whole retry schedule. Everything else (connection loss, timeouts, deadlocks,
     /// serialization failures, and unique or foreign-key violations, which a concurrent
     /// writer can cause and a retry resolves) is retryable.

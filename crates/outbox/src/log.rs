@@ -16,6 +16,7 @@ pub struct EventRecord {
     pub api_version: Option<String>,
     pub account: Option<String>,
     pub object_id: Option<String>,
+    /// The subject (see [`crate::NewEvent::subject_id`]).
     pub customer_id: Option<String>,
     pub received_at: DateTime<Utc>,
     pub state: String,

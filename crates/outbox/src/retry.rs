@@ -1,6 +1,6 @@
 //! The retry policy.
 //!
-//! Retryable failures (database errors, Stripe 429/5xx, timeouts) wait an exponentially
+//! Retryable failures (database errors, an API's 429/5xx, timeouts) wait an exponentially
 //! growing, jittered delay computed by the `backoff` crate's `ExponentialBackoff`, until
 //! `max_attempts` or `max_age`; then, like permanent failures, they become dead letters.
 

@@ -158,7 +158,7 @@ impl Engine {
                     let full = batch.jobs >= self.inner.settings.batch_size as usize;
                     if full || batch.unblocked {
                         // More is likely runnable: a full batch left some behind, or
-                        // finishing this one freed queued work (the next event of a customer)
+                        // finishing this one freed queued work (the next event of a key)
                         // that no wake-up will announce. Look again at once; a wake-up that
                         // came meanwhile is answered by this claim, and passing it on would
                         // send another worker to find nothing. After a full batch, one more
