@@ -28,7 +28,8 @@
 //! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
 //! - [`store`]: SQL only: events, customers, plans, balances, invoices, attaches.
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
-//!   `client` (async-stripe with idempotency keys), `fake` (the Stripe stand-in for tests).
+//!   `client` (async-stripe with idempotency keys).
+//! - `crates/fake-stripe` (not in this crate): the Stripe stand-in for tests and `run.sh`.
 //! - [`db`]: the pool and the embedded migrations.
 //! - [`cli`]: the command line; `main.rs` only parses and calls it.
 //! - [`telemetry`], [`metrics`], [`systemd`]: logs, Prometheus metrics, sd_notify.
