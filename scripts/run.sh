@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the daemon for real on this machine: a project-local PostgreSQL (data in .pgdata/dev,
 # kept between runs), a release build, migrations, and `serve` with config/dev.toml and the
-# example catalog. Without STRIPE_API_KEY it also starts the project's fake Stripe API, so a
-# plan can be attached and a checkout completed on this machine alone.
+# example catalog. Without STRIPE_API_KEY it also starts the project's fake Stripe API (the
+# `fake-stripe` binary of crates/fake-stripe, not part of the product), so a plan can be
+# attached and a checkout completed on this machine alone.
 # Ctrl-C stops the daemon, the fake and the PostgreSQL server this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,8 @@ export STRIPE_WEBHOOK_SECRET=${STRIPE_WEBHOOK_SECRET:-whsec_dev_local_only}
 export RECONCILER_API_TOKEN=${RECONCILER_API_TOKEN:-dev-token}
 export RECONCILER_CONFIG=${RECONCILER_CONFIG:-config/dev.toml}
 
-echo "==> cargo build --release" >&2
-cargo build --release --quiet
+echo "==> cargo build --release --workspace" >&2
+cargo build --release --workspace --quiet
 bin=target/release/stripe-reconciler
 listen=$(grep -E '^listen' "$RECONCILER_CONFIG" | cut -d'"' -f2)
 listen=${RECONCILER_LISTEN:-$listen}
@@ -33,7 +34,7 @@ auth="Authorization: Bearer $RECONCILER_API_TOKEN"
 
 if [[ -z "${STRIPE_API_KEY:-}" ]]; then
     fake_listen=${RECONCILER_DEV_FAKE_STRIPE:-127.0.0.1:12111}
-    "$bin" fake-stripe --listen "$fake_listen" --webhook-url "$api/webhooks/stripe" &
+    target/release/fake-stripe --listen "$fake_listen" --webhook-url "$api/webhooks/stripe" &
     fake_pid=$!
     export STRIPE_API_KEY=sk_test_fake_local
     export STRIPE_API_BASE="http://$fake_listen"

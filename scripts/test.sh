@@ -12,5 +12,5 @@ pg_start "$name" "$(pg_free_port)"
 export DATABASE_URL="$PG_ADMIN_URL"
 export PG_BIN_DIR="$PG_STARTED_BIN"
 
-echo "==> cargo test" >&2
+echo "==> cargo test --workspace" >&2
 cargo test --workspace --all-targets "$@" -- --test-threads "${TEST_THREADS:-4}"

@@ -15,7 +15,9 @@
 //! ops ──CLI──▶ cli::{serve, status, events, reconcile, replay, ...} ──▶ the same functions
 //! ```
 //!
-//! Layout, one concept a file (the outbox itself is the `outbox` crate, `crates/outbox`):
+//! Layout, one concept a file. Beside this crate: `crates/outbox` (the outbox itself) and
+//! `crates/fake-stripe` (the Stripe stand-in for tests and `scripts/run.sh`, a dev-dependency:
+//! the product binary has no fake).
 //! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers

@@ -16,13 +16,13 @@
 mod helpers;
 
 use bytes::Bytes;
+use fake_stripe::{FakeConfig, FakeStripe};
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 use stripe_reconciler::config::Secret;
-use stripe_reconciler::stripe::fake::{FakeConfig, FakeStripe};
 
 use helpers::{API_TOKEN, TestApp};
 

@@ -59,17 +59,6 @@ pub enum Command {
     /// Inspect, retry and replay stored events.
     #[command(subcommand)]
     Events(ops::EventsCommand),
-    /// Run the project's fake Stripe API (for local development and demos; never for money).
-    FakeStripe {
-        #[arg(long, default_value = "127.0.0.1:12111")]
-        listen: std::net::SocketAddr,
-        /// Where to deliver webhooks (e.g. http://127.0.0.1:8080/webhooks/stripe).
-        #[arg(long)]
-        webhook_url: Option<String>,
-        /// Signing secret for deliveries [default: the first of STRIPE_WEBHOOK_SECRET].
-        #[arg(long)]
-        webhook_secret: Option<String>,
-    },
     /// Repair drift: read subscriptions from Stripe and fix the store (needs STRIPE_API_KEY).
     Reconcile {
         /// Only this customer (our id).
@@ -115,33 +104,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status { json } => {
             ops::status(&ops_pool(config).await?, json).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::FakeStripe {
-            listen,
-            webhook_url,
-            webhook_secret,
-        } => {
-            telemetry::init(crate::config::LogFormat::Compact);
-            let secret = webhook_secret.map(crate::config::Secret::new).or_else(|| {
-                let all = std::env::var("STRIPE_WEBHOOK_SECRET").ok()?;
-                all.split(',')
-                    .next()
-                    .map(|s| crate::config::Secret::new(s.trim()))
-            });
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let config = crate::stripe::fake::FakeConfig {
-                webhook_url,
-                webhook_secret: secret,
-            };
-            let fake = crate::stripe::fake::FakeStripe::start(listener, config).await;
-            println!("fake Stripe API on {}", fake.url());
-            let shutdown = CancellationToken::new();
-            app::cancel_on_signals(shutdown.clone());
-            shutdown.cancelled().await;
-            fake.shutdown();
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile { customer, dry_run } => {

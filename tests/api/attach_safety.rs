@@ -5,12 +5,12 @@
 use std::process::Command;
 use std::time::Duration;
 
+use fake_stripe::Fault;
 use futures::future::join_all;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use stripe_reconciler::config::Secret;
 use stripe_reconciler::stripe::client::StripeApi;
-use stripe_reconciler::stripe::fake::Fault;
 
 use crate::helpers::*;
 use crate::stripe_side::{STRIPE_KEY, World, plan_ids};

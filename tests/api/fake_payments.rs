@@ -1,4 +1,4 @@
-//! The payment paths of the fake Stripe (`stripe::fake`): payment method kinds on
+//! The payment paths of the fake Stripe (`fake_stripe`): payment method kinds on
 //! subscription creation and at checkout, 3-D Secure, declines, bank debits that settle
 //! later, dunning, expiry, pause and resume, `cancel_at`, the clock and `expand[]`. Objects
 //! are read through async-stripe's own types; webhooks through a receiver and
@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use fake_stripe::{FakeStripe, PaymentMethodKind};
 use serde_json::Value;
 use stripe::{ApiErrorsCode, ApiErrorsType, Client};
 use stripe_billing::invoice::RetrieveInvoice;
@@ -16,7 +17,6 @@ use stripe_billing::subscription::{
 use stripe_billing::{InvoiceBillingReason, InvoiceStatus, SubscriptionStatus};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_core::customer::CreateCustomer;
-use stripe_reconciler::stripe::fake::{FakeStripe, PaymentMethodKind};
 use stripe_shared::{Invoice, PaymentIntent, PaymentIntentStatus, Subscription};
 use stripe_webhook::EventObject;
 

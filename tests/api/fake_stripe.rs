@@ -1,4 +1,4 @@
-//! The fake Stripe (`stripe::fake`), driven through async-stripe's own client so its objects
+//! The fake Stripe (`fake_stripe`), driven through async-stripe's own client so its objects
 //! cannot drift from what the crate decodes, and through raw HTTP where headers matter.
 //! Webhooks are caught by a small local receiver and parsed with `stripe_webhook`.
 
@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fake_stripe::{FakeConfig, FakeStripe, Fault, WebhookSecret};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::HeaderMap;
@@ -40,8 +41,6 @@ use stripe_core::customer::{
 };
 use stripe_product::price::{CreatePrice, CreatePriceRecurring, CreatePriceRecurringInterval};
 use stripe_product::product::CreateProduct;
-use stripe_reconciler::config::Secret;
-use stripe_reconciler::stripe::fake::{FakeConfig, FakeStripe, Fault};
 use stripe_shared::PaymentIntentStatus;
 use stripe_types::Currency;
 use stripe_webhook::{EventObject, Webhook};
@@ -56,7 +55,7 @@ pub(crate) async fn fake_with(webhook_url: Option<String>) -> FakeStripe {
         listener,
         FakeConfig {
             webhook_url,
-            webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
+            webhook_secret: Some(WebhookSecret::new(WEBHOOK_SECRET)),
         },
     )
     .await

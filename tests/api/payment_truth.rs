@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use fake_stripe::PaymentMethodKind;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use stripe_reconciler::access::PastDueAccess;
-use stripe_reconciler::stripe::fake::PaymentMethodKind;
 
 use crate::helpers::*;
 use crate::stripe_side::World;

@@ -4,10 +4,10 @@
 use std::process::Command;
 use std::time::Duration;
 
+use fake_stripe::{FakeConfig, FakeStripe, Fault, WebhookSecret};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use stripe_reconciler::config::{Secret, Settings};
-use stripe_reconciler::stripe::fake::{FakeConfig, FakeStripe, Fault};
 
 use crate::helpers::*;
 
@@ -32,7 +32,7 @@ impl World {
             listener,
             FakeConfig {
                 webhook_url: None,
-                webhook_secret: Some(Secret::new(SECRET_NEW)),
+                webhook_secret: Some(WebhookSecret::new(SECRET_NEW)),
             },
         )
         .await;

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::objects::API_VERSION;
 use super::state::{State, real_now};
-use crate::config::Secret;
-use crate::stripe::signature;
+use crate::WebhookSecret;
+use crate::signature;
 
 /// Tries per event before it is given up.
 pub(super) const ATTEMPTS: u32 = 6;
@@ -68,7 +68,7 @@ struct Job {
 /// The queue in front of the delivery task, which starts once a URL is given.
 pub(super) struct Outbox {
     queue: OnceLock<mpsc::UnboundedSender<Job>>,
-    secret: Option<Secret>,
+    secret: Option<WebhookSecret>,
     shutdown: CancellationToken,
 }
 
@@ -77,7 +77,7 @@ pub(super) struct Delivered(Vec<(String, oneshot::Receiver<Result<(), String>>)>
 
 impl Outbox {
     /// An outbox that records events and delivers nothing until [`Outbox::deliver_to`].
-    pub(super) fn new(secret: Option<Secret>, shutdown: CancellationToken) -> Self {
+    pub(super) fn new(secret: Option<WebhookSecret>, shutdown: CancellationToken) -> Self {
         Self {
             queue: OnceLock::new(),
             secret,
@@ -154,7 +154,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 async fn deliver_all(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     url: String,
-    secret: Option<Secret>,
+    secret: Option<WebhookSecret>,
     shutdown: CancellationToken,
 ) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -181,7 +181,7 @@ async fn deliver_all(
 async fn deliver(
     client: &HttpClient,
     url: &str,
-    secret: Option<&Secret>,
+    secret: Option<&WebhookSecret>,
     body: &Bytes,
 ) -> Result<(), String> {
     let mut last = String::new();
@@ -199,11 +199,11 @@ async fn deliver(
     Err(format!("{ATTEMPTS} attempts, the last: {last}"))
 }
 
-/// POSTs like Stripe: JSON body, `Stripe-Signature` computed now (see `cli::replay`).
+/// POSTs like Stripe: JSON body, `Stripe-Signature` computed now (as the daemon's `replay` does).
 async fn post(
     client: &HttpClient,
     url: &str,
-    secret: Option<&Secret>,
+    secret: Option<&WebhookSecret>,
     body: Bytes,
 ) -> anyhow::Result<StatusCode> {
     let mut request = Request::post(url)

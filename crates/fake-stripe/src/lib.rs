@@ -15,7 +15,10 @@
 //! resumed) and `intents` for PaymentIntents → `objects`, `billing`, `lines` (Stripe-shaped
 //! JSON); `expand` inlines objects in answers; `state` holds everything behind one lock (and
 //! the fake's clock); `webhooks` wraps events and delivers them; `form` reads Stripe's form
-//! encoding; `hosted` is the checkout page.
+//! encoding; `hosted` is the checkout page; `signature` signs deliveries.
+//!
+//! A crate of its own so the daemon's binary contains no fake: the daemon's tests take it as a
+//! dev-dependency, and `scripts/run.sh` runs its `fake-stripe` binary (`src/main.rs`).
 //!
 //! Payments follow the customer's payment method ([`PaymentMethodKind`]): a card succeeds, a
 //! 3-D Secure card waits for authentication, a declining card fails, a bank debit is
@@ -48,11 +51,13 @@ mod lines;
 mod objects;
 mod payments;
 mod server;
+mod signature;
 mod state;
 mod subscriptions;
 mod transitions;
 mod webhooks;
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -61,7 +66,6 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Secret;
 use api::ApiError;
 use state::{ArmedFault, State};
 use webhooks::{Outbox, PendingEvent};
@@ -71,7 +75,27 @@ use webhooks::{Outbox, PendingEvent};
 pub struct FakeConfig {
     pub webhook_url: Option<String>,
     /// Signs deliveries like Stripe; without it they carry no `Stripe-Signature`.
-    pub webhook_secret: Option<Secret>,
+    pub webhook_secret: Option<WebhookSecret>,
+}
+
+/// A webhook signing secret (`whsec_...`): `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// A failure to inject with [`FakeStripe::fail_next`].
