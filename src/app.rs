@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use outbox::{Engine, Registry, Wakeup};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,6 @@ use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::{metrics, systemd};
-use outbox::{Engine, Registry, Wakeup};
 
 /// A bound, ready-to-run daemon.
 pub struct Application {

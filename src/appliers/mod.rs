@@ -15,12 +15,12 @@ pub(crate) mod subscription;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use outbox::Registry;
 use sqlx::PgConnection;
 
 use crate::catalog::{Catalog, Plan};
 use crate::store::{customers, stripe_ids};
 use crate::stripe::objects::Metadata;
-use outbox::Registry;
 
 /// Registers every event applier, over `catalog`. `bill_usage`: renewal drafts enqueue the
 /// ended period's usage billing (only when Stripe is configured).

@@ -18,7 +18,6 @@ mod usage;
 use std::sync::Arc;
 
 use outbox::Registry;
-
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
