@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use outbox::{Engine, Registry, Wakeup};
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::billing::StripeContext;
+use crate::stripe::client::StripeApi;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::http::{self, AppState};
@@ -130,6 +132,17 @@ impl Application {
         } = self;
         engine.start(&tasks, &shutdown);
         tasks.spawn(metrics::upkeep(shutdown.clone()));
+        if let Some(api) = catch_up_api(&settings)? {
+            let stripe = &settings.stripe;
+            tasks.spawn(crate::catchup::periodically(
+                api,
+                state.pool.clone(),
+                state.ingest.clone(),
+                Duration::from_secs(stripe.catch_up_interval_secs),
+                Duration::from_secs(stripe.catch_up_window_secs),
+                shutdown.clone(),
+            ));
+        }
         systemd::watchdog::start(&tasks, &shutdown, state.pool.clone(), engine.clone());
         tracing::info!(addr = %listener.local_addr()?, workers = settings.engine.workers, "listening");
         let drain = settings.shutdown_timeout();
@@ -153,6 +166,16 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// The Stripe API for the periodic catch-up, when a key is set and it is on.
+fn catch_up_api(settings: &Settings) -> anyhow::Result<Option<StripeApi>> {
+    let stripe = &settings.stripe;
+    let Some(key) = stripe.api_key.as_ref().filter(|_| stripe.catch_up_interval_secs > 0) else {
+        return Ok(None);
+    };
+    let timeout = Duration::from_millis(stripe.timeout_ms);
+    Ok(Some(StripeApi::new(key, &stripe.api_base, timeout)?))
 }
 
 /// The catalog named by the settings, validated; empty when none is configured.

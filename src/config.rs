@@ -115,6 +115,10 @@ pub struct StripeSettings {
     /// `acct_...`: when set, events of another account (connected accounts) are stored and
     /// skipped.
     pub account: Option<String>,
+    /// How often the daemon catches up from the Events API (0: never); see [`crate::catchup`].
+    pub catch_up_interval_secs: u64,
+    /// How far before the newest event held the daemon's first catch-up looks.
+    pub catch_up_window_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]

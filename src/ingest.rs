@@ -44,16 +44,27 @@ impl Ingest {
 
     /// Stores one verified event; returns once it is committed (or known already).
     pub async fn store(&self, envelope: Envelope, body: Bytes) -> Result<Stored, IngestError> {
+        self.store_via(envelope, body, "webhook").await
+    }
+
+    /// [`Ingest::store`] for an event that reached us another way (`catch_up`).
+    pub async fn store_via(
+        &self,
+        envelope: Envelope,
+        body: Bytes,
+        via: &'static str,
+    ) -> Result<Stored, IngestError> {
         let skip = envelope.out_of_scope(&self.scope);
         if let Some(reason) = &skip {
             tracing::info!(event_id = %envelope.id, %reason, "event stored as skipped");
         }
-        self.appender.append(new_event(envelope, skip), body).await
+        crate::metrics::event_api_version(envelope.api_version.as_deref());
+        self.appender.append(new_event(envelope, skip, via), body).await
     }
 }
 
 /// The log's columns for a Stripe event: its customer orders it (else its object).
-fn new_event(e: Envelope, skip: Option<String>) -> NewEvent {
+fn new_event(e: Envelope, skip: Option<String>, received_via: &'static str) -> NewEvent {
     NewEvent {
         id: e.id,
         event_type: e.event_type,
@@ -64,6 +75,7 @@ fn new_event(e: Envelope, skip: Option<String>) -> NewEvent {
         account: e.account,
         api_version: e.api_version,
         skip,
+        received_via,
     }
 }
 

@@ -40,6 +40,23 @@ pub struct BillUsage {
     pub currency: String,
 }
 
+/// Imports what a newly linked Stripe customer has: its subscriptions (the path `reconcile`
+/// takes) and its stored events that were skipped for want of the link, re-applied in order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImportCustomer {
+    pub customer_pk: i64,
+    pub stripe_id: String,
+}
+
+/// Pushes our customer's name and email to its Stripe customer (after `PATCH`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncCustomer {
+    pub customer_pk: i64,
+    /// What changed, for the job's key: one job per distinct change.
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
 /// The ordering key of a customer's jobs.
 pub(crate) fn ordering(customer_pk: i64) -> String {
     format!("customer:{customer_pk}")

@@ -23,6 +23,8 @@
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
 //!   for webhooks, health, metrics, customers/check/track and attaches; API JSON is shaped here.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
+//! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
+//!   delivered (`catch-up`, and periodically in the daemon).
 //! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction.
 //! - [`jobs`]: the outbound jobs' arguments, enqueued by `http` and `appliers`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
@@ -47,6 +49,7 @@ pub mod app;
 pub mod appliers;
 pub mod billing;
 pub mod catalog;
+pub mod catchup;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -24,6 +24,8 @@ pub const OUTBOX_OLDEST_PENDING: &str = "reconciler_outbox_oldest_pending_second
 pub use outbox::metrics::{DEAD_LETTERS, EVENT_PROCESSING_SECONDS, EVENTS, JOB_RETRIES};
 pub const STRIPE_API_CALLS: &str = "stripe_api_calls_total";
 pub const DUPLICATE_SUBSCRIPTIONS: &str = "reconciler_duplicate_subscriptions";
+pub const EVENT_API_VERSIONS: &str = "stripe_events_by_api_version_total";
+pub const CAUGHT_UP: &str = "reconciler_caught_up_events_total";
 
 /// Upper bounds of the latency histograms, in seconds: 1 ms (a group commit) to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -81,6 +83,16 @@ fn describe() {
     );
     outbox::metrics::describe();
     describe_counter!(
+        EVENT_API_VERSIONS,
+        "Verified events received (webhooks and catch-up) by their `api_version`: an endpoint \
+         on another version shows here."
+    );
+    describe_counter!(
+        CAUGHT_UP,
+        "Events listed by catch-up from Stripe's Events API, by outcome (stored: a webhook \
+         had not brought it; known: it was there)."
+    );
+    describe_counter!(
         STRIPE_API_CALLS,
         "Calls to the Stripe API by endpoint template and HTTP status (error: no response)."
     );
@@ -124,6 +136,18 @@ pub fn signature_failure(code: &'static str) {
 /// Verify + store latency of an acknowledged delivery.
 pub fn ingest_latency(elapsed: Duration) {
     histogram!(INGEST_SECONDS).record(elapsed);
+}
+
+/// A verified event of `api_version` (`none` when it carries none).
+pub fn event_api_version(api_version: Option<&str>) {
+    let version = api_version.unwrap_or("none").to_owned();
+    counter!(EVENT_API_VERSIONS, "api_version" => version).increment(1);
+}
+
+/// What catch-up found: `stored` new events and `known` ones.
+pub fn caught_up(stored: u64, known: u64) {
+    counter!(CAUGHT_UP, "outcome" => "stored").increment(stored);
+    counter!(CAUGHT_UP, "outcome" => "known").increment(known);
 }
 
 /// One call to the Stripe API. `endpoint` is a template such as `POST /v1/customers/{id}`,

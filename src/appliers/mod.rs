@@ -9,6 +9,7 @@
 //!   `metadata.plan_id` on the subscription, else on a price.
 
 mod checkout;
+mod customer;
 mod invoice;
 pub(crate) mod subscription;
 
@@ -21,6 +22,18 @@ use sqlx::PgConnection;
 use crate::catalog::{Catalog, Plan};
 use crate::store::{customers, stripe_ids};
 use crate::stripe::objects::Metadata;
+
+/// The event types the daemon applies (what a webhook endpoint must send, what catch-up
+/// lists).
+pub fn event_types() -> Vec<&'static str> {
+    [
+        subscription::EVENT_TYPES,
+        checkout::EVENT_TYPES,
+        invoice::EVENT_TYPES,
+        customer::EVENT_TYPES,
+    ]
+    .concat()
+}
 
 /// Registers every event applier, over `catalog`. `bill_usage`: renewal drafts enqueue the
 /// ended period's usage billing (only when Stripe is configured).
@@ -35,6 +48,9 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, bill_usage: bool) -> 
     };
     let subscription = subscription::SubscriptionHandler { catalog };
     let mut registry = registry;
+    for event_type in customer::EVENT_TYPES {
+        registry = registry.on_event(event_type, customer::CustomerHandler);
+    }
     for event_type in subscription::EVENT_TYPES {
         registry = registry.on_event(event_type, subscription.clone());
     }
@@ -72,9 +88,13 @@ async fn resolve_customer(
     Ok(Some(customer.pk))
 }
 
+/// How the reason of an event skipped for want of a linked customer begins: linking that
+/// customer later re-applies such events.
+pub const UNKNOWN_CUSTOMER: &str = "unknown Stripe customer";
+
 fn unknown_customer(stripe_customer: Option<&str>) -> String {
     format!(
-        "unknown Stripe customer {} (no stored stripe_id or metadata.customer_id matches)",
+        "{UNKNOWN_CUSTOMER} {} (no stored stripe_id or metadata.customer_id matches)",
         stripe_customer.unwrap_or("(none)")
     )
 }

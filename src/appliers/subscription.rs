@@ -40,16 +40,17 @@ impl EventHandler for SubscriptionHandler {
     }
 }
 
-/// The catalog plan a subscription is for: by its items' stored prices, else by
-/// `metadata.plan_id` on it or its prices.
+/// The catalog plan a subscription is for: by its items' stored prices (or legacy plans),
+/// else by `metadata.plan_id` on it or its prices.
 pub(crate) async fn plan_of<'c>(
     conn: &mut PgConnection,
     catalog: &'c Catalog,
     sub: &Subscription,
 ) -> Result<Option<&'c Plan>, sqlx::Error> {
-    let price_ids: Vec<&str> = sub.items.data.iter().map(|i| i.price.id.as_str()).collect();
+    let prices: Vec<_> = sub.items.data.iter().filter_map(|i| i.price()).collect();
+    let price_ids: Vec<&str> = prices.iter().map(|p| p.id.as_str()).collect();
     let mut metadata = vec![Some(&sub.metadata)];
-    metadata.extend(sub.items.data.iter().map(|i| Some(&i.price.metadata)));
+    metadata.extend(prices.iter().map(|p| Some(&p.metadata)));
     resolve_plan(conn, catalog, &price_ids, &metadata).await
 }
 
@@ -62,6 +63,8 @@ pub(crate) async fn apply(
     ended: bool,
     observed: i64,
 ) -> Result<Outcome, JobError> {
+    // An item we cannot read at all makes the event dead, naming it (never a guess).
+    sub.prices().map_err(|e| JobError::permanent(anyhow::anyhow!(e)))?;
     let stripe_customer = sub.customer.id();
     let Some(customer_pk) =
         resolve_customer(conn, Some(stripe_customer), Some(&sub.metadata)).await?

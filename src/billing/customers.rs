@@ -1,19 +1,24 @@
 //! Stripe customers: created lazily (or at once with `create_in_stripe`) with our id in their
-//! metadata, or linked (`stripe_id`) with our id written into theirs.
+//! metadata, or linked (`stripe_id`) with our id written into theirs; a linked Stripe
+//! customer's subscriptions and skipped events imported; our name and email pushed to it.
 
 use std::collections::HashMap;
 
-use crate::jobs::{CreateCustomer, LinkCustomer};
+use chrono::Utc;
 use outbox::{Done, Job, JobError, Lease};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::StripeContext;
-use crate::jobs::ordering;
+use crate::appliers::{UNKNOWN_CUSTOMER, subscription::apply};
+use crate::jobs::{CreateCustomer, ImportCustomer, LinkCustomer, SyncCustomer, ordering};
 use crate::store::customers;
+use crate::stripe::objects::Subscription;
 
 /// Our customer's Stripe id, creating the Stripe customer if there is none yet. The
-/// idempotency key is derived from our customer, so every caller (a retried job, a
-/// concurrent attach) gets the same Stripe customer.
+/// idempotency key is derived from our customer (and how many times it was unlinked from a
+/// deleted Stripe customer), so every caller (a retried job, a concurrent attach) gets the
+/// same Stripe customer, and a customer whose Stripe customer was deleted gets a new one.
 pub(super) async fn ensure_stripe_customer(
     stripe: &StripeContext,
     pool: &PgPool,
@@ -26,15 +31,20 @@ pub(super) async fn ensure_stripe_customer(
     if let Some(id) = customer.stripe_id {
         return Ok(id);
     }
-    drop(conn);
     let our_id = customer
         .id
         .clone()
         .unwrap_or_else(|| format!("pk:{customer_pk}"));
+    let generation = customers::stripe_generation(&mut conn, customer_pk).await?;
+    drop(conn);
+    let key = match generation {
+        0 => format!("rc-customer-{customer_pk}"),
+        n => format!("rc-customer-{customer_pk}-g{n}"),
+    };
     let created = stripe
         .api
         .create_customer(
-            &format!("rc-customer-{customer_pk}"),
+            &key,
             customer.name.as_deref(),
             customer.email.as_deref(),
             HashMap::from([("customer_id".to_owned(), our_id)]),
@@ -98,6 +108,92 @@ impl Job for LinkCustomer {
                 &format!("rc-link-{pk}-{}", self.stripe_id),
                 &self.stripe_id,
                 HashMap::from([("customer_id".to_owned(), our_id)]),
+            )
+            .await?;
+        import(stripe, lease, pk, &self.stripe_id).await
+    }
+}
+
+impl Job for ImportCustomer {
+    const KIND: &'static str = "stripe.import_customer";
+    type Context = StripeContext;
+
+    fn key(&self) -> String {
+        format!("{}:{}:{}", Self::KIND, self.customer_pk, self.stripe_id)
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        import(stripe, lease, self.customer_pk, &self.stripe_id).await
+    }
+}
+
+/// Brings in what a linked Stripe customer has: its subscriptions, applied through the path
+/// `reconcile` takes (observed now), then its stored events that were skipped for want of
+/// the link, queued again in order. One transaction, completed with the job.
+async fn import(
+    stripe: &StripeContext,
+    lease: Lease<'_>,
+    customer_pk: i64,
+    stripe_id: &str,
+) -> Result<Done, JobError> {
+    let observed = Utc::now().timestamp();
+    let subscriptions = stripe.api.list_subscriptions(stripe_id).await?;
+    let mut tx = lease.pool().begin().await?;
+    let linked = customers::by_pk(&mut tx, customer_pk).await?;
+    if linked.and_then(|c| c.stripe_id).as_deref() != Some(stripe_id) {
+        return lease.complete(tx).await; // unlinked or relinked meanwhile: not ours to import
+    }
+    for sub in subscriptions.iter().map(Subscription::from) {
+        apply(&mut tx, &stripe.catalog, &sub, false, observed).await?;
+    }
+    let requeued = outbox::queue::requeue_skipped(&mut tx, stripe_id, UNKNOWN_CUSTOMER).await?;
+    tracing::info!(
+        customer_pk,
+        stripe_id,
+        subscriptions = subscriptions.len(),
+        requeued,
+        "linked Stripe customer imported"
+    );
+    lease.complete(tx).await
+}
+
+impl Job for SyncCustomer {
+    const KIND: &'static str = "stripe.sync_customer";
+    type Context = StripeContext;
+
+    fn key(&self) -> String {
+        let digest = Sha256::digest(format!("{:?}\n{:?}", self.name, self.email));
+        let change = hex::encode(&digest[..8]);
+        format!("{}:{}:{change}", Self::KIND, self.customer_pk)
+    }
+
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    /// Pushes the name and email we hold now (a later change has its own job), under a key
+    /// of this change: Stripe's `customer.updated` echo carries it and is not copied back.
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        let mut conn = lease.pool().acquire().await?;
+        let customer = customers::by_pk(&mut conn, self.customer_pk).await?;
+        drop(conn);
+        let Some((customer, stripe_id)) =
+            customer.and_then(|c| c.stripe_id.clone().map(|id| (c, id)))
+        else {
+            return lease.complete_alone().await; // deleted or unlinked: nothing to push
+        };
+        let key = format!("rc-{}", self.key().replace(':', "-"));
+        stripe
+            .api
+            .update_customer_contact(
+                &key,
+                &stripe_id,
+                customer.name.as_deref(),
+                customer.email.as_deref(),
             )
             .await?;
         lease.complete_alone().await

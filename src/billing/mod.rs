@@ -60,11 +60,15 @@ fn account_fingerprint(base: &str, key: &Secret) -> String {
 
 /// Registers every billing job, run with `stripe`.
 pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
-    use crate::jobs::{BillUsage, CreateCustomer, ExecuteAttach, LinkCustomer};
+    use crate::jobs::{
+        BillUsage, CreateCustomer, ExecuteAttach, ImportCustomer, LinkCustomer, SyncCustomer,
+    };
     let stripe = Arc::new(stripe);
     registry
         .on_job::<CreateCustomer>(stripe.clone())
         .on_job::<LinkCustomer>(stripe.clone())
+        .on_job::<ImportCustomer>(stripe.clone())
+        .on_job::<SyncCustomer>(stripe.clone())
         .on_job::<ExecuteAttach>(stripe.clone())
         .on_job::<BillUsage>(stripe)
 }

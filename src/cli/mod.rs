@@ -1,5 +1,6 @@
 //! The command line. Each subcommand is a thin call into the library.
 
+mod account;
 mod ops;
 mod reconcile;
 mod replay;
@@ -59,6 +60,27 @@ pub enum Command {
     /// Inspect, retry and replay stored events.
     #[command(subcommand)]
     Events(ops::EventsCommand),
+    /// Store the events Stripe's Events API lists since a time that no webhook brought
+    /// (after an outage or a restore); they apply in order. Needs STRIPE_API_KEY.
+    CatchUp {
+        /// RFC 3339 time (2026-11-23T10:00:00Z) or an age such as 30m, 6h, 7d (at most 30d).
+        #[arg(long, value_parser = ops::parse_since)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// Count what would be stored, store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Create the Stripe webhook endpoint for URL with every event type the daemon applies
+    /// and its API version (prints the signing secret once); an existing one is checked and
+    /// its missing types added. Needs STRIPE_API_KEY.
+    SetupWebhook {
+        /// The endpoint's URL (https://host/webhooks/stripe).
+        #[arg(long)]
+        url: String,
+        /// Only report the differences; exit 1 when there are some.
+        #[arg(long)]
+        check: bool,
+    },
     /// Repair drift: read subscriptions from Stripe and fix the store (needs STRIPE_API_KEY).
     Reconcile {
         /// Only this customer (our id).
@@ -105,6 +127,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => {
             ops::status(&ops_pool(config).await?, json).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::CatchUp { since, dry_run } => {
+            let settings = Settings::load(config, Needs::Database)?;
+            telemetry::init(settings.log_format);
+            account::catch_up(&settings, since, dry_run).await
+        }
+        Command::SetupWebhook { url, check } => {
+            let settings = Settings::load(config, Needs::Database)?;
+            telemetry::init(settings.log_format);
+            account::setup_webhook(&settings, &url, check).await
         }
         Command::Reconcile { customer, dry_run } => {
             let settings = Settings::load(config, Needs::Database)?;

@@ -192,7 +192,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
 }
 
 /// RFC 3339, or an age: `90s`, `30m`, `6h`, `7d`.
-fn parse_since(value: &str) -> Result<DateTime<Utc>, String> {
+pub(super) fn parse_since(value: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }

@@ -32,6 +32,8 @@ pub(super) struct UpdateCustomer {
     name: Option<String>,
     email: Option<String>,
     metadata: Option<Value>,
+    /// Links an existing Stripe customer (an unlinked customer, or to replace a deleted one).
+    stripe_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,17 +79,7 @@ pub(super) async fn create(
         body.metadata.as_ref(),
     )?;
     input::text("fingerprint", body.fingerprint.as_deref(), MAX_TEXT_CHARS)?;
-    // Checked before anything else about Stripe: the id goes into Stripe API paths.
-    if body
-        .stripe_id
-        .as_deref()
-        .is_some_and(|s| !ids::is_valid("cus_", s))
-    {
-        return Err(ApiError::invalid(
-            "stripe_id",
-            "must be a Stripe customer id (cus_ and letters, digits or _)",
-        ));
-    }
+    valid_stripe_id(body.stripe_id.as_deref())?;
     if (body.create_in_stripe || body.stripe_id.is_some()) && !state.stripe_enabled {
         return Err(ApiError::StripeNotConfigured);
     }
@@ -108,18 +100,7 @@ pub(super) async fn create(
         plans::activate_defaults(&mut tx, &state.catalog, customer.pk, customer.created_at).await?;
     }
     if let Some(stripe_id) = body.stripe_id.as_deref() {
-        // Link now (so events map at once); write our id into Stripe's metadata via the outbox.
-        if !customers::link_stripe(&mut tx, customer.pk, stripe_id).await? {
-            return Err(ApiError::Conflict {
-                code: "stripe_id_conflict",
-                message: "the customer or that Stripe customer is linked already".to_owned(),
-            });
-        }
-        let job = jobs::LinkCustomer {
-            customer_pk: customer.pk,
-            stripe_id: stripe_id.to_owned(),
-        };
-        outbox::enqueue(&mut tx, &job).await?;
+        link(&mut tx, customer.pk, stripe_id).await?;
     } else if body.create_in_stripe && customer.stripe_id.is_none() {
         let job = jobs::CreateCustomer {
             customer_pk: customer.pk,
@@ -155,6 +136,11 @@ pub(super) async fn update(
         body.email.as_deref(),
         body.metadata.as_ref(),
     )?;
+    valid_stripe_id(body.stripe_id.as_deref())?;
+    if body.stripe_id.is_some() && !state.stripe_enabled {
+        return Err(ApiError::StripeNotConfigured);
+    }
+    let contact_changed = body.name.is_some() || body.email.is_some();
     let fields = CustomerFields {
         name: body.name,
         email: body.email,
@@ -165,6 +151,22 @@ pub(super) async fn update(
     let customer = customers::update(&mut tx, id, &fields)
         .await?
         .ok_or_else(|| customer_not_found(id))?;
+    let already = customer.stripe_id.as_deref();
+    if let Some(stripe_id) = body.stripe_id.as_deref().filter(|id| Some(*id) != already) {
+        link(&mut tx, customer.pk, stripe_id).await?;
+    }
+    let customer = customers::by_pk(&mut tx, customer.pk)
+        .await?
+        .ok_or_else(|| customer_not_found(id))?;
+    if contact_changed && customer.stripe_id.is_some() {
+        // Invoices carry the Stripe customer's name and email: push ours there.
+        let job = jobs::SyncCustomer {
+            customer_pk: customer.pk,
+            name: fields.name.clone(),
+            email: fields.email.clone(),
+        };
+        outbox::enqueue(&mut tx, &job).await?;
+    }
     let view = view(&mut tx, &customer).await?;
     tx.commit().await?;
     Ok(json(StatusCode::OK, &view))
@@ -265,6 +267,35 @@ const MAX_TEXT_CHARS: usize = 255;
 
 /// The longest email address (RFC 5321's path limit, less the brackets).
 const MAX_EMAIL_CHARS: usize = 320;
+
+/// A `stripe_id` from a body, checked before anything else about Stripe: it goes into
+/// Stripe API paths.
+fn valid_stripe_id(stripe_id: Option<&str>) -> Result<(), ApiError> {
+    if stripe_id.is_some_and(|s| !ids::is_valid("cus_", s)) {
+        return Err(ApiError::invalid(
+            "stripe_id",
+            "must be a Stripe customer id (cus_ and letters, digits or _)",
+        ));
+    }
+    Ok(())
+}
+
+/// Links now (so events map at once); the job writes our id into the Stripe customer's
+/// metadata and imports its subscriptions and skipped events.
+async fn link(conn: &mut PgConnection, customer_pk: i64, stripe_id: &str) -> Result<(), ApiError> {
+    if !customers::link_stripe(conn, customer_pk, stripe_id).await? {
+        return Err(ApiError::Conflict {
+            code: "stripe_id_conflict",
+            message: "the customer or that Stripe customer is linked already".to_owned(),
+        });
+    }
+    let job = jobs::LinkCustomer {
+        customer_pk,
+        stripe_id: stripe_id.to_owned(),
+    };
+    outbox::enqueue(conn, &job).await?;
+    Ok(())
+}
 
 fn validate_fields(
     name: Option<&str>,

@@ -219,6 +219,55 @@ pub async fn delete(conn: &mut PgConnection, id: &str) -> Result<bool, sqlx::Err
     Ok(done.rows_affected() == 1)
 }
 
+/// Unlinks every customer of ours from `stripe_id` (the Stripe customer was deleted): the
+/// next Stripe customer made for it is a new one (`stripe_generation` moves on). Returns the
+/// customer unlinked, if any.
+pub async fn unlink_stripe(
+    conn: &mut PgConnection,
+    stripe_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE customers SET stripe_id = NULL, stripe_generation = stripe_generation + 1,
+                updated_at = now()
+         WHERE stripe_id = $1 RETURNING pk",
+    )
+    .bind(stripe_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Copies a name and email changed in Stripe into ours, unless a newer Stripe event was
+/// copied already; true when applied.
+pub async fn sync_from_stripe(
+    conn: &mut PgConnection,
+    pk: i64,
+    name: Option<&str>,
+    email: Option<&str>,
+    event_created: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE customers SET name = $2, email = $3, stripe_synced_created = $4,
+                updated_at = now()
+         WHERE pk = $1 AND stripe_synced_created <= $4",
+    )
+    .bind(pk)
+    .bind(name)
+    .bind(email)
+    .bind(event_created)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How many times the customer was unlinked from a deleted Stripe customer.
+pub async fn stripe_generation(conn: &mut PgConnection, pk: i64) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT stripe_generation FROM customers WHERE pk = $1")
+        .bind(pk)
+        .fetch_optional(conn)
+        .await
+        .map(Option::unwrap_or_default)
+}
+
 /// Links a Stripe customer to ours if ours has none yet. False if another link exists,
 /// also one a concurrent transaction made (the unique violation is caught in a savepoint, so
 /// the caller's transaction goes on).

@@ -105,7 +105,7 @@ pub struct CallError {
 }
 
 impl CallError {
-    fn refused(endpoint: &'static str, message: String) -> Self {
+    pub(super) fn refused(endpoint: &'static str, message: String) -> Self {
         Self {
             endpoint,
             status: None,
@@ -131,7 +131,7 @@ impl CallError {
 /// refused before a request is made, so no id (also one read back from our store or from
 /// Stripe) can steer a call to another path or add a query string; what passes is
 /// percent-encoded all the same.
-fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<String, CallError> {
+pub(super) fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<String, CallError> {
     if !ids::is_valid(prefix, id) {
         return Err(CallError::refused(
             endpoint,
@@ -174,7 +174,18 @@ impl StripeApi {
     where
         R::Output: miniserde::Deserialize,
     {
-        let mut call = request.customize();
+        self.call(endpoint, idempotency_key, request.customize())
+            .await
+    }
+
+    /// Sends a request (typed, or a raw [`stripe_client_core::RequestBuilder`] customized to
+    /// its output), with the key, metrics and error classes every call has.
+    pub(super) async fn call<T: miniserde::Deserialize>(
+        &self,
+        endpoint: &'static str,
+        idempotency_key: Option<&str>,
+        mut call: stripe_client_core::CustomizableStripeRequest<T>,
+    ) -> Result<T, CallError> {
         if let Some(key) = idempotency_key {
             let key = IdempotencyKey::new(key)
                 .map_err(|e| CallError::refused(endpoint, format!("bad idempotency key: {e}")))?;
@@ -233,6 +244,27 @@ impl StripeApi {
     ) -> Result<StripeCustomer, CallError> {
         let request =
             UpdateCustomer::new(path_id("customers.update", "cus_", id)?).metadata(metadata);
+        let customer = self
+            .send("customers.update", Some(idempotency_key), request)
+            .await?;
+        Ok(customer_view(customer))
+    }
+
+    /// Sets the Stripe customer's name and email (an absent one is left as it is).
+    pub async fn update_customer_contact(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<StripeCustomer, CallError> {
+        let mut request = UpdateCustomer::new(path_id("customers.update", "cus_", id)?);
+        if let Some(name) = name {
+            request = request.name(name);
+        }
+        if let Some(email) = email {
+            request = request.email(email);
+        }
         let customer = self
             .send("customers.update", Some(idempotency_key), request)
             .await?;

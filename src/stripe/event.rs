@@ -138,6 +138,21 @@ pub fn object<T: serde::de::DeserializeOwned>(
     event.parse::<Envelope<T>>().map(|e| e.data.object)
 }
 
+/// The idempotency key of the API request that caused a stored event, if any: ours start
+/// with `rc-`, so an event can be recognised as the echo of our own change.
+pub fn request_key(event: &outbox::StoredEvent) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        request: Option<Request>,
+    }
+    #[derive(Deserialize)]
+    struct Request {
+        idempotency_key: Option<String>,
+    }
+    let envelope: Envelope = event.parse().ok()?;
+    envelope.request?.idempotency_key
+}
+
 fn mode_name(livemode: bool) -> &'static str {
     if livemode { "live" } else { "test" }
 }

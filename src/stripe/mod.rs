@@ -2,6 +2,7 @@
 //! Stripe objects we read. (The fake API the tests and `scripts/run.sh` use in place of
 //! Stripe is `crates/fake-stripe`.)
 
+pub mod account;
 pub mod client;
 pub mod event;
 pub mod ids;

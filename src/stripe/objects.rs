@@ -57,7 +57,11 @@ pub struct Subscription {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionItem {
-    pub price: Price,
+    pub id: Option<String>,
+    /// Absent from items of very old integrations and some emulators, which carry only the
+    /// legacy `plan` (same id and metadata): see [`SubscriptionItem::price`].
+    pub price: Option<Price>,
+    pub plan: Option<Price>,
     pub quantity: Option<i64>,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
@@ -70,7 +74,33 @@ pub struct Price {
     pub metadata: Metadata,
 }
 
+impl SubscriptionItem {
+    /// The item's price, else its legacy `plan`.
+    pub fn price(&self) -> Option<&Price> {
+        self.price.as_ref().or(self.plan.as_ref())
+    }
+}
+
 impl Subscription {
+    /// Every item's price (or legacy plan). An item with neither cannot be read: a
+    /// permanent error naming it, so the event goes to dead letters saying why.
+    pub fn prices(&self) -> Result<Vec<&Price>, String> {
+        self.items
+            .data
+            .iter()
+            .enumerate()
+            .map(|(n, item)| {
+                item.price().ok_or_else(|| {
+                    format!(
+                        "subscription {}: items.data[{n}] ({}) has neither `price` nor `plan`",
+                        self.id,
+                        item.id.as_deref().unwrap_or("no id")
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Billing periods live on the items in current API versions: the first item's.
     pub fn period(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let item = self.items.data.first();
@@ -188,6 +218,18 @@ impl Invoice {
     }
 }
 
+/// A Stripe customer (also a deleted one: `{id, object, deleted: true}`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct CheckoutSession {
     pub id: String,
@@ -217,10 +259,12 @@ impl From<&stripe_shared::Subscription> for Subscription {
                     .data
                     .iter()
                     .map(|i| SubscriptionItem {
-                        price: Price {
+                        id: Some(i.id.to_string()),
+                        price: Some(Price {
                             id: i.price.id.to_string(),
                             metadata: i.price.metadata.clone(),
-                        },
+                        }),
+                        plan: None,
                         quantity: i.quantity.map(|q| q.min(i64::MAX as u64) as i64),
                         current_period_start: Some(i.current_period_start),
                         current_period_end: Some(i.current_period_end),

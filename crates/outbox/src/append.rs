@@ -48,6 +48,8 @@ pub struct NewEvent {
     pub api_version: Option<String>,
     /// Stored already finished as `skipped` with this reason, and never queued.
     pub skip: Option<String>,
+    /// How it reached us (`webhook`, `catch_up`), kept with it.
+    pub received_via: &'static str,
 }
 
 impl NewEvent {
@@ -245,6 +247,7 @@ async fn insert_batch(
     let mut ordering_keys = Vec::with_capacity(n);
     let mut payloads: Vec<&[u8]> = Vec::with_capacity(n);
     let mut skip_reasons = Vec::with_capacity(n);
+    let mut received_via = Vec::with_capacity(n);
     for d in batch {
         let e = &d.event;
         if ids.contains(&e.id.as_str()) {
@@ -261,23 +264,26 @@ async fn insert_batch(
         ordering_keys.push(e.ordering_key());
         payloads.push(&d.body);
         skip_reasons.push(e.skip.as_deref());
+        received_via.push(e.received_via);
     }
     sqlx::query_as(
         r#"
         WITH input AS (
             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bool[], $5::text[],
                                  $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[],
-                                 $12::text[])
+                                 $12::text[], $13::text[])
                 AS t(id, type, created, livemode, api_version, account, object_id, customer_id,
-                     payload, ordering_key, skip_reason)
+                     payload, ordering_key, skip_reason, received_via)
         ), stored AS (
             INSERT INTO events (id, type, created, livemode, api_version, account, object_id,
-                                customer_id, payload, state, last_error, finished_at)
+                                customer_id, payload, state, last_error, finished_at,
+                                received_via)
             SELECT id, type, created, livemode, api_version, account, object_id, customer_id,
                    payload,
                    CASE WHEN skip_reason IS NULL THEN 'received' ELSE 'skipped' END,
                    skip_reason,
-                   CASE WHEN skip_reason IS NOT NULL THEN now() END
+                   CASE WHEN skip_reason IS NOT NULL THEN now() END,
+                   received_via
             FROM input
             ON CONFLICT (id) DO NOTHING
             RETURNING id
@@ -305,6 +311,7 @@ async fn insert_batch(
     .bind(&ordering_keys)
     .bind(EVENT_JOB)
     .bind(&skip_reasons)
+    .bind(&received_via)
     .fetch_all(pool)
     .await
 }
@@ -325,6 +332,7 @@ mod tests {
             account: None,
             api_version: None,
             skip: None,
+            received_via: "webhook",
         };
         assert_eq!(event.ordering_key(), Some("cus_1"));
         event.subject_id = None;

@@ -44,6 +44,21 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Option<EventRecord>, sqlx::E
         .await
 }
 
+/// Which of `ids` the log holds already.
+pub async fn existing(pool: &PgPool, ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+}
+
+/// The `created` of the newest event the log holds (of any state), if any.
+pub async fn newest_created(pool: &PgPool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(created) FROM events")
+        .fetch_one(pool)
+        .await
+}
+
 /// The payload exactly as it was appended.
 pub async fn payload(pool: &PgPool, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
     sqlx::query_scalar("SELECT payload FROM events WHERE id = $1")
