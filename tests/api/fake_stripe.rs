@@ -76,7 +76,7 @@ pub(crate) fn metadata(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .collect()
 }
 
-fn idempotent(key: &str) -> RequestStrategy {
+pub(crate) fn idempotent(key: &str) -> RequestStrategy {
     RequestStrategy::Idempotent(IdempotencyKey::new(key).unwrap())
 }
 
@@ -230,7 +230,7 @@ impl Drop for Receiver {
     }
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -448,9 +448,12 @@ async fn every_webhook_parses_into_its_typed_event() {
     fake.complete_checkout(session.id.as_str()).await.unwrap();
     let expired = checkout(&client, customer.id.as_str(), &pro).await;
     fake.expire_checkout(expired.id.as_str()).await.unwrap();
+    // The customer's creation comes first (the checkouts wait for their own events only).
+    receiver.wait_for(5).await;
     assert_eq!(
         receiver.types(),
         [
+            "customer.created",
             "customer.subscription.created",
             "invoice.paid",
             "checkout.session.completed",
@@ -474,7 +477,7 @@ async fn every_webhook_parses_into_its_typed_event() {
         .send(&client)
         .await
         .unwrap();
-    receiver.wait_for(8).await;
+    receiver.wait_for(9).await;
     fake.cancel_subscription(&sub_id).await.unwrap();
     // A subscription created through the API with a payment method.
     let mut item = CreateSubscriptionItems::new();
@@ -485,12 +488,12 @@ async fn every_webhook_parses_into_its_typed_event() {
         .send(&client)
         .await
         .unwrap();
-    receiver.wait_for(11).await;
+    receiver.wait_for(12).await;
 
     let events = receiver.events();
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
-        types[4..],
+        types[5..],
         [
             "invoice.created",
             "customer.subscription.updated",
@@ -523,7 +526,7 @@ async fn every_webhook_parses_into_its_typed_event() {
     assert_eq!(delivered, recorded, "delivered once each, in order");
 
     // What the typed events say.
-    let EventObject::InvoicePaid(first) = &events[1].1.data.object else {
+    let EventObject::InvoicePaid(first) = &events[2].1.data.object else {
         unreachable!()
     };
     assert_eq!(
@@ -539,7 +542,7 @@ async fn every_webhook_parses_into_its_typed_event() {
         .unwrap();
     assert_eq!(parent.subscription.id().as_str(), sub_id);
     assert_eq!(parent.metadata.as_ref().unwrap()["customer_id"], "user_1");
-    let EventObject::CheckoutSessionCompleted(completed) = &events[2].1.data.object else {
+    let EventObject::CheckoutSessionCompleted(completed) = &events[3].1.data.object else {
         unreachable!()
     };
     assert_eq!(completed.metadata.as_ref().unwrap()["attach_id"], "att_1");
@@ -548,7 +551,7 @@ async fn every_webhook_parses_into_its_typed_event() {
         sub_id
     );
     assert!(completed.customer.is_some());
-    let EventObject::InvoiceCreated(renewal) = &events[4].1.data.object else {
+    let EventObject::InvoiceCreated(renewal) = &events[5].1.data.object else {
         unreachable!()
     };
     assert_eq!(
@@ -556,7 +559,7 @@ async fn every_webhook_parses_into_its_typed_event() {
         Some(stripe_billing::InvoiceBillingReason::SubscriptionCycle)
     );
     let line = &renewal.lines.data[0];
-    let EventObject::CustomerSubscriptionUpdated(renewed) = &events[5].1.data.object else {
+    let EventObject::CustomerSubscriptionUpdated(renewed) = &events[6].1.data.object else {
         unreachable!()
     };
     assert_eq!(
@@ -568,7 +571,7 @@ async fn every_webhook_parses_into_its_typed_event() {
         renewal.period_end, line.period.start,
         "the invoice period looks back"
     );
-    let previous = events_raw(&receiver)[5]["data"]["previous_attributes"].clone();
+    let previous = events_raw(&receiver)[6]["data"]["previous_attributes"].clone();
     assert_eq!(
         previous["items"]["data"][0]["current_period_end"], line.period.start,
         "previous_attributes hold the old period"
@@ -578,6 +581,9 @@ async fn every_webhook_parses_into_its_typed_event() {
 /// The event type a typed `EventObject` variant stands for; `None` for `Unknown`.
 pub(crate) fn typed_as(object: &EventObject) -> Option<&'static str> {
     Some(match object {
+        EventObject::CustomerCreated(_) => "customer.created",
+        EventObject::CustomerUpdated(_) => "customer.updated",
+        EventObject::CustomerDeleted(_) => "customer.deleted",
         EventObject::CustomerSubscriptionCreated(_) => "customer.subscription.created",
         EventObject::CustomerSubscriptionUpdated(_) => "customer.subscription.updated",
         EventObject::CustomerSubscriptionDeleted(_) => "customer.subscription.deleted",
@@ -883,6 +889,7 @@ async fn a_person_can_pay_on_the_hosted_checkout_page() {
     assert_eq!(
         types,
         [
+            "customer.created",
             "customer.subscription.created",
             "invoice.paid",
             "checkout.session.completed"
@@ -965,12 +972,13 @@ async fn deliveries_are_retried_until_acknowledged() {
     fake.complete_checkout(session.id.as_str()).await.unwrap();
     assert_eq!(
         receiver.attempts.load(Ordering::SeqCst),
-        5,
-        "two refused, then three"
+        6,
+        "two refused (customer.created's first tries), then four"
     );
     assert_eq!(
         receiver.types(),
         [
+            "customer.created",
             "customer.subscription.created",
             "invoice.paid",
             "checkout.session.completed"
@@ -981,17 +989,23 @@ async fn deliveries_are_retried_until_acknowledged() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let fake = fake_with(Some(url)).await;
+    let fake = fake_with(None).await;
     let client = self::client(&fake);
     let customer = CreateCustomer::new().send(&client).await.unwrap();
     let pro = monthly_price(&client, "pro").await;
     let session = checkout(&client, customer.id.as_str(), &pro).await;
+    // Pointed there only now, so only the expiry is tried (customer.created is recorded).
+    fake.deliver_webhooks_to(url).unwrap();
     let error = fake.expire_checkout(session.id.as_str()).await.unwrap_err();
     assert!(
         error.to_string().contains("webhook delivery failed"),
         "{error:#}"
     );
-    assert_eq!(fake.events().len(), 1, "still recorded");
+    assert_eq!(
+        fake.events().len(),
+        2,
+        "still recorded (after customer.created)"
+    );
 }
 
 #[tokio::test]
@@ -1003,7 +1017,7 @@ async fn webhooks_can_be_pointed_at_a_receiver_that_starts_later() {
     let early = checkout(&client, customer.id.as_str(), &pro).await;
     fake.expire_checkout(early.id.as_str()).await.unwrap();
     assert_eq!(
-        fake.events()[0]["pending_webhooks"],
+        fake.events()[1]["pending_webhooks"],
         0,
         "nowhere to send it"
     );
@@ -1017,7 +1031,7 @@ async fn webhooks_can_be_pointed_at_a_receiver_that_starts_later() {
         ["checkout.session.expired"],
         "only what happened after"
     );
-    assert_eq!(fake.events()[1]["pending_webhooks"], 1);
+    assert_eq!(fake.events()[2]["pending_webhooks"], 1);
 
     let again = fake.deliver_webhooks_to(receiver.url.clone()).unwrap_err();
     assert!(again.to_string().contains("already"), "{again:#}");

@@ -9,6 +9,7 @@ mod convergence;
 mod customers;
 mod engine;
 mod events_api;
+mod fake_accounts;
 mod fake_payments;
 mod fake_stripe;
 mod handlers;

@@ -1,6 +1,7 @@
-//! The `/v1` endpoints: routing, Stripe's error bodies and shared parameter helpers. The
-//! endpoints themselves are in `catalog`, `subscriptions`, `checkout` and `invoices`;
-//! PaymentIntents can only be retrieved.
+//! The `/v1` endpoints: routing, Stripe's error bodies and shared parameter helpers (and
+//! list paging, [`page`]). The endpoints themselves are in `customers`, `catalog`,
+//! `subscriptions`, `checkout`, `invoices`, `events` and `endpoints`; PaymentIntents can only
+//! be retrieved.
 //!
 //! Handlers run with the state locked and return the response body plus the events the
 //! change causes; the server queues those events before it lets go of the lock.
@@ -13,7 +14,7 @@ use super::form::Form;
 use super::objects;
 use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
-use super::{catalog, checkout, invoices, subscriptions};
+use super::{catalog, checkout, customers, endpoints, events, invoices, subscriptions};
 
 /// One API request, as the handlers see it.
 pub(super) struct Call<'a> {
@@ -180,9 +181,10 @@ pub(super) fn route(
     base_url: &str,
 ) -> Result<Answer, ApiError> {
     match (call.method, call.segments) {
-        ("POST", ["customers"]) => catalog::create_customer(state, call.params),
-        ("GET", ["customers", id]) => retrieve(&state.customers, "customer", id),
-        ("POST", ["customers", id]) => catalog::update_customer(state, call.params, id),
+        ("POST", ["customers"]) => customers::create(state, call.params, &call.request),
+        ("GET", ["customers", id]) => customers::retrieve(state, id),
+        ("POST", ["customers", id]) => customers::update(state, call.params, id, &call.request),
+        ("DELETE", ["customers", id]) => customers::delete_api(state, id, &call.request),
         ("POST", ["products"]) => catalog::create_product(state, call.params),
         ("GET", ["products", id]) => retrieve(&state.products, "product", id),
         ("POST", ["prices"]) => catalog::create_price(state, call.params),
@@ -197,6 +199,15 @@ pub(super) fn route(
         ("POST", ["invoiceitems"]) => invoices::create_item(state, call.params),
         ("GET", ["invoiceitems", id]) => retrieve(&state.invoice_items, "invoiceitem", id),
         ("GET", ["invoices", id]) => invoices::retrieve(state, call.params, id),
+        ("GET", ["events"]) => events::list(state, call.params),
+        ("GET", ["events", id]) => events::retrieve(state, id),
+        ("POST", ["webhook_endpoints"]) => endpoints::create(state, call.params),
+        ("GET", ["webhook_endpoints"]) => endpoints::list(state, call.params),
+        ("GET", ["webhook_endpoints", id]) => {
+            retrieve(&state.webhook_endpoints, "webhook endpoint", id)
+        }
+        ("POST", ["webhook_endpoints", id]) => endpoints::update(state, call.params, id),
+        ("DELETE", ["webhook_endpoints", id]) => endpoints::delete(state, id),
         ("GET", ["payment_intents", id]) => retrieve(&state.payment_intents, "payment_intent", id),
         _ => Err(ApiError::no_route(
             call.method,
@@ -215,6 +226,71 @@ pub(super) fn retrieve(
         .get(id)
         .ok_or_else(|| ApiError::no_such(kind, id, "id"))?;
     Ok(Answer::quiet(object.clone()))
+}
+
+/// One page of a list as Stripe pages it: newest first, `limit` (1-100, default 10),
+/// `starting_after` (older than that object) or `ending_before` (newer; the `limit` closest
+/// to it), `has_more` in the direction paged. `all` is every object of the kind in creation
+/// order (cursors are looked up there, so an object filtered out still pages); `keep` says
+/// which are listed.
+pub(super) fn page(
+    all: &[&Value],
+    keep: impl Fn(&Value) -> bool,
+    params: &Form,
+    kind: &str,
+    url: &str,
+) -> Result<Answer, ApiError> {
+    let limit = match integer(params, "limit")? {
+        None => 10,
+        Some(n) if n < 1 => {
+            return Err(ApiError::invalid(
+                "This value must be greater than or equal to 1.",
+                Some("limit"),
+            ));
+        }
+        Some(n) if n > 100 => {
+            return Err(ApiError::invalid(
+                "This value must be less than or equal to 100.",
+                Some("limit"),
+            ));
+        }
+        Some(n) => n as usize,
+    };
+    let cursor = |param: &str| match params.get(param).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(id) => all
+            .iter()
+            .position(|o| o["id"] == id)
+            .map(Some)
+            .ok_or_else(|| ApiError::no_such(kind, id, param)),
+    };
+    let (after, before) = (cursor("starting_after")?, cursor("ending_before")?);
+    if after.is_some() && before.is_some() {
+        return Err(ApiError::invalid(
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            None,
+        ));
+    }
+    let kept = all.iter().enumerate().filter(|(_, o)| keep(o));
+    let (data, has_more) = match before {
+        Some(before) => {
+            let newer: Vec<&Value> = kept.filter(|(i, _)| *i > before).map(|(_, o)| *o).collect();
+            let has_more = newer.len() > limit;
+            let mut data: Vec<Value> = newer.into_iter().take(limit).cloned().collect();
+            data.reverse();
+            (data, has_more)
+        }
+        None => {
+            let older: Vec<&Value> = kept
+                .rev()
+                .filter(|(i, _)| after.is_none_or(|after| *i < after))
+                .map(|(_, o)| *o)
+                .collect();
+            let has_more = older.len() > limit;
+            (older.into_iter().take(limit).cloned().collect(), has_more)
+        }
+    };
+    Ok(Answer::quiet(objects::list(url, data, has_more)))
 }
 
 /// A required parameter.

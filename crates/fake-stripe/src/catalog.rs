@@ -1,65 +1,9 @@
-//! Customers, products and prices: the objects everything else refers to.
-
-use serde_json::{Value, json};
+//! Products and prices: the catalog subscriptions refer to (customers are in `customers`).
 
 use super::api::{Answer, ApiError, integer, required};
 use super::form::{Form, MetadataUpdate};
 use super::objects::{self, NewPrice};
 use super::state::State;
-
-pub(super) fn create_customer(state: &mut State, params: &Form) -> Result<Answer, ApiError> {
-    let id = state.id("cus");
-    let metadata = MetadataUpdate::new_object(params.metadata("metadata").as_ref());
-    let mut customer = objects::customer(
-        &id,
-        state.now(),
-        params.get("name"),
-        params.get("email"),
-        metadata,
-    );
-    apply_customer_fields(&mut customer, params);
-    state.customers.insert(id, customer.clone());
-    Ok(Answer::quiet(customer))
-}
-
-pub(super) fn update_customer(
-    state: &mut State,
-    params: &Form,
-    id: &str,
-) -> Result<Answer, ApiError> {
-    let customer = state
-        .customers
-        .get_mut(id)
-        .ok_or_else(|| ApiError::no_such("customer", id, "id"))?;
-    for key in ["name", "email"] {
-        if let Some(value) = params.get(key) {
-            customer[key] = if value.is_empty() {
-                Value::Null
-            } else {
-                json!(value)
-            };
-        }
-    }
-    if let Some(update) = params.metadata("metadata") {
-        update.apply(&mut customer["metadata"]);
-    }
-    apply_customer_fields(customer, params);
-    Ok(Answer::quiet(customer.clone()))
-}
-
-/// Fields shared by create and update.
-fn apply_customer_fields(customer: &mut Value, params: &Form) {
-    if let Some(description) = params.get("description") {
-        customer["description"] = json!(description);
-    }
-    if let Some(pm) = params.get("invoice_settings[default_payment_method]") {
-        customer["invoice_settings"]["default_payment_method"] = if pm.is_empty() {
-            Value::Null
-        } else {
-            json!(pm)
-        };
-    }
-}
 
 pub(super) fn create_product(state: &mut State, params: &Form) -> Result<Answer, ApiError> {
     let name = required(params, "name")?;

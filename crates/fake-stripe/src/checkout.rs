@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::PaymentMethodKind;
 use super::api::{Answer, ApiError, integer};
+use super::customers;
 use super::form::{Form, MetadataUpdate};
 use super::intents::{self, Outcome};
 use super::lifecycle::{self, Start};
@@ -110,14 +111,23 @@ pub(super) fn complete(
             "Your card was declined.",
         ));
     }
+    let mut events = Vec::new();
     let customer_id = match session["customer"].as_str() {
-        Some(id) => id.to_owned(),
+        Some(id) if state.customers.contains_key(id) => id.to_owned(),
+        Some(id) => return Err(ApiError::no_such("customer", id, "customer")),
         None => {
-            let id = state.id("cus");
+            // Stripe makes the customer first: `customer.created` comes before the rest.
             let email = session["customer_email"].as_str();
-            let customer = objects::customer(&id, state.now(), None, email, json!({}));
-            state.customers.insert(id.clone(), customer);
-            id
+            let (customer, created) = customers::open(
+                state,
+                None,
+                email,
+                json!({}),
+                &EventRequest::default(),
+                |_| {},
+            );
+            events.push(created);
+            customer["id"].as_str().unwrap_or_default().to_owned()
         }
     };
     let (payment_method, outcome) = match kind {
@@ -135,7 +145,6 @@ pub(super) fn complete(
             (pm, intents::outcome_of(Some(saved)))
         }
     };
-    let mut events = Vec::new();
     let mut completed = session.clone();
     if session["mode"] == "subscription" {
         // Stripe's own action: its events share one generated idempotency key.

@@ -1,15 +1,18 @@
 //! A stateful fake of the Stripe API, for tests and local runs without network access.
 //!
 //! [`FakeStripe`] serves the slice of `/v1` the daemon uses (customers, products, prices,
-//! subscriptions, checkout sessions, invoice items, invoices, PaymentIntents) with objects
+//! subscriptions, checkout sessions, invoice items, invoices, PaymentIntents, events, webhook
+//! endpoints) with objects
 //! shaped exactly as API version `2026-09-30.endive` sends them, so async-stripe's strict
 //! decoding accepts them. It honours `Idempotency-Key` like Stripe (replay with
 //! `Idempotent-Replayed: true`, 400 `idempotency_error` for other parameters), `expand[]` on
 //! subscriptions and invoices (see `expand`), records every request, injects faults on
 //! demand, and sends signed webhooks when things happen, in Stripe's order.
 //!
-//! Layout: `server` (HTTP, auth, faults, idempotency) → `api` (routing, errors) → the
-//! endpoints in `catalog`, `subscriptions`, `checkout`, `invoices`, with `lifecycle` for how
+//! Layout: `server` (HTTP, auth, faults, idempotency) → `api` (routing, errors, list pages) →
+//! the endpoints in `customers`, `catalog`, `subscriptions`, `checkout`, `invoices`, `events`
+//! (the Events API) and `endpoints` (webhook endpoints, checked against `event_types`), with
+//! `lifecycle` for how
 //! a subscription starts and ends, `payments` for charging its invoices afterwards,
 //! `transitions` for the status changes Stripe makes on its own (unpaid, expired, paused,
 //! resumed) and `intents` for PaymentIntents → `objects`, `billing`, `lines` (Stripe-shaped
@@ -17,14 +20,22 @@
 //! the fake's clock); `webhooks` wraps events and delivers them; `form` reads Stripe's form
 //! encoding; `hosted` is the checkout page; `signature` signs deliveries.
 //!
+//! Customers send `customer.created` (first, before anything the customer does, also when a
+//! checkout makes the customer), `customer.updated` (with `previous_attributes`, if anything
+//! changed) and `customer.deleted` (after `customer.subscription.deleted` for each of its
+//! subscriptions that had not ended); a deleted customer retrieves as `deleted: true` and is
+//! `No such customer` to everything else. `GET /v1/events` lists every event generated in
+//! the last 30 days of the fake's clock, newest first, with Stripe's paging and filters,
+//! whether or not its webhook was sent ([`Delivery::Drop`] loses webhooks on purpose).
+//!
 //! A crate of its own so the daemon's binary contains no fake: the daemon's tests take it as a
 //! dev-dependency, and `scripts/run.sh` runs its `fake-stripe` binary (`src/main.rs`).
 //!
 //! Payments follow the customer's payment method ([`PaymentMethodKind`]): a card succeeds, a
 //! 3-D Secure card waits for authentication, a declining card fails, a bank debit is
 //! `processing` until a test settles it. Every finalized subscription invoice has a
-//! PaymentIntent. PaymentIntent events (`payment_intent.*`) are not sent; the invoice,
-//! subscription and checkout events are.
+//! PaymentIntent. PaymentIntent events (`payment_intent.*`) are not sent; the customer,
+//! invoice, subscription and checkout events are.
 //!
 //! Tests drive what a customer or the passage of time would do:
 //! [`FakeStripe::complete_checkout`] / [`FakeStripe::complete_checkout_with`] (or the hosted
@@ -33,14 +44,22 @@
 //! [`FakeStripe::settle_async_payment`], [`FakeStripe::mark_unpaid`],
 //! [`FakeStripe::expire_incomplete`], [`FakeStripe::pause_subscription`],
 //! [`FakeStripe::resume_subscription`], [`FakeStripe::set_cancel_at`],
-//! [`FakeStripe::advance_clock`]. These wait until their webhooks were delivered; they fail
-//! if the change is refused (unknown id, wrong state: nothing changes) or if a webhook could
-//! not be delivered after retries (the change stands, the event is in [`FakeStripe::events`]).
+//! [`FakeStripe::advance_clock`]; and what someone does in the dashboard:
+//! [`FakeStripe::create_customer_in_dashboard`], [`FakeStripe::update_customer_in_dashboard`],
+//! [`FakeStripe::delete_customer`], [`FakeStripe::subscribe_in_dashboard`] (their events carry
+//! a `request` id of the dashboard's own). These wait until their webhooks were delivered;
+//! they fail if the change is refused (unknown id, wrong state: nothing changes) or if a
+//! webhook could not be delivered after retries (the change stands, the event is in
+//! [`FakeStripe::events`]).
 
 mod api;
 mod billing;
 mod catalog;
 mod checkout;
+mod customers;
+mod endpoints;
+mod event_types;
+mod events;
 mod expand;
 mod form;
 mod hosted;
@@ -125,6 +144,17 @@ pub enum PaymentMethodKind {
     /// A bank debit (SEPA/ACH): the PaymentIntent is `processing` until
     /// [`FakeStripe::settle_async_payment`] decides it.
     AsyncDebit,
+}
+
+/// Whether events reach the webhook URL ([`FakeStripe::set_delivery`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Events are sent to the webhook URL, in order (the default).
+    #[default]
+    Deliver,
+    /// Events are generated, recorded and listed by `GET /v1/events`, but never sent: lost
+    /// webhooks. Switching back to `Deliver` does not resend them.
+    Drop,
 }
 
 /// One `/v1` request as the fake saw it.
@@ -466,6 +496,86 @@ impl FakeStripe {
         subscription["status"] = Value::String(status.to_owned());
     }
 
+    /// A customer created in the dashboard (no API request the daemon made):
+    /// `customer.created` is delivered. Returns its id (`cus_...`).
+    pub async fn create_customer_in_dashboard(
+        &self,
+        name: Option<&str>,
+        email: Option<&str>,
+        metadata: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        self.fake
+            .act(|state| customers::create_in_dashboard(state, name, email, metadata))
+            .await
+    }
+
+    /// Changes a customer's name and/or email in the dashboard (`None`: unchanged):
+    /// `customer.updated` (with `previous_attributes`) is delivered if anything changed.
+    /// Refused for an unknown or deleted customer.
+    pub async fn update_customer_in_dashboard(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| customers::update_in_dashboard(state, id, name, email))
+            .await
+    }
+
+    /// Deletes the customer, as `DELETE /v1/customers/{id}` does: its subscriptions that have
+    /// not ended are canceled first (`customer.subscription.deleted` each, oldest first), then
+    /// `customer.deleted` is delivered. Refused for an unknown or deleted customer.
+    pub async fn delete_customer(&self, id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| {
+                let request = customers::dashboard_request(state);
+                customers::delete(state, id, &request)
+            })
+            .await
+    }
+
+    /// A subscription to `price` made in the dashboard (not by the daemon), with `metadata`:
+    /// the same as `POST /v1/subscriptions` for that customer. A customer without a default
+    /// payment method is given a card first; the first invoice is charged as the payment
+    /// method's kind says (a card: `active` and paid). Delivered as on the API path:
+    /// `customer.subscription.created`, then `invoice.paid` (or the failure's event).
+    /// Returns the subscription id.
+    pub async fn subscribe_in_dashboard(
+        &self,
+        customer: &str,
+        price: &str,
+        metadata: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        self.fake
+            .act(|state| customers::subscribe_in_dashboard(state, customer, price, metadata))
+            .await
+    }
+
+    /// Whether events are sent from now on (see [`Delivery`]); either way they are
+    /// recorded ([`FakeStripe::events`]) and listed by `GET /v1/events`.
+    pub fn set_delivery(&self, delivery: Delivery) {
+        self.fake.lock().delivery = delivery;
+    }
+
+    /// The `api_version` stamped on events generated from now on (default
+    /// `2026-09-30.endive`). Only the stamp changes: objects keep that version's shape.
+    pub fn set_api_version(&self, version: &str) {
+        self.fake.lock().api_version = version.to_owned();
+    }
+
+    /// Every webhook endpoint made through `/v1/webhook_endpoints` and not deleted, oldest
+    /// first, without their secrets. They do not change where the fake delivers (that stays
+    /// [`FakeConfig::webhook_url`]).
+    pub fn webhook_endpoints(&self) -> Vec<Value> {
+        self.fake
+            .lock()
+            .webhook_endpoints
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The account loses a price (as when the key now points at another account, or test
     /// data was cleared): requests naming it get `No such price`.
     ///
@@ -480,6 +590,7 @@ impl FakeStripe {
         self.fake.lock().prices.values().cloned().collect()
     }
 
+    /// The customers that exist (deleted ones are left out).
     pub fn customers(&self) -> Vec<Value> {
         self.fake.lock().customers.values().cloned().collect()
     }

@@ -15,13 +15,16 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::checkout::Purchase;
-use super::{Fault, PaymentMethodKind, RecordedRequest};
+use super::objects::API_VERSION;
+use super::{Delivery, Fault, PaymentMethodKind, RecordedRequest};
 
 #[derive(Default)]
 pub(super) struct State {
     tag: String,
     counter: u64,
     pub customers: BTreeMap<String, Value>,
+    /// Deleted customers, as `DELETE /v1/customers/{id}` answered (`deleted: true`).
+    pub deleted_customers: BTreeMap<String, Value>,
     pub products: BTreeMap<String, Value>,
     pub prices: BTreeMap<String, Value>,
     pub subscriptions: BTreeMap<String, Value>,
@@ -45,7 +48,14 @@ pub(super) struct State {
     pub requests: Vec<RecordedRequest>,
     pub idempotent: HashMap<String, StoredResponse>,
     pub faults: Vec<ArmedFault>,
+    /// Every event generated, in order (`GET /v1/events` lists the last 30 days').
     pub events: Vec<Value>,
+    /// Whether events are sent or only recorded.
+    pub delivery: Delivery,
+    /// The `api_version` stamped on new events.
+    pub api_version: String,
+    /// Webhook endpoints made through the API, without their secrets.
+    pub webhook_endpoints: BTreeMap<String, Value>,
 }
 
 /// An invoice's default `invoice_payment` (`inpay_...`) and its PaymentIntent.
@@ -80,6 +90,7 @@ impl State {
             .unwrap_or_default();
         Self {
             tag: base36(nanos as u64 ^ u64::from(std::process::id()), 6),
+            api_version: API_VERSION.to_owned(),
             ..Self::default()
         }
     }

@@ -21,10 +21,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::objects::API_VERSION;
 use super::state::{State, real_now};
-use crate::WebhookSecret;
 use crate::signature;
+use crate::{Delivery, WebhookSecret};
 
 /// Tries per event before it is given up.
 pub(super) const ATTEMPTS: u32 = 6;
@@ -97,9 +96,14 @@ impl Outbox {
         Ok(())
     }
 
-    /// Wraps each object in an event, records it and queues it; call with the state locked.
+    /// Wraps each object in an event, records it and queues it (unless delivery is
+    /// [`Delivery::Drop`]); call with the state locked.
     pub(super) fn emit(&self, state: &mut State, events: Vec<PendingEvent>) -> Delivered {
         let mut waits = Vec::new();
+        let queue = self
+            .queue
+            .get()
+            .filter(|_| state.delivery == Delivery::Deliver);
         for pending in events {
             let id = state.id("evt");
             let mut data = json!({ "object": pending.object });
@@ -107,9 +111,9 @@ impl Outbox {
                 data["previous_attributes"] = previous;
             }
             let event = json!({
-                "id": id, "object": "event", "api_version": API_VERSION, "created": state.now(),
-                "data": data, "livemode": false,
-                "pending_webhooks": u8::from(self.queue.get().is_some()),
+                "id": id, "object": "event", "api_version": state.api_version,
+                "created": state.now(), "data": data, "livemode": false,
+                "pending_webhooks": u8::from(queue.is_some()),
                 "request": {
                     "id": pending.request.id,
                     "idempotency_key": pending.request.idempotency_key
@@ -118,7 +122,7 @@ impl Outbox {
             });
             let body = Bytes::from(serde_json::to_vec(&event).expect("JSON values serialize"));
             state.events.push(event);
-            if let Some(queue) = self.queue.get() {
+            if let Some(queue) = queue {
                 let (done, wait) = oneshot::channel();
                 if queue.send(Job { body, done }).is_ok() {
                     waits.push((id, wait));
