@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::billing::StripeContext;
-use crate::stripe::client::StripeApi;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
+use crate::stripe::client::StripeApi;
 use crate::{metrics, systemd};
 
 /// A bound, ready-to-run daemon.
@@ -171,7 +171,11 @@ impl Application {
 /// The Stripe API for the periodic catch-up, when a key is set and it is on.
 fn catch_up_api(settings: &Settings) -> anyhow::Result<Option<StripeApi>> {
     let stripe = &settings.stripe;
-    let Some(key) = stripe.api_key.as_ref().filter(|_| stripe.catch_up_interval_secs > 0) else {
+    let Some(key) = stripe
+        .api_key
+        .as_ref()
+        .filter(|_| stripe.catch_up_interval_secs > 0)
+    else {
         return Ok(None);
     };
     let timeout = Duration::from_millis(stripe.timeout_ms);

@@ -75,7 +75,11 @@ pub async fn run(
 
 /// Stores one page's events the log lacks, concurrently (the appender commits them
 /// together).
-async fn store(pool: &PgPool, ingest: Option<&Ingest>, events: &[Value]) -> anyhow::Result<CatchUp> {
+async fn store(
+    pool: &PgPool,
+    ingest: Option<&Ingest>,
+    events: &[Value],
+) -> anyhow::Result<CatchUp> {
     let ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
     let known = outbox::log::existing(pool, &ids).await?;
     let mut found = CatchUp {
@@ -85,7 +89,11 @@ async fn store(pool: &PgPool, ingest: Option<&Ingest>, events: &[Value]) -> anyh
     };
     let missing: Vec<&Value> = events
         .iter()
-        .filter(|e| e["id"].as_str().is_some_and(|id| !known.iter().any(|k| k == id)))
+        .filter(|e| {
+            e["id"]
+                .as_str()
+                .is_some_and(|id| !known.iter().any(|k| k == id))
+        })
         .collect();
     let Some(ingest) = ingest else {
         found.stored = missing.len() as u64;

@@ -59,7 +59,9 @@ impl Ingest {
             tracing::info!(event_id = %envelope.id, %reason, "event stored as skipped");
         }
         crate::metrics::event_api_version(envelope.api_version.as_deref());
-        self.appender.append(new_event(envelope, skip, via), body).await
+        self.appender
+            .append(new_event(envelope, skip, via), body)
+            .await
     }
 }
 

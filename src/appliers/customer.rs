@@ -18,11 +18,8 @@ use crate::store::customers;
 use crate::stripe::event::{object, request_key};
 use crate::stripe::objects::Customer;
 
-pub(super) const EVENT_TYPES: &[&str] = &[
-    "customer.created",
-    "customer.updated",
-    "customer.deleted",
-];
+pub(super) const EVENT_TYPES: &[&str] =
+    &["customer.created", "customer.updated", "customer.deleted"];
 
 /// The idempotency keys of our own requests start with this.
 const OUR_KEYS: &str = "rc-";
@@ -40,10 +37,7 @@ impl EventHandler for CustomerHandler {
         if event.event_type == "customer.deleted" || stripe.deleted {
             return Ok(match customers::unlink_stripe(conn, &stripe.id).await? {
                 Some(_) => Outcome::Applied,
-                None => Outcome::Skipped(format!(
-                    "no customer of ours is linked to {}",
-                    stripe.id
-                )),
+                None => Outcome::Skipped(format!("no customer of ours is linked to {}", stripe.id)),
             });
         }
         let ours = request_key(event).is_some_and(|k| k.starts_with(OUR_KEYS));

@@ -64,7 +64,8 @@ pub(crate) async fn apply(
     observed: i64,
 ) -> Result<Outcome, JobError> {
     // An item we cannot read at all makes the event dead, naming it (never a guess).
-    sub.prices().map_err(|e| JobError::permanent(anyhow::anyhow!(e)))?;
+    sub.prices()
+        .map_err(|e| JobError::permanent(anyhow::anyhow!(e)))?;
     let stripe_customer = sub.customer.id();
     let Some(customer_pk) =
         resolve_customer(conn, Some(stripe_customer), Some(&sub.metadata)).await?

@@ -181,7 +181,11 @@ impl Run<'_> {
             if !sub.bills() {
                 continue;
             }
-            let has_price = sub.items.data.iter().any(|i| i.price().is_some_and(|p| p.id == price));
+            let has_price = sub
+                .items
+                .data
+                .iter()
+                .any(|i| i.price().is_some_and(|p| p.id == price));
             let catalog = &self.stripe.catalog;
             if has_price
                 || plan_of(&mut conn, catalog, &sub).await?.map(|p| &p.id) == Some(&self.plan.id)

@@ -65,7 +65,11 @@ pub async fn catch_up(
 
 /// Creates (or checks, or fixes) the webhook endpoint for `url`: every event type the daemon
 /// applies, at the API version it reads.
-pub async fn setup_webhook(settings: &Settings, url: &str, check: bool) -> anyhow::Result<ExitCode> {
+pub async fn setup_webhook(
+    settings: &Settings,
+    url: &str,
+    check: bool,
+) -> anyhow::Result<ExitCode> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(UsageError(format!("--url must be an http(s) URL, not `{url}`")).into());
     }
@@ -78,7 +82,7 @@ pub async fn setup_webhook(settings: &Settings, url: &str, check: bool) -> anyho
             return Ok(ExitCode::from(ENDPOINT_DIFFERS));
         }
         let created = api
-            .create_webhook_endpoint(&format!("rc-webhook-{url}"), url, &wanted)
+            .create_webhook_endpoint(&key("rc-webhook", &[url]), url, &wanted)
             .await?;
         let secret = created["secret"].as_str().unwrap_or("(not shown)");
         println!(
@@ -129,8 +133,16 @@ pub async fn setup_webhook(settings: &Settings, url: &str, check: bool) -> anyho
     }
     let mut types: Vec<&str> = enabled.iter().copied().collect();
     types.extend(&missing);
-    let key = format!("rc-webhook-{id}-{}", types.join(","));
+    let key = key(&format!("rc-webhook-{id}"), &types);
     api.update_webhook_endpoint_events(&key, id, &types).await?;
     println!("  added {} event types", missing.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// An idempotency key for `parts` under `prefix`, short whatever they are (Stripe takes at
+/// most 255 characters).
+fn key(prefix: &str, parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(parts.join("\n"));
+    format!("{prefix}-{}", hex::encode(&digest[..12]))
 }

@@ -85,8 +85,8 @@ impl StripeApi {
 
     /// The account's webhook endpoints (up to 100), as JSON.
     pub async fn list_webhook_endpoints(&self) -> Result<Vec<Value>, CallError> {
-        let request =
-            RequestBuilder::new(StripeMethod::Get, "/webhook_endpoints").query(&Limit { limit: 100 });
+        let request = RequestBuilder::new(StripeMethod::Get, "/webhook_endpoints")
+            .query(&Limit { limit: 100 });
         let page = self.raw("webhook_endpoints.list", None, request).await?;
         Ok(page["data"].as_array().cloned().unwrap_or_default())
     }
@@ -121,8 +121,8 @@ impl StripeApi {
         let form = EndpointEvents {
             enabled_events: events,
         };
-        let request =
-            RequestBuilder::new(StripeMethod::Post, format!("/webhook_endpoints/{path}")).form(&form);
+        let request = RequestBuilder::new(StripeMethod::Post, format!("/webhook_endpoints/{path}"))
+            .form(&form);
         self.raw("webhook_endpoints.update", Some(idempotency_key), request)
             .await
     }

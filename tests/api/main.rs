@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod ops_cli;
 mod payment_truth;
+mod real_accounts;
 mod stripe_side;
 mod systemd_notify;
 mod webhook;
