@@ -250,7 +250,20 @@ async fn name_and_email_flow_both_ways_and_our_own_echo_is_not_copied_back() {
 async fn lost_renewal(w: &World, customer: &str) -> String {
     let stripe_id = w.paying_customer(customer).await;
     w.attach(customer, "pro").await;
-    w.drain().await;
+    // The first invoice's webhook is on its way: let it land before webhooks are lost.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while w.customer(customer).await["invoices"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first invoice never came"
+        );
+        w.drain().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let sub = w
         .stripe
         .subscriptions()
