@@ -48,11 +48,11 @@ pub struct ImportCustomer {
     pub stripe_id: String,
 }
 
-/// Pushes our customer's name and email to its Stripe customer (after `PATCH`).
+/// Pushes a change of our customer's name or email to its Stripe customer (after `PATCH`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SyncCustomer {
     pub customer_pk: i64,
-    /// What changed, for the job's key: one job per distinct change.
+    /// The new values; an absent one is left as it is in Stripe.
     pub name: Option<String>,
     pub email: Option<String>,
 }

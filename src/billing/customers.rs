@@ -175,15 +175,14 @@ impl Job for SyncCustomer {
         Some(ordering(self.customer_pk))
     }
 
-    /// Pushes the name and email we hold now (a later change has its own job), under a key
-    /// of this change: Stripe's `customer.updated` echo carries it and is not copied back.
+    /// Pushes this change (jobs of a customer run in order, so the latest change lands
+    /// last), under a key of the change: a retry replays the same request, and Stripe's
+    /// `customer.updated` echo carries the key and is not copied back.
     async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
         let mut conn = lease.pool().acquire().await?;
         let customer = customers::by_pk(&mut conn, self.customer_pk).await?;
         drop(conn);
-        let Some((customer, stripe_id)) =
-            customer.and_then(|c| c.stripe_id.clone().map(|id| (c, id)))
-        else {
+        let Some(stripe_id) = customer.and_then(|c| c.stripe_id) else {
             return lease.complete_alone().await; // deleted or unlinked: nothing to push
         };
         let key = format!("rc-{}", self.key().replace(':', "-"));
@@ -192,8 +191,8 @@ impl Job for SyncCustomer {
             .update_customer_contact(
                 &key,
                 &stripe_id,
-                customer.name.as_deref(),
-                customer.email.as_deref(),
+                self.name.as_deref(),
+                self.email.as_deref(),
             )
             .await?;
         lease.complete_alone().await

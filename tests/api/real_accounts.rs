@@ -206,7 +206,7 @@ async fn name_and_email_flow_both_ways_and_our_own_echo_is_not_copied_back() {
         .api(Method::PATCH, "/v1/customers/u_sync", Some(body))
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    // Changed again before the push ran: the push sends what we hold then.
+    // Changed again before the first push ran: the pushes land in order, the last wins.
     let body = json!({"name": "Sam Synced"});
     w.app
         .api(Method::PATCH, "/v1/customers/u_sync", Some(body))
