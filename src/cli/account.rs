@@ -37,12 +37,14 @@ pub async fn catch_up(
     let api = api(settings, "catch-up")?;
     let pool = db::pool(settings)?;
     let types = appliers::event_types();
+    // Stored as the daemon would: events of another mode or account are kept, skipped.
+    let scope = settings.scope()?;
     let tasks = TaskTracker::new();
     let ingest = (!dry_run).then(|| {
         Ingest::start(
             pool.clone(),
             &settings.ingest,
-            settings.scope().unwrap_or_default(),
+            scope,
             std::sync::Arc::new(Wakeup::default()),
             &tasks,
         )

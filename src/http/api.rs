@@ -44,6 +44,9 @@ pub(super) async fn route(
         (Method::DELETE, ["customers", id]) => customers::delete(state, id).await,
         (Method::POST, ["check"]) => customers::check(state, body(state, req).await?).await,
         (Method::POST, ["track"]) => customers::track(state, body(state, req).await?).await,
+        (Method::POST, ["balances"]) => {
+            customers::edit_balance(state, body(state, req).await?).await
+        }
         (Method::POST, ["attach"]) => attach::create(state, body(state, req).await?).await,
         (Method::GET, ["attach", id]) => attach::get(state, id).await,
         (
@@ -53,6 +56,7 @@ pub(super) async fn route(
             | ["customers", _]
             | ["check"]
             | ["track"]
+            | ["balances"]
             | ["attach"]
             | ["attach", _],
         ) => Err(ApiError::MethodNotAllowed),

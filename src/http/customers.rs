@@ -55,6 +55,17 @@ pub(super) struct Track {
     idempotency_key: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EditBalance {
+    customer_id: String,
+    feature_id: String,
+    op: String,
+    amount: i64,
+    reason: Option<String>,
+    idempotency_key: Option<String>,
+}
+
 fn one() -> i64 {
     1
 }
@@ -239,6 +250,66 @@ pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse,
     ))
 }
 
+/// `POST /v1/balances`: grant, set or deduct a balance until the feature's next reset, once
+/// per `idempotency_key`.
+pub(super) async fn edit_balance(
+    state: &AppState,
+    body: EditBalance,
+) -> Result<HttpResponse, ApiError> {
+    input::id("customer_id", &body.customer_id)?;
+    input::id("feature_id", &body.feature_id)?;
+    let op = match body.op.as_str() {
+        "grant" => balances::EditOp::Grant,
+        "set" => balances::EditOp::Set,
+        "deduct" => balances::EditOp::Deduct,
+        _ => return Err(ApiError::invalid("op", "must be grant, set or deduct")),
+    };
+    input::amount("amount", body.amount)?;
+    input::text("reason", body.reason.as_deref(), MAX_REASON_CHARS)?;
+    if let Some(key) = &body.idempotency_key {
+        input::id("idempotency_key", key)?;
+    }
+    let mut tx = state.pool.begin().await?;
+    let customer = find(&mut tx, &body.customer_id).await?;
+    known_feature(state, &body.feature_id)?;
+    let edit = balances::Edit {
+        feature_id: &body.feature_id,
+        op,
+        amount: body.amount,
+        reason: body.reason.as_deref(),
+        actor: API_ACTOR,
+        idempotency_key: body.idempotency_key.as_deref(),
+    };
+    let (balance, duplicate) = match balances::edit(&mut tx, customer.pk, &edit).await? {
+        balances::Edited::Done { balance, duplicate } => (balance, duplicate),
+        balances::Edited::NoBalance => {
+            return Err(ApiError::NotFound {
+                code: "balance_not_found",
+                what: format!(
+                    "a balance of {} for customer {} (no plan of theirs grants it)",
+                    body.feature_id, body.customer_id
+                ),
+            });
+        }
+        balances::Edited::Unlimited => {
+            return Err(ApiError::invalid(
+                "feature_id",
+                "the feature is unlimited for this customer: there is no balance to edit",
+            ));
+        }
+    };
+    tx.commit().await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "customer_id": body.customer_id, "feature_id": body.feature_id,
+            "balance": balance.remaining(), "included": balance.included,
+            "adjustment": balance.adjustment, "used": balance.used,
+            "next_reset_at": time(balance.next_reset_at), "duplicate": duplicate,
+        }),
+    ))
+}
+
 async fn find(conn: &mut PgConnection, id: &str) -> Result<Customer, ApiError> {
     customers::by_id(conn, id)
         .await?
@@ -264,6 +335,12 @@ fn known_feature(state: &AppState, id: &str) -> Result<(), ApiError> {
 
 /// The longest name or fingerprint, in characters.
 const MAX_TEXT_CHARS: usize = 255;
+
+/// The longest reason of a balance edit, in characters.
+const MAX_REASON_CHARS: usize = 500;
+
+/// Who made an edit through the API (one API token, so one label).
+const API_ACTOR: &str = "api";
 
 /// The longest email address (RFC 5321's path limit, less the brackets).
 const MAX_EMAIL_CHARS: usize = 320;
@@ -336,7 +413,7 @@ async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value, sql
         .map(|b| {
             serde_json::json!({
                 "feature_id": b.feature_id, "included": b.included, "used": b.used,
-                "balance": b.remaining(), "unlimited": b.unlimited, "suspended": b.suspended,
+                "adjustment": b.adjustment, "balance": b.remaining(), "unlimited": b.unlimited, "suspended": b.suspended,
                 "next_reset_at": time(b.next_reset_at),
             })
         })

@@ -184,7 +184,7 @@ pub async fn reset_for_renewal(
         return Ok(false);
     }
     sqlx::query(
-        "UPDATE balances SET used = 0, next_reset_at = greatest(next_reset_at, $2)
+        "UPDATE balances SET used = 0, adjustment = 0, next_reset_at = greatest(next_reset_at, $2)
          WHERE customer_pk = $1 AND subscription_backed AND reset <> 'never'",
     )
     .bind(customer_pk)
@@ -204,12 +204,17 @@ pub struct Balance {
     pub next_reset_at: Option<DateTime<Utc>>,
     /// Granted only by suspended plans: usage is kept, nothing is allowed.
     pub suspended: bool,
+    /// What balance edits add to `included` until the next reset (negative: deducted).
+    pub adjustment: i64,
 }
 
 impl Balance {
-    /// `included - used`, saturating: a balance never wraps around to a huge credit.
+    /// `included + adjustment - used`, saturating: a balance never wraps around to a huge
+    /// credit.
     pub fn remaining(&self) -> i64 {
-        self.included.saturating_sub(self.used)
+        self.included
+            .saturating_add(self.adjustment)
+            .saturating_sub(self.used)
     }
 
     /// May the customer use `required` more?
@@ -226,7 +231,8 @@ pub async fn current(
 ) -> Result<Option<Balance>, sqlx::Error> {
     reset_due(conn, customer_pk).await?;
     sqlx::query_as(
-        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at, suspended
+        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at, suspended,
+                adjustment
          FROM balances WHERE customer_pk = $1 AND feature_id = $2 FOR UPDATE",
     )
     .bind(customer_pk)
@@ -296,7 +302,8 @@ async fn reset_due(conn: &mut PgConnection, customer_pk: i64) -> Result<(), sqlx
             }
         }
         sqlx::query(
-            "UPDATE balances SET used = 0, next_reset_at = $3 WHERE customer_pk = $1 AND feature_id = $2",
+            "UPDATE balances SET used = 0, adjustment = 0, next_reset_at = $3
+             WHERE customer_pk = $1 AND feature_id = $2",
         )
         .bind(customer_pk)
         .bind(feature)
@@ -330,10 +337,125 @@ fn parse_reset(name: &str) -> Option<Reset> {
 /// Every balance of a customer, by feature (as stored: a clock reset falls due on read).
 pub async fn all(conn: &mut PgConnection, customer_pk: i64) -> Result<Vec<Balance>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at, suspended
+        "SELECT feature_id, included, used, unlimited, overage_allowed, next_reset_at, suspended,
+                adjustment
          FROM balances WHERE customer_pk = $1 ORDER BY feature_id",
     )
     .bind(customer_pk)
     .fetch_all(conn)
     .await
+}
+
+/// A balance edit's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditOp {
+    /// Adds `amount` to what is left.
+    Grant,
+    /// Makes what is left exactly `amount`.
+    Set,
+    /// Takes `amount` from what is left.
+    Deduct,
+}
+
+impl EditOp {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Set => "set",
+            Self::Deduct => "deduct",
+        }
+    }
+}
+
+/// A balance edit as asked.
+#[derive(Debug, Clone)]
+pub struct Edit<'a> {
+    pub feature_id: &'a str,
+    pub op: EditOp,
+    pub amount: i64,
+    pub reason: Option<&'a str>,
+    /// Who asked: the API token's label, or `cli`.
+    pub actor: &'a str,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// What [`edit`] did.
+#[derive(Debug, Clone)]
+pub enum Edited {
+    /// The balance after the edit; `duplicate` when its idempotency key was applied before
+    /// (nothing changed now).
+    Done { balance: Balance, duplicate: bool },
+    /// The customer has no balance of the feature (no plan of theirs grants it).
+    NoBalance,
+    /// The feature is unlimited for the customer: there is nothing to edit.
+    Unlimited,
+}
+
+/// Applies a balance edit, once per idempotency key; it lasts until the feature's next reset.
+/// The balance row is locked, so concurrent edits apply one after the other.
+pub async fn edit(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    e: &Edit<'_>,
+) -> Result<Edited, sqlx::Error> {
+    let Some(balance) = current(conn, customer_pk, e.feature_id).await? else {
+        return Ok(Edited::NoBalance);
+    };
+    if let Some(key) = e.idempotency_key {
+        let seen: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM balance_edits
+                            WHERE customer_pk = $1 AND idempotency_key = $2)",
+        )
+        .bind(customer_pk)
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?;
+        if seen {
+            return Ok(Edited::Done {
+                balance,
+                duplicate: true,
+            });
+        }
+    }
+    if balance.unlimited {
+        return Ok(Edited::Unlimited);
+    }
+    let adjustment = match e.op {
+        EditOp::Grant => balance.adjustment.saturating_add(e.amount),
+        EditOp::Deduct => balance.adjustment.saturating_sub(e.amount),
+        // What is left becomes `amount`: included + adjustment - used = amount.
+        EditOp::Set => e
+            .amount
+            .saturating_add(balance.used)
+            .saturating_sub(balance.included),
+    };
+    let balance = Balance {
+        adjustment,
+        ..balance
+    };
+    sqlx::query("UPDATE balances SET adjustment = $3 WHERE customer_pk = $1 AND feature_id = $2")
+        .bind(customer_pk)
+        .bind(e.feature_id)
+        .bind(adjustment)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO balance_edits (customer_pk, feature_id, op, amount, reason, actor,
+                                    idempotency_key, balance_after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(customer_pk)
+    .bind(e.feature_id)
+    .bind(e.op.name())
+    .bind(e.amount)
+    .bind(e.reason)
+    .bind(e.actor)
+    .bind(e.idempotency_key)
+    .bind(balance.remaining())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Edited::Done {
+        balance,
+        duplicate: false,
+    })
 }

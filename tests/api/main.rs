@@ -2,6 +2,7 @@
 //! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
 
 mod attach_safety;
+mod balances;
 mod daemon;
 mod helpers;
 
