@@ -37,6 +37,7 @@ pub(super) async fn route(
     match (req.method().clone(), path) {
         (Method::GET, ["events", id]) => get_event(state, id).await,
         (Method::POST, ["customers"]) => customers::create(state, body(state, req).await?).await,
+        (Method::GET, ["customers"]) => customers::list(state, req.uri().query()).await,
         (Method::GET, ["customers", id]) => customers::get(state, id).await,
         (Method::PATCH, ["customers", id]) => {
             customers::update(state, id, body(state, req).await?).await

@@ -250,6 +250,85 @@ pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse,
     ))
 }
 
+/// `GET /v1/customers?search=&plan_id=&status=&limit=&cursor=`: newest first, a page at a
+/// time (`next_cursor` until the last page).
+pub(super) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    let mut search = None;
+    let mut plan_id = None;
+    let mut status = None;
+    let mut limit = DEFAULT_PAGE;
+    let mut before_pk = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "search" => {
+                input::text("search", Some(&value), MAX_TEXT_CHARS)?;
+                search = Some(value.into_owned()).filter(|s| !s.is_empty());
+            }
+            "plan_id" => {
+                input::id("plan_id", &value)?;
+                plan_id = Some(value.into_owned());
+            }
+            "status" => {
+                if !PLAN_STATUSES.contains(&value.as_ref()) {
+                    return Err(ApiError::invalid("status", "must be a plan status"));
+                }
+                status = Some(value.into_owned());
+            }
+            "limit" => {
+                limit = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| ApiError::invalid("limit", "must be 1 to 100"))?;
+            }
+            "cursor" => {
+                let pk = value
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::invalid("cursor", "must be a next_cursor we gave"))?;
+                before_pk = Some(pk);
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "query",
+                    "takes only search, plan_id, status, limit and cursor",
+                ));
+            }
+        }
+    }
+    let filter = customers::ListFilter {
+        search: search.as_deref(),
+        plan_id: plan_id.as_deref(),
+        status: status.as_deref(),
+        limit: limit + 1,
+        before_pk,
+    };
+    let mut conn = state.pool.acquire().await?;
+    let mut found = customers::list(&mut conn, &filter).await?;
+    let more = found.len() as i64 > limit;
+    found.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| found.last().map(|c| c.pk.to_string()))
+        .flatten();
+    let data: Vec<Value> = found
+        .iter()
+        .map(|c| {
+            let plans: Vec<Value> = c
+                .plans
+                .iter()
+                .map(|(plan_id, status)| serde_json::json!({"plan_id": plan_id, "status": status}))
+                .collect();
+            serde_json::json!({
+                "id": c.id, "name": c.name, "email": c.email, "plans": plans,
+                "created_at": time(Some(c.created_at)),
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"data": data, "next_cursor": next_cursor}),
+    ))
+}
+
 /// `POST /v1/balances`: grant, set or deduct a balance until the feature's next reset, once
 /// per `idempotency_key`.
 pub(super) async fn edit_balance(
@@ -335,6 +414,23 @@ fn known_feature(state: &AppState, id: &str) -> Result<(), ApiError> {
 
 /// The longest name or fingerprint, in characters.
 const MAX_TEXT_CHARS: usize = 255;
+
+/// A page of the customer list: by default, and at most.
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+/// The statuses a plan can have (`status=` of the customer list).
+const PLAN_STATUSES: &[&str] = &[
+    "active",
+    "trialing",
+    "past_due",
+    "unpaid",
+    "incomplete",
+    "paused",
+    "scheduled",
+    "canceled",
+    "expired",
+];
 
 /// The longest reason of a balance edit, in characters.
 const MAX_REASON_CHARS: usize = 500;

@@ -327,3 +327,71 @@ pub async fn linked(
     .fetch_all(conn)
     .await
 }
+
+/// What [`list`] looks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter<'a> {
+    /// A case-insensitive substring of the id, name or email.
+    pub search: Option<&'a str>,
+    /// Only customers holding this plan (live or suspended)...
+    pub plan_id: Option<&'a str>,
+    /// ...or holding any plan in this status.
+    pub status: Option<&'a str>,
+    pub limit: i64,
+    /// Keyset pagination: customers created before this one (by `pk`, newest first).
+    pub before_pk: Option<i64>,
+}
+
+/// A customer in a list: who, and its plans that have not ended.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Listed {
+    pub pk: i64,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// `(plan_id, status)` of each plan that has not ended.
+    pub plans: sqlx::types::Json<Vec<(String, String)>>,
+}
+
+/// Customers matching `filter`, newest first. The search expression is the one the trigram
+/// index `customers_search_idx` (migration 12) covers.
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &ListFilter<'_>,
+) -> Result<Vec<Listed>, sqlx::Error> {
+    let pattern = filter.search.map(|s| {
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    sqlx::query_as(
+        "SELECT c.pk, c.id, c.name, c.email, c.created_at,
+                coalesce((SELECT json_agg(json_build_array(p.plan_id, p.status) ORDER BY p.plan_id)
+                          FROM customer_plans p
+                          WHERE p.customer_pk = c.pk AND p.status <> 'expired'), '[]') AS plans
+         FROM customers c
+         WHERE ($1::text IS NULL
+                OR lower(coalesce(c.id, '') || ' ' || coalesce(c.name, '') || ' '
+                         || coalesce(c.email, '')) LIKE $1)
+           AND ($2::text IS NULL AND $3::text IS NULL
+                OR EXISTS (SELECT 1 FROM customer_plans p
+                           WHERE p.customer_pk = c.pk
+                             AND ($2::text IS NULL OR p.plan_id = $2)
+                             AND ($3::text IS NULL AND p.status <> 'expired'
+                                  OR p.status = $3)))
+           AND ($4::bigint IS NULL OR c.pk < $4)
+         ORDER BY c.pk DESC
+         LIMIT $5",
+    )
+    .bind(pattern)
+    .bind(filter.plan_id)
+    .bind(filter.status)
+    .bind(filter.before_pk)
+    .bind(filter.limit)
+    .fetch_all(conn)
+    .await
+}

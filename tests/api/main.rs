@@ -7,6 +7,7 @@ mod daemon;
 mod helpers;
 
 mod convergence;
+mod customer_search;
 mod customers;
 mod engine;
 mod events_api;
