@@ -82,12 +82,9 @@ by_plan() { echo "search=${names[$((RANDOM % 10))]}&plan_id=pro"; }
 summary() {
     local kind=$1
     sort -g "$logs/$kind.txt" | awk -v kind="$kind" '
+        function at(q,   i) { i = int(NR * q); if (i < 1) i = 1; return v[i] }
         { v[NR] = $1 * 1000 }
-        END {
-            printf "| %s | %d | %.2f | %.2f | %.2f | %.2f |\n", kind, NR,
-                v[int(NR * 0.50) > 0 ? int(NR * 0.50) : 1], v[int(NR * 0.90)],
-                v[int(NR * 0.99)], v[NR]
-        }'
+        END { printf "| %s | %d | %.2f | %.2f | %.2f | %.2f |\n", kind, NR, at(0.50), at(0.90), at(0.99), v[NR] }'
 }
 
 echo "==> $requests requests per kind, 1 at a time" >&2
