@@ -39,6 +39,14 @@ pub(super) async fn route(
         (Method::POST, ["customers"]) => customers::create(state, body(state, req).await?).await,
         (Method::GET, ["customers"]) => customers::list(state, req.uri().query()).await,
         (Method::GET, ["customers", id]) => customers::get(state, id).await,
+        (Method::GET, ["customers", id, "usage"]) => {
+            let csv = req
+                .headers()
+                .get(hyper::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/csv"));
+            customers::usage(state, id, req.uri().query(), csv).await
+        }
         (Method::PATCH, ["customers", id]) => {
             customers::update(state, id, body(state, req).await?).await
         }
@@ -55,6 +63,7 @@ pub(super) async fn route(
             ["events", _]
             | ["customers"]
             | ["customers", _]
+            | ["customers", _, "usage"]
             | ["check"]
             | ["track"]
             | ["balances"]

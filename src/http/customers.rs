@@ -329,6 +329,104 @@ pub(super) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpRe
     ))
 }
 
+/// `GET /v1/customers/{id}/usage?feature_id=&from=&to=&group_by=day|hour`: usage totals per
+/// bucket; with `Accept: text/csv`, the raw records (the seeds' "export raw event data").
+pub(super) async fn usage(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+    csv: bool,
+) -> Result<HttpResponse, ApiError> {
+    input::id("id", id)?;
+    let (mut feature, mut from, mut to, mut bucket) = (None, None, None, balances::Bucket::Day);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let at = |field: &str| {
+            DateTime::parse_from_rfc3339(&value)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time"))
+        };
+        match key.as_ref() {
+            "feature_id" => feature = Some(value.to_string()),
+            "from" => from = Some(at("from")?),
+            "to" => to = Some(at("to")?),
+            "group_by" => {
+                bucket = match value.as_ref() {
+                    "day" => balances::Bucket::Day,
+                    "hour" => balances::Bucket::Hour,
+                    _ => return Err(ApiError::invalid("group_by", "must be day or hour")),
+                }
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "query",
+                    "takes only feature_id, from, to and group_by",
+                ));
+            }
+        }
+    }
+    let feature = feature.ok_or_else(|| ApiError::invalid("feature_id", "is required"))?;
+    input::id("feature_id", &feature)?;
+    known_feature(state, &feature)?;
+    let to = to.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or(to - chrono::Duration::days(30));
+    let longest = match bucket {
+        balances::Bucket::Day => chrono::Duration::days(366),
+        balances::Bucket::Hour => chrono::Duration::days(31),
+    };
+    if from >= to || to - from > longest {
+        return Err(ApiError::invalid(
+            "from",
+            "must be before `to`, at most 366 days (by day) or 31 days (by hour) before it",
+        ));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let customer = find(&mut conn, id).await?;
+    if csv {
+        let records =
+            balances::usage_records(&mut conn, customer.pk, &feature, (from, to), MAX_CSV_ROWS)
+                .await?;
+        return Ok(usage_csv(&records));
+    }
+    let totals =
+        balances::usage_totals(&mut conn, customer.pk, &feature, (from, to), bucket).await?;
+    let data: Vec<Value> = totals
+        .iter()
+        .map(|(at, total)| serde_json::json!({"bucket": time(Some(*at)), "total": total}))
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "customer_id": id, "feature_id": feature, "from": time(Some(from)),
+            "to": time(Some(to)), "data": data,
+        }),
+    ))
+}
+
+/// Usage records as CSV: a header row, then one row per record, every field quoted.
+fn usage_csv(records: &[balances::UsageRecord]) -> HttpResponse {
+    fn field(text: &str) -> String {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    }
+    let mut body = String::from("id,feature_id,value,idempotency_key,recorded_at\n");
+    for r in records {
+        let at = time(Some(r.recorded_at));
+        let row = [
+            r.id.to_string(),
+            field(&r.feature_id),
+            r.value.to_string(),
+            field(r.idempotency_key.as_deref().unwrap_or_default()),
+            field(at.as_str().unwrap_or_default()),
+        ];
+        body.push_str(&row.join(","));
+        body.push('\n');
+    }
+    hyper::Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, "text/csv; charset=utf-8")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
 /// `POST /v1/balances`: grant, set or deduct a balance until the feature's next reset, once
 /// per `idempotency_key`.
 pub(super) async fn edit_balance(
@@ -414,6 +512,9 @@ fn known_feature(state: &AppState, id: &str) -> Result<(), ApiError> {
 
 /// The longest name or fingerprint, in characters.
 const MAX_TEXT_CHARS: usize = 255;
+
+/// The most usage records one CSV export holds (narrow `from`/`to` for more).
+const MAX_CSV_ROWS: i64 = 100_000;
 
 /// A page of the customer list: by default, and at most.
 const DEFAULT_PAGE: i64 = 20;

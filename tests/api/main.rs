@@ -25,4 +25,5 @@ mod payment_truth;
 mod real_accounts;
 mod stripe_side;
 mod systemd_notify;
+mod usage;
 mod webhook;
