@@ -29,8 +29,8 @@ use stripe_types::{List, RangeQueryTs};
 use stripe_webhook::EventObject;
 
 use super::fake_stripe::{
-    Receiver, client, events_raw, fake_with, header, idempotent, metadata, monthly_price, raw,
-    stripe_error, typed_as,
+    Receiver, assert_typed, client, events_raw, fake_with, header, idempotent, metadata,
+    monthly_price, raw, stripe_error,
 };
 
 const DAY: u64 = 86_400;
@@ -68,19 +68,7 @@ impl World {
     fn assert_all_typed(&self) {
         let events = self.receiver.events();
         assert!(!events.is_empty());
-        for (type_, event) in events {
-            assert_eq!(
-                typed_as(&event.data.object),
-                Some(type_.as_str()),
-                "{type_} parsed as {:?}",
-                event.data.object
-            );
-            assert_eq!(
-                event.data.previous_attributes.is_some(),
-                type_.ends_with(".updated"),
-                "previous_attributes only on *.updated ({type_})"
-            );
-        }
+        assert_typed(&events);
     }
 
     async fn list(&self, request: ListEvent) -> List<Event> {

@@ -21,7 +21,8 @@ use stripe_shared::{Invoice, PaymentIntent, PaymentIntentStatus, Subscription};
 use stripe_webhook::EventObject;
 
 use super::fake_stripe::{
-    Receiver, checkout, client, events_raw, fake_with, monthly_price, raw, stripe_error, typed_as,
+    Receiver, assert_typed, checkout, client, events_raw, fake_with, monthly_price, raw,
+    stripe_error,
 };
 
 /// What the daemon expands on create: the first invoice's PaymentIntent, inline.
@@ -120,19 +121,7 @@ impl World {
     /// Every delivered event parses into the typed event its type names, with
     /// `previous_attributes` only on `*.updated`.
     fn assert_all_typed(&self) {
-        for (type_, event) in self.receiver.events() {
-            assert_eq!(
-                typed_as(&event.data.object),
-                Some(type_.as_str()),
-                "{type_} parsed as {:?}",
-                event.data.object
-            );
-            assert_eq!(
-                event.data.previous_attributes.is_some(),
-                type_.ends_with(".updated"),
-                "previous_attributes only on *.updated ({type_})"
-            );
-        }
+        assert_typed(&self.receiver.events());
     }
 }
 

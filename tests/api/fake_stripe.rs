@@ -504,19 +504,7 @@ async fn every_webhook_parses_into_its_typed_event() {
             "invoice.paid"
         ]
     );
-    for (type_, event) in &events {
-        assert_eq!(
-            typed_as(&event.data.object),
-            Some(type_.as_str()),
-            "{type_} parsed as {:?}",
-            event.data.object
-        );
-        assert_eq!(
-            event.data.previous_attributes.is_some(),
-            type_.ends_with(".updated"),
-            "previous_attributes only on *.updated ({type_})"
-        );
-    }
+    assert_typed(&events);
     let delivered: Vec<String> = events.iter().map(|(_, e)| e.id.to_string()).collect();
     let recorded: Vec<String> = fake
         .events()
@@ -576,6 +564,24 @@ async fn every_webhook_parses_into_its_typed_event() {
         previous["items"]["data"][0]["current_period_end"], line.period.start,
         "previous_attributes hold the old period"
     );
+}
+
+/// Every delivered event parsed into the typed event its type names, with
+/// `previous_attributes` only on `*.updated`.
+pub(crate) fn assert_typed(events: &[(String, stripe_webhook::Event)]) {
+    for (type_, event) in events {
+        assert_eq!(
+            typed_as(&event.data.object),
+            Some(type_.as_str()),
+            "{type_} parsed as {:?}",
+            event.data.object
+        );
+        assert_eq!(
+            event.data.previous_attributes.is_some(),
+            type_.ends_with(".updated"),
+            "previous_attributes only on *.updated ({type_})"
+        );
+    }
 }
 
 /// The event type a typed `EventObject` variant stands for; `None` for `Unknown`.

@@ -10,7 +10,7 @@ use super::api::{Answer, ApiError, integer, required};
 use super::billing::{self, NewInvoice};
 use super::expand;
 use super::form::{Form, MetadataUpdate};
-use super::lifecycle::{advance, describe};
+use super::lifecycle::start_periods;
 use super::lines::{self, NewInvoiceItem};
 use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
@@ -142,29 +142,17 @@ pub(super) fn renew(
     }
     let mut sub = before.clone();
     let invoice_id = state.id("in");
-    let mut lines = Vec::new();
     let mut old_period = (i64::MAX, 0);
     let mut items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
     let now = state.now();
-    for item in &mut items {
-        let start = item["current_period_end"].as_i64().unwrap_or(now);
-        let end = advance(start, &item["price"]);
+    // The new period starts where the old one ended.
+    let next_start = |item: &Value| item["current_period_end"].as_i64().unwrap_or(now);
+    for item in &items {
+        let start = next_start(item);
         let old_start = item["current_period_start"].as_i64().unwrap_or(start);
         old_period = (old_period.0.min(old_start), old_period.1.max(start));
-        item["current_period_start"] = json!(start);
-        item["current_period_end"] = json!(end);
-        item["billed_until"] = json!(end);
-        let line_id = state.id("il");
-        let description = describe(state, item);
-        lines.push(lines::subscription_line(
-            &line_id,
-            &invoice_id,
-            item,
-            &sub["metadata"],
-            description,
-            (start, end),
-        ));
     }
+    let lines = start_periods(state, &invoice_id, &mut items, &sub["metadata"], next_start);
     sub["items"] = billing::items_list(subscription_id, items);
     sub["latest_invoice"] = json!(invoice_id);
     let customer_id = sub["customer"].as_str().unwrap_or_default().to_owned();

@@ -215,6 +215,36 @@ pub(super) fn advance(from: i64, price: &Value) -> i64 {
     next.map_or(from, |t| t.timestamp())
 }
 
+/// Moves each item to a new period starting at `start(item)` (one interval of its price)
+/// and returns the invoice line that bills it on `invoice_id`.
+pub(super) fn start_periods(
+    state: &mut State,
+    invoice_id: &str,
+    items: &mut [Value],
+    metadata: &Value,
+    start: impl Fn(&Value) -> i64,
+) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for item in items {
+        let start = start(item);
+        let end = advance(start, &item["price"]);
+        item["current_period_start"] = json!(start);
+        item["current_period_end"] = json!(end);
+        item["billed_until"] = json!(end);
+        let line_id = state.id("il");
+        let description = describe(state, item);
+        lines.push(lines::subscription_line(
+            &line_id,
+            invoice_id,
+            item,
+            metadata,
+            description,
+            (start, end),
+        ));
+    }
+    lines
+}
+
 /// "1 × Pro (at $20.00 / month)" for a subscription item.
 pub(super) fn describe(state: &State, item: &Value) -> String {
     let price = &item["price"];

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use super::api::ApiError;
 use super::billing::{self, NewInvoice};
 use super::intents::{self, Outcome};
-use super::lifecycle::{advance, describe, next_invoice_number, updated_event};
-use super::lines;
+use super::lifecycle::{next_invoice_number, start_periods, updated_event};
 use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
 
@@ -96,23 +95,7 @@ pub(super) fn resume(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let mut lines = Vec::new();
-    for item in &mut items {
-        let end = advance(now, &item["price"]);
-        item["current_period_start"] = json!(now);
-        item["current_period_end"] = json!(end);
-        item["billed_until"] = json!(end);
-        let line_id = state.id("il");
-        let description = describe(state, item);
-        lines.push(lines::subscription_line(
-            &line_id,
-            &invoice_id,
-            item,
-            &after["metadata"],
-            description,
-            (now, end),
-        ));
-    }
+    let lines = start_periods(state, &invoice_id, &mut items, &after["metadata"], |_| now);
     after["items"] = billing::items_list(id, items);
     after["status"] = json!("active");
     after["billing_cycle_anchor"] = json!(now);
