@@ -4,7 +4,9 @@
 # ten on pro), the way support searches: a customer id, an email fragment, a last name, a
 # name and a plan filter together. Prints p50/p90/p99/max per kind and overall.
 #
-# Knobs: SEARCH_CUSTOMERS (1000000), SEARCH_REQUESTS (200 per kind), BENCH_SKIP_BUILD=1.
+# Knobs: SEARCH_CUSTOMERS (1000000), SEARCH_REQUESTS (200 per kind), BENCH_SKIP_BUILD=1; the
+# daemon is taken from CARGO_TARGET_DIR (else target/). Each request's seconds and URL are
+# in .run/bench-search/KIND.txt (`sort -g` puts the slowest last).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -12,7 +14,7 @@ source scripts/pg.sh
 customers=${SEARCH_CUSTOMERS:-1000000}
 requests=${SEARCH_REQUESTS:-200}
 token=bench-token
-daemon=target/release/stripe-reconciler
+daemon=${CARGO_TARGET_DIR:-target}/release/stripe-reconciler
 logs=.run/bench-search
 mkdir -p "$logs"
 server_pid=""
@@ -69,7 +71,7 @@ measure() {
     : >"$logs/$kind.txt"
     for ((i = 0; i < requests; i++)); do
         query=$($make "$i")
-        curl -s -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" \
+        curl -s -o /dev/null -w '%{time_total} %{url_effective}\n' -H "Authorization: Bearer $token" \
             "http://127.0.0.1:$port/v1/customers?$query" >>"$logs/$kind.txt"
     done
 }

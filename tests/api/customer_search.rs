@@ -133,3 +133,91 @@ async fn bad_parameters_are_400s_naming_them() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_search_is_a_substring_of_one_field_not_across_two() {
+    let app = TestApp::spawn().await;
+    seed(&app).await;
+    // Only in the email.
+    assert_eq!(ids(&list(&app, "search=bob@").await.1), ["u_bob"]);
+    assert_eq!(ids(&list(&app, "search=other.TEST").await.1), ["u_carol"]);
+    // The name ends in `smith` and the email starts with `alice`: no one field holds both.
+    assert!(ids(&list(&app, "search=smith%20alice").await.1).is_empty());
+    assert!(ids(&list(&app, "search=u_alice%20alice").await.1).is_empty());
+}
+
+/// Every customer whose id, name or email holds `search` (any case), newest first, found
+/// without the trigram indexes.
+async fn expected(app: &TestApp, search: &str, plan_id: Option<&str>) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.id FROM customers c
+         WHERE (strpos(lower(c.id), $1) > 0 OR strpos(lower(c.name), $1) > 0
+                OR strpos(lower(c.email), $1) > 0)
+           AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM customer_plans p
+                WHERE p.customer_pk = c.pk AND p.plan_id = $2 AND p.status <> 'expired'))
+         ORDER BY c.pk DESC LIMIT 100",
+    )
+    .bind(search.to_lowercase())
+    .bind(plan_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// With statistics (ANALYZE), a search is looked up by its rare parts and checked whole; the
+/// answer is the same as without: every match, and nothing else.
+#[tokio::test]
+async fn searches_by_rare_parts_find_every_match() {
+    let app = TestApp::spawn().await;
+    sqlx::query(
+        "INSERT INTO customers (id, name, email)
+         SELECT 'user_' || g,
+                (ARRAY['Ada','Ben','Cleo'])[1 + g % 3] || ' ' ||
+                (ARRAY['Smith','Kowalski','Nguyen','Garcia'])[1 + (g / 3) % 4] || '-' || (g % 97),
+                'customer' || g || '@' || (ARRAY['acme.test','mail.test'])[1 + g % 2]
+         FROM generate_series(1, 3000) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, status)
+         SELECT pk, CASE WHEN pk % 10 = 0 THEN 'pro' ELSE 'free' END, 'main', 'active'
+         FROM customers",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE customers")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    for search in [
+        "user_1234",
+        "USER_77",
+        "er_2",
+        "customer2999@",
+        "2999@acme",
+        "r299",
+        "kowalski-42",
+        "-4",
+        "smith",
+        "ada nguyen-1",
+        "@mail.test",
+        "nobody_9999",
+    ] {
+        let query = format!(
+            "search={}&limit=100",
+            search.replace('@', "%40").replace(' ', "%20")
+        );
+        let (status, page) = list(&app, &query).await;
+        assert_eq!(status, StatusCode::OK, "{search}: {page}");
+        assert_eq!(ids(&page), expected(&app, search, None).await, "{search}");
+        let (_, page) = list(&app, &format!("{query}&plan_id=pro")).await;
+        assert_eq!(
+            ids(&page),
+            expected(&app, search, Some("pro")).await,
+            "{search} on pro"
+        );
+    }
+}
