@@ -357,35 +357,131 @@ pub struct Listed {
 /// Customers matching `filter`, newest first.
 ///
 /// A search is a case-insensitive substring of the id, the name or the email, answered from
-/// the trigram index of each (migration 14). A long search is looked up by its rare parts
-/// only ([`rare_parts`]), each a substring of it, and then checked whole; a search with no
-/// rare part (`smith`: many customers match) is handed to the planner whole, which then
-/// usually walks the customers newest first and stops at the page's end.
+/// the trigram index of each (migration 14). A search expected to fill the page from the
+/// newest customers (`smith`: many match) is first checked on the newest [`WALK`]; the index
+/// answers for the rest, or at once for a rarer search. The index is asked for the search's
+/// rare parts only ([`rare_parts`]), each a substring of it, and the rows found are checked
+/// against the whole search; a search without rare parts is asked whole.
 pub async fn list(
     conn: &mut PgConnection,
     filter: &ListFilter<'_>,
 ) -> Result<Vec<Listed>, sqlx::Error> {
     let search = filter.search.map(str::to_lowercase);
-    let parts = match &search {
+    let (parts, expected) = match &search {
         Some(search) => match trigram_freqs(conn).await? {
-            Some(freqs) => rare_parts(search, &freqs),
-            None => Vec::new(),
+            Some(freqs) => {
+                let (parts, expected) = rare_parts(search, &freqs);
+                (parts, Some(expected))
+            }
+            None => (Vec::new(), None),
         },
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
-    // Each value is bound in the order its `$n` appears in the text.
+    let text = match &search {
+        None => Text::Any,
+        Some(search) if parts.is_empty() => Text::Whole(search),
+        Some(search) => Text::Parts(search, &parts),
+    };
+    let filtered = filter.plan_id.is_some() || filter.status.is_some();
+    let walk_first = search.is_some()
+        && expected.is_some_and(|share| share * WALK as f32 >= filter.limit as f32);
+    if !walk_first {
+        let scan = match text {
+            Text::Parts(..) => Scan::Found,
+            _ => Scan::Planner,
+        };
+        return fetch(conn, filter, &text, scan, filter.before_pk, filter.limit).await;
+    }
+    let mut found = fetch(
+        conn,
+        filter,
+        &text,
+        Scan::Walk,
+        filter.before_pk,
+        filter.limit,
+    )
+    .await?;
+    if found.len() as i64 >= filter.limit {
+        return Ok(found);
+    }
+    // The customers walked, and where they end.
+    let (walked, floor): (i64, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), min(pk) FROM (SELECT pk FROM customers
+          WHERE $1::bigint IS NULL OR pk < $1 ORDER BY pk DESC LIMIT {WALK}) w"
+    )))
+    .bind(filter.before_pk)
+    .fetch_one(&mut *conn)
+    .await?;
+    let Some(floor) = floor.filter(|_| walked >= WALK) else {
+        return Ok(found);
+    };
+    // Few of the newest matched, so the rest are fetched from the index, not walked (when
+    // all the matches are old, walking would read every customer newer than them); a plan
+    // or status filter is left to the planner, which may start from the plans, and so is a
+    // search too short to have a trigram.
+    let scan = match text {
+        Text::Whole(search) if filtered || search.chars().count() < 3 => Scan::Planner,
+        _ => Scan::Found,
+    };
+    let rest = filter.limit - found.len() as i64;
+    found.extend(fetch(conn, filter, &text, scan, Some(floor), rest).await?);
+    Ok(found)
+}
+
+/// How many of the newest customers a broad search is checked on before the index is asked.
+const WALK: i64 = 5000;
+
+/// What a search asks of the text.
+enum Text<'a> {
+    Any,
+    /// The whole search (lower case), from the index or walked.
+    Whole(&'a str),
+    /// The rare parts from the index, then the whole search (lower case) checked.
+    Parts(&'a str, &'a [&'a str]),
+}
+
+/// How the customers are found.
+#[derive(Clone, Copy, PartialEq)]
+enum Scan {
+    /// As the planner sees fit.
+    Planner,
+    /// The newest [`WALK`] customers, each checked.
+    Walk,
+    /// All the matches from the index, then the newest of them: a subquery the planner must
+    /// finish before the page is cut. From patterns of three letters it expects thousands of
+    /// matches and would otherwise walk the customers newest first hoping to fill the page
+    /// early, through all million when one matches.
+    Found,
+}
+
+/// The newest `limit` customers matching `filter` and `text` created before `before_pk`.
+async fn fetch(
+    conn: &mut PgConnection,
+    filter: &ListFilter<'_>,
+    text: &Text<'_>,
+    scan: Scan,
+    before_pk: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Listed>, sqlx::Error> {
+    const COLUMNS: [&str; 3] = ["lower(c.id)", "lower(c.name)", "lower(c.email)"];
+    let arms = |condition: &dyn Fn(&str) -> String| COLUMNS.map(condition).join(" OR ");
+    // Each value is bound in the order its `$n` appears here.
     let mut texts: Vec<String> = Vec::new();
     let mut conditions = String::from("true");
-    if let Some(search) = &search {
-        const COLUMNS: [&str; 3] = ["lower(c.id)", "lower(c.name)", "lower(c.email)"];
-        let arms = |condition: &dyn Fn(&str) -> String| COLUMNS.map(condition).join(" OR ");
-        if parts.is_empty() {
+    match *text {
+        Text::Any => {}
+        Text::Whole(search) | Text::Parts(search, _) if scan == Scan::Walk => {
+            texts.push(search.to_owned());
+            conditions += &format!(" AND ({})", arms(&|c| format!("strpos({c}, $1) > 0")));
+        }
+        Text::Whole(search) => {
             texts.push(like_pattern(search));
-            conditions += &format!(" AND ({})", arms(&|column| format!("{column} LIKE $1")));
-        } else {
+            conditions += &format!(" AND ({})", arms(&|c| format!("{c} LIKE $1")));
+        }
+        Text::Parts(search, parts) => {
             // `strpos` is no operator of the trigram index: the index is asked only for the
             // rare parts, and the whole search is checked on the rows they find.
-            texts.push(search.clone());
+            texts.push(search.to_owned());
             texts.extend(parts.iter().map(|part| like_pattern(part)));
             let all_parts = |column: &str| {
                 let likes: Vec<String> = (2..=texts.len())
@@ -396,7 +492,7 @@ pub async fn list(
             conditions += &format!(
                 " AND ({}) AND ({})",
                 arms(&all_parts),
-                arms(&|column| format!("strpos({column}, $1) > 0"))
+                arms(&|c| format!("strpos({c}, $1) > 0"))
             );
         }
     }
@@ -417,21 +513,22 @@ pub async fn list(
         }
         conditions += ")";
     }
-    if filter.before_pk.is_some() {
-        conditions += &format!(" AND c.pk < ${next}");
+    let mut before = "true".to_owned();
+    if before_pk.is_some() {
+        before = format!("c.pk < ${next}");
         next += 1;
     }
-    // The rare parts find few customers, all of them fetched before the page is cut: the
-    // planner cannot tell how few (it sees three-letter patterns, and the whole search only
-    // in `strpos`), and would otherwise walk the customers newest first hoping to fill the
-    // page early, through all million when one matches.
-    let from = if parts.is_empty() {
-        format!("customers c WHERE {conditions}")
-    } else {
-        format!(
+    let from = match scan {
+        Scan::Planner => format!("customers c WHERE {before} AND {conditions}"),
+        Scan::Walk => format!(
             "(SELECT c.pk, c.id, c.name, c.email, c.created_at FROM customers c
-              WHERE {conditions} OFFSET 0) c"
-        )
+              WHERE {before} ORDER BY c.pk DESC LIMIT {WALK}) c
+             WHERE {conditions}"
+        ),
+        Scan::Found => format!(
+            "(SELECT c.pk, c.id, c.name, c.email, c.created_at FROM customers c
+              WHERE {before} AND {conditions} OFFSET 0) c"
+        ),
     };
     let sql = format!(
         "SELECT c.pk, c.id, c.name, c.email, c.created_at,
@@ -452,17 +549,13 @@ pub async fn list(
     if let Some(status) = filter.status {
         query = query.bind(status);
     }
-    if let Some(before_pk) = filter.before_pk {
+    if let Some(before_pk) = before_pk {
         query = query.bind(before_pk);
     }
     // Not a prepared statement: planned each time for its own values, since whether the
     // index or the newest-first walk is faster depends on the search (a generic plan would
     // pick one for all).
-    query
-        .bind(filter.limit)
-        .persistent(false)
-        .fetch_all(conn)
-        .await
+    query.bind(limit).persistent(false).fetch_all(conn).await
 }
 
 /// `%text%` for LIKE, with `\`, `%` and `_` of the text literal.
@@ -535,8 +628,8 @@ async fn trigram_freqs(
 /// posting list is long and narrows little.
 const COMMON: f32 = 0.5;
 /// The search is looked up by rare parts only when they are expected to match at most this
-/// share of the customers; else the planner gets it whole (and usually walks the customers
-/// newest first, since a page fills quickly).
+/// share of the customers; else the index is asked for the whole search (after the walk,
+/// which such a search usually fills).
 const RARE_ENOUGH: f32 = 0.01;
 /// At most this many parts, and this many of one word...
 const MAX_PARTS: usize = 4;
@@ -545,7 +638,8 @@ const PER_WORD: usize = 3;
 const EXTRA: f32 = 0.1;
 
 /// Three-character substrings of `search` (lower case) whose trigrams are rare, for the
-/// index to look up instead of the whole search; empty when there are none or they would
+/// index to look up instead of the whole search, and the share of customers the search is
+/// expected to match (1 when nothing is known); no parts when there are none or they would
 /// match many customers. Every part is a substring of the search, so whatever contains the
 /// search contains every part: the choice changes speed, never results.
 ///
@@ -556,7 +650,7 @@ const EXTRA: f32 = 0.1;
 /// words of the search are taken to narrow independently; parts of one word may be mostly
 /// the same customers (`kow`, `owa`), so the expected share is that of the word's rarest
 /// part, multiplied across words.
-fn rare_parts<'s>(search: &'s str, freqs: &TrigramFreqs) -> Vec<&'s str> {
+fn rare_parts<'s>(search: &'s str, freqs: &TrigramFreqs) -> (Vec<&'s str>, f32) {
     let bytes = search.as_bytes();
     let word = |b: u8| b.is_ascii_alphanumeric() || !b.is_ascii();
     // The word each byte is in: words are counted by the separators before them.
@@ -614,12 +708,13 @@ fn rare_parts<'s>(search: &'s str, freqs: &TrigramFreqs) -> Vec<&'s str> {
         }
     }
     if chosen.is_empty() || expected > RARE_ENOUGH {
-        return Vec::new();
+        return (Vec::new(), expected);
     }
-    chosen
+    let parts = chosen
         .into_iter()
         .map(|(start, _, _)| &search[start..start + 3])
-        .collect()
+        .collect();
+    (parts, expected)
 }
 
 #[cfg(test)]
@@ -659,9 +754,9 @@ mod tests {
 
     #[test]
     fn rare_parts_skip_common_trigrams() {
-        let parts = rare_parts("user_123456", &freqs());
+        let parts = rare_parts("user_123456", &freqs()).0;
         assert_eq!(parts, ["123", "234", "345"]);
-        let parts = rare_parts("customer123456@", &freqs());
+        let parts = rare_parts("customer123456@", &freqs()).0;
         assert!(
             parts
                 .iter()
@@ -674,23 +769,23 @@ mod tests {
     #[test]
     fn rare_parts_span_words() {
         // `-42` stands for `" 42"` (a word starts), rarer than any part of `kowalski`.
-        let parts = rare_parts("kowalski-42", &freqs());
+        let parts = rare_parts("kowalski-42", &freqs()).0;
         assert_eq!(parts[0], "-42");
         assert!(parts.contains(&"kow"), "{parts:?}");
     }
 
     #[test]
     fn broad_or_short_searches_have_no_rare_parts() {
-        assert!(rare_parts("kowalski", &freqs()).is_empty(), "5% match");
-        assert!(rare_parts("user_1", &freqs()).is_empty());
-        assert!(rare_parts("ab", &freqs()).is_empty());
-        assert!(rare_parts("ééé", &freqs()).is_empty());
-        assert!(rare_parts("", &freqs()).is_empty());
+        assert!(rare_parts("kowalski", &freqs()).0.is_empty(), "5% match");
+        assert!(rare_parts("user_1", &freqs()).0.is_empty());
+        assert!(rare_parts("ab", &freqs()).0.is_empty());
+        assert!(rare_parts("ééé", &freqs()).0.is_empty());
+        assert!(rare_parts("", &freqs()).0.is_empty());
     }
 
     #[test]
     fn a_part_is_asked_once() {
-        let parts = rare_parts("nobody_9999", &freqs());
+        let parts = rare_parts("nobody_9999", &freqs()).0;
         let mut unique = parts.clone();
         unique.sort();
         unique.dedup();
@@ -700,7 +795,7 @@ mod tests {
     #[test]
     fn rare_parts_are_substrings_of_the_search() {
         for search in ["a_b%c\\d-123_x", "zürich-9876", "x@y.test 42"] {
-            for part in rare_parts(search, &freqs()) {
+            for part in rare_parts(search, &freqs()).0 {
                 assert!(search.contains(part), "{search}: {part}");
             }
         }
