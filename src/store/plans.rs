@@ -671,24 +671,42 @@ pub async fn products(
     conn: &mut PgConnection,
     customer_pk: i64,
 ) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{PRODUCTS_SQL} AND p.status NOT IN ('expired', 'canceled') ORDER BY p.plan_id, p.id"
     )))
     .bind(customer_pk)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(Product::ends_after_start).collect())
 }
 
-/// The customer's plans that ended, the latest end first.
+/// The customer's plans that ended, the latest end first (then the latest start).
 pub async fn ended_products(
     conn: &mut PgConnection,
     customer_pk: i64,
 ) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{PRODUCTS_SQL} AND p.status IN ('expired', 'canceled')
-         ORDER BY ended_at DESC NULLS LAST, plan_id, stripe_subscription_id NULLS FIRST"
+    let rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PRODUCTS_SQL} AND p.status IN ('expired', 'canceled')"
     )))
     .bind(customer_pk)
     .fetch_all(conn)
-    .await
+    .await?;
+    let mut ended: Vec<Product> = rows.into_iter().map(Product::ends_after_start).collect();
+    ended.sort_by(|a, b| {
+        (b.ended_at, b.started_at)
+            .cmp(&(a.ended_at, a.started_at))
+            .then_with(|| a.plan_id.cmp(&b.plan_id))
+            .then_with(|| a.stripe_subscription_id.cmp(&b.stripe_subscription_id))
+    });
+    Ok(ended)
+}
+
+impl Product {
+    /// A plan without a subscription starts by our clock (to the microsecond) and ends by
+    /// Stripe's (to the second): one replaced within the second it started ends as it starts,
+    /// not before.
+    fn ends_after_start(self) -> Self {
+        let ended_at = self.ended_at.map(|end| end.max(self.started_at));
+        Self { ended_at, ..self }
+    }
 }

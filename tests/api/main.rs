@@ -8,6 +8,7 @@ mod helpers;
 
 mod convergence;
 mod customer_search;
+mod customer_view;
 mod customers;
 mod engine;
 mod events_api;
