@@ -255,15 +255,7 @@ async fn settle_group(
         .bind(at)
         .execute(&mut *conn)
         .await?;
-        let held: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM customer_plans WHERE id = $1 AND status IN {HELD_SQL})"
-        )))
-        .bind(winner)
-        .fetch_one(&mut *conn)
-        .await?;
-        if held {
-            end_local_by(conn, customer_pk, group, at).await?;
-        }
+        end_local_by(conn, customer_pk, group, at, Some(winner)).await?;
     }
     let Some(default) = catalog.default_plan(group) else {
         return Ok(());
@@ -285,24 +277,29 @@ async fn settle_group(
     Ok(())
 }
 
-/// Another plan of `group` was seen held at `at`: a plan of the group without a subscription
-/// that ended later than that (a newer event was applied first) had ended by `at`. Its end is
-/// the earliest such moment since it started, whichever order the events came in.
+/// Another plan of `group` was seen held at `at` (`winner`, if it is held now; else the
+/// caller knows it was): a plan of the group without a subscription that ended later than
+/// that (a newer event was applied first) had ended by `at`. Its end is the earliest such
+/// moment since it started, whichever order the events came in.
 async fn end_local_by(
     conn: &mut PgConnection,
     customer_pk: i64,
     group: &str,
     at: DateTime<Utc>,
+    winner: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE customer_plans SET ended_at = $3, updated_at = now()
          WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
            AND stripe_subscription_id IS NULL AND status = 'expired'
-           AND ended_at > $3 AND started_at <= $3",
-    )
+           AND ended_at > $3 AND started_at <= $3
+           AND ($4::bigint IS NULL OR EXISTS (
+               SELECT 1 FROM customer_plans w WHERE w.id = $4 AND w.status IN {HELD_SQL}))"
+    )))
     .bind(customer_pk)
     .bind(group)
     .bind(at)
+    .bind(winner)
     .execute(conn)
     .await?;
     Ok(())
@@ -438,7 +435,7 @@ async fn observe_stale(
     if is_held(access::our_status(s.stripe_status))
         && let Some(group) = s.plan.group.as_deref().filter(|_| !s.plan.add_on)
     {
-        end_local_by(conn, s.customer_pk, group, changed_at(s)).await?;
+        end_local_by(conn, s.customer_pk, group, changed_at(s), None).await?;
     }
     Ok(())
 }
