@@ -756,4 +756,37 @@ mod tests {
         );
         assert_eq!(time(None), Value::Null);
     }
+
+    #[test]
+    fn a_plan_renews_at_its_period_end_only_when_stripe_will_renew_it() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let end = at("2027-01-01T00:00:00Z");
+        let pro = plans::Product {
+            plan_id: "pro".to_owned(),
+            status: "active".to_owned(),
+            stripe_subscription_id: Some("sub_1".to_owned()),
+            current_period_end: Some(end),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            quantity: 1,
+            started_at: at("2026-12-01T00:00:00Z"),
+            ended_at: None,
+        };
+        let with = |f: &dyn Fn(&mut plans::Product)| {
+            let mut p = pro.clone();
+            f(&mut p);
+            next_renewal(&p)
+        };
+        assert_eq!(next_renewal(&pro), Some(end));
+        assert_eq!(with(&|p| p.status = "past_due".to_owned()), Some(end));
+        assert_eq!(with(&|p| p.status = "paused".to_owned()), None);
+        assert_eq!(with(&|p| p.status = "unpaid".to_owned()), None);
+        assert_eq!(with(&|p| p.status = "expired".to_owned()), None);
+        assert_eq!(with(&|p| p.cancel_at_period_end = true), None);
+        assert_eq!(with(&|p| p.cancel_at = Some(end)), None);
+        let later = at("2027-03-01T00:00:00Z");
+        assert_eq!(with(&|p| p.cancel_at = Some(later)), Some(end));
+        assert_eq!(with(&|p| p.stripe_subscription_id = None), None);
+    }
 }
