@@ -23,6 +23,7 @@ mod logs;
 mod metrics;
 mod ops_cli;
 mod payment_truth;
+mod plan_history;
 mod real_accounts;
 mod stripe_side;
 mod systemd_notify;
