@@ -1,7 +1,7 @@
-//! `invoice.*`: keep the invoice; on `invoice.paid`, finish an attach that waited on the first
-//! payment, and on a renewal (`subscription_cycle`) reset the period's allowance once; on
-//! `invoice.created` for a renewal draft, enqueue the ended period's usage billing. When the
-//! first payment needs the customer (`invoice.payment_action_required`, or
+//! `invoice.*`: keep the invoice and its lines; on `invoice.paid`, finish an attach that
+//! waited on the first payment, and on a renewal (`subscription_cycle`) reset the period's
+//! allowance once; on `invoice.created` for a renewal draft, enqueue the ended period's usage
+//! billing. When the first payment needs the customer (`invoice.payment_action_required`, or
 //! `invoice.payment_failed` of a `subscription_create` invoice), the waiting attach becomes
 //! `requires_action` with the invoice's hosted page.
 
@@ -45,7 +45,8 @@ impl EventHandler for InvoiceHandler {
     ) -> Result<Outcome, JobError> {
         let invoice: Invoice = object(event)?;
         let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
-        let plan_ids = plan_ids(conn, &self.catalog, &self.prices, &invoice).await?;
+        let lines = lines(conn, &self.catalog, &self.prices, &invoice).await?;
+        let plan_ids = plan_ids(&self.catalog, &invoice, &lines);
         let status = invoice
             .status
             .as_deref()
@@ -67,6 +68,7 @@ impl EventHandler for InvoiceHandler {
             period_end: invoice.period_end.and_then(timestamp),
             created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
             event_created: event.created,
+            lines,
         };
         let paid = event.event_type == "invoice.paid";
         // Usually the customer is linked already: then one statement records it.
@@ -141,24 +143,39 @@ fn first_payment_needs_customer(event_type: &str, invoice: &Invoice) -> Option<&
     }
 }
 
-/// The plans an invoice bills, from its lines' prices, else the subscription's metadata.
-async fn plan_ids(
+/// An invoice's lines as we keep them, each with the catalog plan its price (else its
+/// metadata) maps to.
+async fn lines(
     conn: &mut PgConnection,
     catalog: &Catalog,
     prices: &PricePlans,
     invoice: &Invoice,
-) -> Result<Vec<String>, sqlx::Error> {
-    let mut ids: Vec<String> = Vec::new();
+) -> Result<Vec<invoices::Line>, sqlx::Error> {
+    let mut lines = Vec::with_capacity(invoice.lines.data.len());
     for line in &invoice.lines.data {
-        let price = line
-            .pricing
-            .as_ref()
-            .and_then(|p| p.price_details.as_ref())
-            .map(|d| d.price.as_str());
-        if let Some(plan) = prices.resolve(conn, catalog, price, &line.metadata).await?
-            && !ids.contains(&plan.id)
-        {
-            ids.push(plan.id.clone());
+        let price = line.price_id();
+        let plan = prices.resolve(conn, catalog, price, &line.metadata).await?;
+        lines.push(invoices::Line {
+            id: line.id.clone(),
+            description: line.description.clone(),
+            amount: line.amount,
+            currency: line.currency.clone(),
+            quantity: line.quantity,
+            period_start: line.period.as_ref().and_then(|p| timestamp(p.start)),
+            period_end: line.period.as_ref().and_then(|p| timestamp(p.end)),
+            price_id: price.map(str::to_owned),
+            plan_id: plan.map(|p| p.id.clone()),
+        });
+    }
+    Ok(lines)
+}
+
+/// The plans an invoice bills, from its lines, else the subscription's metadata.
+fn plan_ids(catalog: &Catalog, invoice: &Invoice, lines: &[invoices::Line]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for plan in lines.iter().filter_map(|l| l.plan_id.as_ref()) {
+        if !ids.contains(plan) {
+            ids.push(plan.clone());
         }
     }
     if ids.is_empty()
@@ -169,7 +186,7 @@ async fn plan_ids(
     {
         ids.push(plan.id.clone());
     }
-    Ok(ids)
+    ids
 }
 
 /// Bills the ended period's usage of a renewal draft: a job, in the applier's transaction.

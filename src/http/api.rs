@@ -47,6 +47,9 @@ pub(super) async fn route(
                 .is_some_and(|v| v.contains("text/csv"));
             customers::usage(state, id, req.uri().query(), csv).await
         }
+        (Method::GET, ["customers", id, "invoices", invoice]) => {
+            customers::invoice(state, id, invoice).await
+        }
         (Method::PATCH, ["customers", id]) => {
             customers::update(state, id, body(state, req).await?).await
         }
@@ -64,6 +67,7 @@ pub(super) async fn route(
             | ["customers"]
             | ["customers", _]
             | ["customers", _, "usage"]
+            | ["customers", _, "invoices", _]
             | ["check"]
             | ["track"]
             | ["balances"]

@@ -1,4 +1,5 @@
-//! `/v1/customers`, `/v1/check`, `/v1/track`.
+//! `/v1/customers` (with a customer's usage and invoices), `/v1/check`, `/v1/track`,
+//! `/v1/balances`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -6,6 +7,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, HttpResponse, json};
 use super::{AppState, input};
+use crate::catalog::{Catalog, Interval};
 use crate::jobs;
 use crate::store::customers::{self, Customer, CustomerFields};
 use crate::store::{balances, invoices, plans};
@@ -121,7 +123,7 @@ pub(super) async fn create(
     let customer = customers::by_pk(&mut tx, customer.pk)
         .await?
         .unwrap_or(customer);
-    let view = view(&mut tx, &customer).await?;
+    let view = view(&mut tx, &state.catalog, &customer).await?;
     tx.commit().await?;
     let status = if created {
         StatusCode::CREATED
@@ -134,7 +136,10 @@ pub(super) async fn create(
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let customer = find(&mut conn, id).await?;
-    Ok(json(StatusCode::OK, &view(&mut conn, &customer).await?))
+    Ok(json(
+        StatusCode::OK,
+        &view(&mut conn, &state.catalog, &customer).await?,
+    ))
 }
 
 pub(super) async fn update(
@@ -178,7 +183,7 @@ pub(super) async fn update(
         };
         outbox::enqueue(&mut tx, &job).await?;
     }
-    let view = view(&mut tx, &customer).await?;
+    let view = view(&mut tx, &state.catalog, &customer).await?;
     tx.commit().await?;
     Ok(json(StatusCode::OK, &view))
 }
@@ -487,6 +492,48 @@ pub(super) async fn edit_balance(
     ))
 }
 
+/// `GET /v1/customers/{id}/invoices/{invoice_id}`: one of the customer's invoices, as the
+/// view lists it, with its period and lines.
+pub(super) async fn invoice(
+    state: &AppState,
+    id: &str,
+    invoice_id: &str,
+) -> Result<HttpResponse, ApiError> {
+    input::id("id", id)?;
+    input::id("invoice_id", invoice_id)?;
+    let mut conn = state.pool.acquire().await?;
+    let customer = find(&mut conn, id).await?;
+    let i = invoices::detail(&mut conn, customer.pk, invoice_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: "invoice_not_found",
+            what: format!("invoice {invoice_id} of customer {id}"),
+        })?;
+    let lines: Option<Vec<Value>> = i.lines.as_ref().map(|lines| {
+        lines
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "id": l.id, "description": l.description, "amount": l.amount,
+                    "currency": l.currency, "quantity": l.quantity,
+                    "period_start": time(l.period_start), "period_end": time(l.period_end),
+                    "price_id": l.price_id, "plan_id": l.plan_id,
+                })
+            })
+            .collect()
+    });
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "stripe_id": i.stripe_id, "customer_id": customer.id, "status": i.status,
+            "billing_reason": i.billing_reason, "total": i.total, "currency": i.currency,
+            "plan_ids": i.plan_ids, "hosted_invoice_url": i.hosted_invoice_url,
+            "created_at": time(Some(i.created_at)), "period_start": time(i.period_start),
+            "period_end": time(i.period_end), "lines": lines,
+        }),
+    ))
+}
+
 async fn find(conn: &mut PgConnection, id: &str) -> Result<Customer, ApiError> {
     customers::by_id(conn, id)
         .await?
@@ -585,26 +632,22 @@ fn validate_fields(
     input::metadata(metadata)
 }
 
-/// The customer as the API shows it: its fields, the plans that have not ended, balances,
-/// invoices, and what is due (`payment_due`: open invoices of plans not paid up).
-async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value, sqlx::Error> {
+/// The customer as the API shows it: its fields, the plans that have not ended
+/// (`products`) and those that did (`ended_products`), balances, invoices, and what is due
+/// (`payment_due`: open invoices of plans not paid up).
+async fn view(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer: &Customer,
+) -> Result<Value, sqlx::Error> {
     let products = plans::products(conn, customer.pk).await?;
+    let ended = plans::ended_products(conn, customer.pk).await?;
     let balances = balances::all(conn, customer.pk).await?;
     let invoices = invoices::of_customer(conn, customer.pk).await?;
     let due = invoices::payment_due(conn, customer.pk).await?;
     let mut view = serde_json::to_value(customer).expect("customers serialize");
-    view["products"] = products
-        .iter()
-        .map(|p| {
-            serde_json::json!({
-                "plan_id": p.plan_id, "status": p.status,
-                "stripe_subscription_id": p.stripe_subscription_id,
-                "current_period_end": time(p.current_period_end),
-                "cancel_at_period_end": p.cancel_at_period_end, "cancel_at": time(p.cancel_at),
-                "canceled_at": time(p.canceled_at), "quantity": p.quantity,
-            })
-        })
-        .collect();
+    view["products"] = products.iter().map(|p| product(catalog, p)).collect();
+    view["ended_products"] = ended.iter().map(|p| product(catalog, p)).collect();
     view["balances"] = balances
         .iter()
         .map(|b| {
@@ -636,6 +679,43 @@ async fn view(conn: &mut PgConnection, customer: &Customer) -> Result<Value, sql
         })
         .collect();
     Ok(view)
+}
+
+/// A plan as the view shows it: its state, its history's times, and its catalog price
+/// (`interval`, `amount` and `currency` are null for a plan without a price).
+fn product(catalog: &Catalog, p: &plans::Product) -> Value {
+    let price = catalog
+        .plan(&p.plan_id)
+        .and_then(|plan| plan.price.as_ref());
+    let interval = price.map(|price| match price.interval {
+        Interval::Day => "day",
+        Interval::Week => "week",
+        Interval::Month => "month",
+        Interval::Year => "year",
+    });
+    serde_json::json!({
+        "plan_id": p.plan_id, "status": p.status,
+        "stripe_subscription_id": p.stripe_subscription_id,
+        "current_period_end": time(p.current_period_end),
+        "cancel_at_period_end": p.cancel_at_period_end, "cancel_at": time(p.cancel_at),
+        "canceled_at": time(p.canceled_at), "quantity": p.quantity,
+        "started_at": time(Some(p.started_at)), "ended_at": time(p.ended_at),
+        "interval": interval, "amount": price.map(|price| price.amount),
+        "currency": price.map(|price| &price.currency),
+        "next_renewal_at": time(next_renewal(p)),
+    })
+}
+
+/// When a plan renews: the end of its period, for a subscription that Stripe will renew
+/// then (active, trialing or past due, neither set to cancel at the period end nor at a
+/// date before it).
+fn next_renewal(p: &plans::Product) -> Option<DateTime<Utc>> {
+    let end = p.current_period_end?;
+    let renews = p.stripe_subscription_id.is_some()
+        && matches!(p.status.as_str(), "active" | "trialing" | "past_due")
+        && !p.cancel_at_period_end
+        && p.cancel_at.is_none_or(|at| at > end);
+    renews.then_some(end)
 }
 
 /// A time as the API has always written it (Postgres' JSON form): seconds, then as many
@@ -675,5 +755,38 @@ mod tests {
             "2027-01-01T04:08:09.4649+00:00"
         );
         assert_eq!(time(None), Value::Null);
+    }
+
+    #[test]
+    fn a_plan_renews_at_its_period_end_only_when_stripe_will_renew_it() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let end = at("2027-01-01T00:00:00Z");
+        let pro = plans::Product {
+            plan_id: "pro".to_owned(),
+            status: "active".to_owned(),
+            stripe_subscription_id: Some("sub_1".to_owned()),
+            current_period_end: Some(end),
+            cancel_at_period_end: false,
+            cancel_at: None,
+            canceled_at: None,
+            quantity: 1,
+            started_at: at("2026-12-01T00:00:00Z"),
+            ended_at: None,
+        };
+        let with = |f: &dyn Fn(&mut plans::Product)| {
+            let mut p = pro.clone();
+            f(&mut p);
+            next_renewal(&p)
+        };
+        assert_eq!(next_renewal(&pro), Some(end));
+        assert_eq!(with(&|p| p.status = "past_due".to_owned()), Some(end));
+        assert_eq!(with(&|p| p.status = "paused".to_owned()), None);
+        assert_eq!(with(&|p| p.status = "unpaid".to_owned()), None);
+        assert_eq!(with(&|p| p.status = "expired".to_owned()), None);
+        assert_eq!(with(&|p| p.cancel_at_period_end = true), None);
+        assert_eq!(with(&|p| p.cancel_at = Some(end)), None);
+        let later = at("2027-03-01T00:00:00Z");
+        assert_eq!(with(&|p| p.cancel_at = Some(later)), Some(end));
+        assert_eq!(with(&|p| p.stripe_subscription_id = None), None);
     }
 }

@@ -1,7 +1,10 @@
-//! Invoices as Stripe reports them, newest event wins (ties by status precedence).
+//! Invoices as Stripe reports them, with their lines; newest event wins (ties by status
+//! precedence).
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 
 /// An invoice as one event shows it.
 #[derive(Debug, Clone)]
@@ -18,6 +21,22 @@ pub struct InvoiceState<'a> {
     pub period_end: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub event_created: i64,
+    pub lines: Vec<Line>,
+}
+
+/// A line of an invoice, as its newest event shows it (kept as JSON on the invoice).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub id: Option<String>,
+    pub description: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub quantity: Option<i64>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub price_id: Option<String>,
+    /// The catalog plan the price (else the line's metadata) maps to.
+    pub plan_id: Option<String>,
 }
 
 /// Precedence of invoice statuses for events of the same second.
@@ -67,8 +86,8 @@ pub async fn record(
          v AS (
              INSERT INTO invoices AS v (customer_pk, stripe_id, status, billing_reason, total,
                      currency, plan_ids, hosted_invoice_url, stripe_subscription_id,
-                     period_start, period_end, created_at, source_created, source_rank)
-             SELECT c.pk, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM c
+                     period_start, period_end, created_at, source_created, source_rank, lines)
+             SELECT c.pk, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM c
              ON CONFLICT (stripe_id) DO UPDATE SET
                  status = EXCLUDED.status, billing_reason = EXCLUDED.billing_reason,
                  total = EXCLUDED.total, currency = EXCLUDED.currency,
@@ -76,7 +95,8 @@ pub async fn record(
                  hosted_invoice_url = coalesce(EXCLUDED.hosted_invoice_url, v.hosted_invoice_url),
                  stripe_subscription_id = EXCLUDED.stripe_subscription_id,
                  period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
-                 source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank
+                 source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
+                 lines = EXCLUDED.lines
              WHERE (v.source_created, v.source_rank)
                    <= (EXCLUDED.source_created, EXCLUDED.source_rank)
              RETURNING 1
@@ -98,6 +118,7 @@ pub async fn record(
     .bind(i.created_at)
     .bind(i.event_created)
     .bind(status_rank(i.status))
+    .bind(Json(&i.lines))
     .fetch_optional(conn)
     .await
     .map(|row: Option<(i64, bool)>| row.map(|(customer_pk, fresh)| Recorded { customer_pk, fresh }))
@@ -130,6 +151,40 @@ pub async fn of_customer(
     )
     .bind(customer_pk)
     .fetch_all(conn)
+    .await
+}
+
+/// One invoice with its lines, as `GET /v1/customers/{id}/invoices/{invoice_id}` shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceDetail {
+    pub stripe_id: String,
+    pub status: String,
+    pub billing_reason: Option<String>,
+    pub total: i64,
+    pub currency: String,
+    pub plan_ids: Vec<String>,
+    pub hosted_invoice_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    /// None for an invoice recorded before lines were kept.
+    pub lines: Option<Json<Vec<Line>>>,
+}
+
+/// The customer's invoice `stripe_id` with its lines; None if it is not theirs.
+pub async fn detail(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    stripe_id: &str,
+) -> Result<Option<InvoiceDetail>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT stripe_id, status, billing_reason, total, currency, plan_ids,
+                hosted_invoice_url, created_at, period_start, period_end, lines
+         FROM invoices WHERE stripe_id = $1 AND customer_pk = $2",
+    )
+    .bind(stripe_id)
+    .bind(customer_pk)
+    .fetch_optional(conn)
     .await
 }
 

@@ -70,6 +70,7 @@ pub async fn sync_subscription(
     .fetch_optional(&mut *conn)
     .await?;
     if newer.is_none() {
+        observe_stale(conn, s).await?;
         return Ok(Sync::Stale);
     }
     // A downgrade scheduled for the period end: until that period starts, the subscription
@@ -87,10 +88,7 @@ pub async fn sync_subscription(
         _ => s.plan,
     };
     let s = &SubscriptionState { plan, ..s.clone() };
-    let changed_at = s
-        .ended_at
-        .or_else(|| DateTime::from_timestamp(s.event_created, 0))
-        .unwrap_or_else(Utc::now);
+    let changed_at = changed_at(s);
     // A plan change within the subscription (upgrade or downgrade): the old plan ends.
     sqlx::query(
         "UPDATE customer_plans SET status = 'expired', ended_at = coalesce(ended_at, $3),
@@ -118,8 +116,10 @@ pub async fn sync_subscription(
     let row: i64 = sqlx::query_scalar(
         "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
                  stripe_subscription_id, current_period_start, current_period_end,
-                 cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14)
+                 cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
+                 first_seen, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14,
+                 $15, $15)
          ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
          DO UPDATE SET status = EXCLUDED.status,
                  current_period_start = coalesce(EXCLUDED.current_period_start, customer_plans.current_period_start),
@@ -130,6 +130,8 @@ pub async fn sync_subscription(
                  ended_at = EXCLUDED.ended_at,
                  quantity = EXCLUDED.quantity,
                  cancel_at = EXCLUDED.cancel_at,
+                 first_seen = least(customer_plans.first_seen, $15),
+                 last_seen = greatest(customer_plans.last_seen, $15),
                  updated_at = now()
          RETURNING id",
     )
@@ -147,9 +149,23 @@ pub async fn sync_subscription(
     .bind(if status == "expired" { Some(changed_at) } else { s.ended_at })
     .bind(s.quantity)
     .bind(s.cancel_at)
+    .bind(s.event_created)
     .fetch_one(&mut *conn)
     .await?;
-    settle_group(conn, catalog, s.customer_pk, s.plan, Some(row), changed_at).await?;
+    // Only a plan that ended after being live moves a live default plan's start (see
+    // [`activate_default`]); an `incomplete` one that expired never replaced it.
+    let restart = s.stripe_status == "canceled";
+    let row = Some(row);
+    settle_group(
+        conn,
+        catalog,
+        s.customer_pk,
+        s.plan,
+        row,
+        changed_at,
+        restart,
+    )
+    .await?;
     balances::provision(conn, catalog, s.customer_pk).await?;
     Ok(Sync::Applied)
 }
@@ -190,7 +206,7 @@ pub async fn activate_from_checkout(
     .fetch_optional(&mut *conn)
     .await?;
     if row.is_some() {
-        settle_group(conn, catalog, customer_pk, plan, row, at).await?;
+        settle_group(conn, catalog, customer_pk, plan, row, at, false).await?;
         balances::provision(conn, catalog, customer_pk).await?;
     }
     Ok(Sync::Applied)
@@ -204,7 +220,7 @@ pub async fn activate_defaults(
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     for plan in catalog.default_plans() {
-        activate_default(conn, plan, customer_pk, at).await?;
+        activate_default(conn, plan, customer_pk, at, true).await?;
     }
     balances::provision(conn, catalog, customer_pk).await
 }
@@ -212,7 +228,8 @@ pub async fn activate_defaults(
 /// One held plan per group: a plan that just became held (`winner`: live or suspended)
 /// replaces the others of its group (add-ons stand apart); an `incomplete` one replaces
 /// nothing. When the group is left with no held plan but its default, the default plan
-/// (re)starts at `at`, the moment the other plan ended, whichever order the events came in.
+/// (re)starts at `at`, the moment the other plan ended, whichever order the events came in
+/// (`restart`: a live default restarts too, see [`activate_default`]).
 async fn settle_group(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -220,6 +237,7 @@ async fn settle_group(
     plan: &Plan,
     winner: Option<i64>,
     at: DateTime<Utc>,
+    restart: bool,
 ) -> Result<(), sqlx::Error> {
     let Some(group) = plan.group.as_deref().filter(|_| !plan.add_on) else {
         return Ok(());
@@ -237,6 +255,7 @@ async fn settle_group(
         .bind(at)
         .execute(&mut *conn)
         .await?;
+        end_local_by(conn, customer_pk, group, at, Some(winner)).await?;
     }
     let Some(default) = catalog.default_plan(group) else {
         return Ok(());
@@ -253,34 +272,171 @@ async fn settle_group(
     .fetch_one(&mut *conn)
     .await?;
     if !other_held {
-        activate_default(conn, default, customer_pk, at).await?;
+        activate_default(conn, default, customer_pk, at, restart).await?;
     }
     Ok(())
 }
 
-/// (Re)activates a plan that needs no Stripe subscription, from `at` (a live one restarts
-/// at `at` if that is later).
+/// Another plan of `group` was seen held at `at` (`winner`, if it is held now; else the
+/// caller knows it was): a plan of the group without a subscription that ended later than
+/// that (a newer event was applied first) had ended by `at`. Its end is the earliest such
+/// moment since it started, whichever order the events came in.
+async fn end_local_by(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    group: &str,
+    at: DateTime<Utc>,
+    winner: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE customer_plans SET ended_at = $3, updated_at = now()
+         WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
+           AND stripe_subscription_id IS NULL AND status = 'expired'
+           AND ended_at > $3 AND started_at <= $3
+           AND ($4::bigint IS NULL OR EXISTS (
+               SELECT 1 FROM customer_plans w WHERE w.id = $4 AND w.status IN {HELD_SQL}))"
+    )))
+    .bind(customer_pk)
+    .bind(group)
+    .bind(at)
+    .bind(winner)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// (Re)activates a plan that needs no Stripe subscription, from `at`. An ended one restarts
+/// at `at`, unless it ended after `at`: then it was never replaced as of `at` (a newer event
+/// ended it first) and keeps its start. With `restart`, a live one restarts at `at` if that
+/// is later: a plan of its group ended then, which in another delivery order replaced it
+/// first.
 async fn activate_default(
     conn: &mut PgConnection,
     plan: &Plan,
     customer_pk: i64,
     at: DateTime<Utc>,
+    restart: bool,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
          VALUES ($1, $2, $3, $4, 'active', $5)
          ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
-         DO UPDATE SET status = 'active', started_at = EXCLUDED.started_at, ended_at = NULL,
-                       updated_at = now()
-         WHERE customer_plans.status <> 'active' OR customer_plans.started_at < EXCLUDED.started_at",
+         DO UPDATE SET status = 'active', ended_at = NULL, updated_at = now(),
+             started_at = CASE
+                 WHEN customer_plans.status <> 'active'
+                      AND customer_plans.ended_at > EXCLUDED.started_at
+                 THEN customer_plans.started_at
+                 ELSE EXCLUDED.started_at END
+         WHERE customer_plans.status <> 'active'
+            OR ($6 AND customer_plans.started_at < EXCLUDED.started_at)",
     )
     .bind(customer_pk)
     .bind(&plan.id)
     .bind(&plan.group)
     .bind(plan.add_on)
     .bind(at)
+    .bind(restart)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Whether our `status` holds its plan: one of [`HELD_SQL`]'s.
+fn is_held(status: &str) -> bool {
+    HELD_SQL.contains(&format!("'{status}'"))
+}
+
+/// When a subscription's state changed, by Stripe's clock: its end, else the event's time.
+fn changed_at(s: &SubscriptionState<'_>) -> DateTime<Utc> {
+    s.ended_at
+        .or_else(|| DateTime::from_timestamp(s.event_created, 0))
+        .unwrap_or_else(Utc::now)
+}
+
+/// An event older than the newest applied to its subscription changes none of its state,
+/// but still tells its history: the plan it shows was on the subscription then (a row for
+/// it, ended, when an upgrade's newer event came first; its details from the newest such
+/// event), and a held plan then means the group's plan without a subscription had ended by
+/// then ([`end_local_by`]).
+async fn observe_stale(
+    conn: &mut PgConnection,
+    s: &SubscriptionState<'_>,
+) -> Result<(), sqlx::Error> {
+    let current = subscription_plan(conn, s.id).await?;
+    let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
+        "SELECT id, status, last_seen FROM customer_plans
+         WHERE stripe_subscription_id = $1 AND plan_id = $2",
+    )
+    .bind(s.id)
+    .bind(&s.plan.id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let is_current = current.as_deref() == Some(s.plan.id.as_str());
+    match row {
+        // A downgrade not started yet: the event shows its price early.
+        Some((_, status, _)) if status == "scheduled" => return Ok(()),
+        Some((id, status, last_seen)) => {
+            let newest_of_plan =
+                status == "expired" && !is_current && last_seen.is_none_or(|l| l < s.event_created);
+            sqlx::query(
+                "UPDATE customer_plans
+                 SET first_seen = least(first_seen, $2), last_seen = greatest(last_seen, $2),
+                     current_period_start = CASE WHEN $3 THEN $4 ELSE current_period_start END,
+                     current_period_end = CASE WHEN $3 THEN $5 ELSE current_period_end END,
+                     cancel_at_period_end = CASE WHEN $3 THEN $6 ELSE cancel_at_period_end END,
+                     canceled_at = CASE WHEN $3 THEN $7 ELSE canceled_at END,
+                     quantity = CASE WHEN $3 THEN $8 ELSE quantity END,
+                     cancel_at = CASE WHEN $3 THEN $9 ELSE cancel_at END,
+                     updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(s.event_created)
+            .bind(newest_of_plan)
+            .bind(s.period_start)
+            .bind(s.period_end)
+            .bind(s.cancel_at_period_end)
+            .bind(s.canceled_at)
+            .bind(s.quantity)
+            .bind(s.cancel_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None if !is_current => {
+            sqlx::query(
+                "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
+                         stripe_subscription_id, current_period_start, current_period_end,
+                         cancel_at_period_end, canceled_at, started_at, ended_at, quantity,
+                         cancel_at, first_seen, last_seen)
+                 VALUES ($1, $2, $3, $4, 'expired', $5, $6, $7, $8, $9,
+                         coalesce($10, to_timestamp($13)),
+                         (SELECT to_timestamp(min(o.first_seen)) FROM customer_plans o
+                          WHERE o.stripe_subscription_id = $5 AND o.first_seen > $13),
+                         $11, $12, $13, $13)",
+            )
+            .bind(s.customer_pk)
+            .bind(&s.plan.id)
+            .bind(&s.plan.group)
+            .bind(s.plan.add_on)
+            .bind(s.id)
+            .bind(s.period_start)
+            .bind(s.period_end)
+            .bind(s.cancel_at_period_end)
+            .bind(s.canceled_at)
+            .bind(s.started_at)
+            .bind(s.quantity)
+            .bind(s.cancel_at)
+            .bind(s.event_created)
+            .execute(&mut *conn)
+            .await?;
+        }
+        None => {}
+    }
+    if is_held(access::our_status(s.stripe_status))
+        && let Some(group) = s.plan.group.as_deref().filter(|_| !s.plan.add_on)
+    {
+        end_local_by(conn, s.customer_pk, group, changed_at(s), None).await?;
+    }
     Ok(())
 }
 
@@ -417,7 +573,7 @@ pub async fn activate_local(
     plan: &Plan,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    activate_default(conn, plan, customer_pk, at).await?;
+    activate_default(conn, plan, customer_pk, at, true).await?;
     let row: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM customer_plans
          WHERE customer_pk = $1 AND plan_id = $2 AND stripe_subscription_id IS NULL",
@@ -426,7 +582,7 @@ pub async fn activate_local(
     .bind(&plan.id)
     .fetch_optional(&mut *conn)
     .await?;
-    settle_group(conn, catalog, customer_pk, plan, row, at).await?;
+    settle_group(conn, catalog, customer_pk, plan, row, at, true).await?;
     balances::provision(conn, catalog, customer_pk).await
 }
 
@@ -481,21 +637,73 @@ pub struct Product {
     pub cancel_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
     pub quantity: i32,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
 }
+
+/// A customer's plans with their history's times, from Stripe's clock only. A plan that
+/// replaced another on its subscription started when an event first showed it, and the one
+/// it replaced ended then (its first and last sightings, [`observe_stale`]); otherwise the
+/// stored times: the subscription's `start_date` and `ended_at`, or, for a plan without a
+/// subscription, when it last (re)started and when a held plan of its group replaced it.
+const PRODUCTS_SQL: &str = "
+    SELECT p.plan_id, p.status, p.stripe_subscription_id, p.current_period_end,
+           p.cancel_at_period_end, p.cancel_at, p.canceled_at, p.quantity,
+           CASE WHEN h.after_another THEN to_timestamp(p.first_seen) ELSE p.started_at END
+               AS started_at,
+           CASE WHEN p.status IN ('expired', 'canceled') AND h.next_seen IS NOT NULL
+               THEN to_timestamp(h.next_seen) ELSE p.ended_at END AS ended_at
+    FROM customer_plans p
+    LEFT JOIN LATERAL (
+        SELECT bool_or(o.first_seen < p.first_seen) AS after_another,
+               min(o.first_seen) FILTER (WHERE o.first_seen > p.last_seen) AS next_seen
+        FROM customer_plans o
+        WHERE o.stripe_subscription_id = p.stripe_subscription_id AND o.id <> p.id
+          AND o.status <> 'scheduled'
+    ) h ON true
+    WHERE p.customer_pk = $1";
 
 /// The customer's plans that have not ended, by plan.
 pub async fn products(
     conn: &mut PgConnection,
     customer_pk: i64,
 ) -> Result<Vec<Product>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT plan_id, status, stripe_subscription_id, current_period_end,
-                cancel_at_period_end, cancel_at, canceled_at, quantity
-         FROM customer_plans
-         WHERE customer_pk = $1 AND status <> 'expired'
-         ORDER BY plan_id, id",
-    )
+    let rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PRODUCTS_SQL} AND p.status NOT IN ('expired', 'canceled') ORDER BY p.plan_id, p.id"
+    )))
     .bind(customer_pk)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(Product::ends_after_start).collect())
+}
+
+/// The customer's plans that ended, the latest end first (then the latest start).
+pub async fn ended_products(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+) -> Result<Vec<Product>, sqlx::Error> {
+    let rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{PRODUCTS_SQL} AND p.status IN ('expired', 'canceled')"
+    )))
+    .bind(customer_pk)
+    .fetch_all(conn)
+    .await?;
+    let mut ended: Vec<Product> = rows.into_iter().map(Product::ends_after_start).collect();
+    ended.sort_by(|a, b| {
+        (b.ended_at, b.started_at)
+            .cmp(&(a.ended_at, a.started_at))
+            .then_with(|| a.plan_id.cmp(&b.plan_id))
+            .then_with(|| a.stripe_subscription_id.cmp(&b.stripe_subscription_id))
+    });
+    Ok(ended)
+}
+
+impl Product {
+    /// A plan without a subscription starts by our clock (to the microsecond) and ends by
+    /// Stripe's (to the second): one replaced within the second it started ends as it starts,
+    /// not before.
+    fn ends_after_start(self) -> Self {
+        let ended_at = self.ended_at.map(|end| end.max(self.started_at));
+        Self { ended_at, ..self }
+    }
 }

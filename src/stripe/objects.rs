@@ -160,12 +160,29 @@ pub struct SubscriptionDetails {
     pub metadata: Option<Metadata>,
 }
 
+/// A line of an invoice (`line_item`): what it bills, for which period, at which price.
 #[derive(Debug, Clone, Deserialize)]
 pub struct InvoiceLine {
+    pub id: Option<String>,
+    pub description: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    pub quantity: Option<i64>,
     pub period: Option<Period>,
     pub pricing: Option<Pricing>,
     #[serde(default)]
     pub metadata: Metadata,
+}
+
+impl InvoiceLine {
+    /// The line's price, at `pricing.price_details.price` (2025-03-31 and later).
+    pub fn price_id(&self) -> Option<&str> {
+        self.pricing
+            .as_ref()?
+            .price_details
+            .as_ref()
+            .map(|d| d.price.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

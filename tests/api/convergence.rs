@@ -472,6 +472,19 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
     view["attach"] = json!({"state": attach["state"], "action_url": attach["action_url"]});
     let check = json!({"customer_id": ids.customer(), "feature_id": "messages"});
     view["check"] = app.api(Method::POST, "/v1/check", Some(check)).await.1;
+    // And each invoice with its lines, from the newest event that showed it.
+    let mut details = Vec::new();
+    for invoice in view["invoices"].as_array().unwrap() {
+        let path = format!(
+            "/v1/customers/{}/invoices/{}",
+            ids.customer(),
+            invoice["stripe_id"].as_str().unwrap()
+        );
+        let (status, detail) = app.api(Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{detail}");
+        details.push(detail);
+    }
+    view["invoice_details"] = details.into();
     // Compare runs by shape: strip the run's own ids.
     let text = view.to_string().replace(&ids.run, "RUN");
     serde_json::from_str(&text).unwrap()
@@ -531,6 +544,9 @@ fn check_scenario(name: &'static str) {
     assert_expected(name, &expected);
 }
 
+/// When the free plan of every run began (P1 less a day, set by [`run`]).
+const FREE_DAY_BEFORE: &str = "2026-11-17T11:06:40+00:00";
+
 fn assert_expected(name: &str, view: &Value) {
     let plans: Vec<(&str, &str)> = view["products"]
         .as_array()
@@ -550,6 +566,19 @@ fn assert_expected(name: &str, view: &Value) {
         .find(|b| b["feature_id"] == "messages")
         .cloned()
         .unwrap_or(Value::Null);
+    // The plans that ended: (plan, started_at, ended_at), the latest end first.
+    let ended: Vec<(&str, &str, &str)> = view["ended_products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["plan_id"].as_str().unwrap(),
+                p["started_at"].as_str().unwrap(),
+                p["ended_at"].as_str().unwrap(),
+            )
+        })
+        .collect();
     let invoices: Vec<&str> = view["invoices"]
         .as_array()
         .unwrap()
@@ -561,6 +590,23 @@ fn assert_expected(name: &str, view: &Value) {
             assert_eq!(plans, [("pro", "active")], "{view}");
             assert_eq!(messages["included"], 1000);
             assert_eq!(invoices, ["paid"]);
+            // Free ended when the subscription was first seen live (P1 + 2 s), not when
+            // the checkout completed.
+            assert_eq!(
+                ended,
+                [("free", FREE_DAY_BEFORE, "2026-11-18T11:06:42+00:00")],
+                "{view}"
+            );
+            let pro = &view["products"][0];
+            assert_eq!(pro["started_at"], "2026-11-18T11:06:40+00:00", "start_date");
+            assert_eq!(
+                pro["next_renewal_at"], "2026-12-18T11:06:40+00:00",
+                "{view}"
+            );
+            assert_eq!(
+                (&pro["interval"], &pro["amount"], &pro["currency"]),
+                (&json!("month"), &json!(2000), &json!("usd"))
+            );
         }
         "renewal" => {
             assert_eq!(plans, [("pro", "active")], "{view}");
@@ -578,14 +624,55 @@ fn assert_expected(name: &str, view: &Value) {
             assert_eq!(messages["included"], 100);
             assert_eq!(messages["used"], 7, "usage carries over");
             assert_eq!(messages["next_reset_at"], "2027-01-18T11:06:40+00:00");
+            // Pro ran from the subscription's start to its end; free restarted then.
+            assert_eq!(
+                ended,
+                [(
+                    "pro",
+                    "2026-11-18T11:06:40+00:00",
+                    "2026-12-18T11:06:40+00:00"
+                )],
+                "{view}"
+            );
+            assert_eq!(view["ended_products"][0]["next_renewal_at"], Value::Null);
+            let free = &view["products"][0];
+            assert_eq!(free["started_at"], "2026-12-18T11:06:40+00:00", "{view}");
+            assert_eq!(
+                (&free["interval"], &free["amount"]),
+                (&Value::Null, &Value::Null)
+            );
         }
         "upgrade" => {
             assert_eq!(plans, [("business", "active")], "{view}");
             assert_eq!(messages["included"], 10_000);
             assert_eq!(view["products"][0]["stripe_subscription_id"], "sub_RUN");
+            // Business began when the upgrade was first seen (P1 + 900 s); pro ended then.
+            assert_eq!(
+                view["products"][0]["started_at"], "2026-11-18T11:21:40+00:00",
+                "{view}"
+            );
+            assert_eq!(view["products"][0]["amount"], 9900);
+            assert_eq!(
+                ended,
+                [
+                    (
+                        "pro",
+                        "2026-11-18T11:06:40+00:00",
+                        "2026-11-18T11:21:40+00:00"
+                    ),
+                    ("free", FREE_DAY_BEFORE, "2026-11-18T11:06:42+00:00"),
+                ],
+                "{view}"
+            );
         }
         "three_d_secure" => {
             assert_eq!(plans, [("pro", "active")], "{view}");
+            // An incomplete subscription never replaced free: it ended when pro went live.
+            assert_eq!(
+                ended,
+                [("free", FREE_DAY_BEFORE, "2026-11-18T11:07:40+00:00")],
+                "{view}"
+            );
             assert_eq!(messages["included"], 1000);
             assert_eq!(invoices, ["paid"]);
             assert_eq!(view["attach"]["state"], "active", "{view}");

@@ -8,6 +8,7 @@ mod helpers;
 
 mod convergence;
 mod customer_search;
+mod customer_view;
 mod customers;
 mod engine;
 mod events_api;
@@ -22,6 +23,7 @@ mod logs;
 mod metrics;
 mod ops_cli;
 mod payment_truth;
+mod plan_history;
 mod real_accounts;
 mod stripe_side;
 mod systemd_notify;
