@@ -21,7 +21,8 @@
 //! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
-//!   for webhooks, health, metrics, customers/check/track and attaches; API JSON is shaped here.
+//!   for webhooks, health, metrics, customers/check/track/balances/usage, the timeline and
+//!   attaches; API JSON is shaped here.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
 //! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
 //!   delivered (`catch-up`, and periodically in the daemon).
@@ -31,7 +32,8 @@
 //!   attaches, the catalog's Stripe objects, usage billing).
 //! - [`catalog`]: features and plans from TOML, validated.
 //! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
-//! - [`store`]: SQL only: customers, plans, balances, invoices, attaches, catalog versions.
+//! - [`store`]: SQL only: customers, plans, balances, invoices, attaches, catalog versions,
+//!   the timeline's activity (written by triggers; the writer names its source).
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
 //!   `client` (async-stripe with idempotency keys), `objects` (the fields we read), `ids`.
 //! - [`db`]: the pool and the embedded migrations.

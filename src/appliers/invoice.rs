@@ -13,7 +13,7 @@ use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
 use crate::jobs::BillUsage;
 use crate::store::invoices::{self, InvoiceState, Owner};
-use crate::store::{attaches, balances};
+use crate::store::{activity, attaches, balances};
 use crate::stripe::event::object;
 use crate::stripe::objects::{Expandable, Invoice, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
@@ -89,6 +89,16 @@ impl EventHandler for InvoiceHandler {
                 invoice.id
             )));
         };
+        if matches!(
+            event.event_type.as_str(),
+            "invoice.paid" | "invoice.payment_failed"
+        ) {
+            let detail = serde_json::json!({
+                "invoice_id": invoice.id, "total": invoice.total, "currency": invoice.currency,
+                "plan_ids": state.plan_ids, "hosted_invoice_url": invoice.hosted_invoice_url,
+            });
+            activity::record_invoice(conn, customer_pk, &event.event_type, detail).await?;
+        }
         if paid && let Some(subscription) = state.subscription_id {
             // Whether or not the invoice row was stale: the payment was made.
             attaches::first_payment_made(conn, subscription).await?;

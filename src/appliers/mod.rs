@@ -16,11 +16,11 @@ pub(crate) mod subscription;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use outbox::Registry;
+use outbox::{EventHandler, JobError, Outcome, Registry, StoredEvent};
 use sqlx::PgConnection;
 
 use crate::catalog::{Catalog, Plan};
-use crate::store::{customers, stripe_ids};
+use crate::store::{activity, customers, stripe_ids};
 use crate::stripe::objects::Metadata;
 
 /// The event types the daemon applies (what a webhook endpoint must send, what catch-up
@@ -49,18 +49,32 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, bill_usage: bool) -> 
     let subscription = subscription::SubscriptionHandler { catalog };
     let mut registry = registry;
     for event_type in customer::EVENT_TYPES {
-        registry = registry.on_event(event_type, customer::CustomerHandler);
+        registry = registry.on_event(event_type, Sourced(customer::CustomerHandler));
     }
     for event_type in subscription::EVENT_TYPES {
-        registry = registry.on_event(event_type, subscription.clone());
+        registry = registry.on_event(event_type, Sourced(subscription.clone()));
     }
     for event_type in checkout::EVENT_TYPES {
-        registry = registry.on_event(event_type, checkout.clone());
+        registry = registry.on_event(event_type, Sourced(checkout.clone()));
     }
     for event_type in invoice::EVENT_TYPES {
-        registry = registry.on_event(event_type, invoice.clone());
+        registry = registry.on_event(event_type, Sourced(invoice.clone()));
     }
     registry
+}
+
+/// An applier whose changes the timeline attributes to the event (its id and `created`).
+struct Sourced<H>(H);
+
+impl<H: EventHandler> EventHandler for Sourced<H> {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+    ) -> Result<Outcome, JobError> {
+        activity::set_source(conn, &event.id, Some(event.created)).await?;
+        self.0.handle(conn, event).await
+    }
 }
 
 /// Our customer for a Stripe object: by its Stripe customer id, else by `metadata.customer_id`

@@ -29,7 +29,7 @@ use crate::catalog::Plan;
 use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
 use crate::store::stripe_ids::PlanObjects;
-use crate::store::{customers, plans};
+use crate::store::{activity, customers, plans};
 use crate::stripe::client::{CallError, FirstPayment};
 use crate::stripe::objects::Subscription;
 
@@ -95,7 +95,7 @@ impl Run<'_> {
     async fn execute(&self) -> Result<Effects, JobError> {
         if self.plan.price.is_none() {
             // A free plan needs nothing from Stripe.
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin().await?;
             let catalog = &self.stripe.catalog;
             plans::activate_local(
                 &mut tx,
@@ -213,7 +213,7 @@ impl Run<'_> {
             .swap_price(&self.key("swap"), &subscription, price, upgrade, metadata)
             .await?;
         let view = Subscription::from(&updated);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let state = if upgrade {
             self.provision(&mut tx, &view, observed).await?;
             "active"
@@ -266,7 +266,7 @@ impl Run<'_> {
         payment: &FirstPayment,
         observed: i64,
     ) -> Result<Effects, JobError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         apply(&mut tx, &self.stripe.catalog, view, false, observed).await?;
         let status = plans::subscription_status(&mut tx, &view.id)
             .await?
@@ -330,7 +330,7 @@ impl Run<'_> {
                 subscription_metadata,
             )
             .await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         attaches::set_checkout(&mut tx, &self.attach.id, &session, url.as_deref()).await?;
         Ok(Effects(tx))
     }
@@ -344,6 +344,14 @@ impl Run<'_> {
     ) -> Result<(), JobError> {
         apply(tx, &self.stripe.catalog, view, false, observed).await?;
         Ok(())
+    }
+
+    /// A transaction whose plan changes the timeline attributes to this attach.
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, JobError> {
+        let mut tx = self.pool.begin().await?;
+        let source = format!("attach:{}", self.attach.id);
+        activity::set_source(&mut tx, &source, None).await?;
+        Ok(tx)
     }
 
     fn key(&self, step: &str) -> String {

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, attach, customers, input, webhook};
+use super::{AppState, attach, customers, input, timeline, webhook};
 use outbox::log as events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -49,6 +49,9 @@ pub(super) async fn route(
         }
         (Method::GET, ["customers", id, "invoices", invoice]) => {
             customers::invoice(state, id, invoice).await
+        }
+        (Method::GET, ["customers", id, "timeline"]) => {
+            timeline::get(state, id, req.uri().query()).await
         }
         (Method::PATCH, ["customers", id]) => {
             customers::update(state, id, body(state, req).await?).await

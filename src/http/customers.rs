@@ -534,7 +534,7 @@ pub(super) async fn invoice(
     ))
 }
 
-async fn find(conn: &mut PgConnection, id: &str) -> Result<Customer, ApiError> {
+pub(super) async fn find(conn: &mut PgConnection, id: &str) -> Result<Customer, ApiError> {
     customers::by_id(conn, id)
         .await?
         .ok_or_else(|| customer_not_found(id))
@@ -564,8 +564,8 @@ const MAX_TEXT_CHARS: usize = 255;
 const MAX_CSV_ROWS: i64 = 100_000;
 
 /// A page of the customer list: by default, and at most.
-const DEFAULT_PAGE: i64 = 20;
-const MAX_PAGE: i64 = 100;
+pub(super) const DEFAULT_PAGE: i64 = 20;
+pub(super) const MAX_PAGE: i64 = 100;
 
 /// The statuses a plan can have (`status=` of the customer list).
 const PLAN_STATUSES: &[&str] = &[
@@ -720,7 +720,7 @@ fn next_renewal(p: &plans::Product) -> Option<DateTime<Utc>> {
 
 /// A time as the API has always written it (Postgres' JSON form): seconds, then as many
 /// fractional digits as it has (up to microseconds), and `+00:00`.
-fn time(at: Option<DateTime<Utc>>) -> Value {
+pub(super) fn time(at: Option<DateTime<Utc>>) -> Value {
     let Some(at) = at else {
         return Value::Null;
     };

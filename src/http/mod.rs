@@ -11,6 +11,7 @@ mod error;
 mod health;
 mod input;
 mod metrics;
+mod timeline;
 mod webhook;
 
 use std::convert::Infallible;

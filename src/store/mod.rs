@@ -1,5 +1,6 @@
 //! SQL, and nothing else: small async functions over a connection (usually a transaction).
 
+pub mod activity;
 pub mod attaches;
 pub mod balances;
 pub mod catalog_versions;

@@ -27,5 +27,6 @@ mod plan_history;
 mod real_accounts;
 mod stripe_side;
 mod systemd_notify;
+mod timeline;
 mod usage;
 mod webhook;
