@@ -279,13 +279,7 @@ pub(super) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpRe
                 }
                 status = Some(value.into_owned());
             }
-            "limit" => {
-                limit = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| ApiError::invalid("limit", "must be 1 to 100"))?;
-            }
+            "limit" => limit = page_limit(&value)?,
             "cursor" => {
                 let pk = value
                     .parse::<i64>()
@@ -565,7 +559,16 @@ const MAX_CSV_ROWS: i64 = 100_000;
 
 /// A page of the customer list: by default, and at most.
 pub(super) const DEFAULT_PAGE: i64 = 20;
-pub(super) const MAX_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 100;
+
+/// A list's `limit`: 1 to 100.
+pub(super) fn page_limit(value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| ApiError::invalid("limit", "must be 1 to 100"))
+}
 
 /// The statuses a plan can have (`status=` of the customer list).
 const PLAN_STATUSES: &[&str] = &[

@@ -6,7 +6,7 @@ use hyper::StatusCode;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::customers::{DEFAULT_PAGE, MAX_PAGE, find, time};
+use super::customers::{DEFAULT_PAGE, find, page_limit, time};
 use super::error::{ApiError, HttpResponse, json as respond};
 use crate::store::activity;
 
@@ -19,13 +19,7 @@ pub(super) async fn get(
     let mut before = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
-            "limit" => {
-                limit = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| ApiError::invalid("limit", "must be 1 to 100"))?;
-            }
+            "limit" => limit = page_limit(&value)?,
             "cursor" => {
                 before =
                     Some(parse_cursor(&value).ok_or_else(|| {
