@@ -241,10 +241,19 @@ async fn an_unknown_customer_or_invoice_and_another_customers_invoice_are_404s()
     w.attach("u_owner", "pro").await;
     w.drain().await;
     w.app.create_customer(json!({"id": "u_other"})).await;
-    let id = w.customer("u_owner").await["invoices"][0]["stripe_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // The first invoice comes by webhook, on its own time.
+    let mut id = None;
+    for _ in 0..100 {
+        w.drain().await;
+        id = w.customer("u_owner").await["invoices"][0]["stripe_id"]
+            .as_str()
+            .map(str::to_owned);
+        if id.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the first invoice arrives");
 
     let code = |body: &Value| {
         body["error"]["code"]
