@@ -516,16 +516,22 @@ pub(super) async fn invoice(
             })
             .collect()
     });
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "stripe_id": i.stripe_id, "customer_id": customer.id, "status": i.status,
-            "billing_reason": i.billing_reason, "total": i.total, "currency": i.currency,
-            "plan_ids": i.plan_ids, "hosted_invoice_url": i.hosted_invoice_url,
-            "created_at": time(Some(i.created_at)), "period_start": time(i.period_start),
-            "period_end": time(i.period_end), "lines": lines,
-        }),
-    ))
+    let mut answer = invoice_summary(&i.invoice);
+    answer["customer_id"] = customer.id.into();
+    answer["billing_reason"] = i.invoice.billing_reason.clone().into();
+    answer["period_start"] = time(i.period_start);
+    answer["period_end"] = time(i.period_end);
+    answer["lines"] = lines.into();
+    Ok(json(StatusCode::OK, &answer))
+}
+
+/// An invoice as the customer view lists it.
+fn invoice_summary(i: &invoices::InvoiceRow) -> Value {
+    serde_json::json!({
+        "stripe_id": i.stripe_id, "status": i.status, "total": i.total,
+        "currency": i.currency, "plan_ids": i.plan_ids,
+        "hosted_invoice_url": i.hosted_invoice_url, "created_at": time(Some(i.created_at)),
+    })
 }
 
 pub(super) async fn find(conn: &mut PgConnection, id: &str) -> Result<Customer, ApiError> {
@@ -661,16 +667,7 @@ async fn view(
             })
         })
         .collect();
-    view["invoices"] = invoices
-        .iter()
-        .map(|i| {
-            serde_json::json!({
-                "stripe_id": i.stripe_id, "status": i.status, "total": i.total,
-                "currency": i.currency, "plan_ids": i.plan_ids,
-                "hosted_invoice_url": i.hosted_invoice_url, "created_at": time(Some(i.created_at)),
-            })
-        })
-        .collect();
+    view["invoices"] = invoices.iter().map(invoice_summary).collect();
     view["payment_due"] = due
         .iter()
         .map(|i| {

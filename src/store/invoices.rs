@@ -157,14 +157,8 @@ pub async fn of_customer(
 /// One invoice with its lines, as `GET /v1/customers/{id}/invoices/{invoice_id}` shows it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InvoiceDetail {
-    pub stripe_id: String,
-    pub status: String,
-    pub billing_reason: Option<String>,
-    pub total: i64,
-    pub currency: String,
-    pub plan_ids: Vec<String>,
-    pub hosted_invoice_url: Option<String>,
-    pub created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub invoice: InvoiceRow,
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
     /// None for an invoice recorded before lines were kept.
@@ -179,7 +173,8 @@ pub async fn detail(
 ) -> Result<Option<InvoiceDetail>, sqlx::Error> {
     sqlx::query_as(
         "SELECT stripe_id, status, billing_reason, total, currency, plan_ids,
-                hosted_invoice_url, created_at, period_start, period_end, lines
+                hosted_invoice_url, created_at, NULL::text AS plan_status,
+                period_start, period_end, lines
          FROM invoices WHERE stripe_id = $1 AND customer_pk = $2",
     )
     .bind(stripe_id)
