@@ -77,6 +77,11 @@ pub struct PlanItem {
     pub included: Option<i64>,
     pub reset: Option<Reset>,
     pub usage_price: Option<UsagePrice>,
+    /// `included` is per unit of the plan's quantity (seats): 3 seats of a plan including
+    /// 100 grant 300. Left out of the serialized catalog when false, so catalogs written
+    /// before it keep their fingerprint.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_unit: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -204,10 +209,11 @@ impl Catalog {
                         if item.included.is_some()
                             || item.reset.is_some()
                             || item.usage_price.is_some()
+                            || item.per_unit
                         {
                             return Err(invalid(
                                 entry,
-                                "a boolean feature takes no included/reset/usage_price",
+                                "a boolean feature takes no included/reset/usage_price/per_unit",
                             ));
                         }
                     }

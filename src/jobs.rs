@@ -29,6 +29,13 @@ pub struct ExecuteAttach {
     pub customer_pk: i64,
 }
 
+/// Carries out a plan change an operator asked for (cancel, uncancel, quantity).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangePlan {
+    pub change_id: String,
+    pub customer_pk: i64,
+}
+
 /// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BillUsage {

@@ -21,8 +21,8 @@
 //! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
-//!   for webhooks, health, metrics, customers/check/track/balances/usage, the timeline and
-//!   attaches; API JSON is shaped here.
+//!   for webhooks, health, metrics, customers/check/track/balances/usage, the timeline,
+//!   attaches and plan changes; API JSON is shaped here.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
 //! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
 //!   delivered (`catch-up`, and periodically in the daemon).
@@ -30,6 +30,8 @@
 //! - [`jobs`]: the outbound jobs' arguments, enqueued by `http` and `appliers`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
 //!   attaches, the catalog's Stripe objects, usage billing).
+//! - [`changes`]: an operator's plan changes (cancel, uncancel, quantity), checked and queued
+//!   for `billing`; the API and the CLI share it.
 //! - [`catalog`]: features and plans from TOML, validated.
 //! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
 //! - [`store`]: SQL only: customers, plans, balances, invoices, attaches, catalog versions,
@@ -52,6 +54,7 @@ pub mod appliers;
 pub mod billing;
 pub mod catalog;
 pub mod catchup;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -209,15 +209,25 @@ impl Run<'_> {
         let upgrade = self.amount(&self.plan.id) >= self.amount(current);
         let metadata = self.metadata().await?;
         let observed = Utc::now().timestamp();
+        let quantity = Some(self.quantity());
+        let prorate = upgrade && self.attach.prorate;
         let updated = api
-            .swap_price(&self.key("swap"), &subscription, price, upgrade, metadata)
+            .swap_price(
+                &self.key("swap"),
+                &subscription,
+                price,
+                quantity,
+                prorate,
+                metadata,
+            )
             .await?;
         let view = Subscription::from(&updated);
         let mut tx = self.begin().await?;
         let state = if upgrade {
-            self.provision(&mut tx, &view, observed).await?;
             "active"
         } else {
+            // Scheduled first, so the subscription (already billing the new price) is read
+            // as granting the current plan until the next period.
             let starts_at = view.period().1.unwrap_or_else(Utc::now);
             plans::schedule(
                 &mut tx,
@@ -229,6 +239,9 @@ impl Run<'_> {
             .await?;
             "scheduled"
         };
+        // Either way the answer is the subscription's newest state: an older event still on
+        // its way (the price before the swap) cannot undo the change.
+        self.provision(&mut tx, &view, observed).await?;
         attaches::transition(
             &mut tx,
             &self.attach.id,
@@ -250,7 +263,7 @@ impl Run<'_> {
         let (created, payment) = self
             .stripe
             .api
-            .create_subscription(&key, customer, price, metadata)
+            .create_subscription(&key, customer, price, self.quantity(), metadata)
             .await?;
         self.settle(&Subscription::from(&created), &payment, observed)
             .await
@@ -324,6 +337,7 @@ impl Run<'_> {
                 &key,
                 customer,
                 price,
+                self.quantity(),
                 success,
                 cancel,
                 metadata,
@@ -384,6 +398,10 @@ impl Run<'_> {
         let current =
             plans::live_subscription_in_group(&mut conn, self.attach.customer_pk, group).await?;
         Ok(current.filter(|(current, _)| *current != self.plan.id))
+    }
+
+    fn quantity(&self) -> u64 {
+        u64::try_from(self.attach.quantity).unwrap_or(1)
     }
 
     fn amount(&self, plan_id: &str) -> i64 {

@@ -3,6 +3,7 @@
 //!
 //! - `customers`: Stripe customers created lazily (or at once), or linked with our id.
 //! - `attach`: carrying out an attach (a plan change, a subscription, a Checkout Session).
+//! - `plan_change`: an operator's cancel, uncancel or quantity change.
 //! - `catalog_sync`: the plans' Stripe products and prices, created lazily per account.
 //! - `usage`: in-arrear usage on renewal invoices.
 //!
@@ -13,6 +14,7 @@
 mod attach;
 mod catalog_sync;
 mod customers;
+mod plan_change;
 mod usage;
 
 use std::sync::Arc;
@@ -61,7 +63,8 @@ fn account_fingerprint(base: &str, key: &Secret) -> String {
 /// Registers every billing job, run with `stripe`.
 pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
     use crate::jobs::{
-        BillUsage, CreateCustomer, ExecuteAttach, ImportCustomer, LinkCustomer, SyncCustomer,
+        BillUsage, ChangePlan, CreateCustomer, ExecuteAttach, ImportCustomer, LinkCustomer,
+        SyncCustomer,
     };
     let stripe = Arc::new(stripe);
     registry
@@ -70,5 +73,6 @@ pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
         .on_job::<ImportCustomer>(stripe.clone())
         .on_job::<SyncCustomer>(stripe.clone())
         .on_job::<ExecuteAttach>(stripe.clone())
+        .on_job::<ChangePlan>(stripe.clone())
         .on_job::<BillUsage>(stripe)
 }

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, attach, customers, input, timeline, webhook};
+use super::{AppState, attach, customers, input, plan_changes, timeline, webhook};
 use outbox::log as events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -64,6 +64,14 @@ pub(super) async fn route(
         }
         (Method::POST, ["attach"]) => attach::create(state, body(state, req).await?).await,
         (Method::GET, ["attach", id]) => attach::get(state, id).await,
+        (Method::POST, ["cancel"]) => plan_changes::cancel(state, body(state, req).await?).await,
+        (Method::POST, ["uncancel"]) => {
+            plan_changes::uncancel(state, body(state, req).await?).await
+        }
+        (Method::POST, ["quantity"]) => {
+            plan_changes::quantity(state, body(state, req).await?).await
+        }
+        (Method::GET, ["plan_changes", id]) => plan_changes::get(state, id).await,
         (
             _,
             ["events", _]
@@ -75,7 +83,12 @@ pub(super) async fn route(
             | ["track"]
             | ["balances"]
             | ["attach"]
-            | ["attach", _],
+            | ["attach", _]
+            | ["cancel"]
+            | ["uncancel"]
+            | ["quantity"]
+            | ["plan_changes", _]
+            | ["customers", _, "timeline"],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NoRoute),
     }

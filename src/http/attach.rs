@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 
 use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
+use super::input;
 use crate::jobs::ExecuteAttach;
 use crate::store::attaches::{self, Attach};
 use crate::store::{customers, plans};
@@ -21,6 +22,20 @@ pub(super) struct CreateAttach {
     plan_id: String,
     success_url: String,
     cancel_url: String,
+    /// Units of the plan (seats), 1 by default.
+    #[serde(default = "one")]
+    quantity: i64,
+    /// Whether an upgrade prorates (Stripe's default) or is billed from the next period.
+    #[serde(default = "yes")]
+    prorate: bool,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpResponse, ApiError> {
@@ -41,6 +56,7 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
             return Err(ApiError::invalid(field, "must be an http(s) URL"));
         }
     }
+    let quantity = input::quantity("quantity", body.quantity)?;
     let mut tx = state.pool.begin().await?;
     // Locking the customer serialises attaches of one customer: the checks below and the
     // insert see every earlier attach (the unique index on attaches in flight is the
@@ -61,19 +77,20 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         return Ok(json(StatusCode::OK, &already_held(&body, &held, last)));
     }
     let id = attaches::new_id(&mut tx).await?;
-    let attach = attaches::create(
-        &mut tx,
-        &id,
-        customer.pk,
-        &body.plan_id,
-        Some(&body.success_url),
-        Some(&body.cancel_url),
-    )
-    .await?
-    .ok_or_else(|| ApiError::Conflict {
-        code: "attach_in_flight",
-        message: "an attach of this plan is in flight for the customer; retry".to_owned(),
-    })?;
+    let new = attaches::NewAttach {
+        customer_pk: customer.pk,
+        plan_id: &body.plan_id,
+        success_url: Some(&body.success_url),
+        cancel_url: Some(&body.cancel_url),
+        quantity,
+        prorate: body.prorate,
+    };
+    let attach = attaches::create(&mut tx, &id, &new)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            code: "attach_in_flight",
+            message: "an attach of this plan is in flight for the customer; retry".to_owned(),
+        })?;
     let job = ExecuteAttach {
         attach_id: attach.id.clone(),
         customer_pk: customer.pk,

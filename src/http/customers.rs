@@ -593,7 +593,7 @@ const PLAN_STATUSES: &[&str] = &[
 const MAX_REASON_CHARS: usize = 500;
 
 /// Who made an edit through the API (one API token, so one label).
-const API_ACTOR: &str = "api";
+pub(super) const API_ACTOR: &str = "api";
 
 /// The longest email address (RFC 5321's path limit, less the brackets).
 const MAX_EMAIL_CHARS: usize = 320;

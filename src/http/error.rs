@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode, header};
 
+use crate::changes::ChangeError;
 use crate::ingest::IngestError;
 use crate::stripe::event::InvalidPayload;
 use crate::stripe::signature::SignatureError;
@@ -128,6 +129,27 @@ impl ApiError {
 impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         Self::Unavailable(anyhow::Error::new(error))
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::CustomerNotFound(id) => Self::NotFound {
+                code: "customer_not_found",
+                what: format!("customer {id}"),
+            },
+            ChangeError::PlanNotFound(id) => Self::NotFound {
+                code: "plan_not_found",
+                what: format!("plan {id}"),
+            },
+            e @ ChangeError::PlanNotHeld { .. } => Self::NotFound {
+                code: "plan_not_held",
+                what: e.to_string().replacen(" has no ", "'s ", 1),
+            },
+            ChangeError::Conflict { code, message } => Self::Conflict { code, message },
+            ChangeError::Database(e) => e.into(),
+        }
     }
 }
 

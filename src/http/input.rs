@@ -122,6 +122,21 @@ pub(super) fn amount(field: &str, value: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The most units (seats) of one plan: far above any real count, and within Stripe's and
+/// Postgres' `integer`.
+pub(super) const MAX_QUANTITY: i64 = 1_000_000;
+
+/// A plan's quantity: 1 to [`MAX_QUANTITY`].
+pub(super) fn quantity(field: &str, value: i64) -> Result<i32, ApiError> {
+    if !(1..=MAX_QUANTITY).contains(&value) {
+        return Err(ApiError::invalid(
+            field,
+            &format!("must be between 1 and {MAX_QUANTITY}"),
+        ));
+    }
+    Ok(i32::try_from(value).expect("bounded above"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ mod error;
 mod health;
 mod input;
 mod metrics;
+mod plan_changes;
 mod timeline;
 mod webhook;
 

@@ -22,13 +22,19 @@ pub struct Attach {
     /// hosted page: 3-D Secure, or another payment method after a decline); cleared once
     /// there is nothing left to do.
     pub action_url: Option<String>,
+    /// Units of the plan (seats) the subscription is for.
+    pub quantity: i32,
+    /// Whether an upgrade prorates (credit for the old plan's unused time, charge for the
+    /// new one's) or is billed from the next period.
+    pub prorate: bool,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, success_url, cancel_url, \
-                       stripe_subscription_id, action_url, error, created_at, updated_at";
+                       stripe_subscription_id, action_url, quantity, prorate, error, created_at, \
+                       updated_at";
 
 /// An attach still in flight: at most one per (customer, plan). The predicate of the unique
 /// index `attaches_in_flight_key` (migration 8), which `create` must name to conflict on it.
@@ -45,27 +51,38 @@ pub async fn new_id(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
         .await
 }
 
+/// What a new attach asks for.
+#[derive(Debug, Clone)]
+pub struct NewAttach<'a> {
+    pub customer_pk: i64,
+    pub plan_id: &'a str,
+    pub success_url: Option<&'a str>,
+    pub cancel_url: Option<&'a str>,
+    pub quantity: i32,
+    pub prorate: bool,
+}
+
 /// Records a new pending attach; `None` when one of the same plan for the customer is in
 /// flight already (a unique index says so, whatever the concurrency).
 pub async fn create(
     conn: &mut PgConnection,
     id: &str,
-    customer_pk: i64,
-    plan_id: &str,
-    success_url: Option<&str>,
-    cancel_url: Option<&str>,
+    new: &NewAttach<'_>,
 ) -> Result<Option<Attach>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO attaches (id, customer_pk, plan_id, state, success_url, cancel_url)
-         VALUES ($1, $2, $3, 'pending', $4, $5)
+        "INSERT INTO attaches (id, customer_pk, plan_id, state, success_url, cancel_url,
+                               quantity, prorate)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)
          ON CONFLICT (customer_pk, plan_id) WHERE {IN_FLIGHT} DO NOTHING
          RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(customer_pk)
-    .bind(plan_id)
-    .bind(success_url)
-    .bind(cancel_url)
+    .bind(new.customer_pk)
+    .bind(new.plan_id)
+    .bind(new.success_url)
+    .bind(new.cancel_url)
+    .bind(new.quantity)
+    .bind(new.prorate)
     .fetch_optional(conn)
     .await
 }

@@ -19,6 +19,8 @@ struct HeldPlan {
     backed: bool,
     period_end: Option<DateTime<Utc>>,
     started_at: DateTime<Utc>,
+    /// Units of the plan (seats): what `per_unit` items scale by.
+    quantity: i32,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +48,7 @@ pub async fn provision(
 ) -> Result<(), sqlx::Error> {
     let held: Vec<HeldPlan> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT plan_id, status, stripe_subscription_id IS NOT NULL AS backed,
-                current_period_end AS period_end, started_at
+                current_period_end AS period_end, started_at, quantity
          FROM customer_plans
          WHERE customer_pk = $1 AND status IN {HELD_SQL}
          ORDER BY add_on, id"
@@ -141,7 +143,13 @@ fn grant<'c>(
             match feature.kind {
                 FeatureKind::Boolean => a.unlimited = true,
                 FeatureKind::Metered => {
-                    a.included = a.included.saturating_add(item.included.unwrap_or(0));
+                    let units = if item.per_unit {
+                        i64::from(held.quantity.max(0))
+                    } else {
+                        1
+                    };
+                    let included = item.included.unwrap_or(0).saturating_mul(units);
+                    a.included = a.included.saturating_add(included);
                     a.overage_allowed |= item.usage_price.is_some();
                     if a.reset.is_none() {
                         let reset = item.reset.unwrap_or(Reset::Never);

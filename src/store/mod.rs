@@ -7,5 +7,6 @@ pub mod catalog_versions;
 pub mod customers;
 pub mod duplicates;
 pub mod invoices;
+pub mod plan_changes;
 pub mod plans;
 pub mod stripe_ids;

@@ -73,6 +73,18 @@ pub async fn sync_subscription(
         observe_stale(conn, s).await?;
         return Ok(Sync::Stale);
     }
+    // A downgrade scheduled on this subscription bills its new price from the moment it is
+    // made: a newer state billing another plan means it was dropped (uncancel swapped the
+    // price back) and will not start.
+    sqlx::query(
+        "UPDATE customer_plans SET status = 'expired', ended_at = $3, updated_at = now()
+         WHERE stripe_subscription_id = $1 AND plan_id <> $2 AND status = 'scheduled'",
+    )
+    .bind(s.id)
+    .bind(&s.plan.id)
+    .bind(changed_at(s))
+    .execute(&mut *conn)
+    .await?;
     // A downgrade scheduled for the period end: until that period starts, the subscription
     // (already billing the new price) still grants the plan it had.
     let plan = match scheduled_start(conn, s.id, &s.plan.id).await? {
@@ -481,7 +493,9 @@ async fn scheduled_start(
     .await
 }
 
-async fn live_plan_of(
+/// The plan a subscription grants now (its held row), if any: during a scheduled downgrade,
+/// the plan before it.
+pub async fn live_plan_of(
     conn: &mut PgConnection,
     subscription_id: &str,
 ) -> Result<Option<String>, sqlx::Error> {
@@ -500,6 +514,16 @@ async fn live_plan_of(
 pub struct HeldPlan {
     pub status: String,
     pub stripe_subscription_id: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub cancel_at: Option<DateTime<Utc>>,
+    pub quantity: i32,
+}
+
+impl HeldPlan {
+    /// Set to end (at the period's end, or at a date): uncancel can restore it.
+    pub fn canceling(&self) -> bool {
+        self.cancel_at_period_end || self.cancel_at.is_some()
+    }
 }
 
 /// The customer's held or scheduled row of `plan_id`, if any (the newest).
@@ -509,7 +533,8 @@ pub async fn held(
     plan_id: &str,
 ) -> Result<Option<HeldPlan>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT status, stripe_subscription_id FROM customer_plans
+        "SELECT status, stripe_subscription_id, cancel_at_period_end, cancel_at, quantity
+         FROM customer_plans
          WHERE customer_pk = $1 AND plan_id = $2 AND (status IN {HELD_SQL} OR status = 'scheduled')
          ORDER BY id DESC LIMIT 1"
     )))
@@ -563,6 +588,56 @@ pub async fn schedule(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// A downgrade to `plan_id` scheduled on `subscription_id` will not start (uncancel dropped
+/// it); false if none was scheduled.
+pub async fn unschedule(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+    plan_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE customer_plans SET status = 'expired', ended_at = $3, updated_at = now()
+         WHERE stripe_subscription_id = $1 AND plan_id = $2 AND status = 'scheduled'",
+    )
+    .bind(subscription_id)
+    .bind(plan_id)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a held plan that has no Stripe subscription (a free or default plan), at `at`: the
+/// group's default plan starts, as when a subscription ends, unless the plan ended is that
+/// default. False if the customer held no such plan.
+pub async fn end_local(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    plan: &Plan,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let ended = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE customer_plans SET status = 'expired', ended_at = $3, updated_at = now()
+         WHERE customer_pk = $1 AND plan_id = $2 AND stripe_subscription_id IS NULL
+           AND status IN {HELD_SQL}"
+    )))
+    .bind(customer_pk)
+    .bind(&plan.id)
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if !plan.default {
+        settle_group(conn, catalog, customer_pk, plan, None, at, true).await?;
+    }
+    balances::provision(conn, catalog, customer_pk).await?;
+    Ok(true)
 }
 
 /// Activates a plan that needs no Stripe subscription (a free plan attached by request).
@@ -683,7 +758,9 @@ pub async fn ended_products(
     customer_pk: i64,
 ) -> Result<Vec<Product>, sqlx::Error> {
     let rows: Vec<Product> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{PRODUCTS_SQL} AND p.status IN ('expired', 'canceled')"
+        "{PRODUCTS_SQL} AND p.status IN ('expired', 'canceled')
+             -- not a downgrade that was dropped before it started (no event ever showed it)
+             AND (p.stripe_subscription_id IS NULL OR p.first_seen IS NOT NULL)"
     )))
     .bind(customer_pk)
     .fetch_all(conn)

@@ -11,9 +11,10 @@ use std::time::Duration;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError};
 use stripe_billing::invoice_item::CreateInvoiceItem;
 use stripe_billing::subscription::{
-    CreateSubscription, CreateSubscriptionItems, CreateSubscriptionPaymentBehavior,
-    ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
-    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+    CancelSubscription, CreateSubscription, CreateSubscriptionItems,
+    CreateSubscriptionPaymentBehavior, ListSubscription, ListSubscriptionStatus,
+    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
@@ -327,11 +328,12 @@ impl StripeApi {
         idempotency_key: &str,
         customer: &str,
         price: &str,
+        quantity: u64,
         metadata: Metadata,
     ) -> Result<(Subscription, FirstPayment), CallError> {
         let mut item = CreateSubscriptionItems::new();
         item.price = Some(price.to_owned());
-        item.quantity = Some(1);
+        item.quantity = Some(quantity);
         let request = CreateSubscription::new()
             .customer(customer)
             .items(vec![item])
@@ -367,30 +369,76 @@ impl StripeApi {
         .await
     }
 
-    /// Swaps the subscription's first item to `price` (an upgrade prorates at once).
+    /// Swaps the subscription's first item to `price`, and its quantity when given (an
+    /// upgrade prorates at once unless the caller says not to).
     pub async fn swap_price(
         &self,
         idempotency_key: &str,
         subscription: &Subscription,
         price: &str,
+        quantity: Option<u64>,
         prorate: bool,
         metadata: Metadata,
     ) -> Result<Subscription, CallError> {
-        let mut item = UpdateSubscriptionItems::new();
-        item.id = subscription.items.data.first().map(|i| i.id.to_string());
+        let mut item = first_item(subscription);
         item.price = Some(price.to_owned());
-        let proration = if prorate {
-            UpdateSubscriptionProrationBehavior::CreateProrations
-        } else {
-            UpdateSubscriptionProrationBehavior::None
-        };
+        item.quantity = quantity;
         let path = path_id("subscriptions.update", "sub_", subscription.id.as_str())?;
         let request = UpdateSubscription::new(path)
             .items(vec![item])
-            .proration_behavior(proration)
+            .proration_behavior(proration(prorate))
             .metadata(metadata);
         self.send("subscriptions.update", Some(idempotency_key), request)
             .await
+    }
+
+    /// Sets the quantity (seats) of the subscription's first item; Stripe prorates the
+    /// change when `prorate` (credit and charge on the next invoice), else bills it from the
+    /// next period.
+    pub async fn set_quantity(
+        &self,
+        idempotency_key: &str,
+        subscription: &Subscription,
+        quantity: u64,
+        prorate: bool,
+    ) -> Result<Subscription, CallError> {
+        let mut item = first_item(subscription);
+        item.quantity = Some(quantity);
+        let path = path_id("subscriptions.update", "sub_", subscription.id.as_str())?;
+        let request = UpdateSubscription::new(path)
+            .items(vec![item])
+            .proration_behavior(proration(prorate));
+        self.send("subscriptions.update", Some(idempotency_key), request)
+            .await
+    }
+
+    /// Sets (or clears) `cancel_at_period_end`; clearing it also drops a `cancel_at` date.
+    pub async fn set_cancel_at_period_end(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+        cancel: bool,
+    ) -> Result<Subscription, CallError> {
+        let path = path_id("subscriptions.update", "sub_", id)?;
+        let request = UpdateSubscription::new(path).cancel_at_period_end(cancel);
+        self.send("subscriptions.update", Some(idempotency_key), request)
+            .await
+    }
+
+    /// Ends the subscription now (`DELETE /v1/subscriptions/{id}`), without a proration
+    /// credit: the period was paid for.
+    pub async fn cancel_subscription(
+        &self,
+        idempotency_key: &str,
+        id: &str,
+    ) -> Result<Subscription, CallError> {
+        let path = path_id("subscriptions.cancel", "sub_", id)?;
+        self.send(
+            "subscriptions.cancel",
+            Some(idempotency_key),
+            CancelSubscription::new(path),
+        )
+        .await
     }
 
     /// Every subscription of `customer`, any status.
@@ -410,6 +458,7 @@ impl StripeApi {
         idempotency_key: &str,
         customer: &str,
         price: &str,
+        quantity: u64,
         success_url: &str,
         cancel_url: &str,
         metadata: Metadata,
@@ -417,7 +466,7 @@ impl StripeApi {
     ) -> Result<(String, Option<String>), CallError> {
         let mut line = CreateCheckoutSessionLineItems::new();
         line.price = Some(price.to_owned());
-        line.quantity = Some(1);
+        line.quantity = Some(quantity);
         let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
         subscription_data.metadata = Some(subscription_metadata);
         let request = CreateCheckoutSession::new()
@@ -463,6 +512,21 @@ impl StripeApi {
             .send("invoiceitems.create", Some(idempotency_key), request)
             .await?;
         Ok(item.id.to_string())
+    }
+}
+
+/// An update of the subscription's first item (the plan's price: one item per subscription).
+fn first_item(subscription: &Subscription) -> UpdateSubscriptionItems {
+    let mut item = UpdateSubscriptionItems::new();
+    item.id = subscription.items.data.first().map(|i| i.id.to_string());
+    item
+}
+
+fn proration(prorate: bool) -> UpdateSubscriptionProrationBehavior {
+    if prorate {
+        UpdateSubscriptionProrationBehavior::CreateProrations
+    } else {
+        UpdateSubscriptionProrationBehavior::None
     }
 }
 

@@ -182,6 +182,7 @@ async fn reconcile_reports_double_billing_loudly() {
             "by-hand-double",
             &stripe_customer,
             &price,
+            1,
             Default::default(),
         )
         .await

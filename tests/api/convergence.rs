@@ -400,7 +400,7 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
             .await
             .unwrap()
             .unwrap();
-        attaches::create(&mut conn, &ids.attach(), c.pk, "pro", None, None)
+        attaches::create(&mut conn, &ids.attach(), &new_attach(c.pk, "pro"))
             .await
             .unwrap();
         let (state, session) = match s.attach {

@@ -35,7 +35,7 @@ async fn fixture_customer(app: &TestApp) {
     // The fixtures' two Checkout Sessions: one completed, one expired. Two attaches of one
     // plan cannot be in flight at once, so the expired one was for another plan.
     for (attach, plan) in [("att_0001", "pro"), ("att_0002", "business")] {
-        attaches::create(&mut conn, attach, customer.pk, plan, None, None)
+        attaches::create(&mut conn, attach, &new_attach(customer.pk, plan))
             .await
             .unwrap()
             .expect("recorded");

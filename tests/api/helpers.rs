@@ -261,3 +261,18 @@ pub fn fixture_files() -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// An attach of `plan_id` for the customer, as the API records one without URLs.
+pub fn new_attach(
+    customer_pk: i64,
+    plan_id: &str,
+) -> stripe_reconciler::store::attaches::NewAttach<'_> {
+    stripe_reconciler::store::attaches::NewAttach {
+        customer_pk,
+        plan_id,
+        success_url: None,
+        cancel_url: None,
+        quantity: 1,
+        prorate: true,
+    }
+}
