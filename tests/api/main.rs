@@ -23,6 +23,8 @@ mod logs;
 mod metrics;
 mod ops_cli;
 mod payment_truth;
+mod plan_change_convergence;
+mod plan_changes;
 mod plan_history;
 mod real_accounts;
 mod stripe_side;
