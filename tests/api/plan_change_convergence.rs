@@ -80,7 +80,7 @@ async fn deliver(w: &World, delivered: &mut HashSet<String>, dice: &mut Dice, al
         .collect();
     dice.shuffle(&mut pending);
     for event in pending {
-        if !all && dice.next() % 2 == 0 {
+        if !all && dice.next().is_multiple_of(2) {
             continue;
         }
         let (status, answer) = w.app.post_event(event.to_string().as_bytes()).await;
