@@ -29,6 +29,12 @@ CREATE UNIQUE INDEX plan_changes_key ON plan_changes (customer_pk, idempotency_k
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX plan_changes_customer_idx ON plan_changes (customer_pk, created_at DESC);
 
+-- Within one second Stripe's `created` cannot order two events of a subscription: what the
+-- newest applied one said (a digest of the fields we keep) tells a same-second event with
+-- other content apart, and such a tie is settled by reading the subscription from Stripe
+-- (the `subscription.refresh` job).
+ALTER TABLE stripe_subscriptions ADD COLUMN source_digest text;
+
 -- An attach may ask for a quantity (seats) and whether an upgrade prorates.
 ALTER TABLE attaches
     ADD COLUMN quantity integer NOT NULL DEFAULT 1 CHECK (quantity > 0),

@@ -36,6 +36,15 @@ pub struct ChangePlan {
     pub customer_pk: i64,
 }
 
+/// Reads a subscription from Stripe and applies it: two of its events from one second (the
+/// `tied_at`) said different things, and `created` cannot tell which is newer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RefreshSubscription {
+    pub subscription_id: String,
+    pub customer_pk: i64,
+    pub tied_at: i64,
+}
+
 /// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BillUsage {

@@ -35,18 +35,22 @@ pub fn event_types() -> Vec<&'static str> {
     .concat()
 }
 
-/// Registers every event applier, over `catalog`. `bill_usage`: renewal drafts enqueue the
-/// ended period's usage billing (only when Stripe is configured).
-pub fn register(registry: Registry, catalog: Arc<Catalog>, bill_usage: bool) -> Registry {
+/// Registers every event applier, over `catalog`. `stripe`: Stripe is configured, so
+/// renewal drafts enqueue the ended period's usage billing and a same-second tie between two
+/// states of a subscription queues a read of it.
+pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Registry {
     let checkout = checkout::Checkout {
         catalog: catalog.clone(),
     };
     let invoice = invoice::InvoiceHandler {
         catalog: catalog.clone(),
-        bill_usage,
+        bill_usage: stripe,
         prices: Arc::default(),
     };
-    let subscription = subscription::SubscriptionHandler { catalog };
+    let subscription = subscription::SubscriptionHandler {
+        catalog,
+        refresh_ties: stripe,
+    };
     let mut registry = registry;
     for event_type in customer::EVENT_TYPES {
         registry = registry.on_event(event_type, Sourced(customer::CustomerHandler));

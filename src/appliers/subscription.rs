@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 
 use super::{resolve_customer, resolve_plan, unknown_customer};
 use crate::catalog::{Catalog, Plan};
+use crate::jobs::RefreshSubscription;
 use crate::store::attaches;
 use crate::store::plans::{self, SubscriptionState, Sync};
 use crate::stripe::event::object;
@@ -25,6 +26,9 @@ pub(super) const EVENT_TYPES: &[&str] = &[
 #[derive(Clone)]
 pub(super) struct SubscriptionHandler {
     pub catalog: Arc<Catalog>,
+    /// Whether a same-second tie is settled by reading Stripe (only when Stripe is
+    /// configured: the job calls it).
+    pub refresh_ties: bool,
 }
 
 impl EventHandler for SubscriptionHandler {
@@ -36,7 +40,8 @@ impl EventHandler for SubscriptionHandler {
         let sub: Subscription = object(event)?;
         // A deleted subscription is over, whatever else the payload says.
         let ended = event.event_type == "customer.subscription.deleted";
-        apply(conn, &self.catalog, &sub, ended, event.created).await
+        let refresh = self.refresh_ties;
+        apply_with(conn, &self.catalog, &sub, ended, event.created, refresh).await
     }
 }
 
@@ -55,13 +60,26 @@ pub(crate) async fn plan_of<'c>(
 }
 
 /// Applies a subscription as seen at `observed` (an event's `created`, or the time it was
-/// read from the API): the same path for webhooks, attaches and `reconcile`.
+/// read from the API): the same path for webhooks, attaches and `reconcile`. A tie within
+/// one second with other content queues a read of the subscription from Stripe.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     catalog: &Catalog,
     sub: &Subscription,
     ended: bool,
     observed: i64,
+) -> Result<Outcome, JobError> {
+    apply_with(conn, catalog, sub, ended, observed, true).await
+}
+
+/// [`apply`]; `refresh`: whether a tie queues the read (a `subscription.refresh` job).
+async fn apply_with(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    sub: &Subscription,
+    ended: bool,
+    observed: i64,
+    refresh: bool,
 ) -> Result<Outcome, JobError> {
     // An item we cannot read at all makes the event dead, naming it (never a guess).
     sub.prices()
@@ -103,8 +121,16 @@ pub(crate) async fn apply(
     // Whichever event came last, an attach waiting on the first payment follows the
     // subscription's newest status.
     attaches::follow_subscription(conn, &sub.id).await?;
+    if sync == Sync::Tied && refresh {
+        let job = RefreshSubscription {
+            subscription_id: sub.id.clone(),
+            customer_pk,
+            tied_at: observed,
+        };
+        outbox::enqueue(conn, &job).await?;
+    }
     Ok(match sync {
-        Sync::Applied => Outcome::Applied,
+        Sync::Applied | Sync::Tied => Outcome::Applied,
         Sync::Stale => Outcome::Skipped(format!(
             "stale: a newer event for {} was applied already",
             sub.id

@@ -4,6 +4,7 @@
 //! - `customers`: Stripe customers created lazily (or at once), or linked with our id.
 //! - `attach`: carrying out an attach (a plan change, a subscription, a Checkout Session).
 //! - `plan_change`: an operator's cancel, uncancel or quantity change.
+//! - `refresh`: a subscription read from Stripe when two of its events tie in one second.
 //! - `catalog_sync`: the plans' Stripe products and prices, created lazily per account.
 //! - `usage`: in-arrear usage on renewal invoices.
 //!
@@ -15,6 +16,7 @@ mod attach;
 mod catalog_sync;
 mod customers;
 mod plan_change;
+mod refresh;
 mod usage;
 
 use std::sync::Arc;
@@ -64,7 +66,7 @@ fn account_fingerprint(base: &str, key: &Secret) -> String {
 pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
     use crate::jobs::{
         BillUsage, ChangePlan, CreateCustomer, ExecuteAttach, ImportCustomer, LinkCustomer,
-        SyncCustomer,
+        RefreshSubscription, SyncCustomer,
     };
     let stripe = Arc::new(stripe);
     registry
@@ -74,5 +76,6 @@ pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
         .on_job::<SyncCustomer>(stripe.clone())
         .on_job::<ExecuteAttach>(stripe.clone())
         .on_job::<ChangePlan>(stripe.clone())
+        .on_job::<RefreshSubscription>(stripe.clone())
         .on_job::<BillUsage>(stripe)
 }

@@ -12,6 +12,7 @@
 //! current plan where it is, and balances follow [`balances::provision`].
 
 use chrono::{DateTime, Utc};
+use sha2::Digest;
 use sqlx::PgConnection;
 
 use super::balances;
@@ -42,7 +43,30 @@ pub struct SubscriptionState<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
     Applied,
+    /// Applied, but the newest state applied before came from the same second, with the same
+    /// status precedence and other content: which of the two is newer cannot be told, so
+    /// the subscription should be read from Stripe.
+    Tied,
     Stale,
+}
+
+impl SubscriptionState<'_> {
+    /// What a same-second event must match not to be a tie: the fields we keep.
+    fn digest(&self) -> String {
+        let state = format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            self.plan.id,
+            self.stripe_status,
+            self.cancel_at_period_end,
+            self.cancel_at,
+            self.canceled_at,
+            self.period_start,
+            self.period_end,
+            self.ended_at,
+            self.quantity
+        );
+        hex::encode(&sha2::Sha256::digest(state.as_bytes())[..12])
+    }
 }
 
 /// Applies a subscription's state, unless a newer event for it was applied already.
@@ -52,14 +76,26 @@ pub async fn sync_subscription(
     s: &SubscriptionState<'_>,
 ) -> Result<Sync, sqlx::Error> {
     let rank = access::status_rank(s.stripe_status);
-    let newer: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO stripe_subscriptions AS g (id, customer_pk, plan_id, status, source_created, source_rank)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (id) DO UPDATE
-             SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
-                 source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank
-             WHERE (g.source_created, g.source_rank) <= (EXCLUDED.source_created, EXCLUDED.source_rank)
-         RETURNING true",
+    // One statement: the guard, and whether the state it replaces tied with this one.
+    let (newer, tied): (Option<bool>, bool) = sqlx::query_as(
+        "WITH before AS (
+             SELECT source_created, source_rank, source_digest
+             FROM stripe_subscriptions WHERE id = $1
+         ), up AS (
+             INSERT INTO stripe_subscriptions AS g
+                 (id, customer_pk, plan_id, status, source_created, source_rank, source_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE
+                 SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
+                     source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
+                     source_digest = EXCLUDED.source_digest
+                 WHERE (g.source_created, g.source_rank) <= (EXCLUDED.source_created, EXCLUDED.source_rank)
+             RETURNING true AS applied
+         )
+         SELECT (SELECT applied FROM up),
+                EXISTS (SELECT 1 FROM before
+                        WHERE source_created = $5 AND source_rank = $6
+                          AND source_digest IS DISTINCT FROM $7)",
     )
     .bind(s.id)
     .bind(s.customer_pk)
@@ -67,7 +103,8 @@ pub async fn sync_subscription(
     .bind(s.stripe_status)
     .bind(s.event_created)
     .bind(rank)
-    .fetch_optional(&mut *conn)
+    .bind(s.digest())
+    .fetch_one(&mut *conn)
     .await?;
     if newer.is_none() {
         observe_stale(conn, s).await?;
@@ -179,7 +216,7 @@ pub async fn sync_subscription(
     )
     .await?;
     balances::provision(conn, catalog, s.customer_pk).await?;
-    Ok(Sync::Applied)
+    Ok(if tied { Sync::Tied } else { Sync::Applied })
 }
 
 /// A completed checkout activates its plan, provisionally: only while no subscription event

@@ -27,6 +27,7 @@ mod plan_change_convergence;
 mod plan_changes;
 mod plan_history;
 mod real_accounts;
+mod same_second;
 mod stripe_side;
 mod systemd_notify;
 mod timeline;
