@@ -1,7 +1,7 @@
 //! The `/v1` endpoints: routing, Stripe's error bodies and shared parameter helpers (and
 //! list paging, [`page`]). The endpoints themselves are in `customers`, `catalog`,
-//! `subscriptions`, `checkout`, `invoices`, `events` and `endpoints`; PaymentIntents can only
-//! be retrieved.
+//! `subscriptions`, `cancellation`, `checkout`, `invoices`, `events` and `endpoints`;
+//! PaymentIntents can only be retrieved.
 //!
 //! Handlers run with the state locked and return the response body plus the events the
 //! change causes; the server queues those events before it lets go of the lock.
@@ -14,7 +14,9 @@ use super::form::Form;
 use super::objects;
 use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
-use super::{catalog, checkout, customers, endpoints, events, invoices, subscriptions};
+use super::{
+    cancellation, catalog, checkout, customers, endpoints, events, invoices, subscriptions,
+};
 
 /// One API request, as the handlers see it.
 pub(super) struct Call<'a> {
@@ -193,6 +195,7 @@ pub(super) fn route(
         ("GET", ["subscriptions"]) => subscriptions::list(state, call.params),
         ("GET", ["subscriptions", id]) => subscriptions::retrieve(state, call.params, id),
         ("POST", ["subscriptions", id]) => subscriptions::update(state, call, id),
+        ("DELETE", ["subscriptions", id]) => cancellation::cancel(state, call, id),
         ("POST", ["subscriptions", id, "resume"]) => subscriptions::resume(state, call, id),
         ("POST", ["checkout", "sessions"]) => checkout::create(state, call.params, base_url),
         ("GET", ["checkout", "sessions", id]) => retrieve(&state.sessions, "checkout.session", id),
@@ -305,4 +308,18 @@ pub(super) fn integer(params: &Form, key: &str) -> Result<Option<i64>, ApiError>
     params
         .get_i64(key)
         .map_err(|message| ApiError::invalid(message, Some(key)))
+}
+
+/// A boolean parameter: `true` or `false`, anything else refused as Stripe does (where
+/// [`Form::get_bool`] would quietly read it as `false`).
+pub(super) fn boolean(params: &Form, key: &str) -> Result<Option<bool>, ApiError> {
+    match params.get(key) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(other) => Err(ApiError::invalid(
+            format!("Invalid boolean: {other}"),
+            Some(key),
+        )),
+    }
 }

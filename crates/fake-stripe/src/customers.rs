@@ -137,10 +137,7 @@ pub(super) fn delete(
         .collect();
     let mut events = Vec::new();
     for sub in ending {
-        for mut event in lifecycle::end(state, &sub)? {
-            event.request = request.clone();
-            events.push(event);
-        }
+        events.extend(lifecycle::end(state, &sub, request)?);
     }
     state.customers.remove(id);
     state

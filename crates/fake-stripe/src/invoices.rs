@@ -2,7 +2,10 @@
 //! `subscription_cycle` invoice). Charging invoices is in `payments.rs`.
 //!
 //! An invoice item created without `invoice` is pending: the customer's next renewal
-//! invoice picks it up, as Stripe's does.
+//! invoice picks it up, as Stripe's does; one made for a subscription (a proration, or
+//! `subscription=` on create) waits for that subscription's. [`draft_pending`] and
+//! [`collect`] invoice a subscription's pending items at once (`always_invoice`,
+//! `invoice_now`).
 
 use serde_json::{Value, json};
 
@@ -10,8 +13,10 @@ use super::api::{Answer, ApiError, integer, required};
 use super::billing::{self, NewInvoice};
 use super::expand;
 use super::form::{Form, MetadataUpdate};
-use super::lifecycle::start_periods;
+use super::lifecycle::{next_invoice_number, start_periods};
 use super::lines::{self, NewInvoiceItem};
+use super::payments;
+use super::prorations;
 use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
 
@@ -90,7 +95,7 @@ pub(super) fn create_item(state: &mut State, params: &Form) -> Result<Answer, Ap
         subscription: params.get("subscription"),
         currency: &currency,
         quantity,
-        unit_amount_decimal: trim_decimal(unit),
+        unit_amount_decimal: lines::decimal(unit),
         amount,
         price,
         description: params.get("description"),
@@ -175,7 +180,7 @@ pub(super) fn renew(
     let pending: Vec<Value> = state
         .invoice_items
         .values_mut()
-        .filter(|i| i["customer"] == customer_id.as_str() && i["invoice"].is_null())
+        .filter(|i| renews_with(i, &customer_id, subscription_id))
         .map(|i| {
             i["invoice"] = json!(invoice_id);
             i.clone()
@@ -191,8 +196,109 @@ pub(super) fn renew(
     Ok((invoice_id, vec![event]))
 }
 
-/// `2000` for 2000.0, `12.5` for 12.5: Stripe's decimal strings.
-fn trim_decimal(value: f64) -> String {
-    let text = format!("{value:.12}");
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+/// Whether pending invoice item `item` goes on the renewal of `subscription` of `customer`:
+/// one of the customer's not made for another subscription.
+fn renews_with(item: &Value, customer: &str, subscription: &str) -> bool {
+    let made_for = &item["parent"]["subscription_details"]["subscription"];
+    item["customer"] == customer
+        && item["invoice"].is_null()
+        && (made_for.is_null() || made_for == subscription)
+}
+
+/// The subscription's pending invoice items on a new draft invoice (`billing_reason` as
+/// given, its period the moment it is made), stored; the subscription's `latest_invoice`
+/// now points at it. `None` when nothing is pending. Returns the draft as made, for its
+/// `invoice.created`.
+pub(super) fn draft_pending(
+    state: &mut State,
+    subscription_id: &str,
+    billing_reason: &str,
+) -> Option<Value> {
+    let sub = state.subscriptions.get(subscription_id)?.clone();
+    let pending: Vec<Value> = state
+        .invoice_items
+        .values()
+        .filter(|item| prorations::pending_for(item, subscription_id))
+        .cloned()
+        .collect();
+    if pending.is_empty() {
+        return None;
+    }
+    let (now, invoice_id) = (state.now(), state.id("in"));
+    let customer = sub["customer"]
+        .as_str()
+        .and_then(|id| state.customers.get(id))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let invoice = billing::invoice(NewInvoice {
+        id: &invoice_id,
+        created: now,
+        customer: &customer,
+        currency: &sub["currency"],
+        billing_reason,
+        subscription: Some((subscription_id, &sub["metadata"])),
+        period: (now, now),
+        lines: Vec::new(),
+    });
+    state.invoices.insert(invoice_id.clone(), invoice);
+    for mut item in pending {
+        item["invoice"] = json!(invoice_id);
+        let id = item["id"].as_str().unwrap_or_default().to_owned();
+        state.invoice_items.insert(id, item.clone());
+        attach(state, &invoice_id, &item);
+    }
+    if let Some(sub) = state.subscriptions.get_mut(subscription_id) {
+        sub["latest_invoice"] = json!(invoice_id);
+    }
+    state.invoices.get(&invoice_id).cloned()
+}
+
+/// Collects draft `invoice_id` as Stripe does an invoice made at once: an amount due is
+/// charged to the subscription's payment method (see `payments::charge`: `invoice.paid`, or
+/// the failure's events); nothing due is paid at finalization without a charge, a negative
+/// total going to the customer's credit balance (`ending_balance`, customer `balance`):
+/// `invoice.paid`. Later invoices do not draw on that balance in the fake.
+pub(super) fn collect(state: &mut State, invoice_id: &str) -> Result<Vec<PendingEvent>, ApiError> {
+    let invoice = state
+        .invoices
+        .get(invoice_id)
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("invoice", invoice_id, "id"))?;
+    let total = invoice["total"].as_i64().unwrap_or(0);
+    if total > 0 {
+        return payments::charge(state, invoice_id);
+    }
+    let mut invoice = invoice;
+    let customer = invoice["customer"].as_str().unwrap_or_default().to_owned();
+    let number = next_invoice_number(state, &customer);
+    invoice["amount_due"] = json!(0);
+    billing::finalize(&mut invoice, state.now(), &number, true);
+    invoice["ending_balance"] = json!(total);
+    if let Some(customer) = state.customers.get_mut(&customer) {
+        customer["balance"] = json!(customer["balance"].as_i64().unwrap_or(0) + total);
+    }
+    state
+        .invoices
+        .insert(invoice_id.to_owned(), invoice.clone());
+    Ok(vec![PendingEvent::new(
+        "invoice.paid",
+        &invoice,
+        &EventRequest::default(),
+    )])
+}
+
+/// The events of a draft from [`draft_pending`] collected at once, all set off by
+/// `request`: `invoice.created` (the draft as made), then [`collect`]'s.
+pub(super) fn collect_now(
+    state: &mut State,
+    draft: &Value,
+    request: &EventRequest,
+) -> Result<Vec<PendingEvent>, ApiError> {
+    let invoice_id = draft["id"].as_str().unwrap_or_default();
+    let mut events = vec![PendingEvent::new("invoice.created", draft, request)];
+    for mut event in collect(state, invoice_id)? {
+        event.request = request.clone();
+        events.push(event);
+    }
+    Ok(events)
 }

@@ -13,7 +13,9 @@
 //! the endpoints in `customers`, `catalog`, `subscriptions`, `checkout`, `invoices`, `events`
 //! (the Events API) and `endpoints` (webhook endpoints, checked against `event_types`), with
 //! `lifecycle` for how
-//! a subscription starts and ends, `payments` for charging its invoices afterwards,
+//! a subscription starts and ends, `cancellation` for `DELETE /v1/subscriptions/{id}`,
+//! `prorations` for what a change mid-period credits and charges, `payments` for charging
+//! its invoices afterwards,
 //! `transitions` for the status changes Stripe makes on its own (unpaid, expired, paused,
 //! resumed) and `intents` for PaymentIntents → `objects`, `billing`, `lines` (Stripe-shaped
 //! JSON); `expand` inlines objects in answers; `state` holds everything behind one lock (and
@@ -30,6 +32,13 @@
 //!
 //! A crate of its own so the daemon's binary contains no fake: the daemon's tests take it as a
 //! dev-dependency, and `scripts/run.sh` runs its `fake-stripe` binary (`src/main.rs`).
+//!
+//! A subscription's items change through `POST /v1/subscriptions/{id}`, prorated as
+//! `proration_behavior` says (`create_prorations`, Stripe's default: pending invoice items
+//! that the subscription's next renewal picks up; `always_invoice`: invoiced and charged at
+//! once; `none`), and it ends at once through `DELETE /v1/subscriptions/{id}` (with
+//! `prorate` and `invoice_now`). [`FakeStripe::freeze_clock`] lets a test prorate at an
+//! exact second; [`FakeStripe::pending_invoice_items`] shows what waits.
 //!
 //! Payments follow the customer's payment method ([`PaymentMethodKind`]): a card succeeds, a
 //! 3-D Secure card waits for authentication, a declining card fails, a bank debit is
@@ -54,6 +63,7 @@
 
 mod api;
 mod billing;
+mod cancellation;
 mod catalog;
 mod checkout;
 mod customers;
@@ -69,6 +79,7 @@ mod lifecycle;
 mod lines;
 mod objects;
 mod payments;
+mod prorations;
 mod server;
 mod signature;
 mod state;
@@ -344,8 +355,10 @@ impl FakeStripe {
     }
 
     /// The period ends: the subscription's items move on one interval and a draft
-    /// `subscription_cycle` invoice for the new period is created (with any pending invoice
-    /// items); `invoice.created` is delivered. Returns the invoice id.
+    /// `subscription_cycle` invoice for the new period is created, with the customer's
+    /// pending invoice items that are not for another subscription (this one's prorations
+    /// as `proration: true` lines), which are then invoiced; `invoice.created` is delivered.
+    /// Returns the invoice id.
     pub async fn renew(&self, subscription_id: &str) -> anyhow::Result<String> {
         self.fake
             .act(|state| invoices::renew(state, subscription_id))
@@ -475,11 +488,26 @@ impl FakeStripe {
         state.clock_offset = state.clock_offset.saturating_add(seconds);
     }
 
+    /// The fake's clock, in unix seconds: what it stamps on objects and events made now.
+    pub fn now(&self) -> i64 {
+        self.fake.lock().now()
+    }
+
+    /// Stops the fake's clock where it is: from now on only [`FakeStripe::advance_clock`]
+    /// moves it, so a test can act at an exact second of a period (prorations are computed
+    /// on whole seconds). It stays frozen for the life of the fake.
+    pub fn freeze_clock(&self) {
+        let mut state = self.fake.lock();
+        state.frozen_at.get_or_insert_with(state::real_now);
+    }
+
     /// The subscription ends now (as at the end of a period it was set to cancel at):
-    /// `customer.subscription.deleted` is delivered.
+    /// `customer.subscription.deleted` is delivered. No prorations and no invoice, and
+    /// pending invoice items are left alone; `DELETE /v1/subscriptions/{id}` is the API's
+    /// way, with its `prorate` and `invoice_now`.
     pub async fn cancel_subscription(&self, subscription_id: &str) -> anyhow::Result<()> {
         self.fake
-            .run(|state| lifecycle::end(state, subscription_id))
+            .run(|state| lifecycle::end(state, subscription_id, &Default::default()))
             .await
     }
 
@@ -605,6 +633,18 @@ impl FakeStripe {
 
     pub fn invoice_items(&self) -> Vec<Value> {
         self.fake.lock().invoice_items.values().cloned().collect()
+    }
+
+    /// The customer's invoice items not yet on an invoice, oldest first: prorations waiting
+    /// for their subscription's next invoice, and items created without `invoice`.
+    pub fn pending_invoice_items(&self, customer_id: &str) -> Vec<Value> {
+        self.fake
+            .lock()
+            .invoice_items
+            .values()
+            .filter(|item| item["customer"] == customer_id && item["invoice"].is_null())
+            .cloned()
+            .collect()
     }
 
     /// Every PaymentIntent, in creation order.

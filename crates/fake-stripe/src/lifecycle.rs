@@ -142,8 +142,12 @@ pub(super) fn start(
     Ok((subscription, invoice, events))
 }
 
-/// The subscription ends now: `customer.subscription.deleted`.
-pub(super) fn end(state: &mut State, id: &str) -> Result<Vec<PendingEvent>, ApiError> {
+/// The subscription ends now: `customer.subscription.deleted`, set off by `request`.
+pub(super) fn end(
+    state: &mut State,
+    id: &str,
+    request: &EventRequest,
+) -> Result<Vec<PendingEvent>, ApiError> {
     let now = state.now();
     let sub = state
         .subscriptions
@@ -163,11 +167,7 @@ pub(super) fn end(state: &mut State, id: &str) -> Result<Vec<PendingEvent>, ApiE
     if sub["cancellation_details"]["reason"].is_null() {
         sub["cancellation_details"]["reason"] = json!("cancellation_requested");
     }
-    let event = PendingEvent::new(
-        "customer.subscription.deleted",
-        sub,
-        &EventRequest::default(),
-    );
+    let event = PendingEvent::new("customer.subscription.deleted", sub, request);
     Ok(vec![event])
 }
 

@@ -6,7 +6,8 @@
 //! a global counter, so a map ordered by id is in creation order.
 //!
 //! The fake keeps its own clock ([`State::now`]): real time plus whatever
-//! `FakeStripe::advance_clock` added, so a test can let days pass.
+//! `FakeStripe::advance_clock` added, so a test can let days pass; `FakeStripe::freeze_clock`
+//! stops real time from moving it, for amounts that depend on the exact second.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,6 +41,9 @@ pub(super) struct State {
     pub checkout_of: HashMap<String, String>,
     /// Seconds added to real time by `advance_clock`.
     pub clock_offset: i64,
+    /// The real time the clock stopped at (`freeze_clock`): from then on only
+    /// `advance_clock` moves it, so a test can act at an exact second of a period.
+    pub frozen_at: Option<i64>,
     /// What each checkout session will buy; not part of the session object.
     pub purchases: HashMap<String, Purchase>,
     /// Subscription as it was before `renew`, keyed by the renewal invoice: the
@@ -112,9 +116,10 @@ impl State {
         )
     }
 
-    /// Unix seconds on the fake's clock: real time plus the offset `advance_clock` added.
+    /// Unix seconds on the fake's clock: real time (or the time it was frozen at) plus the
+    /// offset `advance_clock` added.
     pub(super) fn now(&self) -> i64 {
-        real_now() + self.clock_offset
+        self.frozen_at.unwrap_or_else(real_now) + self.clock_offset
     }
 
     /// Takes one use of the first armed fault matching this request.

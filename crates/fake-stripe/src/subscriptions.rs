@@ -6,7 +6,8 @@
 //! `error_if_incomplete` refuses with a 402 what does not succeed at once (a bank debit,
 //! which only settles later, is let through), `allow_incomplete` (or none) keeps the
 //! subscription `incomplete`. Updates send `customer.subscription.updated` with
-//! `previous_attributes`. Answers honour `expand[]` (see `expand.rs`).
+//! `previous_attributes` and prorate item changes (see `prorations.rs`); canceling is in
+//! `cancellation.rs`. Answers honour `expand[]` (see `expand.rs`).
 
 use serde_json::{Value, json};
 
@@ -15,8 +16,10 @@ use super::billing;
 use super::expand;
 use super::form::{Form, MetadataUpdate};
 use super::intents::{self, Outcome};
+use super::invoices;
 use super::lifecycle::{self, Start, updated_event};
 use super::objects::{self, plan};
+use super::prorations::{self, Behavior};
 use super::state::State;
 use super::transitions;
 use super::webhooks::{EventRequest, PendingEvent};
@@ -132,9 +135,15 @@ pub(super) fn list(state: &State, params: &Form) -> Result<Answer, ApiError> {
     )))
 }
 
+/// `POST /v1/subscriptions/{id}`. A change of an item's price or quantity mid-period
+/// prorates as `proration_behavior` says (see `prorations.rs`). Events, each carrying the
+/// request: `invoiceitem.created` (each proration), `customer.subscription.updated` (if
+/// anything changed), and with `always_invoice` the new invoice's `invoice.created` then
+/// its collection's (`invoice.paid`, or the failed charge's).
 pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Answer, ApiError> {
     let params = call.params;
     expand::check_subscription(params)?;
+    let behavior = Behavior::from(params)?;
     let before = state
         .subscriptions
         .get(id)
@@ -170,14 +179,34 @@ pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Ans
         }
         None => {}
     }
-    state.subscriptions.insert(id.to_owned(), sub.clone());
-    let events = updated_event(&before, &sub, &call.request)
-        .into_iter()
-        .collect();
+    state.subscriptions.insert(id.to_owned(), sub);
+    let request = &call.request;
+    let prorated = prorate(state, &before, behavior);
+    let mut events = prorations::created_events(&prorated, request);
+    let draft = (behavior == Behavior::AlwaysInvoice && !prorated.is_empty())
+        .then(|| invoices::draft_pending(state, id, "subscription_update"))
+        .flatten();
+    let sub = state.subscriptions[id].clone();
+    events.extend(updated_event(&before, &sub, request));
+    if let Some(draft) = draft {
+        events.extend(invoices::collect_now(state, &draft, request)?);
+    }
+    let sub = state.subscriptions[id].clone();
     Ok(Answer {
         body: expand::subscription(state, sub, params)?,
         events,
     })
+}
+
+/// The prorations of the item changes just stored over `before`, as `behavior` says.
+fn prorate(state: &mut State, before: &Value, behavior: Behavior) -> Vec<Value> {
+    if behavior == Behavior::None || !prorations::applies(before) {
+        return Vec::new();
+    }
+    let id = before["id"].as_str().unwrap_or_default();
+    let items = |sub: &Value| sub["items"]["data"].as_array().cloned().unwrap_or_default();
+    let after = state.subscriptions.get(id).map(items).unwrap_or_default();
+    prorations::for_change(state, before, &items(before), &after)
 }
 
 /// See [`super::FakeStripe::set_cancel_at`].
@@ -239,7 +268,8 @@ fn cancel_at_param(sub: &Value, at: &str) -> Result<i64, ApiError> {
 }
 
 /// The items after `items[i][...]`: with `id`, change that item's price or quantity (or
-/// delete it); without, add an item on the current period. Prorations are not modelled.
+/// delete it); without, add an item on the current period. An item keeps its period, even
+/// for a price of another interval (Stripe would reset the billing cycle).
 fn change_items(state: &mut State, sub: &Value, params: &Form) -> Result<Vec<Value>, ApiError> {
     let mut items: Vec<Value> = sub["items"]["data"].as_array().cloned().unwrap_or_default();
     let Some(first) = items.first() else {
