@@ -175,7 +175,10 @@ pub async fn sync_subscription(
                  current_period_end = coalesce(EXCLUDED.current_period_end, customer_plans.current_period_end),
                  cancel_at_period_end = EXCLUDED.cancel_at_period_end,
                  canceled_at = EXCLUDED.canceled_at,
-                 started_at = coalesce($11, customer_plans.started_at),
+                 -- a downgrade that waited keeps the start it was scheduled for
+                 started_at = CASE WHEN customer_plans.status = 'scheduled'
+                                   THEN customer_plans.started_at
+                                   ELSE coalesce($11, customer_plans.started_at) END,
                  ended_at = EXCLUDED.ended_at,
                  quantity = EXCLUDED.quantity,
                  cancel_at = EXCLUDED.cancel_at,
@@ -412,8 +415,8 @@ async fn observe_stale(
     s: &SubscriptionState<'_>,
 ) -> Result<(), sqlx::Error> {
     let current = subscription_plan(conn, s.id).await?;
-    let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
-        "SELECT id, status, last_seen FROM customer_plans
+    let row: Option<(i64, String, Option<i64>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT id, status, last_seen, started_at FROM customer_plans
          WHERE stripe_subscription_id = $1 AND plan_id = $2",
     )
     .bind(s.id)
@@ -422,9 +425,13 @@ async fn observe_stale(
     .await?;
     let is_current = current.as_deref() == Some(s.plan.id.as_str());
     match row {
-        // A downgrade not started yet: the event shows its price early.
-        Some((_, status, _)) if status == "scheduled" => return Ok(()),
-        Some((id, status, last_seen)) => {
+        // A downgrade not started yet, or an event from before the period it started in
+        // (it was scheduled then): the event shows its price early.
+        Some((_, status, _, _)) if status == "scheduled" => return Ok(()),
+        Some((_, _, _, started)) if s.period_start.is_some_and(|p| p < started) => {
+            return Ok(());
+        }
+        Some((id, status, last_seen, _)) => {
             let newest_of_plan =
                 status == "expired" && !is_current && last_seen.is_none_or(|l| l < s.event_created);
             sqlx::query(

@@ -503,7 +503,7 @@ async fn upgrades_switch_at_once_and_downgrades_wait_for_the_renewal() {
         .stripe
         .requests()
         .into_iter()
-        .rfind(|r| r.path == format!("/v1/subscriptions/{subscription}"))
+        .rfind(|r| r.method == "POST" && r.path == format!("/v1/subscriptions/{subscription}"))
         .unwrap();
     assert!(
         swap.form.contains(&(
@@ -535,7 +535,7 @@ async fn upgrades_switch_at_once_and_downgrades_wait_for_the_renewal() {
         .stripe
         .requests()
         .into_iter()
-        .rfind(|r| r.path == format!("/v1/subscriptions/{subscription}"))
+        .rfind(|r| r.method == "POST" && r.path == format!("/v1/subscriptions/{subscription}"))
         .unwrap();
     assert!(
         swap.form
@@ -544,6 +544,8 @@ async fn upgrades_switch_at_once_and_downgrades_wait_for_the_renewal() {
         swap.form
     );
 
+    // The renewal comes later than the downgrade, by Stripe's clock.
+    w.stripe.advance_clock(Duration::from_secs(60));
     let invoice = w.stripe.renew(&subscription).await.unwrap();
     w.stripe.pay_invoice(&invoice).await.unwrap();
     w.drain_retries().await;
@@ -554,6 +556,26 @@ async fn upgrades_switch_at_once_and_downgrades_wait_for_the_renewal() {
         "{c}"
     );
     assert_eq!(c["balances"][0]["included"], 1000);
+
+    // A late redelivery of the downgrade's own event (pro's price, a minute before the
+    // renewal) does not move pro's start back to the downgrade.
+    let key = format!("rc-attach-{}-swap", down["id"].as_str().unwrap());
+    let swapped = w
+        .stripe
+        .events()
+        .into_iter()
+        .find(|e| e["request"]["idempotency_key"] == key.as_str())
+        .expect("the downgrade's event");
+    let started = c["products"][0]["started_at"].clone();
+    w.app.post_event(swapped.to_string().as_bytes()).await;
+    w.drain().await;
+    let after = w.customer("u_move").await;
+    assert_eq!(after["products"][0]["started_at"], started, "{after:#}");
+    let started = chrono::DateTime::parse_from_rfc3339(started.as_str().unwrap()).unwrap();
+    assert!(
+        started.timestamp() > swapped["created"].as_i64().unwrap(),
+        "pro started at the renewal, not at the downgrade: {started}"
+    );
 }
 
 #[tokio::test]
@@ -594,4 +616,65 @@ async fn plans_get_stripe_objects_once_per_account() {
             .await
             .unwrap();
     assert_ne!(account, "another-account");
+}
+
+#[tokio::test]
+async fn a_downgrade_starts_at_its_renewal_whatever_arrives_late() {
+    let w = World::new().await;
+    w.paying_customer("u_down").await;
+    let first = w.attach("u_down", "business").await;
+    w.drain().await;
+    let subscription =
+        w.attach_state(first["id"].as_str().unwrap()).await["stripe_subscription_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    w.stripe.advance_clock(Duration::from_secs(60));
+    // The downgrade's webhook is lost for now; it arrives after the renewal's.
+    for _ in 0..20 {
+        w.drain().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.stripe.set_delivery(fake_stripe::Delivery::Drop);
+    let down = w.attach("u_down", "pro").await;
+    w.drain().await;
+    w.stripe.set_delivery(fake_stripe::Delivery::Deliver);
+    w.stripe.advance_clock(Duration::from_secs(60));
+    let invoice = w.stripe.renew(&subscription).await.unwrap();
+    w.stripe.pay_invoice(&invoice).await.unwrap();
+    let mut c = Value::Null;
+    for _ in 0..50 {
+        w.drain().await;
+        c = w.customer("u_down").await;
+        if plan_ids(&c) == [("pro".to_owned(), "active".to_owned())] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        plan_ids(&c),
+        [("pro".to_owned(), "active".to_owned())],
+        "{c:#}"
+    );
+    let started = c["products"][0]["started_at"].clone();
+    // The downgrade's own event (pro's price, before the renewal), delivered late.
+    let key = format!("rc-attach-{}-swap", down["id"].as_str().unwrap());
+    let swapped = w
+        .stripe
+        .events()
+        .into_iter()
+        .find(|e| e["request"]["idempotency_key"] == key.as_str())
+        .expect("the downgrade's event");
+    w.app.post_event(swapped.to_string().as_bytes()).await;
+    w.drain().await;
+    let after = w.customer("u_down").await;
+    assert_eq!(after["products"][0]["started_at"], started, "{after:#}");
+    let started = chrono::DateTime::parse_from_rfc3339(started.as_str().unwrap()).unwrap();
+    assert!(
+        started.timestamp() > swapped["created"].as_i64().unwrap(),
+        "pro started at the renewal, not at the downgrade: {started}"
+    );
+    let ended = &after["ended_products"][0];
+    assert_eq!(ended["plan_id"], "business");
+    assert_eq!(ended["ended_at"], after["products"][0]["started_at"]);
 }
