@@ -51,6 +51,25 @@ pub struct Plan {
     pub price: Option<Price>,
     #[serde(default)]
     pub items: Vec<PlanItem>,
+    /// A free trial an attach gives, once per customer and once per fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_trial: Option<FreeTrial>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FreeTrial {
+    /// 1 to 730 (Stripe's longest trial).
+    pub days: u32,
+    /// With a card (taken at checkout, or the customer's default payment method); without
+    /// one, the trial starts at once and the subscription cancels at its end unless a payment
+    /// method was added.
+    #[serde(default = "yes")]
+    pub card_required: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -193,6 +212,17 @@ impl Catalog {
                         entry,
                         "price.currency must be a lowercase ISO code such as \"usd\"",
                     ));
+                }
+            }
+            if let Some(trial) = &plan.free_trial {
+                if plan.price.is_none() {
+                    return Err(invalid(
+                        &entry,
+                        "a free_trial needs the plan to have a `price`",
+                    ));
+                }
+                if !(1..=730).contains(&trial.days) {
+                    return Err(invalid(&entry, "free_trial.days must be between 1 and 730"));
                 }
             }
             let mut seen = HashSet::new();

@@ -97,7 +97,7 @@ impl EventHandler for InvoiceHandler {
                 "invoice_id": invoice.id, "total": invoice.total, "currency": invoice.currency,
                 "plan_ids": state.plan_ids, "hosted_invoice_url": invoice.hosted_invoice_url,
             });
-            activity::record_invoice(conn, customer_pk, &event.event_type, detail).await?;
+            activity::record(conn, customer_pk, &event.event_type, detail).await?;
         }
         if paid && let Some(subscription) = state.subscription_id {
             // Whether or not the invoice row was stale: the payment was made.

@@ -9,8 +9,8 @@ use sqlx::PgConnection;
 use super::{resolve_customer, resolve_plan, unknown_customer};
 use crate::catalog::{Catalog, Plan};
 use crate::jobs::RefreshSubscription;
-use crate::store::attaches;
 use crate::store::plans::{self, SubscriptionState, Sync};
+use crate::store::{activity, attaches};
 use crate::stripe::event::object;
 use crate::stripe::objects::{Subscription, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
@@ -21,6 +21,7 @@ pub(super) const EVENT_TYPES: &[&str] = &[
     "customer.subscription.deleted",
     "customer.subscription.paused",
     "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
 ];
 
 #[derive(Clone)]
@@ -41,8 +42,27 @@ impl EventHandler for SubscriptionHandler {
         // A deleted subscription is over, whatever else the payload says.
         let ended = event.event_type == "customer.subscription.deleted";
         let refresh = self.refresh_ties;
-        apply_with(conn, &self.catalog, &sub, ended, event.created, refresh).await
+        let outcome = apply_with(conn, &self.catalog, &sub, ended, event.created, refresh).await?;
+        if event.event_type == "customer.subscription.trial_will_end" {
+            trial_will_end(conn, &sub).await?;
+        }
+        Ok(outcome)
     }
+}
+
+/// Stripe's notice, three days ahead, that a trial ends: a timeline entry (once per event).
+async fn trial_will_end(conn: &mut PgConnection, sub: &Subscription) -> Result<(), JobError> {
+    let customer = resolve_customer(conn, Some(sub.customer.id()), Some(&sub.metadata)).await?;
+    let Some(customer_pk) = customer else {
+        return Ok(());
+    };
+    let plan = plans::subscription_plan(conn, &sub.id).await?;
+    let detail = serde_json::json!({
+        "plan_id": plan, "subscription_id": sub.id,
+        "trial_end": sub.trial_end.and_then(timestamp),
+    });
+    activity::record(conn, customer_pk, "plan.trial_will_end", detail).await?;
+    Ok(())
 }
 
 /// The catalog plan a subscription is for: by its items' stored prices (or legacy plans),
@@ -115,9 +135,13 @@ async fn apply_with(
         started_at: sub.start_date.and_then(timestamp),
         ended_at: sub.ended_at.and_then(timestamp),
         quantity: sub.quantity(),
+        trial_end: sub.trial_end.and_then(timestamp),
         event_created: observed,
     };
     let sync = plans::sync_subscription(conn, catalog, &state).await?;
+    if let Some(trial_end) = state.trial_end {
+        attaches::set_trial_end(conn, &sub.id, trial_end).await?;
+    }
     // Whichever event came last, an attach waiting on the first payment follows the
     // subscription's newest status.
     attaches::follow_subscription(conn, &sub.id).await?;

@@ -30,7 +30,7 @@ use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
 use crate::store::stripe_ids::PlanObjects;
 use crate::store::{activity, customers, plans};
-use crate::stripe::client::{CallError, FirstPayment};
+use crate::stripe::client::{CallError, FirstPayment, Trial};
 use crate::stripe::objects::Subscription;
 
 impl Job for ExecuteAttach {
@@ -156,13 +156,14 @@ impl Run<'_> {
             };
             return self.settle(&existing, &payment, observed).await;
         }
-        if self
+        let can_pay = self
             .stripe
             .api
             .retrieve_customer(customer)
             .await?
-            .has_default_payment_method
-        {
+            .has_default_payment_method;
+        // A trial without a card starts now, whatever the customer can pay with.
+        if can_pay || self.trial().is_some_and(|t| !t.card_required) {
             self.subscribe(customer, price).await
         } else {
             self.checkout(customer, price).await
@@ -263,7 +264,14 @@ impl Run<'_> {
         let (created, payment) = self
             .stripe
             .api
-            .create_subscription(&key, customer, price, self.quantity(), metadata)
+            .create_subscription(
+                &key,
+                customer,
+                price,
+                self.quantity(),
+                self.trial(),
+                metadata,
+            )
             .await?;
         self.settle(&Subscription::from(&created), &payment, observed)
             .await
@@ -338,6 +346,7 @@ impl Run<'_> {
                 customer,
                 price,
                 self.quantity(),
+                self.trial().map(|t| t.days),
                 success,
                 cancel,
                 metadata,
@@ -398,6 +407,16 @@ impl Run<'_> {
         let current =
             plans::live_subscription_in_group(&mut conn, self.attach.customer_pk, group).await?;
         Ok(current.filter(|(current, _)| *current != self.plan.id))
+    }
+
+    /// The free trial this attach gives, if it claimed one.
+    fn trial(&self) -> Option<Trial> {
+        let days = u32::try_from(self.attach.trial_days?).ok()?;
+        let card_required = self.plan.free_trial.is_none_or(|t| t.card_required);
+        Some(Trial {
+            days,
+            card_required,
+        })
     }
 
     fn quantity(&self) -> u64 {

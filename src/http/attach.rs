@@ -13,7 +13,7 @@ use super::error::{ApiError, HttpResponse, json};
 use super::input;
 use crate::jobs::ExecuteAttach;
 use crate::store::attaches::{self, Attach};
-use crate::store::{customers, plans};
+use crate::store::{customers, plans, trials};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +91,7 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
             code: "attach_in_flight",
             message: "an attach of this plan is in flight for the customer; retry".to_owned(),
         })?;
+    let attach = give_trial(state, &mut tx, &customer, attach).await?;
     let job = ExecuteAttach {
         attach_id: attach.id.clone(),
         customer_pk: customer.pk,
@@ -107,6 +108,37 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
     let mut answer = view(&attach, &body.customer_id);
     answer["duplicate"] = false.into();
     Ok(json(status, &answer))
+}
+
+/// The plan's free trial, if it has one, the attach starts a subscription (not a change
+/// within the group, which keeps the one there) and the customer (or its fingerprint) has
+/// not had it.
+async fn give_trial(
+    state: &AppState,
+    tx: &mut PgConnection,
+    customer: &customers::Customer,
+    mut attach: Attach,
+) -> Result<Attach, ApiError> {
+    let Some(plan) = state.catalog.plan(&attach.plan_id) else {
+        return Ok(attach);
+    };
+    let Some(trial) = plan.free_trial else {
+        return Ok(attach);
+    };
+    if let Some(group) = plan.group.as_deref().filter(|_| !plan.add_on)
+        && plans::live_subscription_in_group(tx, customer.pk, group)
+            .await?
+            .is_some()
+    {
+        return Ok(attach);
+    }
+    let days = i32::try_from(trial.days).unwrap_or(i32::MAX);
+    let fingerprint = customer.fingerprint.as_deref();
+    if trials::claim(tx, customer.pk, fingerprint, &plan.id, &attach.id, days).await? {
+        attaches::set_trial(tx, &attach.id, days).await?;
+        attach.trial_days = Some(days);
+    }
+    Ok(attach)
 }
 
 /// A second attach of a plan in flight: the first one, as it stands.

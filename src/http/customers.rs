@@ -699,6 +699,7 @@ fn product(catalog: &Catalog, p: &plans::Product) -> Value {
         "current_period_end": time(p.current_period_end),
         "cancel_at_period_end": p.cancel_at_period_end, "cancel_at": time(p.cancel_at),
         "canceled_at": time(p.canceled_at), "quantity": p.quantity,
+        "trial_end": time(p.trial_end),
         "started_at": time(Some(p.started_at)), "ended_at": time(p.ended_at),
         "interval": interval, "amount": price.map(|price| price.amount),
         "currency": price.map(|price| &price.currency),
@@ -770,6 +771,7 @@ mod tests {
             cancel_at: None,
             canceled_at: None,
             quantity: 1,
+            trial_end: None,
             started_at: at("2026-12-01T00:00:00Z"),
             ended_at: None,
         };

@@ -56,9 +56,10 @@ pub async fn page(
     .await
 }
 
-/// Records an invoice's payment outcome (`invoice.paid`, `invoice.payment_failed`) under
-/// the current source, once per source: a redelivered or re-applied event adds nothing.
-pub async fn record_invoice(
+/// Records what an event said that changed no row (an invoice's payment outcome,
+/// `invoice.paid` / `invoice.payment_failed`, a trial ending soon) under the current source,
+/// once per source and invoice: a redelivered or re-applied event adds nothing.
+pub async fn record(
     conn: &mut PgConnection,
     customer_pk: i64,
     kind: &str,
@@ -69,7 +70,7 @@ pub async fn record_invoice(
          SELECT $1, $2, activity_at(), activity_source(), $3
          WHERE NOT EXISTS (SELECT 1 FROM activity
                            WHERE customer_pk = $1 AND kind = $2 AND source = activity_source()
-                             AND detail->>'invoice_id' = $3->>'invoice_id')",
+                             AND detail->>'invoice_id' IS NOT DISTINCT FROM $3->>'invoice_id')",
     )
     .bind(customer_pk)
     .bind(kind)

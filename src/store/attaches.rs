@@ -27,14 +27,18 @@ pub struct Attach {
     /// Whether an upgrade prorates (credit for the old plan's unused time, charge for the
     /// new one's) or is billed from the next period.
     pub prorate: bool,
+    /// The free trial this attach gives, in days (none: the customer or its fingerprint had
+    /// the plan's trial, or the plan has none); and its end, once Stripe set it.
+    pub trial_days: Option<i32>,
+    pub trial_end: Option<DateTime<Utc>>,
     pub error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, customer_pk, plan_id, state, checkout_url, success_url, cancel_url, \
-                       stripe_subscription_id, action_url, quantity, prorate, error, created_at, \
-                       updated_at";
+                       stripe_subscription_id, action_url, quantity, prorate, trial_days, \
+                       trial_end, error, created_at, updated_at";
 
 /// An attach still in flight: at most one per (customer, plan). The predicate of the unique
 /// index `attaches_in_flight_key` (migration 8), which `create` must name to conflict on it.
@@ -154,6 +158,33 @@ pub async fn transition(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Gives the attach its trial (claimed in [`super::trials`]).
+pub async fn set_trial(conn: &mut PgConnection, id: &str, days: i32) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE attaches SET trial_days = $2 WHERE id = $1")
+        .bind(id)
+        .bind(days)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records when the attach's trial ends, as its subscription says.
+pub async fn set_trial_end(
+    conn: &mut PgConnection,
+    subscription_id: &str,
+    trial_end: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE attaches SET trial_end = $2
+         WHERE stripe_subscription_id = $1 AND trial_days IS NOT NULL",
+    )
+    .bind(subscription_id)
+    .bind(trial_end)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Stores the Checkout Session a pending attach waits on.

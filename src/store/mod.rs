@@ -10,3 +10,4 @@ pub mod invoices;
 pub mod plan_changes;
 pub mod plans;
 pub mod stripe_ids;
+pub mod trials;

@@ -35,6 +35,8 @@ pub struct SubscriptionState<'a> {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub quantity: i32,
+    /// The end of its free trial, if it has one.
+    pub trial_end: Option<DateTime<Utc>>,
     /// The event's `created`: the ordering guard.
     pub event_created: i64,
 }
@@ -54,7 +56,7 @@ impl SubscriptionState<'_> {
     /// What a same-second event must match not to be a tie: the fields we keep.
     fn digest(&self) -> String {
         let state = format!(
-            "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             self.plan.id,
             self.stripe_status,
             self.cancel_at_period_end,
@@ -63,7 +65,8 @@ impl SubscriptionState<'_> {
             self.period_start,
             self.period_end,
             self.ended_at,
-            self.quantity
+            self.quantity,
+            self.trial_end
         );
         hex::encode(&sha2::Sha256::digest(state.as_bytes())[..12])
     }
@@ -166,9 +169,9 @@ pub async fn sync_subscription(
         "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
                  stripe_subscription_id, current_period_start, current_period_end,
                  cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
-                 first_seen, last_seen)
+                 first_seen, last_seen, trial_end)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14,
-                 $15, $15)
+                 $15, $15, $16)
          ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
          DO UPDATE SET status = EXCLUDED.status,
                  current_period_start = coalesce(EXCLUDED.current_period_start, customer_plans.current_period_start),
@@ -182,6 +185,7 @@ pub async fn sync_subscription(
                  ended_at = EXCLUDED.ended_at,
                  quantity = EXCLUDED.quantity,
                  cancel_at = EXCLUDED.cancel_at,
+                 trial_end = EXCLUDED.trial_end,
                  first_seen = least(customer_plans.first_seen, $15),
                  last_seen = greatest(customer_plans.last_seen, $15),
                  updated_at = now()
@@ -202,6 +206,7 @@ pub async fn sync_subscription(
     .bind(s.quantity)
     .bind(s.cancel_at)
     .bind(s.event_created)
+    .bind(s.trial_end)
     .fetch_one(&mut *conn)
     .await?;
     // Only a plan that ended after being live moves a live default plan's start (see
@@ -756,6 +761,7 @@ pub struct Product {
     pub cancel_at: Option<DateTime<Utc>>,
     pub canceled_at: Option<DateTime<Utc>>,
     pub quantity: i32,
+    pub trial_end: Option<DateTime<Utc>>,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
 }
@@ -767,7 +773,7 @@ pub struct Product {
 /// subscription, when it last (re)started and when a held plan of its group replaced it.
 const PRODUCTS_SQL: &str = "
     SELECT p.plan_id, p.status, p.stripe_subscription_id, p.current_period_end,
-           p.cancel_at_period_end, p.cancel_at, p.canceled_at, p.quantity,
+           p.cancel_at_period_end, p.cancel_at, p.canceled_at, p.quantity, p.trial_end,
            CASE WHEN h.after_another THEN to_timestamp(p.first_seen) ELSE p.started_at END
                AS started_at,
            CASE WHEN p.status IN ('expired', 'canceled') AND h.next_seen IS NOT NULL

@@ -12,8 +12,10 @@ use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError
 use stripe_billing::invoice_item::CreateInvoiceItem;
 use stripe_billing::subscription::{
     CancelSubscription, CreateSubscription, CreateSubscriptionItems,
-    CreateSubscriptionPaymentBehavior, ListSubscription, ListSubscriptionStatus,
-    RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    CreateSubscriptionPaymentBehavior, CreateSubscriptionTrialSettings,
+    CreateSubscriptionTrialSettingsEndBehavior,
+    CreateSubscriptionTrialSettingsEndBehaviorMissingPaymentMethod, ListSubscription,
+    ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
     UpdateSubscriptionProrationBehavior,
 };
 use stripe_checkout::checkout_session::{
@@ -50,6 +52,15 @@ pub struct StripeCustomer {
     pub id: String,
     pub has_default_payment_method: bool,
     pub metadata: Metadata,
+}
+
+/// A free trial on a new subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trial {
+    pub days: u32,
+    /// Without it the subscription starts without a payment method and cancels at the
+    /// trial's end unless one was added.
+    pub card_required: bool,
 }
 
 /// The latest invoice's PaymentIntent, inline: what the first payment of a subscription needs.
@@ -329,17 +340,28 @@ impl StripeApi {
         customer: &str,
         price: &str,
         quantity: u64,
+        trial: Option<Trial>,
         metadata: Metadata,
     ) -> Result<(Subscription, FirstPayment), CallError> {
         let mut item = CreateSubscriptionItems::new();
         item.price = Some(price.to_owned());
         item.quantity = Some(quantity);
-        let request = CreateSubscription::new()
+        let mut request = CreateSubscription::new()
             .customer(customer)
             .items(vec![item])
             .metadata(metadata)
             .payment_behavior(CreateSubscriptionPaymentBehavior::AllowIncomplete)
             .expand(vec![FIRST_PAYMENT_EXPAND.to_owned()]);
+        if let Some(trial) = trial {
+            request = request.trial_period_days(trial.days);
+            if !trial.card_required {
+                // No card now: the trial ends the subscription unless one was added.
+                let mut end = CreateSubscriptionTrialSettingsEndBehavior::new();
+                end.missing_payment_method =
+                    Some(CreateSubscriptionTrialSettingsEndBehaviorMissingPaymentMethod::Cancel);
+                request = request.trial_settings(CreateSubscriptionTrialSettings::new(end));
+            }
+        }
         let subscription = self
             .send("subscriptions.create", Some(idempotency_key), request)
             .await?;
@@ -459,6 +481,7 @@ impl StripeApi {
         customer: &str,
         price: &str,
         quantity: u64,
+        trial_days: Option<u32>,
         success_url: &str,
         cancel_url: &str,
         metadata: Metadata,
@@ -469,6 +492,7 @@ impl StripeApi {
         line.quantity = Some(quantity);
         let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
         subscription_data.metadata = Some(subscription_metadata);
+        subscription_data.trial_period_days = trial_days;
         let request = CreateCheckoutSession::new()
             .customer(customer)
             .mode(CheckoutSessionMode::Subscription)

@@ -53,6 +53,9 @@ pub struct Subscription {
     pub canceled_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub start_date: Option<i64>,
+    /// The end of a free trial (`trialing` until then), if it has one.
+    #[serde(default)]
+    pub trial_end: Option<i64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +296,7 @@ impl From<&stripe_shared::Subscription> for Subscription {
             canceled_at: s.canceled_at,
             ended_at: s.ended_at,
             start_date: Some(s.start_date),
+            trial_end: s.trial_end,
         }
     }
 }

@@ -183,6 +183,7 @@ async fn reconcile_reports_double_billing_loudly() {
             &stripe_customer,
             &price,
             1,
+            None,
             Default::default(),
         )
         .await
