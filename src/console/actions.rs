@@ -161,13 +161,15 @@ fn attach_outcome(plan: &str, status: StatusCode, answer: &Value) -> Outcome {
     let text = |key: &str| answer[key].as_str().unwrap_or_default().to_owned();
     let duplicate = answer["duplicate"].as_bool() == Some(true);
     match text("state").as_str() {
-        "checkout_required" => {
-            Outcome::done(format!(
-                "{plan} needs a checkout: hand this link to the customer{}.",
-                if duplicate { " (the attach in flight)" } else { "" }
-            ))
-            .with_link("Checkout page", &text("checkout_url"))
-        }
+        "checkout_required" => Outcome::done(format!(
+            "{plan} needs a checkout: hand this link to the customer{}.",
+            if duplicate {
+                " (the attach in flight)"
+            } else {
+                ""
+            }
+        ))
+        .with_link("Checkout page", &text("checkout_url")),
         "requires_action" => Outcome::notice(format!(
             "{plan}: the first payment needs the customer ({}).",
             text("error")

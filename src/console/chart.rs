@@ -119,8 +119,11 @@ mod tests {
             })
             .collect();
         let svg = render(&minutes);
-        assert!(svg.contains("1770 received, 885 applied"), "{svg}");
-        assert!(svg.contains(">80</text>"), "the axis tops at 80 for a peak of 59");
+        assert!(svg.contains("1770 received, 870 applied"), "{svg}");
+        assert!(
+            svg.contains(">80</text>"),
+            "the axis tops at 80 for a peak of 59"
+        );
         assert!(svg.contains(">10:00</text>") && svg.contains(">10:59</text>"));
         assert!(render(&[]).ends_with("</svg>"));
         assert_eq!(nice_ceiling(0), 4);

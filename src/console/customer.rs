@@ -9,8 +9,7 @@ use serde_json::Value;
 use super::actions::{self, AttachOptions, CancelAt, ConsoleAction, Proration};
 use super::form::Form;
 use super::layout::{
-    Section, badge, button_form, count, csrf_field, customer_path, money, segment, sheet,
-    when,
+    Section, badge, button_form, count, csrf_field, customer_path, money, segment, sheet, when,
 };
 use super::session::random_hex;
 use super::{Back, Planned, Reply, View, activity};
@@ -179,7 +178,10 @@ fn plan_row(view: &View<'_>, id: &str, p: &PlanView) -> Markup {
     let base = format!("{}/plans/{}", customer_path(id), segment(&p.plan_id));
     let price = match (p.amount, &p.currency, &p.interval) {
         (Some(amount), Some(currency), Some(interval)) => {
-            format!("{} / {interval}", money(amount.saturating_mul(p.quantity), currency))
+            format!(
+                "{} / {interval}",
+                money(amount.saturating_mul(p.quantity), currency)
+            )
         }
         _ => "free".to_owned(),
     };
@@ -418,7 +420,12 @@ pub(super) fn attach_action(id: &str, form: &Form) -> Planned {
             "default" => Proration::Default,
             "prorate" => Proration::Prorate,
             "none" => Proration::None,
-            _ => return Err(ApiError::invalid("proration", "must be default, prorate or none")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "proration",
+                    "must be default, prorate or none",
+                ));
+            }
         };
         let body = CreateAttach {
             customer_id: id.to_owned(),

@@ -238,10 +238,9 @@ pub(super) fn create_action(form: &Form) -> Planned {
     let email = form.text("email");
     let back = match (&id, &email) {
         (Some(id), _) => Back::Created(customer_path(id)),
-        (None, Some(email)) => Back::Created(format!(
-            "/console/customers?search={}",
-            query_value(email)
-        )),
+        (None, Some(email)) => {
+            Back::Created(format!("/console/customers?search={}", query_value(email)))
+        }
         (None, None) => Back::To("/console/customers".to_owned()),
     };
     let body = CreateCustomer {

@@ -100,8 +100,9 @@ pub(super) fn badge(status: &str) -> Markup {
     let tone = match status {
         "active" | "trialing" | "applied" | "paid" | "completed" | "done" => "ok",
         "past_due" | "pending" | "received" | "processing" | "scheduled" | "open"
-        | "requires_action" | "checkout_required" | "awaiting_payment" | "paused"
-        | "retrying" => "warn",
+        | "requires_action" | "checkout_required" | "awaiting_payment" | "paused" | "retrying" => {
+            "warn"
+        }
         "dead" | "failed" | "unpaid" | "incomplete" | "uncollectible" => "bad",
         _ => "muted",
     };
@@ -175,7 +176,11 @@ pub(super) fn count(n: i64) -> String {
 
 /// Characters left as they are in a path segment; every other one is percent-encoded (ids
 /// may hold `/`, spaces or anything printable).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 pub(super) fn segment(id: &str) -> String {
     utf8_percent_encode(id, SEGMENT).to_string()

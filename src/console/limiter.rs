@@ -59,7 +59,11 @@ impl Limiter {
         if overall.failures >= OVERALL {
             return Err(overall.retry_after(now));
         }
-        match w.by_address.get_mut(&address).map(|window| *window.current(now)) {
+        match w
+            .by_address
+            .get_mut(&address)
+            .map(|window| *window.current(now))
+        {
             Some(window) if window.failures >= PER_ADDRESS => Err(window.retry_after(now)),
             _ => Ok(()),
         }
@@ -70,7 +74,8 @@ impl Limiter {
         let mut w = self.inner.lock().expect("never poisoned");
         w.overall.current(now).failures += 1;
         if w.by_address.len() >= MAX_ADDRESSES && !w.by_address.contains_key(&address) {
-            w.by_address.retain(|_, window| now - window.start < WINDOW_SECS);
+            w.by_address
+                .retain(|_, window| now - window.start < WINDOW_SECS);
             if w.by_address.len() >= MAX_ADDRESSES {
                 return; // Still full: the overall limit holds meanwhile.
             }
@@ -120,6 +125,10 @@ mod tests {
             limiter.failed(IpAddr::from([10, 1, (n / 256) as u8, n as u8]), 0);
         }
         assert!(limiter.check("10.9.9.9".parse().unwrap(), 1).is_err());
-        assert!(limiter.check("10.9.9.9".parse().unwrap(), WINDOW_SECS).is_ok());
+        assert!(
+            limiter
+                .check("10.9.9.9".parse().unwrap(), WINDOW_SECS)
+                .is_ok()
+        );
     }
 }

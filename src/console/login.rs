@@ -132,13 +132,8 @@ pub(super) async fn submit(state: &AppState, req: Request<Incoming>) -> Reply {
 /// `POST /console/logout` (its CSRF token checked by the caller).
 pub(super) fn logout(state: &AppState, headers: &header::HeaderMap, session: &Session) -> Reply {
     state.console.sign_out(session, now());
-    Reply::redirect("/console/login?signed_out=1").cookie(session::set_cookie(
-        headers,
-        COOKIE,
-        "",
-        "/console",
-        0,
-    ))
+    Reply::redirect("/console/login?signed_out=1")
+        .cookie(session::set_cookie(headers, COOKIE, "", "/console", 0))
 }
 
 /// Where to go after signing in: a console path from the query's `next`.

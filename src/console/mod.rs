@@ -106,12 +106,7 @@ async fn pages(
 }
 
 /// The forms: the CSRF token first, then the action, then back to a page with its outcome.
-async fn post(
-    state: &AppState,
-    req: Request<Incoming>,
-    session: &Session,
-    path: &[&str],
-) -> Reply {
+async fn post(state: &AppState, req: Request<Incoming>, session: &Session, path: &[&str]) -> Reply {
     let headers = req.headers().clone();
     let form = match Form::read(state, req).await {
         Ok(form) => form,
@@ -182,10 +177,7 @@ impl Reply {
         Self {
             status,
             body: markup.into_string(),
-            headers: vec![(
-                header::CONTENT_TYPE,
-                "text/html; charset=utf-8".to_owned(),
-            )],
+            headers: vec![(header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned())],
         }
     }
 
@@ -212,7 +204,11 @@ impl Reply {
     fn error(error: ApiError) -> Self {
         error.log();
         let status = error.status();
-        message(status, status.canonical_reason().unwrap_or("Error"), &error.to_string())
+        message(
+            status,
+            status.canonical_reason().unwrap_or("Error"),
+            &error.to_string(),
+        )
     }
 
     /// A form without its CSRF token, or with another session's.
@@ -292,7 +288,10 @@ fn to_login(req: &Request<Incoming>) -> Reply {
         (&Method::GET, Some(pq)) => pq.as_str().to_owned(),
         _ => "/console/customers".to_owned(),
     };
-    Reply::redirect(&format!("/console/login?next={}", layout::query_value(&back)))
+    Reply::redirect(&format!(
+        "/console/login?next={}",
+        layout::query_value(&back)
+    ))
 }
 
 /// The connection's address (the server puts it on every request).

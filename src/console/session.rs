@@ -209,9 +209,11 @@ mod tests {
         assert!(other.session(&request(&value), 1_001).is_none());
         assert!(console.session(&request("garbage"), 1_001).is_none());
         // Another instance with the same token accepts it.
-        assert!(Console::new(&Secret::new("token-1"))
-            .session(&request(&value), 1_001)
-            .is_some());
+        assert!(
+            Console::new(&Secret::new("token-1"))
+                .session(&request(&value), 1_001)
+                .is_some()
+        );
     }
 
     #[test]

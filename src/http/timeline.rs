@@ -19,7 +19,11 @@ pub(super) async fn get(
 }
 
 /// The timeline's answer for a query string (the API's and the console's).
-pub(crate) async fn page(state: &AppState, id: &str, query: Option<&str>) -> Result<Value, ApiError> {
+pub(crate) async fn page(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Value, ApiError> {
     let mut limit = DEFAULT_PAGE;
     let mut before = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

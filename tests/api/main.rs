@@ -3,6 +3,7 @@
 
 mod attach_safety;
 mod balances;
+mod console;
 mod daemon;
 mod helpers;
 
