@@ -4,6 +4,7 @@
 mod attach_safety;
 mod balances;
 mod console;
+mod console_browser;
 mod daemon;
 mod helpers;
 
@@ -30,4 +31,5 @@ mod stripe_side;
 mod systemd_notify;
 mod timeline;
 mod usage;
+mod webdriver;
 mod webhook;
