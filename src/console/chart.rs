@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use outbox::log::MinuteCounts;
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 220.0;
+const WIDTH: f64 = 1160.0;
+const HEIGHT: f64 = 240.0;
 const LEFT: f64 = 48.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
@@ -45,7 +45,7 @@ pub(super) fn render(minutes: &[MinuteCounts]) -> String {
         );
     }
     let labelled = minutes.len().saturating_sub(1);
-    for i in (0..minutes.len()).filter(|i| i % 15 == 0 || *i == labelled) {
+    for i in (0..minutes.len()).filter(|i| i.is_multiple_of(15) || *i == labelled) {
         let anchor = if i == 0 {
             "start"
         } else if i == labelled {

@@ -137,7 +137,7 @@ fn plans(view: &View<'_>, id: &str, c: &CustomerView) -> Markup {
                     @for (label, group) in [("Current plan", &current), ("Add-ons", &add_ons)] {
                         @if !group.is_empty() {
                             tbody {
-                                tr.group { td colspan="5" { span.badge.plain { (label) } } }
+                                tr.group { td colspan="5" { (label) } }
                                 @for p in group.iter() { (plan_row(view, id, p)) }
                             }
                         }

@@ -25,6 +25,7 @@ mod layout;
 mod limiter;
 mod login;
 mod outbox;
+mod pretty;
 mod session;
 
 use std::net::SocketAddr;

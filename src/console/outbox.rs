@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use super::actions::ConsoleAction;
 use super::form::Form;
 use super::layout::{self, Section, at, badge, count, customer_path, event_path};
-use super::{Back, Planned, Reply, View, chart, not_found};
+use super::{Back, Planned, Reply, View, chart, not_found, pretty};
 use crate::http::error::ApiError;
 use crate::store::customers;
 use outbox::log::{self as events, ListFilter};
@@ -114,7 +114,7 @@ async fn read(view: &View<'_>) -> Result<Markup, ApiError> {
                                     }
                                 }
                                 td.num { (d.attempts) }
-                                td { span.error-text.ellipsis title=[d.last_error.as_deref()] { (d.last_error.as_deref().unwrap_or("—")) } }
+                                td { span.error-text title=[d.last_error.as_deref()] { (d.last_error.as_deref().unwrap_or("—")) } }
                                 td { (at(d.enqueued_at)) }
                                 td.actions { (retry_button(view, &d.job_key, "outbox")) }
                             }
@@ -195,10 +195,8 @@ pub(super) async fn event(view: &View<'_>, id: &str) -> Reply {
         Ok(None) => return not_found(),
         Err(error) => return Reply::error(error),
     };
-    let pretty = serde_json::from_slice::<serde_json::Value>(&payload)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(&payload).into_owned());
+    let pretty =
+        pretty::json(&payload).unwrap_or_else(|| String::from_utf8_lossy(&payload).into_owned());
     let retryable = matches!(event.state.as_str(), "dead" | "failed");
     let content = html! {
         div.page-head {

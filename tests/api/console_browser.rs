@@ -97,6 +97,7 @@ async fn an_operator_signs_in_grants_a_balance_retries_a_dead_letter_and_signs_o
     browser
         .type_into("input[name=search]", "lovelace\u{e007}")
         .await;
+    browser.wait_for_url("search=lovelace").await;
     browser.wait_for_text("table", "Ada Lovelace").await;
     let found = browser.text("table").await.unwrap();
     assert!(!found.contains("Grace Hopper"), "{found}");

@@ -119,6 +119,19 @@ impl Browser {
         url.as_str().unwrap().to_owned()
     }
 
+    /// Waits up to 5 s for the address to contain `part` (a navigation finished).
+    pub async fn wait_for_url(&self, part: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.url().await.contains(part) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never got to {part}: at {}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The first element matching the CSS `selector`, waiting up to 5 s for it.
     pub async fn find(&self, selector: &str) -> Element {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -178,9 +191,9 @@ impl Browser {
             .await
             .ok()?;
         let id = element[ELEMENT].as_str()?.to_owned();
-        let text = self
-            .session_call(Method::GET, &format!("/element/{id}/text"), None)
-            .await;
+        // A page that is being replaced makes the element stale: no text yet.
+        let path = format!("/session/{}/element/{id}/text", self.session);
+        let text = self.call(Method::GET, &path, None).await.ok()?;
         text.as_str().map(str::to_owned)
     }
 
