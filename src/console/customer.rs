@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::actions::{self, AttachOptions, CancelAt, ConsoleAction, Proration};
 use super::form::Form;
 use super::layout::{
-    Section, badge, button_form, count, csrf_field, customer_path, money, segment, sheet, when,
+    Section, badge, button_form, count, csrf_field, customer_path, day, money, segment, sheet, when,
 };
 use super::session::random_hex;
 use super::{Back, Planned, Reply, View, activity};
@@ -192,7 +192,7 @@ fn plan_row(view: &View<'_>, id: &str, p: &PlanView) -> Markup {
                 span.sub {
                     span.mono { (p.plan_id) }
                     @if p.quantity != 1 { " · × " (p.quantity) }
-                    " · since " (when(&p.started_at))
+                    " · since " (day(&p.started_at))
                 }
             }
             td {
@@ -204,7 +204,7 @@ fn plan_row(view: &View<'_>, id: &str, p: &PlanView) -> Markup {
                 }
             }
             td.num { (price) }
-            td { (when(&p.next_renewal_at)) }
+            td { (day(&p.next_renewal_at)) }
             td.actions {
                 @if p.stripe_subscription_id.is_some() {
                     @if canceling {
@@ -253,7 +253,7 @@ fn usage(view: &View<'_>, id: &str, balances: &[BalanceView]) -> Markup {
                                 }
                                 td.usage { (usage_bar(b)) }
                                 td.num { (balance_sheet(view, id, b)) }
-                                td { (when(&b.next_reset_at)) }
+                                td { (day(&b.next_reset_at)) }
                             }
                         }
                     }
@@ -354,7 +354,7 @@ fn invoices(invoices: &[InvoiceView]) -> Markup {
                                 td { (badge(i.status.as_deref().unwrap_or("unknown"))) }
                                 td { (i.plan_ids.join(", ")) }
                                 td.num { (money(i.total, &i.currency)) }
-                                td { (when(&i.created_at)) }
+                                td { (day(&i.created_at)) }
                                 td.actions {
                                     @if let Some(url) = &i.hosted_invoice_url {
                                         a href=(url) target="_blank" rel="noopener noreferrer" { "Open ↗" }

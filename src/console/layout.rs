@@ -117,6 +117,16 @@ pub(super) fn when(value: &Value) -> Markup {
     }
 }
 
+/// An API time's day (`2027-01-01`), the whole time on hover; `—` for none.
+pub(super) fn day(value: &Value) -> Markup {
+    match value.as_str().and_then(parse_time) {
+        Some(at) => html! {
+            time datetime=(at.to_rfc3339()) title=(at.format("%Y-%m-%d %H:%M UTC")) { (at.format("%Y-%m-%d")) }
+        },
+        None => html! { span.none { "—" } },
+    }
+}
+
 /// A time as the console writes it.
 pub(super) fn at(at: DateTime<Utc>) -> Markup {
     html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S UTC")) } }
