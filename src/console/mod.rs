@@ -49,6 +49,17 @@ use session::Session;
 /// Routes `/console/...`; `path` is the percent-decoded segments after `console`.
 pub(crate) async fn route(state: &AppState, req: Request<Incoming>, path: &[&str]) -> HttpResponse {
     let method = req.method().clone();
+    // Ids in the path are what `/v1` accepts: printable, at most 255 characters.
+    if path
+        .iter()
+        .any(|s| s.chars().count() > 255 || s.chars().any(char::is_control))
+    {
+        return Reply::error(ApiError::invalid(
+            "id",
+            "must be 1-255 printable characters",
+        ))
+        .into_response();
+    }
     match (&method, path) {
         (&Method::GET, ["assets", name]) => {
             return assets::serve(name).unwrap_or_else(|| not_found().into_response());
