@@ -5,6 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
 
+# The console's browser test drives Debian's headless Chromium through chromedriver; it
+# never skips, so install them when missing (as root, or through sudo).
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    echo "==> installing chromium and chromium-driver (the console's browser test)" >&2
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >&2
+fi
+
 name="test-$$"
 trap 'pg_stop; rm -rf ".pgdata/$name" "${PG_DATA:-/nonexistent}"' EXIT
 pg_start "$name" "$(pg_free_port)"

@@ -84,15 +84,17 @@ impl Application {
             settings.engine.clone(),
             wakeup.clone(),
         );
+        let api_token = settings
+            .api_token
+            .clone()
+            .context("api_token is required")?;
         let state = Arc::new(AppState {
             pool,
             catalog,
             ingest,
             webhook_secrets: settings.webhook_secrets(),
-            api_token: settings
-                .api_token
-                .clone()
-                .context("api_token is required")?,
+            console: crate::console::Console::new(&api_token),
+            api_token,
             signature_tolerance_secs: settings.signature_tolerance_secs,
             http: settings.http.clone(),
             metrics: settings.metrics.clone(),

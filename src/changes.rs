@@ -38,7 +38,8 @@ impl CancelAt {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// As `POST /v1/cancel`'s `at` names it.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::PeriodEnd => "period_end",
             Self::Now => "now",

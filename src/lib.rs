@@ -23,6 +23,8 @@
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
 //!   for webhooks, health, metrics, customers/check/track/balances/usage, the timeline,
 //!   attaches and plan changes; API JSON is shaped here.
+//! - [`console`]: the operator console under `/console` (server-rendered HTML, signed session
+//!   cookies, CSRF tokens), reading and acting through the same functions as `http`'s API.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
 //! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
 //!   delivered (`catch-up`, and periodically in the daemon).
@@ -57,6 +59,7 @@ pub mod catchup;
 pub mod changes;
 pub mod cli;
 pub mod config;
+pub(crate) mod console;
 pub mod db;
 pub(crate) mod http;
 pub mod ingest;

@@ -17,28 +17,37 @@ use crate::store::{customers, plans, trials};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CreateAttach {
-    customer_id: String,
-    plan_id: String,
-    success_url: String,
-    cancel_url: String,
+pub(crate) struct CreateAttach {
+    pub(crate) customer_id: String,
+    pub(crate) plan_id: String,
+    pub(crate) success_url: String,
+    pub(crate) cancel_url: String,
     /// Units of the plan (seats), 1 by default.
     #[serde(default = "one")]
-    quantity: i64,
+    pub(crate) quantity: i64,
     /// Whether an upgrade prorates (Stripe's default) or is billed from the next period.
     #[serde(default = "yes")]
-    prorate: bool,
+    pub(crate) prorate: bool,
 }
 
-fn one() -> i64 {
+pub(crate) fn one() -> i64 {
     1
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
 pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpResponse, ApiError> {
+    let (status, answer) = start(state, body).await?;
+    Ok(json(status, &answer))
+}
+
+/// `POST /v1/attach`'s status and answer (the API's and the console's).
+pub(crate) async fn start(
+    state: &AppState,
+    body: CreateAttach,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
     if !state.stripe_enabled {
         return Err(ApiError::StripeNotConfigured);
     }
@@ -69,12 +78,12 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
         })?;
     if let Some(open) = attaches::in_flight(&mut tx, customer.pk, &body.plan_id).await? {
         tx.commit().await?;
-        return Ok(json(StatusCode::OK, &duplicate(&open, &body.customer_id)));
+        return Ok((StatusCode::OK, duplicate(&open, &body.customer_id)));
     }
     if let Some(held) = plans::held(&mut tx, customer.pk, &body.plan_id).await? {
         let last = attaches::latest_done(&mut tx, customer.pk, &body.plan_id).await?;
         tx.commit().await?;
-        return Ok(json(StatusCode::OK, &already_held(&body, &held, last)));
+        return Ok((StatusCode::OK, already_held(&body, &held, last)));
     }
     let id = attaches::new_id(&mut tx).await?;
     let new = attaches::NewAttach {
@@ -107,7 +116,7 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
     };
     let mut answer = view(&attach, &body.customer_id);
     answer["duplicate"] = false.into();
-    Ok(json(status, &answer))
+    Ok((status, answer))
 }
 
 /// The plan's free trial, if it has one, the attach starts a subscription (not a change

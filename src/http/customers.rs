@@ -17,15 +17,15 @@ use sqlx::PgConnection;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CreateCustomer {
-    id: Option<String>,
-    name: Option<String>,
-    email: Option<String>,
-    fingerprint: Option<String>,
-    metadata: Option<Value>,
+pub(crate) struct CreateCustomer {
+    pub(crate) id: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) metadata: Option<Value>,
     #[serde(default)]
-    create_in_stripe: bool,
-    stripe_id: Option<String>,
+    pub(crate) create_in_stripe: bool,
+    pub(crate) stripe_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,13 +59,13 @@ pub(super) struct Track {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct EditBalance {
-    customer_id: String,
-    feature_id: String,
-    op: String,
-    amount: i64,
-    reason: Option<String>,
-    idempotency_key: Option<String>,
+pub(crate) struct EditBalance {
+    pub(crate) customer_id: String,
+    pub(crate) feature_id: String,
+    pub(crate) op: String,
+    pub(crate) amount: i64,
+    pub(crate) reason: Option<String>,
+    pub(crate) idempotency_key: Option<String>,
 }
 
 fn one() -> i64 {
@@ -77,6 +77,20 @@ pub(super) async fn create(
     state: &AppState,
     body: CreateCustomer,
 ) -> Result<HttpResponse, ApiError> {
+    let (created, view) = get_or_create(state, body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json(status, &view))
+}
+
+/// Get-or-create (the API's and the console's): whether it was created, and its view.
+pub(crate) async fn get_or_create(
+    state: &AppState,
+    body: CreateCustomer,
+) -> Result<(bool, Value), ApiError> {
     if body.id.is_none() && body.email.is_none() {
         return Err(ApiError::invalid(
             "id",
@@ -125,21 +139,18 @@ pub(super) async fn create(
         .unwrap_or(customer);
     let view = view(&mut tx, &state.catalog, &customer).await?;
     tx.commit().await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(json(status, &view))
+    Ok((created, view))
 }
 
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
+    Ok(json(StatusCode::OK, &view_of(state, id).await?))
+}
+
+/// `GET /v1/customers/{id}`'s answer (the API's and the console's).
+pub(crate) async fn view_of(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let customer = find(&mut conn, id).await?;
-    Ok(json(
-        StatusCode::OK,
-        &view(&mut conn, &state.catalog, &customer).await?,
-    ))
+    Ok(view(&mut conn, &state.catalog, &customer).await?)
 }
 
 pub(super) async fn update(
@@ -258,6 +269,11 @@ pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse,
 /// `GET /v1/customers?search=&plan_id=&status=&limit=&cursor=`: newest first, a page at a
 /// time (`next_cursor` until the last page).
 pub(super) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
+    Ok(json(StatusCode::OK, &list_page(state, query).await?))
+}
+
+/// `GET /v1/customers`' answer for a query string (the API's and the console's).
+pub(crate) async fn list_page(state: &AppState, query: Option<&str>) -> Result<Value, ApiError> {
     let mut search = None;
     let mut plan_id = None;
     let mut status = None;
@@ -322,10 +338,7 @@ pub(super) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpRe
             })
         })
         .collect();
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({"data": data, "next_cursor": next_cursor}),
-    ))
+    Ok(serde_json::json!({"data": data, "next_cursor": next_cursor}))
 }
 
 /// `GET /v1/customers/{id}/usage?feature_id=&from=&to=&group_by=day|hour`: usage totals per
@@ -432,6 +445,19 @@ pub(super) async fn edit_balance(
     state: &AppState,
     body: EditBalance,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(json(
+        StatusCode::OK,
+        &apply_balance_edit(state, body, API_ACTOR).await?,
+    ))
+}
+
+/// `POST /v1/balances`' answer (the API's and the console's); `actor` is recorded as who
+/// made the edit.
+pub(crate) async fn apply_balance_edit(
+    state: &AppState,
+    body: EditBalance,
+    actor: &str,
+) -> Result<Value, ApiError> {
     input::id("customer_id", &body.customer_id)?;
     input::id("feature_id", &body.feature_id)?;
     let op = match body.op.as_str() {
@@ -453,7 +479,7 @@ pub(super) async fn edit_balance(
         op,
         amount: body.amount,
         reason: body.reason.as_deref(),
-        actor: API_ACTOR,
+        actor,
         idempotency_key: body.idempotency_key.as_deref(),
     };
     let (balance, duplicate) = match balances::edit(&mut tx, customer.pk, &edit).await? {
@@ -475,15 +501,12 @@ pub(super) async fn edit_balance(
         }
     };
     tx.commit().await?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "customer_id": body.customer_id, "feature_id": body.feature_id,
-            "balance": balance.remaining(), "included": balance.included,
-            "adjustment": balance.adjustment, "used": balance.used,
-            "next_reset_at": time(balance.next_reset_at), "duplicate": duplicate,
-        }),
-    ))
+    Ok(serde_json::json!({
+        "customer_id": body.customer_id, "feature_id": body.feature_id,
+        "balance": balance.remaining(), "included": balance.included,
+        "adjustment": balance.adjustment, "used": balance.used,
+        "next_reset_at": time(balance.next_reset_at), "duplicate": duplicate,
+    }))
 }
 
 /// `GET /v1/customers/{id}/invoices/{invoice_id}`: one of the customer's invoices, as the

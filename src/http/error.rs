@@ -49,7 +49,7 @@ pub(crate) enum ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::Signature(_)
             | Self::InvalidPayload(_)
@@ -94,9 +94,9 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn into_response(self) -> HttpResponse {
-        let status = self.status();
-        match &self {
+    /// Logs the error: the cause chain of an internal one (never sent), else a debug line.
+    pub(crate) fn log(&self) {
+        match self {
             Self::Unavailable(cause) | Self::Internal(cause) => {
                 tracing::error!(
                     code = self.code(),
@@ -106,6 +106,11 @@ impl ApiError {
             }
             _ => tracing::debug!(code = self.code(), error = %self, "request refused"),
         }
+    }
+
+    pub(crate) fn into_response(self) -> HttpResponse {
+        let status = self.status();
+        self.log();
         let body = serde_json::json!({
             "error": { "code": self.code(), "message": self.to_string() }
         });

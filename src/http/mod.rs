@@ -5,15 +5,16 @@
 //! bodies, and on shutdown stops accepting, lets in-flight requests finish, and returns.
 
 mod api;
-mod attach;
-mod customers;
-mod error;
+// The console (`crate::console`) renders what these answer, through the same functions.
+pub(crate) mod attach;
+pub(crate) mod customers;
+pub(crate) mod error;
 mod health;
 mod input;
 mod metrics;
-mod plan_changes;
-mod timeline;
-mod webhook;
+pub(crate) mod plan_changes;
+pub(crate) mod timeline;
+pub(crate) mod webhook;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -49,7 +50,13 @@ pub(crate) struct AppState {
     pub stripe_enabled: bool,
     /// How long `POST /v1/attach` waits for the first outcome.
     pub attach_wait: std::time::Duration,
+    /// The operator console's sessions and sign-in limits (`/console`).
+    pub console: crate::console::Console,
 }
+
+/// The address a request's connection came from (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(pub std::net::SocketAddr);
 
 /// Accepts connections until `shutdown`, then waits for open connections to finish.
 pub(crate) async fn serve(
@@ -81,7 +88,8 @@ pub(crate) async fn serve(
         let state = state.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(route(&state, req).await) }
             });
@@ -142,6 +150,7 @@ async fn dispatch(
         (&Method::GET, ["healthz"]) => Ok(health::live()),
         (&Method::GET, ["readyz"]) => Ok(health::ready(state).await),
         (&Method::GET, ["metrics"]) => metrics::scrape(state, &req).await,
+        (_, ["console", rest @ ..]) => Ok(crate::console::route(state, req, rest).await),
         (_, ["v1", ..]) => match api::authorize(state, &req) {
             Ok(()) => api::route(state, req, &segments[1..]).await,
             Err(e) => Err(e),

@@ -77,10 +77,10 @@ pub(super) async fn quantity(state: &AppState, body: Quantity) -> Result<HttpRes
 }
 
 /// Which plan of which customer, and the request's idempotency key.
-struct Target<'a> {
-    customer_id: &'a str,
-    plan_id: &'a str,
-    idempotency_key: Option<&'a str>,
+pub(crate) struct Target<'a> {
+    pub(crate) customer_id: &'a str,
+    pub(crate) plan_id: &'a str,
+    pub(crate) idempotency_key: Option<&'a str>,
 }
 
 async fn submit(
@@ -88,6 +88,21 @@ async fn submit(
     target: Target<'_>,
     change: Change,
 ) -> Result<HttpResponse, ApiError> {
+    let (status, answer) = request(state, target, change, API_ACTOR).await?;
+    Ok(json(status, &answer))
+}
+
+/// Records a plan change for `actor` and waits for it like the API does: the status and
+/// answer of `POST /v1/cancel|uncancel|quantity` (the API's and the console's).
+pub(crate) async fn request(
+    state: &AppState,
+    target: Target<'_>,
+    change: Change,
+    actor: &str,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    if let Change::Quantity { quantity, .. } = change {
+        input::quantity("quantity", i64::from(quantity))?;
+    }
     input::id("customer_id", target.customer_id)?;
     input::id("plan_id", target.plan_id)?;
     if let Some(key) = target.idempotency_key {
@@ -100,7 +115,7 @@ async fn submit(
         customer_id: target.customer_id,
         plan_id: target.plan_id,
         change,
-        actor: API_ACTOR,
+        actor,
         idempotency_key: target.idempotency_key,
     };
     let (change, duplicate) = changes::request(&state.pool, &state.catalog, &request).await?;
@@ -112,7 +127,7 @@ async fn submit(
     };
     let mut answer = view(&change, target.customer_id);
     answer["duplicate"] = duplicate.into();
-    Ok(json(status, &answer))
+    Ok((status, answer))
 }
 
 /// `GET /v1/plan_changes/{id}`.

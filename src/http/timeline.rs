@@ -15,6 +15,15 @@ pub(super) async fn get(
     id: &str,
     query: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
+    Ok(respond(StatusCode::OK, &page(state, id, query).await?))
+}
+
+/// The timeline's answer for a query string (the API's and the console's).
+pub(crate) async fn page(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+) -> Result<Value, ApiError> {
     let mut limit = DEFAULT_PAGE;
     let mut before = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -53,10 +62,7 @@ pub(super) async fn get(
             entry
         })
         .collect();
-    Ok(respond(
-        StatusCode::OK,
-        &json!({"data": data, "next_cursor": next_cursor}),
-    ))
+    Ok(json!({"data": data, "next_cursor": next_cursor}))
 }
 
 /// `{micros}_{id}`, as `next_cursor` writes it.

@@ -60,7 +60,7 @@ async fn read(
 /// A request's body, bounded in size (a larger `Content-Length` is refused before reading)
 /// and in time (`http.body_read_timeout_ms`), so a client that never finishes its body
 /// cannot hold a connection slot. The `/v1` API reads its bodies through this too.
-pub(super) async fn read_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let limit = state.http.max_body_bytes;
     let declared = req
         .headers()

@@ -3,6 +3,8 @@
 
 mod attach_safety;
 mod balances;
+mod console;
+mod console_browser;
 mod daemon;
 mod helpers;
 
@@ -32,4 +34,5 @@ mod stripe_side;
 mod systemd_notify;
 mod timeline;
 mod usage;
+mod webdriver;
 mod webhook;

@@ -1,0 +1,181 @@
+//! A customer's activity: the timeline (`GET /v1/customers/{id}/timeline`'s answer) and the
+//! Stripe events about them with their state (the outbox's log).
+
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::View;
+use super::layout::{at, badge, count, customer_path, event_path, money, query_value, when};
+use crate::http::error::ApiError;
+use crate::http::timeline;
+
+/// Timeline entries on one page.
+const TIMELINE_PAGE: i64 = 20;
+/// Events listed.
+const EVENTS: i64 = 15;
+/// How many of the newest events of the log are looked through for the customer's.
+const EVENTS_SCANNED: i64 = 5_000;
+
+pub(super) async fn panels(
+    view: &View<'_>,
+    id: &str,
+    stripe_id: Option<&str>,
+    query: Option<&str>,
+) -> Result<Markup, ApiError> {
+    let cursor = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "timeline")
+        .map(|(_, v)| v.into_owned());
+    let mut timeline_query = format!("limit={TIMELINE_PAGE}");
+    if let Some(cursor) = &cursor {
+        timeline_query.push_str("&cursor=");
+        timeline_query.push_str(&query_value(cursor));
+    }
+    let page = timeline::page(view.state, id, Some(&timeline_query)).await?;
+    let entries = page["data"].as_array().cloned().unwrap_or_default();
+    let next = page["next_cursor"].as_str();
+    let events = match stripe_id {
+        Some(stripe_id) => {
+            outbox::log::of_subject(&view.state.pool, stripe_id, EVENTS_SCANNED, EVENTS).await?
+        }
+        None => Vec::new(),
+    };
+    Ok(html! {
+        section.panel #timeline {
+            div.panel-head { h2 { "Timeline" } span.hint { "newest first" } }
+            @if entries.is_empty() {
+                p.empty { "Nothing has happened yet." }
+            } @else {
+                ol.timeline {
+                    @for e in &entries { (entry(view, e)) }
+                }
+            }
+            @if cursor.is_some() || next.is_some() {
+                div.pager {
+                    @if cursor.is_some() {
+                        a href={ (customer_path(id)) "#timeline" } { "← Newest" }
+                    }
+                    @if let Some(next) = next {
+                        a href={ (customer_path(id)) "?timeline=" (query_value(next)) "#timeline" } { "Older →" }
+                    }
+                }
+            }
+        }
+        section.panel #events {
+            div.panel-head { h2 { "Stripe events" } span.hint { "in the queue, or among the latest received" } }
+            @if stripe_id.is_none() {
+                p.empty { "Not linked to a Stripe customer: no events." }
+            } @else if events.is_empty() {
+                p.empty { "No recent events." }
+            } @else {
+                table {
+                    thead { tr { th { "Event" } th { "State" } th { "Received" } } }
+                    tbody {
+                        @for e in &events {
+                            tr {
+                                td {
+                                    a href=(event_path(&e.id)) { (e.event_type) }
+                                    span.sub.mono { (e.id) }
+                                }
+                                td {
+                                    (badge(&e.state))
+                                    @if e.attempts > 1 { span.sub { (e.attempts) " attempts" } }
+                                }
+                                td { (at(e.received_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// One timeline entry in words.
+fn entry(view: &View<'_>, e: &Value) -> Markup {
+    let text = |key: &str| e[key].as_str().unwrap_or_default().to_owned();
+    let kind = text("kind");
+    let plan = || {
+        let id = text("plan_id");
+        view.state
+            .catalog
+            .plan(&id)
+            .map_or(id, |plan| plan.name.clone())
+    };
+    let amount = e["amount"].as_i64().unwrap_or_default();
+    let (dot, what): (&str, String) = match kind.as_str() {
+        "plan.attached" => ("plan", format!("{} attached", plan())),
+        "plan.scheduled" => ("plan", format!("{} scheduled for the renewal", plan())),
+        "plan.canceled" => ("plan", format!("{} set to cancel", plan())),
+        "plan.uncanceled" => ("plan", format!("{} cancellation undone", plan())),
+        "plan.expired" => ("plan", format!("{} ended", plan())),
+        "plan.renewed" => ("plan", format!("{} renewed", plan())),
+        "plan.quantity" => (
+            "plan",
+            format!(
+                "{} quantity {} → {}",
+                plan(),
+                e["from"],
+                e["quantity"].as_i64().unwrap_or_default()
+            ),
+        ),
+        "plan.status" => (
+            "plan",
+            format!("{}: {} → {}", plan(), text("from"), text("status")),
+        ),
+        "balance.grant" => (
+            "balance",
+            format!("Granted {} {}", count(amount), text("feature_id")),
+        ),
+        "balance.set" => (
+            "balance",
+            format!("Set {} to {}", text("feature_id"), count(amount)),
+        ),
+        "balance.deduct" => (
+            "balance",
+            format!("Deducted {} {}", count(amount), text("feature_id")),
+        ),
+        "invoice.paid" | "invoice.payment_failed" => (
+            "invoice",
+            format!(
+                "Invoice {} {}",
+                if kind == "invoice.paid" {
+                    "paid:"
+                } else {
+                    "payment failed:"
+                },
+                money(
+                    e["total"].as_i64().unwrap_or_default(),
+                    e["currency"].as_str().unwrap_or("usd")
+                )
+            ),
+        ),
+        other => ("plan", other.to_owned()),
+    };
+    let source = text("source");
+    html! {
+        li data-kind=(kind) {
+            span class={ "dot " (dot) } {}
+            div {
+                div.what { (what) }
+                @if kind.starts_with("balance.") {
+                    div.meta {
+                        "balance now " (count(e["balance"].as_i64().unwrap_or_default()))
+                        @if let Some(reason) = e["reason"].as_str() { " · “" (reason) "”" }
+                        @if let Some(who) = e["who"].as_str() { " · by " (who) }
+                    }
+                }
+                @if kind.starts_with("plan.") && !e["status"].is_null() {
+                    div.meta { (badge(&text("status"))) }
+                }
+                div.meta {
+                    (when(&e["at"])) " · "
+                    @if source.starts_with("evt_") {
+                        a href=(event_path(&source)) { (source) }
+                    } @else {
+                        (source)
+                    }
+                }
+            }
+        }
+    }
+}
