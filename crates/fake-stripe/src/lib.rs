@@ -66,7 +66,9 @@ mod billing;
 mod cancellation;
 mod catalog;
 mod checkout;
+mod coupons;
 mod customers;
+mod discounts;
 mod endpoints;
 mod event_types;
 mod events;
@@ -85,6 +87,7 @@ mod signature;
 mod state;
 mod subscriptions;
 mod transitions;
+mod trials;
 mod webhooks;
 
 use std::fmt;
@@ -216,7 +219,7 @@ impl Fake {
     }
 
     async fn complete_checkout(&self, session_id: &str) -> anyhow::Result<()> {
-        self.act(|state| Ok(((), checkout::complete(state, session_id, None)?)))
+        self.act(|state| Ok(((), checkout::complete(state, session_id, None, None)?)))
             .await
     }
 
@@ -343,7 +346,23 @@ impl FakeStripe {
         kind: PaymentMethodKind,
     ) -> anyhow::Result<()> {
         self.fake
-            .run(|state| checkout::complete(state, session_id, Some(kind)))
+            .run(|state| checkout::complete(state, session_id, Some(kind), None))
+            .await
+    }
+
+    /// As [`FakeStripe::complete_checkout`], with a promotion code the customer typed on the
+    /// checkout page (matched regardless of case among active codes). The session must have
+    /// `allow_promotion_codes=true`; the code must be redeemable by the session's customer.
+    /// Its coupon becomes a discount on the subscription (`customer.discount.created` after
+    /// `customer.subscription.created`) and on its first invoice; the session shows it in
+    /// `discounts` and its amounts. Refused, with nothing changed, otherwise.
+    pub async fn complete_checkout_with_code(
+        &self,
+        session_id: &str,
+        code: &str,
+    ) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| checkout::complete(state, session_id, None, Some(code)))
             .await
     }
 
@@ -455,6 +474,53 @@ impl FakeStripe {
         self.fake
             .run(|state| transitions::pause(state, subscription_id))
             .await
+    }
+
+    /// The trial of a `trialing` subscription ends as scheduled, at its `trial_end` (whatever
+    /// the fake's clock says; events are stamped now): see the `trials` module for what
+    /// happens with and without a payment method, per
+    /// `trial_settings.end_behavior.missing_payment_method`. In short, delivered in order:
+    /// `customer.subscription.trial_will_end` (unless already sent), then
+    /// - with a payment method: `customer.subscription.updated` (→ `active`, the first paid
+    ///   period from `trial_end`), `invoice.created` (`subscription_cycle`), and the charge's
+    ///   events (`invoice.paid` for a card);
+    /// - without, `create_invoice`: `customer.subscription.updated` (→ `active`),
+    ///   `invoice.created`, `invoice.payment_failed`, `customer.subscription.updated`
+    ///   (→ `past_due`);
+    /// - without, `pause`: `customer.subscription.paused`, `customer.subscription.updated`;
+    /// - without, `cancel`: `customer.subscription.deleted`.
+    ///
+    /// Refused if the subscription is not in a trial.
+    pub async fn end_trial(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .act(|state| {
+                let request = webhooks::EventRequest::default();
+                let ending = trials::Ending::Scheduled;
+                Ok((
+                    (),
+                    trials::end(state, subscription_id, ending, &request, None)?.1,
+                ))
+            })
+            .await
+    }
+
+    /// Stripe's warning three days before a trial ends: `customer.subscription.trial_will_end`
+    /// is delivered (the subscription as it is). Sent once per subscription: refused if it
+    /// was sent already (by this, [`FakeStripe::tick`] or the trial's end) or if the
+    /// subscription is not in a trial.
+    pub async fn trial_will_end(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| trials::will_end(state, subscription_id))
+            .await
+    }
+
+    /// Runs what the fake's clock has made due of trials, oldest subscription first: for each
+    /// `trialing` subscription, `customer.subscription.trial_will_end` once the clock is
+    /// three days or less before `trial_end` (once), and the trial's end (as
+    /// [`FakeStripe::end_trial`]) once it is at or past it. Renewals are not run: they stay
+    /// [`FakeStripe::renew`]'s. Use with [`FakeStripe::advance_clock`].
+    pub async fn tick(&self) -> anyhow::Result<()> {
+        self.fake.run(trials::tick).await
     }
 
     /// Resumes a paused subscription, as `POST /v1/subscriptions/{id}/resume` does: status
@@ -578,6 +644,45 @@ impl FakeStripe {
         self.fake
             .act(|state| customers::subscribe_in_dashboard(state, customer, price, metadata))
             .await
+    }
+
+    /// A coupon made in the dashboard: `params` are those of `POST /v1/coupons` (e.g.
+    /// `[("id", "SPRING"), ("percent_off", "25"), ("duration", "forever")]`).
+    /// `coupon.created` is delivered. Returns its id. Refused as the API refuses.
+    pub async fn create_coupon_in_dashboard(
+        &self,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        self.fake
+            .act(|state| coupons::create_in_dashboard(state, params))
+            .await
+    }
+
+    /// A promotion code `code` for `coupon` made in the dashboard (active, for any customer):
+    /// `promotion_code.created` is delivered. Returns its id (`promo_...`).
+    pub async fn create_promotion_code_in_dashboard(
+        &self,
+        coupon: &str,
+        code: &str,
+    ) -> anyhow::Result<String> {
+        self.fake
+            .act(|state| coupons::create_code_in_dashboard(state, coupon, code))
+            .await
+    }
+
+    /// The coupons that exist (deleted ones are left out), by id.
+    pub fn coupons(&self) -> Vec<Value> {
+        self.fake.lock().coupons.values().cloned().collect()
+    }
+
+    /// Every promotion code, in creation order.
+    pub fn promotion_codes(&self) -> Vec<Value> {
+        self.fake.lock().promotion_codes.values().cloned().collect()
+    }
+
+    /// Every discount made, in creation order, including those removed or ended.
+    pub fn discounts(&self) -> Vec<Value> {
+        self.fake.lock().discounts.values().cloned().collect()
     }
 
     /// Whether events are sent from now on (see [`Delivery`]); either way they are
