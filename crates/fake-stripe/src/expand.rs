@@ -4,10 +4,10 @@
 //! `latest_invoice`, `latest_invoice.payments`,
 //! `latest_invoice.payments.data.payment.payment_intent` and `latest_invoice.discounts`;
 //! invoices (retrieve) expand `payments`, `payments.data.payment.payment_intent` and
-//! `discounts`. A
-//! nested path expands its parents too. Any other path is refused with Stripe's 400 ("This
-//! property cannot be expanded (x).") even where Stripe could expand it: the fake does not
-//! model it, and a loud refusal beats a silent id. Other endpoints ignore `expand`.
+//! `discounts`. A nested path expands its parents too. Any other path is refused with
+//! Stripe's 400 ("This property cannot be expanded (x).") even where Stripe could expand it
+//! (`discounts.source.coupon`, say): the fake does not model it, and a loud refusal beats a
+//! silent id. Other endpoints ignore `expand`.
 //!
 //! async-stripe sends the list as `expand[0]=a&expand[1]=b`; `expand[]=a` works too. Only
 //! answers are expanded: stored objects and webhooks keep ids, as Stripe's events do.
@@ -49,9 +49,11 @@ pub(super) fn subscription(
     Ok(sub)
 }
 
-/// The subscription's `latest_invoice` paths as `(full path, path under latest_invoice)`,
-/// and whether `discounts` is expanded.
-fn subscription_paths(params: &Form) -> Result<(Vec<(&str, &str)>, bool), ApiError> {
+/// Expansion paths as `(full path, path under the object expanded)`.
+type Paths<'a> = Vec<(&'a str, &'a str)>;
+
+/// The subscription's `latest_invoice` paths, and whether `discounts` is expanded.
+fn subscription_paths(params: &Form) -> Result<(Paths<'_>, bool), ApiError> {
     let mut invoice_paths = Vec::new();
     let mut expand_discounts = false;
     for path in params.values("expand") {
