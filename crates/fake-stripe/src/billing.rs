@@ -3,7 +3,8 @@
 //!
 //! Shapes to keep (see `fixtures/README.md`): periods live on subscription items; invoices
 //! name their subscription at `parent.subscription_details`; the invoice-level `period_*`
-//! looks back one period.
+//! looks back one period. A subscription's `discounts` and an invoice's are arrays of
+//! discount ids; its trial fields are set by `trials.rs`.
 
 use serde_json::{Value, json};
 

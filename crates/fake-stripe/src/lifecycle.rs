@@ -4,8 +4,10 @@
 //! A subscription starts `active` with a paid first invoice when charging it succeeds (a
 //! card that needs nothing more), else `incomplete` with an open first invoice whose
 //! PaymentIntent says why: `requires_action` (3-D Secure), `requires_payment_method` (declined,
-//! or no charge attempted), `processing` (a bank debit). Stripe's later status changes are in
-//! `transitions.rs`; charging invoices after the first is in `payments.rs`.
+//! or no charge attempted), `processing` (a bank debit). A first invoice with nothing due (a
+//! trial's, see `trials.rs`, or one a discount takes to 0, see `discounts.rs`) is paid without
+//! a charge or a PaymentIntent, whatever the payment method. Stripe's later status changes are
+//! in `transitions.rs` and `trials.rs`; charging invoices after the first is in `payments.rs`.
 
 use chrono::{DateTime, Days, Months, Utc};
 use serde_json::{Map, Value, json};

@@ -5,8 +5,11 @@
 //! (see `intents::outcome_of`): `payment_behavior=default_incomplete` attempts no charge,
 //! `error_if_incomplete` refuses with a 402 what does not succeed at once (a bank debit,
 //! which only settles later, is let through), `allow_incomplete` (or none) keeps the
-//! subscription `incomplete`. Updates send `customer.subscription.updated` with
-//! `previous_attributes` and prorate item changes (see `prorations.rs`); canceling is in
+//! subscription `incomplete`. With a trial (`trial_period_days`, `trial_end`) nothing is
+//! charged and no payment method is needed (see `trials.rs`); `discounts[...]` redeems
+//! coupons and promotion codes (see `discounts.rs`). Updates send
+//! `customer.subscription.updated` with `previous_attributes`, prorate item changes (see
+//! `prorations.rs`), replace discounts and move or end a trial; canceling is in
 //! `cancellation.rs`. Answers honour `expand[]` (see `expand.rs`).
 
 use serde_json::{Value, json};

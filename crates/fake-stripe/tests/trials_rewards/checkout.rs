@@ -289,3 +289,67 @@ async fn a_trial_with_a_code_pays_nothing_now_and_the_discounted_price_after() {
     shop.fake.end_trial(sub_id).await.unwrap();
     assert_eq!(shop.latest_invoice(sub_id)["total"], 900);
 }
+
+/// A request to the hosted checkout page; returns the status and the HTML.
+async fn page(shop: &Shop, method: &str, path: &str, form: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<bytes::Bytes>>();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", shop.fake.url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(bytes::Bytes::from(form.to_owned())))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn the_hosted_page_takes_a_promotion_code_when_the_session_allows_them() {
+    let shop = Shop::new().await;
+    shop.coupon("id=PAGE&percent_off=10&duration=forever").await;
+    ok(shop
+        .post(
+            "/v1/promotion_codes",
+            "promotion[type]=coupon&promotion[coupon]=PAGE&code=PAGE10",
+        )
+        .await);
+    let plain = shop.session(None, "").await;
+    let (_, html) = page(
+        &shop,
+        "GET",
+        &format!("/checkout/{}", plain["id"].as_str().unwrap()),
+        "",
+    )
+    .await;
+    assert!(!html.contains("promotion_code"), "{html}");
+
+    let session = shop.session(None, "allow_promotion_codes=true").await;
+    let id = session["id"].as_str().unwrap();
+    let (status, html) = page(&shop, "GET", &format!("/checkout/{id}"), "").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("name=\"promotion_code\""), "{html}");
+    let (status, html) = page(
+        &shop,
+        "POST",
+        &format!("/checkout/{id}/complete"),
+        "promotion_code=nope",
+    )
+    .await;
+    assert_eq!(status, 409, "{html}");
+    assert_eq!(shop.session_now(id)["status"], "open");
+    let (status, html) = page(
+        &shop,
+        "POST",
+        &format!("/checkout/{id}/complete"),
+        "promotion_code=page10",
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    let completed = shop.session_now(id);
+    assert_eq!(completed["amount_total"], 900);
+    assert_eq!(completed["discounts"][0]["coupon"], "PAGE");
+}
