@@ -406,7 +406,9 @@ pub(super) fn find_code(state: &State, code: &str) -> Option<String> {
 }
 
 /// Promotion code `id` and its coupon, if `customer` can redeem it now: active, not expired,
-/// redemptions left, for this customer (or any), its coupon redeemable.
+/// redemptions left, for this customer (or any; a code for one customer is refused when the
+/// customer is not known yet, as in a checkout that will make one), its coupon redeemable.
+/// Its `restrictions` (`first_time_transaction`, `minimum_amount`) are kept but not checked.
 pub(super) fn redeemable_code(
     state: &State,
     id: &str,
@@ -440,7 +442,7 @@ pub(super) fn redeemable_code(
         return refuse("has been redeemed its maximum number of times");
     }
     if let Some(only) = code["customer"].as_str()
-        && customer.is_some_and(|c| c != only)
+        && customer != Some(only)
     {
         return refuse("cannot be redeemed by this customer");
     }

@@ -353,3 +353,38 @@ async fn the_hosted_page_takes_a_promotion_code_when_the_session_allows_them() {
     assert_eq!(completed["amount_total"], 900);
     assert_eq!(completed["discounts"][0]["coupon"], "PAGE");
 }
+
+#[tokio::test]
+async fn a_code_for_one_customer_is_refused_at_a_checkout_for_anyone_else() {
+    let shop = Shop::new().await;
+    shop.coupon("id=MINE&percent_off=10&duration=forever").await;
+    let owner = shop.customer(true).await;
+    ok(shop
+        .post(
+            "/v1/promotion_codes",
+            &format!("promotion[type]=coupon&promotion[coupon]=MINE&code=MINE&customer={owner}"),
+        )
+        .await);
+    for customer in [None, Some(shop.customer(true).await)] {
+        let session = shop
+            .session(customer.as_deref(), "allow_promotion_codes=true")
+            .await;
+        let id = session["id"].as_str().unwrap();
+        let error = shop
+            .fake
+            .complete_checkout_with_code(id, "MINE")
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("this customer"), "{error}");
+        assert_eq!(shop.session_now(id)["status"], "open");
+    }
+    let session = shop
+        .session(Some(&owner), "allow_promotion_codes=true")
+        .await;
+    let id = session["id"].as_str().unwrap();
+    shop.fake
+        .complete_checkout_with_code(id, "MINE")
+        .await
+        .unwrap();
+    assert_eq!(shop.session_now(id)["amount_total"], 900);
+}
