@@ -3,7 +3,8 @@
 //!
 //! Shapes to keep (see `fixtures/README.md`): periods live on subscription items; invoices
 //! name their subscription at `parent.subscription_details`; the invoice-level `period_*`
-//! looks back one period.
+//! looks back one period. A subscription's `discounts` and an invoice's are arrays of
+//! discount ids; its trial fields are set by `trials.rs`.
 
 use serde_json::{Value, json};
 
@@ -172,23 +173,31 @@ pub(super) fn invoice(i: NewInvoice<'_>) -> Value {
     invoice
 }
 
-/// Totals from the lines: no tax, no discounts.
+/// Totals from the lines: `subtotal` is what the lines come to, `total` (and `amount_due`)
+/// that less the lines' `discount_amounts` (see `discounts::price`); no tax.
 pub(super) fn recompute_totals(invoice: &mut Value) {
     let lines = invoice["lines"]["data"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let total: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+    let subtotal: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+    let discount: i64 = lines
+        .iter()
+        .flat_map(|l| {
+            l["discount_amounts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|d| d["amount"].as_i64())
+        .sum();
+    let total = subtotal - discount;
     let paid = invoice["amount_paid"].as_i64().unwrap_or(0);
     invoice["lines"]["total_count"] = json!(lines.len());
-    for key in [
-        "subtotal",
-        "subtotal_excluding_tax",
-        "total",
-        "total_excluding_tax",
-    ] {
-        invoice[key] = json!(total);
-    }
+    invoice["subtotal"] = json!(subtotal);
+    invoice["subtotal_excluding_tax"] = json!(subtotal);
+    invoice["total"] = json!(total);
+    invoice["total_excluding_tax"] = json!(total);
     invoice["amount_due"] = json!(total);
     invoice["amount_remaining"] = json!(total - paid);
 }

@@ -227,6 +227,8 @@ pub(super) fn subscribe_in_dashboard(
             metadata: pairs(metadata),
             outcome,
             default_payment_method: None,
+            trial: Default::default(),
+            discounts: Vec::new(),
             request: &request,
         },
     )?;

@@ -1,6 +1,8 @@
 //! The hosted checkout page, so a person can finish a checkout in a browser or with curl:
 //! `GET /checkout/{id}` shows the session and a "Pay" button, which POSTs to
-//! `/checkout/{id}/complete`; that completes it as [`super::FakeStripe::complete_checkout`].
+//! `/checkout/{id}/complete`; that completes it as [`super::FakeStripe::complete_checkout`]
+//! (with a `promotion_code` field, shown when the session has `allow_promotion_codes`, as
+//! [`super::FakeStripe::complete_checkout_with_code`]).
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -20,14 +22,14 @@ pub(super) fn show(fake: &Fake, id: &str) -> HttpResponse {
     }
 }
 
-pub(super) async fn pay(fake: &Fake, id: &str) -> HttpResponse {
+pub(super) async fn pay(fake: &Fake, id: &str, code: Option<&str>) -> HttpResponse {
     let status = fake.lock().sessions.get(id).map(|s| s["status"].clone());
     if status.as_ref().is_none_or(|s| s != "open") {
         let why = format!("Session {id} is not open (status: {status:?}).");
         return html(409, refused_page(&why));
     }
     // Delivery can fail after the payment went through: it is paid, with a note.
-    let problem = fake.complete_checkout(id).await.err();
+    let problem = fake.complete_checkout(id, code).await.err();
     match fake.lock().sessions.get(id) {
         Some(session) if session["status"] == "complete" => {
             let note = problem.map(|e| format!("{e:#}"));
@@ -46,9 +48,14 @@ fn page(session: &Value) -> String {
     let amount = session["amount_total"].as_i64().unwrap_or(0);
     let currency = session["currency"].as_str().unwrap_or("").to_uppercase();
     let status = session["status"].as_str().unwrap_or_default();
+    let code = if session["allow_promotion_codes"] == true {
+        "<label>Promotion code <input name=\"promotion_code\"></label> "
+    } else {
+        ""
+    };
     let action = if status == "open" {
         format!(
-            "<form method=\"post\" action=\"/checkout/{id}/complete\">\
+            "<form method=\"post\" action=\"/checkout/{id}/complete\">{code}\
              <button type=\"submit\">Pay</button></form>"
         )
     } else {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::api::{Answer, ApiError, integer, required};
 use super::billing::{self, NewInvoice};
+use super::discounts;
 use super::expand;
 use super::form::{Form, MetadataUpdate};
 use super::lifecycle::{next_invoice_number, start_periods};
@@ -18,6 +19,7 @@ use super::lines::{self, NewInvoiceItem};
 use super::payments;
 use super::prorations;
 use super::state::State;
+use super::trials;
 use super::webhooks::{EventRequest, PendingEvent};
 
 /// `GET /v1/invoices/{id}`, with `expand[]` (see `expand.rs`).
@@ -108,10 +110,11 @@ pub(super) fn create_item(state: &mut State, params: &Form) -> Result<Answer, Ap
     Ok(Answer::quiet(item))
 }
 
-/// Adds `item` as a line of draft `invoice_id` and recomputes the totals.
+/// Adds `item` as a line of draft `invoice_id` and recomputes the totals (its discounts
+/// included).
 fn attach(state: &mut State, invoice_id: &str, item: &Value) {
     let line_id = state.id("il");
-    let Some(invoice) = state.invoices.get_mut(invoice_id) else {
+    let Some(mut invoice) = state.invoices.get(invoice_id).cloned() else {
         return;
     };
     let mut item = item.clone();
@@ -120,10 +123,12 @@ fn attach(state: &mut State, invoice_id: &str, item: &Value) {
     if let Some(lines) = invoice["lines"]["data"].as_array_mut() {
         lines.push(line);
     }
-    billing::recompute_totals(invoice);
+    discounts::price(state, &mut invoice);
+    state.invoices.insert(invoice_id.to_owned(), invoice);
 }
 
-/// See [`super::FakeStripe::renew`]; returns the draft invoice and its events.
+/// See [`super::FakeStripe::renew`]; returns the draft invoice and its events: a
+/// `customer.discount.deleted` for each discount that ended, then `invoice.created`.
 pub(super) fn renew(
     state: &mut State,
     subscription_id: &str,
@@ -145,20 +150,65 @@ pub(super) fn renew(
             None,
         ));
     }
+    if trials::in_trial(&before) {
+        return Err(ApiError::invalid(
+            format!(
+                "Subscription {subscription_id} is in a trial: its trial ends first \
+                 (FakeStripe::end_trial or tick)."
+            ),
+            None,
+        ));
+    }
     let mut sub = before.clone();
-    let invoice_id = state.id("in");
-    let mut old_period = (i64::MAX, 0);
-    let mut items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
     let now = state.now();
     // The new period starts where the old one ended.
     let next_start = |item: &Value| item["current_period_end"].as_i64().unwrap_or(now);
-    for item in &items {
+    let mut old_period = (i64::MAX, 0);
+    for item in sub["items"]["data"].as_array().into_iter().flatten() {
         let start = next_start(item);
         let old_start = item["current_period_start"].as_i64().unwrap_or(start);
         old_period = (old_period.0.min(old_start), old_period.1.max(start));
     }
-    let lines = start_periods(state, &invoice_id, &mut items, &sub["metadata"], next_start);
-    sub["items"] = billing::items_list(subscription_id, items);
+    let (invoice_id, mut events) = open_cycle(
+        state,
+        &mut sub,
+        next_start,
+        "subscription_cycle",
+        old_period,
+    );
+    state.subscriptions.insert(subscription_id.to_owned(), sub);
+    state.before_renewal.insert(invoice_id.clone(), before);
+    let invoice = &state.invoices[&invoice_id];
+    events.push(PendingEvent::new(
+        "invoice.created",
+        invoice,
+        &EventRequest::default(),
+    ));
+    Ok((invoice_id, events))
+}
+
+/// A new draft invoice for the next period of `sub` (not stored here; it is changed to point
+/// at the invoice): each item moves to a period starting at `start(item)` (one interval of
+/// its price), billed by a line; the customer's pending invoice items that go with the
+/// subscription are added; the subscription's discounts that still apply at the earliest
+/// start take their part (see `discounts.rs`). The invoice is stored. Returns its id and a
+/// `customer.discount.deleted` for each discount that ended (removed from `sub` too).
+pub(super) fn open_cycle(
+    state: &mut State,
+    sub: &mut Value,
+    start: impl Fn(&Value) -> i64,
+    billing_reason: &str,
+    period: (i64, i64),
+) -> (String, Vec<PendingEvent>) {
+    let subscription_id = sub["id"].as_str().unwrap_or_default().to_owned();
+    let invoice_id = state.id("in");
+    let now = state.now();
+    let mut items = sub["items"]["data"].as_array().cloned().unwrap_or_default();
+    let at = items.iter().map(&start).min().unwrap_or(now);
+    let (kept, ended) = discounts::current(state, &subscription_id, at);
+    sub["discounts"] = json!(kept);
+    let lines = start_periods(state, &invoice_id, &mut items, &sub["metadata"], start);
+    sub["items"] = billing::items_list(&subscription_id, items);
     sub["latest_invoice"] = json!(invoice_id);
     let customer_id = sub["customer"].as_str().unwrap_or_default().to_owned();
     let customer = state
@@ -166,21 +216,22 @@ pub(super) fn renew(
         .get(&customer_id)
         .cloned()
         .unwrap_or(Value::Null);
-    let invoice = billing::invoice(NewInvoice {
+    let mut invoice = billing::invoice(NewInvoice {
         id: &invoice_id,
-        created: state.now(),
+        created: now,
         customer: &customer,
         currency: &sub["currency"],
-        billing_reason: "subscription_cycle",
-        subscription: Some((subscription_id, &sub["metadata"])),
-        period: old_period,
+        billing_reason,
+        subscription: Some((&subscription_id, &sub["metadata"])),
+        period,
         lines,
     });
+    invoice["discounts"] = json!(kept);
     state.invoices.insert(invoice_id.clone(), invoice);
     let pending: Vec<Value> = state
         .invoice_items
         .values_mut()
-        .filter(|i| renews_with(i, &customer_id, subscription_id))
+        .filter(|i| renews_with(i, &customer_id, &subscription_id))
         .map(|i| {
             i["invoice"] = json!(invoice_id);
             i.clone()
@@ -189,11 +240,10 @@ pub(super) fn renew(
     for item in &pending {
         attach(state, &invoice_id, item);
     }
-    state.subscriptions.insert(subscription_id.to_owned(), sub);
-    state.before_renewal.insert(invoice_id.clone(), before);
-    let invoice = &state.invoices[&invoice_id];
-    let event = PendingEvent::new("invoice.created", invoice, &EventRequest::default());
-    Ok((invoice_id, vec![event]))
+    let mut invoice = state.invoices[&invoice_id].clone();
+    discounts::apply(state, &mut invoice, &kept);
+    state.invoices.insert(invoice_id.clone(), invoice);
+    (invoice_id, ended)
 }
 
 /// Whether pending invoice item `item` goes on the renewal of `subscription` of `customer`:

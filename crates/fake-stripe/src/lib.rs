@@ -1,26 +1,27 @@
 //! A stateful fake of the Stripe API, for tests and local runs without network access.
 //!
 //! [`FakeStripe`] serves the slice of `/v1` the daemon uses (customers, products, prices,
-//! subscriptions, checkout sessions, invoice items, invoices, PaymentIntents, events, webhook
-//! endpoints) with objects
-//! shaped exactly as API version `2026-09-30.endive` sends them, so async-stripe's strict
-//! decoding accepts them. It honours `Idempotency-Key` like Stripe (replay with
-//! `Idempotent-Replayed: true`, 400 `idempotency_error` for other parameters), `expand[]` on
-//! subscriptions and invoices (see `expand`), records every request, injects faults on
-//! demand, and sends signed webhooks when things happen, in Stripe's order.
+//! subscriptions, checkout sessions, invoice items, invoices, PaymentIntents, coupons,
+//! promotion codes, events, webhook endpoints) with objects shaped exactly as API version
+//! `2026-09-30.endive` sends them, so async-stripe's strict decoding accepts them. It honours
+//! `Idempotency-Key` like Stripe (replay with `Idempotent-Replayed: true`, 400
+//! `idempotency_error` for other parameters), `expand[]` on subscriptions and invoices (see
+//! `expand`), records every request, injects faults on demand, and sends signed webhooks
+//! when things happen, in Stripe's order.
 //!
 //! Layout: `server` (HTTP, auth, faults, idempotency) → `api` (routing, errors, list pages) →
-//! the endpoints in `customers`, `catalog`, `subscriptions`, `checkout`, `invoices`, `events`
-//! (the Events API) and `endpoints` (webhook endpoints, checked against `event_types`), with
-//! `lifecycle` for how
-//! a subscription starts and ends, `cancellation` for `DELETE /v1/subscriptions/{id}`,
-//! `prorations` for what a change mid-period credits and charges, `payments` for charging
-//! its invoices afterwards,
-//! `transitions` for the status changes Stripe makes on its own (unpaid, expired, paused,
-//! resumed) and `intents` for PaymentIntents → `objects`, `billing`, `lines` (Stripe-shaped
-//! JSON); `expand` inlines objects in answers; `state` holds everything behind one lock (and
-//! the fake's clock); `webhooks` wraps events and delivers them; `form` reads Stripe's form
-//! encoding; `hosted` is the checkout page; `signature` signs deliveries.
+//! the endpoints in `customers`, `catalog`, `subscriptions`, `checkout`, `invoices`,
+//! `coupons` (coupons and promotion codes), `events` (the Events API) and `endpoints`
+//! (webhook endpoints, checked against `event_types`), with `lifecycle` for how a
+//! subscription starts and ends, `trials` for a trial and how it ends, `discounts` for
+//! coupons redeemed on a subscription and what they take off its invoices, `cancellation`
+//! for `DELETE /v1/subscriptions/{id}`, `prorations` for what a change mid-period credits
+//! and charges, `payments` for charging its invoices afterwards, `transitions` for the
+//! status changes Stripe makes on its own (unpaid, expired, paused, resumed) and `intents`
+//! for PaymentIntents → `objects`, `billing`, `lines` (Stripe-shaped JSON); `expand` inlines
+//! objects in answers; `state` holds everything behind one lock (and the fake's clock);
+//! `webhooks` wraps events and delivers them; `form` reads Stripe's form encoding; `hosted`
+//! is the checkout page; `signature` signs deliveries.
 //!
 //! Customers send `customer.created` (first, before anything the customer does, also when a
 //! checkout makes the customer), `customer.updated` (with `previous_attributes`, if anything
@@ -40,33 +41,51 @@
 //! `prorate` and `invoice_now`). [`FakeStripe::freeze_clock`] lets a test prorate at an
 //! exact second; [`FakeStripe::pending_invoice_items`] shows what waits.
 //!
+//! Trials (`trial_period_days`, `trial_end`, `trial_settings`, on subscriptions and Checkout
+//! Sessions' `subscription_data`) start `trialing` with a paid $0 invoice and need no
+//! payment method; [`FakeStripe::end_trial`], [`FakeStripe::tick`] (after
+//! [`FakeStripe::advance_clock`]) or `trial_end=now` end them as Stripe does, with or without
+//! a payment method (see `trials`). Coupons (`/v1/coupons`) and promotion codes
+//! (`/v1/promotion_codes`) become discounts through `discounts[...]` on subscriptions and
+//! Checkout Sessions, or a code typed at checkout
+//! ([`FakeStripe::complete_checkout_with_code`]); invoices show what they take off (see
+//! `discounts`).
+//!
 //! Payments follow the customer's payment method ([`PaymentMethodKind`]): a card succeeds, a
 //! 3-D Secure card waits for authentication, a declining card fails, a bank debit is
-//! `processing` until a test settles it. Every finalized subscription invoice has a
-//! PaymentIntent. PaymentIntent events (`payment_intent.*`) are not sent; the customer,
-//! invoice, subscription and checkout events are.
+//! `processing` until a test settles it. Every finalized subscription invoice with something
+//! due has a PaymentIntent (one with nothing due, as a trial's, is paid without one).
+//! PaymentIntent events (`payment_intent.*`) are not sent; the customer, invoice,
+//! subscription, discount, coupon, promotion code and checkout events are. Of an invoice's
+//! own events the fake sends `invoice.created` (for drafts it makes), `invoice.paid`,
+//! `invoice.payment_failed`, `invoice.payment_action_required` and `invoice.voided`, not
+//! `invoice.finalized` or `invoice.payment_succeeded`.
 //!
 //! Tests drive what a customer or the passage of time would do:
-//! [`FakeStripe::complete_checkout`] / [`FakeStripe::complete_checkout_with`] (or the hosted
-//! page at `{url}/checkout/{id}`), [`FakeStripe::renew`], [`FakeStripe::charge_invoice`],
-//! [`FakeStripe::pay_invoice`], [`FakeStripe::fail_invoice_payment`],
-//! [`FakeStripe::settle_async_payment`], [`FakeStripe::mark_unpaid`],
-//! [`FakeStripe::expire_incomplete`], [`FakeStripe::pause_subscription`],
-//! [`FakeStripe::resume_subscription`], [`FakeStripe::set_cancel_at`],
-//! [`FakeStripe::advance_clock`]; and what someone does in the dashboard:
-//! [`FakeStripe::create_customer_in_dashboard`], [`FakeStripe::update_customer_in_dashboard`],
-//! [`FakeStripe::delete_customer`], [`FakeStripe::subscribe_in_dashboard`] (their events carry
-//! a `request` id of the dashboard's own). These wait until their webhooks were delivered;
-//! they fail if the change is refused (unknown id, wrong state: nothing changes) or if a
-//! webhook could not be delivered after retries (the change stands, the event is in
-//! [`FakeStripe::events`]).
+//! [`FakeStripe::complete_checkout`] / [`FakeStripe::complete_checkout_with`] /
+//! [`FakeStripe::complete_checkout_with_code`] (or the hosted page at `{url}/checkout/{id}`),
+//! [`FakeStripe::renew`], [`FakeStripe::charge_invoice`], [`FakeStripe::pay_invoice`],
+//! [`FakeStripe::fail_invoice_payment`], [`FakeStripe::settle_async_payment`],
+//! [`FakeStripe::mark_unpaid`], [`FakeStripe::expire_incomplete`],
+//! [`FakeStripe::pause_subscription`], [`FakeStripe::resume_subscription`],
+//! [`FakeStripe::set_cancel_at`], [`FakeStripe::trial_will_end`], [`FakeStripe::end_trial`],
+//! [`FakeStripe::tick`], [`FakeStripe::advance_clock`]; and what someone does in the
+//! dashboard: [`FakeStripe::create_customer_in_dashboard`],
+//! [`FakeStripe::update_customer_in_dashboard`], [`FakeStripe::delete_customer`],
+//! [`FakeStripe::subscribe_in_dashboard`], [`FakeStripe::create_coupon_in_dashboard`],
+//! [`FakeStripe::create_promotion_code_in_dashboard`] (their events carry a `request` id of
+//! the dashboard's own). These wait until their webhooks were delivered; they fail if the
+//! change is refused (unknown id, wrong state: nothing changes) or if a webhook could not be
+//! delivered after retries (the change stands, the event is in [`FakeStripe::events`]).
 
 mod api;
 mod billing;
 mod cancellation;
 mod catalog;
 mod checkout;
+mod coupons;
 mod customers;
+mod discounts;
 mod endpoints;
 mod event_types;
 mod events;
@@ -85,6 +104,7 @@ mod signature;
 mod state;
 mod subscriptions;
 mod transitions;
+mod trials;
 mod webhooks;
 
 use std::fmt;
@@ -215,8 +235,8 @@ impl Fake {
         Ok(value)
     }
 
-    async fn complete_checkout(&self, session_id: &str) -> anyhow::Result<()> {
-        self.act(|state| Ok(((), checkout::complete(state, session_id, None)?)))
+    async fn complete_checkout(&self, session_id: &str, code: Option<&str>) -> anyhow::Result<()> {
+        self.run(|state| checkout::complete(state, session_id, None, code))
             .await
     }
 
@@ -320,11 +340,15 @@ impl FakeStripe {
     }
 
     /// The customer pays the checkout session: the subscription is created (active, its
-    /// first invoice paid), the session completes, and `customer.subscription.created`,
-    /// `invoice.paid` and `checkout.session.completed` are delivered in that order. The
-    /// customer's default payment method is kept if it is a card, else a new card replaces it.
+    /// first invoice paid; `trialing` with a $0 invoice for a trial), the session completes,
+    /// and `customer.subscription.created`, `customer.discount.created` (each discount the
+    /// session applies), `invoice.paid` and `checkout.session.completed` are delivered in that
+    /// order (`customer.created` first when the session made the customer). The customer's
+    /// default payment method is kept if it is a card, else a new card replaces it; with
+    /// `payment_method_collection=if_required` and nothing due now (a trial), none is
+    /// collected and the session's `payment_status` is `no_payment_required`.
     pub async fn complete_checkout(&self, session_id: &str) -> anyhow::Result<()> {
-        self.fake.complete_checkout(session_id).await
+        self.fake.complete_checkout(session_id, None).await
     }
 
     /// The customer pays the checkout session with a new payment method of `kind`, which
@@ -337,14 +361,31 @@ impl FakeStripe {
     ///   Delivered: `customer.subscription.created`, `checkout.session.completed`. Then
     ///   [`FakeStripe::settle_async_payment`] decides it.
     /// - `Declining`: refused (the checkout page refuses a declined card); nothing changes.
+    ///
+    /// Refused too for a session that collects no payment method (`if_required`, nothing
+    /// due): its page asks for none.
     pub async fn complete_checkout_with(
         &self,
         session_id: &str,
         kind: PaymentMethodKind,
     ) -> anyhow::Result<()> {
         self.fake
-            .run(|state| checkout::complete(state, session_id, Some(kind)))
+            .run(|state| checkout::complete(state, session_id, Some(kind), None))
             .await
+    }
+
+    /// As [`FakeStripe::complete_checkout`], with a promotion code the customer typed on the
+    /// checkout page (matched regardless of case among active codes). The session must have
+    /// `allow_promotion_codes=true`; the code must be redeemable by the session's customer.
+    /// Its coupon becomes a discount on the subscription (`customer.discount.created` after
+    /// `customer.subscription.created`) and on its first invoice; the session shows it in
+    /// `discounts` and its amounts. Refused, with nothing changed, otherwise.
+    pub async fn complete_checkout_with_code(
+        &self,
+        session_id: &str,
+        code: &str,
+    ) -> anyhow::Result<()> {
+        self.fake.complete_checkout(session_id, Some(code)).await
     }
 
     /// The open session expires unpaid: `checkout.session.expired` is delivered.
@@ -357,7 +398,10 @@ impl FakeStripe {
     /// The period ends: the subscription's items move on one interval and a draft
     /// `subscription_cycle` invoice for the new period is created, with the customer's
     /// pending invoice items that are not for another subscription (this one's prorations
-    /// as `proration: true` lines), which are then invoiced; `invoice.created` is delivered.
+    /// as `proration: true` lines), which are then invoiced, less the subscription's
+    /// discounts that still apply. Delivered: `customer.discount.deleted` for each discount
+    /// that ended (a used `once`, a `repeating` past its end), then `invoice.created`.
+    /// Refused for a subscription in a trial (its trial ends first: [`FakeStripe::end_trial`]).
     /// Returns the invoice id.
     pub async fn renew(&self, subscription_id: &str) -> anyhow::Result<String> {
         self.fake
@@ -455,6 +499,53 @@ impl FakeStripe {
         self.fake
             .run(|state| transitions::pause(state, subscription_id))
             .await
+    }
+
+    /// The trial of a `trialing` subscription ends as scheduled, at its `trial_end` (whatever
+    /// the fake's clock says; events are stamped now): see the `trials` module for what
+    /// happens with and without a payment method, per
+    /// `trial_settings.end_behavior.missing_payment_method`. In short, delivered in order:
+    /// `customer.subscription.trial_will_end` (unless already sent), then
+    /// - with a payment method: `customer.subscription.updated` (→ `active`, the first paid
+    ///   period from `trial_end`), `invoice.created` (`subscription_cycle`), and the charge's
+    ///   events (`invoice.paid` for a card);
+    /// - without, `create_invoice`: `customer.subscription.updated` (→ `active`),
+    ///   `invoice.created`, `invoice.payment_failed`, `customer.subscription.updated`
+    ///   (→ `past_due`);
+    /// - without, `pause`: `customer.subscription.paused`, `customer.subscription.updated`;
+    /// - without, `cancel`: `customer.subscription.deleted`.
+    ///
+    /// Refused if the subscription is not in a trial.
+    pub async fn end_trial(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .act(|state| {
+                let request = webhooks::EventRequest::default();
+                let ending = trials::Ending::Scheduled;
+                Ok((
+                    (),
+                    trials::end(state, subscription_id, ending, &request, None)?.1,
+                ))
+            })
+            .await
+    }
+
+    /// Stripe's warning three days before a trial ends: `customer.subscription.trial_will_end`
+    /// is delivered (the subscription as it is). Sent once per subscription: refused if it
+    /// was sent already (by this, [`FakeStripe::tick`] or the trial's end) or if the
+    /// subscription is not in a trial.
+    pub async fn trial_will_end(&self, subscription_id: &str) -> anyhow::Result<()> {
+        self.fake
+            .run(|state| trials::will_end(state, subscription_id))
+            .await
+    }
+
+    /// Runs what the fake's clock has made due of trials, oldest subscription first: for each
+    /// `trialing` subscription, `customer.subscription.trial_will_end` once the clock is
+    /// three days or less before `trial_end` (once), and the trial's end (as
+    /// [`FakeStripe::end_trial`]) once it is at or past it. Renewals are not run: they stay
+    /// [`FakeStripe::renew`]'s. Use with [`FakeStripe::advance_clock`].
+    pub async fn tick(&self) -> anyhow::Result<()> {
+        self.fake.run(trials::tick).await
     }
 
     /// Resumes a paused subscription, as `POST /v1/subscriptions/{id}/resume` does: status
@@ -578,6 +669,45 @@ impl FakeStripe {
         self.fake
             .act(|state| customers::subscribe_in_dashboard(state, customer, price, metadata))
             .await
+    }
+
+    /// A coupon made in the dashboard: `params` are those of `POST /v1/coupons` (e.g.
+    /// `[("id", "SPRING"), ("percent_off", "25"), ("duration", "forever")]`).
+    /// `coupon.created` is delivered. Returns its id. Refused as the API refuses.
+    pub async fn create_coupon_in_dashboard(
+        &self,
+        params: &[(&str, &str)],
+    ) -> anyhow::Result<String> {
+        self.fake
+            .act(|state| coupons::create_in_dashboard(state, params))
+            .await
+    }
+
+    /// A promotion code `code` for `coupon` made in the dashboard (active, for any customer):
+    /// `promotion_code.created` is delivered. Returns its id (`promo_...`).
+    pub async fn create_promotion_code_in_dashboard(
+        &self,
+        coupon: &str,
+        code: &str,
+    ) -> anyhow::Result<String> {
+        self.fake
+            .act(|state| coupons::create_code_in_dashboard(state, coupon, code))
+            .await
+    }
+
+    /// The coupons that exist (deleted ones are left out), by id.
+    pub fn coupons(&self) -> Vec<Value> {
+        self.fake.lock().coupons.values().cloned().collect()
+    }
+
+    /// Every promotion code, in creation order.
+    pub fn promotion_codes(&self) -> Vec<Value> {
+        self.fake.lock().promotion_codes.values().cloned().collect()
+    }
+
+    /// Every discount made, in creation order, including those removed or ended.
+    pub fn discounts(&self) -> Vec<Value> {
+        self.fake.lock().discounts.values().cloned().collect()
     }
 
     /// Whether events are sent from now on (see [`Delivery`]); either way they are

@@ -4,17 +4,21 @@
 //! A subscription starts `active` with a paid first invoice when charging it succeeds (a
 //! card that needs nothing more), else `incomplete` with an open first invoice whose
 //! PaymentIntent says why: `requires_action` (3-D Secure), `requires_payment_method` (declined,
-//! or no charge attempted), `processing` (a bank debit). Stripe's later status changes are in
-//! `transitions.rs`; charging invoices after the first is in `payments.rs`.
+//! or no charge attempted), `processing` (a bank debit). A first invoice with nothing due (a
+//! trial's, see `trials.rs`, or one a discount takes to 0, see `discounts.rs`) is paid without
+//! a charge or a PaymentIntent, whatever the payment method. Stripe's later status changes are
+//! in `transitions.rs` and `trials.rs`; charging invoices after the first is in `payments.rs`.
 
 use chrono::{DateTime, Days, Months, Utc};
 use serde_json::{Map, Value, json};
 
 use super::api::ApiError;
 use super::billing::{self, NewInvoice, NewSubscription};
+use super::discounts::{self, Wanted};
 use super::intents::{self, Outcome};
 use super::lines;
 use super::state::State;
+use super::trials::{self, TrialRequest};
 use super::webhooks::{EventRequest, PendingEvent};
 
 /// What a new subscription is made of.
@@ -23,16 +27,22 @@ pub(super) struct Start<'a> {
     /// `(price id, quantity, the parameter that named the price)`.
     pub items: Vec<(String, i64, String)>,
     pub metadata: Value,
-    /// What charging the first invoice comes to: `Succeeded` makes it active and paid.
+    /// What charging the first invoice comes to: `Succeeded` makes it active and paid. Not
+    /// used when nothing is due (a trial, a 100% discount): that invoice is paid as it is.
     pub outcome: Outcome,
     /// The subscription's own default payment method (else the customer's is charged).
     pub default_payment_method: Option<String>,
+    /// A trial, and its end behaviour (see `trials.rs`).
+    pub trial: TrialRequest,
+    /// The discounts to redeem on it (see `discounts.rs`), checked already.
+    pub discounts: Vec<Wanted>,
     pub request: &'a EventRequest,
 }
 
 /// Creates the subscription and its first invoice, charged as `s.outcome` says; returns
-/// both and the events: `customer.subscription.created`, then `invoice.paid` (succeeded),
-/// `invoice.payment_action_required` (3-D Secure) or `invoice.payment_failed` (declined).
+/// both and the events: `customer.subscription.created`, `customer.discount.created` for each
+/// discount, then `invoice.paid` (succeeded, or nothing due), `invoice.payment_action_required`
+/// (3-D Secure) or `invoice.payment_failed` (declined).
 pub(super) fn start(
     state: &mut State,
     s: Start<'_>,
@@ -63,7 +73,8 @@ pub(super) fn start(
     }
     let now = state.now();
     let (sub_id, invoice_id) = (state.id("sub"), state.id("in"));
-    let end = advance(now, &prices[0].0);
+    let trial_end = s.trial.end;
+    let end = trial_end.unwrap_or_else(|| advance(now, &prices[0].0));
     let mut items = Vec::new();
     let mut lines = Vec::new();
     for (price, quantity) in &prices {
@@ -71,17 +82,22 @@ pub(super) fn start(
         let item = billing::subscription_item(&item_id, now, &sub_id, price, *quantity, (now, end));
         let description = describe(state, &item);
         let line_id = state.id("il");
-        lines.push(lines::subscription_line(
+        let line = lines::subscription_line(
             &line_id,
             &invoice_id,
             &item,
             &s.metadata,
             description,
             (now, end),
-        ));
+        );
+        lines.push(match trial_end {
+            Some(_) => trials::line(line, &product_name(state, price)),
+            None => line,
+        });
         items.push(item);
     }
     let currency = prices[0].0["currency"].clone();
+    let (discount_ids, redeemed) = discounts::redeem(state, &s.discounts, s.customer, &sub_id);
     let mut invoice = billing::invoice(NewInvoice {
         id: &invoice_id,
         created: now,
@@ -92,16 +108,18 @@ pub(super) fn start(
         period: (now, now),
         lines,
     });
+    discounts::apply(state, &mut invoice, &discount_ids);
+    let nothing_due = invoice["amount_due"].as_i64().unwrap_or(0) <= 0;
     let number = next_invoice_number(state, s.customer);
-    let paid = s.outcome == Outcome::Succeeded;
+    let paid = nothing_due || s.outcome == Outcome::Succeeded;
     billing::finalize(&mut invoice, now, &number, paid);
     if paid {
         invoice["attempt_count"] = json!(0);
     }
-    if s.outcome == Outcome::Processing {
+    if !nothing_due && s.outcome == Outcome::Processing {
         invoice["next_payment_attempt"] = Value::Null;
     }
-    let subscription = billing::subscription(NewSubscription {
+    let mut subscription = billing::subscription(NewSubscription {
         id: &sub_id,
         created: now,
         customer: s.customer,
@@ -112,6 +130,11 @@ pub(super) fn start(
         default_payment_method: s.default_payment_method.as_deref(),
         latest_invoice: Some(&invoice_id),
     });
+    subscription["discounts"] = json!(discount_ids);
+    trials::set_behavior(&mut subscription, &s.trial);
+    if let Some(end) = trial_end {
+        trials::start(&mut subscription, now, end);
+    }
     if let Some(customer) = state.customers.get_mut(s.customer)
         && customer["currency"].is_null()
     {
@@ -124,13 +147,17 @@ pub(super) fn start(
     });
     state.subscriptions.insert(sub_id, subscription.clone());
     state.invoices.insert(invoice_id.clone(), invoice.clone());
-    intents::charge(state, &invoice_id, payment_method.as_deref(), s.outcome);
+    if !nothing_due {
+        intents::charge(state, &invoice_id, payment_method.as_deref(), s.outcome);
+    }
     let mut events = vec![PendingEvent::new(
         "customer.subscription.created",
         &subscription,
         s.request,
     )];
+    events.extend(discounts::created_events(&redeemed, s.request));
     let charged = match s.outcome {
+        _ if nothing_due => Some("invoice.paid"),
         Outcome::Succeeded => Some("invoice.paid"),
         Outcome::RequiresAction => Some("invoice.payment_action_required"),
         Outcome::Declined | Outcome::DebitFailed => Some("invoice.payment_failed"),
@@ -248,13 +275,19 @@ pub(super) fn start_periods(
 /// "1 × Pro (at $20.00 / month)" for a subscription item.
 pub(super) fn describe(state: &State, item: &Value) -> String {
     let price = &item["price"];
-    let name = price["product"]
+    let name = product_name(state, price);
+    lines::line_description(item["quantity"].as_i64().unwrap_or(1), &name, price)
+}
+
+/// The name of `price`'s product (else the price's nickname).
+pub(super) fn product_name(state: &State, price: &Value) -> String {
+    price["product"]
         .as_str()
         .and_then(|p| state.products.get(p))
         .and_then(|p| p["name"].as_str())
         .or(price["nickname"].as_str())
-        .unwrap_or("Subscription item");
-    lines::line_description(item["quantity"].as_i64().unwrap_or(1), name, price)
+        .unwrap_or("Subscription item")
+        .to_owned()
 }
 
 /// The customer's next invoice number, `PREFIX-0001`, and its sequence moved on.

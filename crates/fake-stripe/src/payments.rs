@@ -29,13 +29,30 @@ pub(super) fn pay(state: &mut State, invoice_id: &str) -> Result<Vec<PendingEven
 
 /// See [`super::FakeStripe::fail_invoice_payment`].
 pub(super) fn fail(state: &mut State, invoice_id: &str) -> Result<Vec<PendingEvent>, ApiError> {
+    fail_as(state, invoice_id, Outcome::Declined)
+}
+
+/// A charge that could not be attempted (no payment method, as when a trial ends without
+/// one and `create_invoice`): as [`fail`], but the PaymentIntent has no `last_payment_error`.
+pub(super) fn fail_unattempted(
+    state: &mut State,
+    invoice_id: &str,
+) -> Result<Vec<PendingEvent>, ApiError> {
+    fail_as(state, invoice_id, Outcome::NotAttempted)
+}
+
+fn fail_as(
+    state: &mut State,
+    invoice_id: &str,
+    outcome: Outcome,
+) -> Result<Vec<PendingEvent>, ApiError> {
     let mut invoice = chargeable(state, invoice_id)?;
     reopen(state, &mut invoice);
     state
         .invoices
         .insert(invoice_id.to_owned(), invoice.clone());
     let pm = payment_method(state, &invoice);
-    intents::charge(state, invoice_id, pm.as_deref(), Outcome::Declined);
+    intents::charge(state, invoice_id, pm.as_deref(), outcome);
     let mut events = vec![event("invoice.payment_failed", &invoice)];
     events.extend(past_due(state, &invoice));
     Ok(events)

@@ -81,7 +81,18 @@ async fn route(fake: &Fake, req: Request<Incoming>) -> HttpResponse {
     match (req.method(), segments.as_slice()) {
         (_, ["v1", rest @ ..]) => v1(fake, req, rest).await,
         (&Method::GET, ["checkout", id]) => hosted::show(fake, id),
-        (&Method::POST, ["checkout", id, "complete"]) => hosted::pay(fake, id).await,
+        (&Method::POST, ["checkout", id, "complete"]) => {
+            let id = (*id).to_owned();
+            let form = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+                .collect()
+                .await
+            {
+                Ok(body) => Form::parse(&body.to_bytes()),
+                Err(_) => Form::default(),
+            };
+            let code = form.get("promotion_code").filter(|c| !c.trim().is_empty());
+            hosted::pay(fake, &id, code.map(str::trim)).await
+        }
         _ => {
             let error = ApiError::no_route(req.method().as_str(), &path);
             json(error.status, error.body("req_none").to_string().into())

@@ -9,7 +9,7 @@
 //! `FakeStripe::advance_clock` added, so a test can let days pass; `FakeStripe::freeze_clock`
 //! stops real time from moving it, for amounts that depend on the exact second.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -60,6 +60,17 @@ pub(super) struct State {
     pub api_version: String,
     /// Webhook endpoints made through the API, without their secrets.
     pub webhook_endpoints: BTreeMap<String, Value>,
+    /// Coupons by id (ids may be chosen by the caller, so this map is not in creation order).
+    pub coupons: BTreeMap<String, Value>,
+    /// Deleted coupons, as they were: discounts made from them still apply.
+    pub deleted_coupons: BTreeMap<String, Value>,
+    pub promotion_codes: BTreeMap<String, Value>,
+    /// Every discount made (`di_...`), as it is now, including those that ended.
+    pub discounts: BTreeMap<String, Value>,
+    /// `once` discounts that have discounted an invoice: the next invoice removes them.
+    pub discounts_used: HashSet<String>,
+    /// Subscriptions whose `customer.subscription.trial_will_end` was sent.
+    pub trial_will_end_sent: HashSet<String>,
 }
 
 /// An invoice's default `invoice_payment` (`inpay_...`) and its PaymentIntent.
@@ -103,6 +114,13 @@ impl State {
     pub(super) fn id(&mut self, prefix: &str) -> String {
         self.counter += 1;
         format!("{prefix}_F{}{:06}", self.tag, self.counter)
+    }
+
+    /// An 8-character upper-case code such as `FK3Q0012`, for what Stripe names with a short
+    /// random code (coupon ids, promotion codes): the instance tag and the counter.
+    pub(super) fn code(&mut self) -> String {
+        self.counter += 1;
+        format!("{}{:04}", self.tag[..4].to_uppercase(), self.counter)
     }
 
     /// A UUID-shaped key, for the idempotency keys Stripe generates for its own actions.

@@ -5,14 +5,18 @@
 //! (see `intents::outcome_of`): `payment_behavior=default_incomplete` attempts no charge,
 //! `error_if_incomplete` refuses with a 402 what does not succeed at once (a bank debit,
 //! which only settles later, is let through), `allow_incomplete` (or none) keeps the
-//! subscription `incomplete`. Updates send `customer.subscription.updated` with
-//! `previous_attributes` and prorate item changes (see `prorations.rs`); canceling is in
+//! subscription `incomplete`. With a trial (`trial_period_days`, `trial_end`) nothing is
+//! charged and no payment method is needed (see `trials.rs`); `discounts[...]` redeems
+//! coupons and promotion codes (see `discounts.rs`). Updates send
+//! `customer.subscription.updated` with `previous_attributes`, prorate item changes (see
+//! `prorations.rs`), replace discounts and move or end a trial; canceling is in
 //! `cancellation.rs`. Answers honour `expand[]` (see `expand.rs`).
 
 use serde_json::{Value, json};
 
 use super::api::{Answer, ApiError, Call, integer, required};
 use super::billing;
+use super::discounts;
 use super::expand;
 use super::form::{Form, MetadataUpdate};
 use super::intents::{self, Outcome};
@@ -22,6 +26,7 @@ use super::objects::{self, plan};
 use super::prorations::{self, Behavior};
 use super::state::State;
 use super::transitions;
+use super::trials::{self, Ending};
 use super::webhooks::{EventRequest, PendingEvent};
 
 pub(super) fn create(state: &mut State, call: &Call<'_>) -> Result<Answer, ApiError> {
@@ -40,7 +45,19 @@ pub(super) fn create(state: &mut State, call: &Call<'_>) -> Result<Answer, ApiEr
         ));
     }
     expand::check_subscription(params)?;
-    let outcome = first_charge(state, params, customer)?;
+    let trial = trials::requested(params, state.now(), "")?;
+    let currency = items
+        .first()
+        .and_then(|(price, _, _)| state.prices.get(price))
+        .and_then(|price| price["currency"].as_str())
+        .map(str::to_owned);
+    let discounts = discounts::requested(state, params, Some(customer), currency.as_deref(), None)?
+        .unwrap_or_default();
+    // A trial's first invoice is $0: nothing is charged, whatever payment_behavior says.
+    let outcome = match trial.end {
+        Some(_) => Outcome::NotAttempted,
+        None => first_charge(state, params, customer)?,
+    };
     let (subscription, _, events) = lifecycle::start(
         state,
         Start {
@@ -49,6 +66,8 @@ pub(super) fn create(state: &mut State, call: &Call<'_>) -> Result<Answer, ApiEr
             metadata: MetadataUpdate::new_object(params.metadata("metadata").as_ref()),
             outcome,
             default_payment_method: params.get("default_payment_method").map(str::to_owned),
+            trial,
+            discounts,
             request: &call.request,
         },
     )?;
@@ -136,10 +155,16 @@ pub(super) fn list(state: &State, params: &Form) -> Result<Answer, ApiError> {
 }
 
 /// `POST /v1/subscriptions/{id}`. A change of an item's price or quantity mid-period
-/// prorates as `proration_behavior` says (see `prorations.rs`). Events, each carrying the
-/// request: `invoiceitem.created` (each proration), `customer.subscription.updated` (if
-/// anything changed), and with `always_invoice` the new invoice's `invoice.created` then
-/// its collection's (`invoice.paid`, or the failed charge's).
+/// prorates as `proration_behavior` says (see `prorations.rs`); `discounts` replaces the
+/// subscription's discounts (see `discounts.rs`); `trial_end` moves a trial's end, or ends
+/// it with `now` (see `trials.rs`); `trial_settings` changes its end behaviour. Events, each
+/// carrying the request: `invoiceitem.created` (each proration), then
+/// `customer.subscription.updated` (if anything changed), `customer.discount.deleted` and
+/// `.created` (discounts replaced), and with `always_invoice` the new invoice's
+/// `invoice.created` then its collection's (`invoice.paid`, or the failed charge's). With
+/// `trial_end=now` the trial's end replaces that update (`trial_will_end`, the one
+/// `customer.subscription.updated` with every change, the discount events, then the
+/// invoice's).
 pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Answer, ApiError> {
     let params = call.params;
     expand::check_subscription(params)?;
@@ -151,12 +176,36 @@ pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Ans
         .ok_or_else(|| ApiError::no_such("subscription", id, "id"))?;
     let mut sub = before.clone();
     let cancels = params.has("cancel_at_period_end") || params.has("cancel_at");
-    if sub["status"] == "canceled" && (params.has("items") || cancels) {
+    let trial_end = params.get("trial_end").filter(|v| !v.is_empty());
+    let changes_billing = params.has("items")
+        || cancels
+        || params.has("discounts")
+        || trial_end.is_some()
+        || params.has("trial_settings");
+    if sub["status"] == "canceled" && changes_billing {
         return Err(ApiError::invalid(
             "A canceled subscription can only update its cancellation_details and metadata.",
             None,
         ));
     }
+    if trial_end.is_some() && !trials::in_trial(&before) {
+        return Err(ApiError::invalid(
+            format!(
+                "The fake Stripe only moves or ends a trial that is running; subscription {id} \
+                 is {}.",
+                before["status"]
+            ),
+            Some("trial_end"),
+        ));
+    }
+    let wanted = discounts::requested(
+        state,
+        params,
+        before["customer"].as_str(),
+        before["currency"].as_str(),
+        Some(&before),
+    )?;
+    let end_behavior = trials::behavior(params, "")?;
     let items = change_items(state, &sub, params)?;
     let period_end = items[0]["current_period_end"].clone();
     sub["items"] = billing::items_list(id, items);
@@ -179,15 +228,46 @@ pub(super) fn update(state: &mut State, call: &Call<'_>, id: &str) -> Result<Ans
         }
         None => {}
     }
-    state.subscriptions.insert(id.to_owned(), sub);
+    if let Some(at) = trial_end.filter(|at| *at != "now") {
+        trials::move_end(state, &mut sub, at)?;
+    }
+    if let Some(behavior) = end_behavior {
+        sub["trial_settings"]["end_behavior"]["missing_payment_method"] = json!(behavior);
+    }
     let request = &call.request;
+    let discount_events = match &wanted {
+        Some(wanted) => discounts::replace(state, &mut sub, wanted, request),
+        None => Vec::new(),
+    };
+    state.subscriptions.insert(id.to_owned(), sub);
     let prorated = prorate(state, &before, behavior);
     let mut events = prorations::created_events(&prorated, request);
+    if trial_end == Some("now") {
+        let (sub, ended) = trials::end(state, id, Ending::Now, request, Some(&before))?;
+        // The discount events follow the subscription's own event.
+        let at = ended
+            .iter()
+            .position(|e| {
+                matches!(
+                    e.type_,
+                    "customer.subscription.updated" | "customer.subscription.deleted"
+                )
+            })
+            .map_or(ended.len(), |i| i + 1);
+        let mut ended = ended;
+        ended.splice(at..at, discount_events);
+        events.extend(ended);
+        return Ok(Answer {
+            body: expand::subscription(state, sub, params)?,
+            events,
+        });
+    }
     let draft = (behavior == Behavior::AlwaysInvoice && !prorated.is_empty())
         .then(|| invoices::draft_pending(state, id, "subscription_update"))
         .flatten();
     let sub = state.subscriptions[id].clone();
     events.extend(updated_event(&before, &sub, request));
+    events.extend(discount_events);
     if let Some(draft) = draft {
         events.extend(invoices::collect_now(state, &draft, request)?);
     }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::api::ApiError;
 use super::billing::{self, NewInvoice};
+use super::discounts;
 use super::intents::{self, Outcome};
 use super::lifecycle::{next_invoice_number, start_periods, updated_event};
 use super::state::State;
@@ -89,8 +90,10 @@ pub(super) fn resume(
         ));
     }
     let now = state.now();
+    let (discount_ids, ended) = discounts::current(state, id, now);
     let invoice_id = state.id("in");
     let mut after = before.clone();
+    after["discounts"] = json!(discount_ids);
     let mut items = after["items"]["data"]
         .as_array()
         .cloned()
@@ -100,22 +103,37 @@ pub(super) fn resume(
     after["status"] = json!("active");
     after["billing_cycle_anchor"] = json!(now);
     after["latest_invoice"] = json!(invoice_id);
-    let invoice = paid_invoice(state, &after, &invoice_id, lines);
+    let invoice = paid_invoice(state, &after, &invoice_id, lines, &discount_ids);
     state.subscriptions.insert(id.to_owned(), after.clone());
-    let pm = intents::payment_method_of(state, &after);
-    intents::charge(state, &invoice_id, pm.as_deref(), Outcome::Succeeded);
-    let mut events = vec![PendingEvent::new(
+    if invoice["amount_paid"].as_i64().unwrap_or(0) > 0 {
+        let pm = intents::payment_method_of(state, &after);
+        intents::charge(state, &invoice_id, pm.as_deref(), Outcome::Succeeded);
+    }
+    let mut events: Vec<PendingEvent> = ended
+        .into_iter()
+        .map(|mut e| {
+            e.request = request.clone();
+            e
+        })
+        .collect();
+    events.push(PendingEvent::new(
         "customer.subscription.resumed",
         &after,
         request,
-    )];
+    ));
     events.extend(updated_event(&before, &after, request));
     events.push(PendingEvent::new("invoice.paid", &invoice, request));
     Ok((after, events))
 }
 
 /// The `subscription_update` invoice of a resumed subscription, finalized and paid, stored.
-fn paid_invoice(state: &mut State, sub: &Value, invoice_id: &str, lines: Vec<Value>) -> Value {
+fn paid_invoice(
+    state: &mut State,
+    sub: &Value,
+    invoice_id: &str,
+    lines: Vec<Value>,
+    discount_ids: &[String],
+) -> Value {
     let now = state.now();
     let customer_id = sub["customer"].as_str().unwrap_or_default().to_owned();
     let customer = state
@@ -133,6 +151,7 @@ fn paid_invoice(state: &mut State, sub: &Value, invoice_id: &str, lines: Vec<Val
         period: (now, now),
         lines,
     });
+    discounts::apply(state, &mut invoice, discount_ids);
     let number = next_invoice_number(state, &customer_id);
     billing::finalize(&mut invoice, now, &number, true);
     invoice["attempt_count"] = json!(1);

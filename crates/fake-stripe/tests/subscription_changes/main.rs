@@ -4,6 +4,9 @@
 //!
 //! The fake's clock is frozen in each test, so prorations land on exact seconds.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod cancel;
 mod helpers;
 mod prorations;

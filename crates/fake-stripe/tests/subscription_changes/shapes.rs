@@ -17,8 +17,8 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_shared::{
     CancellationDetailsReason, Invoice, InvoiceBillingReason, InvoiceStatus, SubscriptionStatus,
 };
-use stripe_webhook::{EventObject, Webhook};
 
+use crate::common::typed::assert_every_event_typed;
 use crate::helpers::World;
 
 fn client(fake: &FakeStripe) -> Client {
@@ -191,33 +191,4 @@ async fn prorations_cancellations_and_their_events_decode_in_async_stripe() {
     ] {
         assert!(types.iter().any(|t| t == seen), "{seen} in {types:?}");
     }
-}
-
-/// Every event the fake generated parses into the typed event its type names.
-fn assert_every_event_typed(fake: &FakeStripe) {
-    for raw in fake.events() {
-        let type_ = raw["type"].as_str().unwrap().to_owned();
-        let event = Webhook::insecure(&raw.to_string())
-            .unwrap_or_else(|e| panic!("{type_} does not parse: {e:?}\n{raw}"));
-        assert_eq!(
-            typed_as(&event.data.object),
-            Some(type_.as_str()),
-            "{type_} parsed as another type"
-        );
-    }
-}
-
-/// The event type a typed `EventObject` variant stands for; `None` for the rest.
-fn typed_as(object: &EventObject) -> Option<&'static str> {
-    Some(match object {
-        EventObject::CustomerCreated(_) => "customer.created",
-        EventObject::CustomerSubscriptionCreated(_) => "customer.subscription.created",
-        EventObject::CustomerSubscriptionUpdated(_) => "customer.subscription.updated",
-        EventObject::CustomerSubscriptionDeleted(_) => "customer.subscription.deleted",
-        EventObject::InvoiceCreated(_) => "invoice.created",
-        EventObject::InvoicePaid(_) => "invoice.paid",
-        EventObject::InvoiceitemCreated(_) => "invoiceitem.created",
-        EventObject::InvoiceitemDeleted(_) => "invoiceitem.deleted",
-        _ => return None,
-    })
 }
