@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a thin call into the library.
 
 mod account;
+mod customers;
 mod ops;
 mod reconcile;
 mod replay;
@@ -81,6 +82,11 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Customers as the API shows them: list, show, cancel, uncancel, quantity, balance,
+    /// timeline (`--json` prints the API's answer). Needs only DATABASE_URL and the catalog;
+    /// plan changes are carried out by the daemon's workers.
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
     /// Repair drift: read subscriptions from Stripe and fix the store (needs STRIPE_API_KEY).
     Reconcile {
         /// Only this customer (our id).
@@ -142,6 +148,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(config, Needs::Database)?;
             telemetry::init(settings.log_format);
             reconcile::run(&settings, customer.as_deref(), dry_run).await
+        }
+        Command::Customers(command) => {
+            let settings = Settings::load(config, Needs::Database)?;
+            let catalog = app::load_catalog(&settings)?;
+            customers::run(&ops_pool_for(settings).await?, &catalog, command).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Events(command) => {
             let settings = Settings::load(config, Needs::Database)?;

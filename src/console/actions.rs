@@ -202,7 +202,7 @@ fn attach_outcome(plan: &str, status: StatusCode, answer: &Value) -> Outcome {
 
 async fn edit_balance(state: &AppState, body: EditBalance) -> Result<Outcome, ApiError> {
     let (op, feature, amount) = (body.op.clone(), body.feature_id.clone(), body.amount);
-    let answer = customers::apply_balance_edit(state, body, ACTOR).await?;
+    let answer = customers::apply_balance_edit(&state.pool, &state.catalog, body, ACTOR).await?;
     let verb = match op.as_str() {
         "grant" => "Granted",
         "set" => "Set",

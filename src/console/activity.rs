@@ -30,7 +30,7 @@ pub(super) async fn panels(
         timeline_query.push_str("&cursor=");
         timeline_query.push_str(&query_value(cursor));
     }
-    let page = timeline::page(view.state, id, Some(&timeline_query)).await?;
+    let page = timeline::page(&view.state.pool, id, Some(&timeline_query)).await?;
     let entries = page["data"].as_array().cloned().unwrap_or_default();
     let next = page["next_cursor"].as_str();
     let events = match stripe_id {

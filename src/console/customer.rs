@@ -72,7 +72,7 @@ pub(super) struct InvoiceView {
 }
 
 pub(super) async fn page(view: &View<'_>, id: &str, query: Option<&str>) -> Reply {
-    let customer = match customers::view_of(view.state, id).await {
+    let customer = match customers::view_of(&view.state.pool, &view.state.catalog, id).await {
         Ok(answer) => answer,
         Err(error) => return Reply::error(error),
     };

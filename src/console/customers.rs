@@ -113,7 +113,7 @@ impl Filters {
 
 pub(super) async fn page(view: &View<'_>, query: Option<&str>) -> Reply {
     let filters = Filters::parse(query);
-    let answer = match customers::list_page(view.state, Some(&filters.api_query())).await {
+    let answer = match customers::list_page(&view.state.pool, Some(&filters.api_query())).await {
         Ok(answer) => answer,
         Err(error) => return Reply::error(error),
     };

@@ -13,7 +13,7 @@ use crate::store::customers::{self, Customer, CustomerFields};
 use crate::store::{balances, invoices, plans};
 use crate::stripe::ids;
 use hyper::StatusCode;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,14 +143,17 @@ pub(crate) async fn get_or_create(
 }
 
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
-    Ok(json(StatusCode::OK, &view_of(state, id).await?))
+    Ok(json(
+        StatusCode::OK,
+        &view_of(&state.pool, &state.catalog, id).await?,
+    ))
 }
 
-/// `GET /v1/customers/{id}`'s answer (the API's and the console's).
-pub(crate) async fn view_of(state: &AppState, id: &str) -> Result<Value, ApiError> {
-    let mut conn = state.pool.acquire().await?;
+/// `GET /v1/customers/{id}`'s answer (the API's, the console's and the CLI's).
+pub(crate) async fn view_of(pool: &PgPool, catalog: &Catalog, id: &str) -> Result<Value, ApiError> {
+    let mut conn = pool.acquire().await?;
     let customer = find(&mut conn, id).await?;
-    Ok(view(&mut conn, &state.catalog, &customer).await?)
+    Ok(view(&mut conn, catalog, &customer).await?)
 }
 
 pub(super) async fn update(
@@ -218,7 +221,7 @@ pub(super) async fn check(state: &AppState, body: Check) -> Result<HttpResponse,
     input::amount("required", body.required)?;
     let mut tx = state.pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
-    known_feature(state, &body.feature_id)?;
+    known_feature(&state.catalog, &body.feature_id)?;
     let balance = balances::current(&mut tx, customer.pk, &body.feature_id).await?;
     tx.commit().await?;
     let (allowed, remaining, unlimited) = match &balance {
@@ -246,7 +249,7 @@ pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse,
     }
     let mut tx = state.pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
-    known_feature(state, &body.feature_id)?;
+    known_feature(&state.catalog, &body.feature_id)?;
     let (balance, duplicate) = balances::track(
         &mut tx,
         customer.pk,
@@ -269,11 +272,11 @@ pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse,
 /// `GET /v1/customers?search=&plan_id=&status=&limit=&cursor=`: newest first, a page at a
 /// time (`next_cursor` until the last page).
 pub(super) async fn list(state: &AppState, query: Option<&str>) -> Result<HttpResponse, ApiError> {
-    Ok(json(StatusCode::OK, &list_page(state, query).await?))
+    Ok(json(StatusCode::OK, &list_page(&state.pool, query).await?))
 }
 
-/// `GET /v1/customers`' answer for a query string (the API's and the console's).
-pub(crate) async fn list_page(state: &AppState, query: Option<&str>) -> Result<Value, ApiError> {
+/// `GET /v1/customers`' answer for a query string (the API's, the console's and the CLI's).
+pub(crate) async fn list_page(pool: &PgPool, query: Option<&str>) -> Result<Value, ApiError> {
     let mut search = None;
     let mut plan_id = None;
     let mut status = None;
@@ -317,7 +320,7 @@ pub(crate) async fn list_page(state: &AppState, query: Option<&str>) -> Result<V
         limit: limit + 1,
         before_pk,
     };
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     let mut found = customers::list(&mut conn, &filter).await?;
     let more = found.len() as i64 > limit;
     found.truncate(limit as usize);
@@ -378,7 +381,7 @@ pub(super) async fn usage(
     }
     let feature = feature.ok_or_else(|| ApiError::invalid("feature_id", "is required"))?;
     input::id("feature_id", &feature)?;
-    known_feature(state, &feature)?;
+    known_feature(&state.catalog, &feature)?;
     let to = to.unwrap_or_else(Utc::now);
     let from = from.unwrap_or(to - chrono::Duration::days(30));
     let longest = match bucket {
@@ -447,14 +450,15 @@ pub(super) async fn edit_balance(
 ) -> Result<HttpResponse, ApiError> {
     Ok(json(
         StatusCode::OK,
-        &apply_balance_edit(state, body, API_ACTOR).await?,
+        &apply_balance_edit(&state.pool, &state.catalog, body, API_ACTOR).await?,
     ))
 }
 
-/// `POST /v1/balances`' answer (the API's and the console's); `actor` is recorded as who
-/// made the edit.
+/// `POST /v1/balances`' answer (the API's, the console's and the CLI's); `actor` is recorded
+/// as who made the edit.
 pub(crate) async fn apply_balance_edit(
-    state: &AppState,
+    pool: &PgPool,
+    catalog: &Catalog,
     body: EditBalance,
     actor: &str,
 ) -> Result<Value, ApiError> {
@@ -471,9 +475,9 @@ pub(crate) async fn apply_balance_edit(
     if let Some(key) = &body.idempotency_key {
         input::id("idempotency_key", key)?;
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
-    known_feature(state, &body.feature_id)?;
+    known_feature(catalog, &body.feature_id)?;
     let edit = balances::Edit {
         feature_id: &body.feature_id,
         op,
@@ -570,8 +574,8 @@ fn customer_not_found(id: &str) -> ApiError {
     }
 }
 
-fn known_feature(state: &AppState, id: &str) -> Result<(), ApiError> {
-    match state.catalog.feature(id) {
+fn known_feature(catalog: &Catalog, id: &str) -> Result<(), ApiError> {
+    match catalog.feature(id) {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound {
             code: "feature_not_found",

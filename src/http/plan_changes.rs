@@ -144,7 +144,7 @@ pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiE
     Ok(json(StatusCode::OK, &view(&change, &customer_id)))
 }
 
-fn view(change: &PlanChange, customer_id: &str) -> serde_json::Value {
+pub(crate) fn view(change: &PlanChange, customer_id: &str) -> serde_json::Value {
     let mut v = serde_json::to_value(change).expect("plan changes serialize");
     v["customer_id"] = customer_id.into();
     v

@@ -15,12 +15,15 @@ pub(super) async fn get(
     id: &str,
     query: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(respond(StatusCode::OK, &page(state, id, query).await?))
+    Ok(respond(
+        StatusCode::OK,
+        &page(&state.pool, id, query).await?,
+    ))
 }
 
-/// The timeline's answer for a query string (the API's and the console's).
+/// The timeline's answer for a query string (the API's, the console's and the CLI's).
 pub(crate) async fn page(
-    state: &AppState,
+    pool: &sqlx::PgPool,
     id: &str,
     query: Option<&str>,
 ) -> Result<Value, ApiError> {
@@ -38,7 +41,7 @@ pub(crate) async fn page(
             _ => return Err(ApiError::invalid("query", "takes only limit and cursor")),
         }
     }
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = pool.acquire().await?;
     let customer = find(&mut conn, id).await?;
     let mut entries = activity::page(&mut conn, customer.pk, before, limit + 1).await?;
     let more = entries.len() as i64 > limit;

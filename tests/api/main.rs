@@ -12,6 +12,7 @@ mod convergence;
 mod customer_search;
 mod customer_view;
 mod customers;
+mod customers_cli;
 mod engine;
 mod events_api;
 mod fake_accounts;
