@@ -34,6 +34,7 @@ mod same_second;
 mod stripe_side;
 mod systemd_notify;
 mod timeline;
+mod trials;
 mod usage;
 mod webdriver;
 mod webhook;

@@ -3,6 +3,10 @@
 //! customer's plan, seats and invoices are what Stripe has, and delivering everything again
 //! in another order changes nothing.
 //!
+//! A trial's life (issue 17) converges the same way: a trial without a card, Stripe's
+//! notice three days before its end, a card added or not, and the end (charged, or the
+//! subscription canceled).
+//!
 //! Each operation moves the fake's clock on by two seconds, so Stripe's events about two
 //! operations never share a second (within one second Stripe's `created` cannot order them:
 //! see the README's "Ordering" notes).
@@ -185,33 +189,7 @@ fn check_balances_and_invoices(w: &World, view: &Value, sub: &str) -> Result<(),
     let expected_seats =
         (stripe["status"] != "canceled").then(|| stripe["items"]["data"][0]["quantity"].clone());
     prop_assert_eq!(seats, expected_seats, "seats: 1 per unit of team");
-    let mut ours: Vec<(String, String)> = view["invoices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            (
-                i["stripe_id"].as_str().unwrap().to_owned(),
-                i["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let mut theirs: Vec<(String, String)> = w
-        .stripe
-        .invoices()
-        .iter()
-        .filter(|i| i["status"] != "draft")
-        .map(|i| {
-            (
-                i["id"].as_str().unwrap().to_owned(),
-                i["status"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    ours.sort();
-    theirs.sort();
-    prop_assert_eq!(ours, theirs);
-    Ok(())
+    check_invoices(w, view)
 }
 
 /// The view's products as [`expected_products`] shapes them.
@@ -248,6 +226,120 @@ fn plan_changes_converge_with_stripes_webhooks_in_any_order() {
         .run(&case(), |c| {
             let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             rt.block_on(run(&c, n))
+        })
+        .unwrap();
+}
+
+/// A customer without a card takes `starter`'s trial (no card needed), adds a card during
+/// it or not, and the trial ends; webhooks arrive as in [`run`].
+async fn trial_life(adds_card: bool, seed: u64, n: usize) -> Result<(), TestCaseError> {
+    let w = World::new().await;
+    w.stripe.set_delivery(Delivery::Drop);
+    let customer = format!("u_trial_{n}");
+    let (status, _) = w
+        .app
+        .create_customer(json!({"id": customer, "create_in_stripe": true}))
+        .await;
+    prop_assert_eq!(status, StatusCode::CREATED);
+    w.drain().await;
+    let attach = json!({"customer_id": customer, "plan_id": "starter",
+                        "success_url": "https://a.test/", "cancel_url": "https://a.test/"});
+    let (_, answer) = w.app.api(Method::POST, "/v1/attach", Some(attach)).await;
+    w.drain().await;
+    let attach = w.attach_state(answer["id"].as_str().unwrap()).await;
+    prop_assert_eq!(&attach["trial_days"], 14, "{}", attach);
+    let sub = attach["stripe_subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut dice = Dice(seed | 1);
+    let mut delivered = HashSet::new();
+    deliver(&w, &mut delivered, &mut dice, false).await;
+    w.stripe.advance_clock(Duration::from_secs(11 * 86_400));
+    w.stripe.trial_will_end(&sub).await.unwrap();
+    deliver(&w, &mut delivered, &mut dice, false).await;
+    if adds_card {
+        let stripe_id = w.customer(&customer).await["stripe_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        w.stripe.set_default_payment_method(&stripe_id);
+    }
+    w.stripe.advance_clock(Duration::from_secs(3 * 86_400));
+    w.stripe.end_trial(&sub).await.unwrap();
+    deliver(&w, &mut delivered, &mut dice, true).await;
+    let converged = w.customer(&customer).await;
+    let stripe = w.stripe.subscriptions();
+    let stripe = stripe.iter().find(|s| s["id"] == sub.as_str()).unwrap();
+    let expected = if adds_card {
+        prop_assert_eq!(&stripe["status"], "active");
+        json!([{ "plan_id": "starter", "status": "active" }])
+    } else {
+        prop_assert_eq!(&stripe["status"], "canceled");
+        json!([{ "plan_id": "free", "status": "active" }])
+    };
+    let plans: Vec<Value> = converged["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"plan_id": p["plan_id"], "status": p["status"]}))
+        .collect();
+    prop_assert_eq!(Value::from(plans), expected, "{:#}", converged);
+    check_invoices(&w, &converged)?;
+    delivered.clear();
+    deliver(&w, &mut delivered, &mut dice, true).await;
+    prop_assert_eq!(&w.customer(&customer).await, &converged);
+    Ok(())
+}
+
+/// The invoices of the view are Stripe's (ids and statuses).
+fn check_invoices(w: &World, view: &Value) -> Result<(), TestCaseError> {
+    let mut ours: Vec<(String, String)> = view["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["stripe_id"].as_str().unwrap().to_owned(),
+                i["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut theirs: Vec<(String, String)> = w
+        .stripe
+        .invoices()
+        .iter()
+        .filter(|i| i["status"] != "draft")
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_owned(),
+                i["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    ours.sort();
+    theirs.sort();
+    prop_assert_eq!(ours, theirs);
+    Ok(())
+}
+
+#[test]
+fn a_trials_life_converges_with_stripes_webhooks_in_any_order() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(6);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&(any::<bool>(), any::<u64>()), |(adds_card, seed)| {
+            let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            rt.block_on(trial_life(adds_card, seed, n))
         })
         .unwrap();
 }
