@@ -56,7 +56,13 @@ cat >&2 <<MSG
     # open checkout_url in a browser and press Pay (with the fake), or: curl -X POST <checkout_url>/complete
     curl -s -H '$auth' $api/v1/customers/user_1
 
+    # cancel it at the period's end, then look at the customer from the command line
+    curl -s -H '$auth' -d '{"customer_id":"user_1","plan_id":"pro"}' $api/v1/cancel
+    DATABASE_URL=$DATABASE_URL RECONCILER_CONFIG=$RECONCILER_CONFIG $bin customers show user_1
+
     DATABASE_URL=$DATABASE_URL $bin status
+
+    The operator console: $api/console (sign in with the API token, RECONCILER_API_TOKEN).
 
 MSG
 "$bin" serve

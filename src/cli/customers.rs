@@ -133,19 +133,9 @@ pub async fn run(
             cursor,
             json,
         } => {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            query.append_pair("limit", &limit.to_string());
-            for (key, value) in [("search", search), ("plan_id", plan), ("status", status)] {
-                if let Some(value) = value {
-                    query.append_pair(key, &value);
-                }
-            }
-            if let Some(cursor) = cursor {
-                query.append_pair("cursor", &cursor);
-            }
-            let page = api::list_page(pool, Some(&query.finish()))
-                .await
-                .map_err(refused)?;
+            let filters = [("search", search), ("plan_id", plan), ("status", status)];
+            let query = page_query(limit, cursor, filters);
+            let page = api::list_page(pool, Some(&query)).await.map_err(refused)?;
             if json {
                 return print_json(&page);
             }
@@ -254,12 +244,8 @@ pub async fn run(
             cursor,
             json,
         } => {
-            let mut query = form_urlencoded::Serializer::new(String::new());
-            query.append_pair("limit", &limit.to_string());
-            if let Some(cursor) = cursor {
-                query.append_pair("cursor", &cursor);
-            }
-            let page = timeline::page(pool, &id, Some(&query.finish()))
+            let query = page_query(limit, cursor, []);
+            let page = timeline::page(pool, &id, Some(&query))
                 .await
                 .map_err(refused)?;
             if json {
@@ -283,6 +269,23 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// The query string of a page of a list route: `limit`, `cursor` and the given filters.
+fn page_query<const N: usize>(
+    limit: i64,
+    cursor: Option<String>,
+    filters: [(&str, Option<String>); N],
+) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &limit.to_string());
+    let cursor = [("cursor", cursor)];
+    for (key, value) in filters.iter().chain(&cursor) {
+        if let Some(value) = value {
+            query.append_pair(key, value);
+        }
+    }
+    query.finish()
 }
 
 /// Records a plan change as the CLI's and waits for the daemon's workers to carry it out.

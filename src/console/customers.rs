@@ -8,23 +8,10 @@ use super::actions::ConsoleAction;
 use super::form::Form;
 use super::layout::{self, Section, badge, customer_path, query_value, when};
 use super::{Back, Planned, Reply, View};
-use crate::http::customers::{self, CreateCustomer};
+use crate::http::customers::{self, CreateCustomer, PLAN_STATUSES};
 
 /// Customers on one page.
 const PAGE: i64 = 25;
-
-/// The statuses a plan can have, as the API's `status=` filter takes them.
-const STATUSES: &[&str] = &[
-    "active",
-    "trialing",
-    "past_due",
-    "unpaid",
-    "incomplete",
-    "paused",
-    "scheduled",
-    "canceled",
-    "expired",
-];
 
 #[derive(Deserialize)]
 struct Page {
@@ -139,7 +126,7 @@ pub(super) async fn page(view: &View<'_>, query: Option<&str>) -> Reply {
                 }
                 select name="status" aria-label="Status" {
                     option value="" { "Any status" }
-                    @for status in STATUSES {
+                    @for status in PLAN_STATUSES {
                         option value=(status) selected[filters.status == *status] {
                             (status.replace('_', " "))
                         }

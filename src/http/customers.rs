@@ -603,8 +603,8 @@ pub(super) fn page_limit(value: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid("limit", "must be 1 to 100"))
 }
 
-/// The statuses a plan can have (`status=` of the customer list).
-const PLAN_STATUSES: &[&str] = &[
+/// The statuses a plan can have (`status=` of the customer list, the console's filter).
+pub(crate) const PLAN_STATUSES: &[&str] = &[
     "active",
     "trialing",
     "past_due",

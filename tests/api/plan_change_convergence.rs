@@ -212,15 +212,7 @@ fn summary(view: &Value) -> Value {
 #[test]
 fn plan_changes_converge_with_stripes_webhooks_in_any_order() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(6);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner();
     let n = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&case(), |c| {
@@ -326,15 +318,7 @@ fn check_invoices(w: &World, view: &Value) -> Result<(), TestCaseError> {
 #[test]
 fn a_trials_life_converges_with_stripes_webhooks_in_any_order() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(6);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner();
     let n = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&(any::<bool>(), any::<u64>()), |(adds_card, seed)| {
@@ -342,4 +326,17 @@ fn a_trials_life_converges_with_stripes_webhooks_in_any_order() {
             rt.block_on(trial_life(adds_card, seed, n))
         })
         .unwrap();
+}
+
+/// Each case builds a world of its own: 6 cases by default (`PROPTEST_CASES` to change).
+fn runner() -> TestRunner {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(6);
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
 }

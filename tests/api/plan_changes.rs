@@ -476,12 +476,12 @@ async fn two_edits_racing_run_one_after_the_other_and_the_later_wins() {
         )
         .await;
     assert_eq!((&a["state"], &b["state"]), (&json!("done"), &json!("done")));
-    // The customer's lock ordered them; the one recorded second ran second.
-    let later = if a["created_at"].as_str() > b["created_at"].as_str() {
-        &a
-    } else {
-        &b
+    // A customer's jobs run one at a time: the one finished last ran last, and its count
+    // is Stripe's.
+    let finished = |c: &Value| {
+        chrono::DateTime::parse_from_rfc3339(c["updated_at"].as_str().unwrap()).unwrap()
     };
+    let later = if finished(&a) > finished(&b) { &a } else { &b };
     let stripe = stripe_subscription(&w, &sub)["items"]["data"][0]["quantity"].clone();
     assert_eq!(stripe, later["quantity"]);
     for _ in 0..20 {
