@@ -41,8 +41,12 @@ impl EventHandler for SubscriptionHandler {
         let sub: Subscription = object(event)?;
         // A deleted subscription is over, whatever else the payload says.
         let ended = event.event_type == "customer.subscription.deleted";
-        let refresh = self.refresh_ties;
-        let outcome = apply_with(conn, &self.catalog, &sub, ended, event.created, refresh).await?;
+        let ties = if self.refresh_ties {
+            Ties::Defer
+        } else {
+            Ties::Ignore
+        };
+        let outcome = apply_with(conn, &self.catalog, &sub, ended, event.created, ties).await?;
         if event.event_type == "customer.subscription.trial_will_end" {
             trial_will_end(conn, &sub).await?;
         }
@@ -79,9 +83,10 @@ pub(crate) async fn plan_of<'c>(
     resolve_plan(conn, catalog, &price_ids, &metadata).await
 }
 
-/// Applies a subscription as seen at `observed` (an event's `created`, or the time it was
-/// read from the API): the same path for webhooks, attaches and `reconcile`. A tie within
-/// one second with other content queues a read of the subscription from Stripe.
+/// Applies a subscription as read from the API at `observed`: the same path as webhooks, for
+/// attaches, plan changes, `reconcile` and tie reads. A read is applied also when it ties in
+/// its second with an event's state (it was made after whatever that event told), and the
+/// tie queues a read of the subscription from Stripe all the same.
 pub(crate) async fn apply(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -89,17 +94,28 @@ pub(crate) async fn apply(
     ended: bool,
     observed: i64,
 ) -> Result<Outcome, JobError> {
-    apply_with(conn, catalog, sub, ended, observed, true).await
+    apply_with(conn, catalog, sub, ended, observed, Ties::Apply).await
 }
 
-/// [`apply`]; `refresh`: whether a tie queues the read (a `subscription.refresh` job).
+/// What a state that ties in its second with the newest applied one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ties {
+    /// A read of ours: applied, and the subscription read again (`subscription.refresh`).
+    Apply,
+    /// An event, with Stripe configured: not applied; the subscription is read.
+    Defer,
+    /// An event without Stripe: applied (the later-arriving holds).
+    Ignore,
+}
+
+/// [`apply`] for a state seen at `observed`, ties handled as `ties` says.
 async fn apply_with(
     conn: &mut PgConnection,
     catalog: &Catalog,
     sub: &Subscription,
     ended: bool,
     observed: i64,
-    refresh: bool,
+    ties: Ties,
 ) -> Result<Outcome, JobError> {
     // An item we cannot read at all makes the event dead, naming it (never a guess).
     sub.prices()
@@ -138,14 +154,15 @@ async fn apply_with(
         trial_end: sub.trial_end.and_then(timestamp),
         event_created: observed,
     };
-    let sync = plans::sync_subscription(conn, catalog, &state).await?;
+    let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
     if let Some(trial_end) = state.trial_end {
         attaches::set_trial_end(conn, &sub.id, trial_end).await?;
     }
     // Whichever event came last, an attach waiting on the first payment follows the
     // subscription's newest status.
     attaches::follow_subscription(conn, &sub.id).await?;
-    if sync == Sync::Tied && refresh {
+    let tied = matches!(sync, Sync::Tied | Sync::AppliedOverTie);
+    if tied && ties != Ties::Ignore {
         let job = RefreshSubscription {
             subscription_id: sub.id.clone(),
             customer_pk,
@@ -154,7 +171,11 @@ async fn apply_with(
         outbox::enqueue(conn, &job).await?;
     }
     Ok(match sync {
-        Sync::Applied | Sync::Tied => Outcome::Applied,
+        Sync::Applied | Sync::AppliedOverTie => Outcome::Applied,
+        Sync::Tied => Outcome::Skipped(format!(
+            "tied: another state of {} from the same second was applied; reading it from Stripe",
+            sub.id
+        )),
         Sync::Stale => Outcome::Skipped(format!(
             "stale: a newer event for {} was applied already",
             sub.id

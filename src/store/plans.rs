@@ -45,9 +45,12 @@ pub struct SubscriptionState<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sync {
     Applied,
-    /// Applied, but the newest state applied before came from the same second, with the same
-    /// status precedence and other content: which of the two is newer cannot be told, so
-    /// the subscription should be read from Stripe.
+    /// Applied over a state from the same second, with the same status precedence and other
+    /// content (a read of ours replacing an event's): the subscription should be read from
+    /// Stripe to settle which is newer.
+    AppliedOverTie,
+    /// Not applied, for the same reason (an event tying with what is there): the
+    /// subscription should be read from Stripe.
     Tied,
     Stale,
 }
@@ -73,13 +76,19 @@ impl SubscriptionState<'_> {
 }
 
 /// Applies a subscription's state, unless a newer event for it was applied already.
+///
+/// A state that ties in its second with the newest applied one (same status precedence) and
+/// says something else is, with `defer_ties` (an event), not applied ([`Sync::Tied`]); without
+/// (a read of ours, made after whatever happened before it), applied
+/// ([`Sync::AppliedOverTie`]). Either way the caller reads the subscription from Stripe.
 pub async fn sync_subscription(
     conn: &mut PgConnection,
     catalog: &Catalog,
     s: &SubscriptionState<'_>,
+    defer_ties: bool,
 ) -> Result<Sync, sqlx::Error> {
     let rank = access::status_rank(s.stripe_status);
-    // One statement: the guard, and whether the state it replaces tied with this one.
+    // One statement: the guard, and whether the state there tied with this one.
     let (newer, tied): (Option<bool>, bool) = sqlx::query_as(
         "WITH before AS (
              SELECT source_created, source_rank, source_digest
@@ -92,7 +101,9 @@ pub async fn sync_subscription(
                  SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
                      source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
                      source_digest = EXCLUDED.source_digest
-                 WHERE (g.source_created, g.source_rank) <= (EXCLUDED.source_created, EXCLUDED.source_rank)
+                 WHERE (g.source_created, g.source_rank) < (EXCLUDED.source_created, EXCLUDED.source_rank)
+                    OR ((g.source_created, g.source_rank) = (EXCLUDED.source_created, EXCLUDED.source_rank)
+                        AND NOT ($8 AND g.source_digest IS DISTINCT FROM EXCLUDED.source_digest))
              RETURNING true AS applied
          )
          SELECT (SELECT applied FROM up),
@@ -107,8 +118,12 @@ pub async fn sync_subscription(
     .bind(s.event_created)
     .bind(rank)
     .bind(s.digest())
+    .bind(defer_ties)
     .fetch_one(&mut *conn)
     .await?;
+    if newer.is_none() && tied && defer_ties {
+        return Ok(Sync::Tied);
+    }
     if newer.is_none() {
         observe_stale(conn, s).await?;
         return Ok(Sync::Stale);
@@ -224,7 +239,11 @@ pub async fn sync_subscription(
     )
     .await?;
     balances::provision(conn, catalog, s.customer_pk).await?;
-    Ok(if tied { Sync::Tied } else { Sync::Applied })
+    Ok(if tied {
+        Sync::AppliedOverTie
+    } else {
+        Sync::Applied
+    })
 }
 
 /// A completed checkout activates its plan, provisionally: only while no subscription event

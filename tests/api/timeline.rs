@@ -34,6 +34,8 @@ async fn plan_changes_and_balance_edits_show_newest_first_with_their_source() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The renewal comes a period later, not within the attach's second.
+    w.stripe.advance_clock(std::time::Duration::from_secs(60));
     let invoice = w.stripe.renew(&subscription).await.unwrap();
     w.stripe.pay_invoice(&invoice).await.unwrap();
     w.drain().await;
