@@ -158,7 +158,7 @@ pub(super) fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<
 }
 
 /// Bytes left as they are in a path segment: letters, digits, `_` and `-`.
-const PATH_SEGMENT: &percent_encoding::AsciiSet =
+pub(super) const PATH_SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'-');
 
 impl From<CallError> for JobError {

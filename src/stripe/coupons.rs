@@ -7,7 +7,7 @@ use stripe_product::coupon::{CreateCoupon, RetrieveCoupon};
 use stripe_product::promotion_code::ListPromotionCode;
 use stripe_shared::{CouponDuration, Subscription};
 
-use super::client::{CallError, Metadata, StripeApi, path_id};
+use super::client::{CallError, Metadata, PATH_SEGMENT, StripeApi, path_id};
 use super::discount::{Coupon, Discount};
 use crate::catalog::{Reward, RewardDuration};
 
@@ -149,7 +149,8 @@ impl StripeApi {
         Ok(Coupon::from(&coupon))
     }
 
-    /// The coupon `id` (chosen by whoever made it: any printable text, percent-encoded).
+    /// The coupon `id` (chosen by whoever made it: any printable text; all but letters,
+    /// digits, `_` and `-` percent-encoded).
     pub async fn retrieve_coupon(&self, id: &str) -> Result<Coupon, CallError> {
         let endpoint = "coupons.retrieve";
         if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
@@ -158,7 +159,7 @@ impl StripeApi {
                 "refusing a malformed coupon id".to_owned(),
             ));
         }
-        let path = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+        let path = percent_encoding::utf8_percent_encode(id, PATH_SEGMENT);
         let request = RetrieveCoupon::new(path.to_string());
         let coupon = self.call(endpoint, None, request.customize()).await?;
         Ok(Coupon::from(&coupon))

@@ -609,3 +609,48 @@ async fn unknown_rewards_and_codes_are_refused_naming_the_field_and_nothing_is_m
     assert!(made.is_empty(), "{made:?}");
     assert!(stripe_subscription(&w, &sub)["discounts"] == json!([]));
 }
+
+#[tokio::test]
+async fn a_grant_stripe_refuses_is_failed_with_its_words() {
+    let w = World::new().await;
+    let sub = subscribed(&w, "u_rf1", "pro").await;
+    let (status, _) = give(&w, "u_rf1", json!({"reward": "loyalty"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    settle(&w).await;
+    // A code for the coupon the subscription has a discount from already.
+    let coupon = coupons_for(&w, "loyalty")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.stripe
+        .create_promotion_code_in_dashboard(&coupon, "LOYAL2")
+        .await
+        .unwrap();
+
+    let (status, answer) = give(&w, "u_rf1", json!({"promotion_code": "LOYAL2"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["promotion_code"], "LOYAL2");
+    settle(&w).await;
+    let failed = grant_state(&w, "u_rf1", answer["id"].as_str().unwrap()).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("can only be applied once")),
+        "{failed}"
+    );
+    assert_eq!(
+        stripe_subscription(&w, &sub)["discounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        w.customer("u_rf1").await["discounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
