@@ -78,6 +78,7 @@ impl Application {
         );
         let stripe_enabled =
             registry.handles_job(<crate::jobs::ExecuteAttach as outbox::Job>::KIND);
+        let stripe_api = request_api(&settings)?.filter(|_| stripe_enabled);
         let engine = Engine::new(
             pool.clone(),
             registry,
@@ -99,6 +100,7 @@ impl Application {
             http: settings.http.clone(),
             metrics: settings.metrics.clone(),
             stripe_enabled,
+            stripe_api,
             attach_wait: std::time::Duration::from_millis(settings.stripe.attach_wait_ms),
         });
         Ok(Self {
@@ -178,6 +180,16 @@ fn catch_up_api(settings: &Settings) -> anyhow::Result<Option<StripeApi>> {
         .as_ref()
         .filter(|_| stripe.catch_up_interval_secs > 0)
     else {
+        return Ok(None);
+    };
+    let timeout = Duration::from_millis(stripe.timeout_ms);
+    Ok(Some(StripeApi::new(key, &stripe.api_base, timeout)?))
+}
+
+/// The Stripe API for lookups a request waits on (a promotion code), when a key is set.
+fn request_api(settings: &Settings) -> anyhow::Result<Option<StripeApi>> {
+    let stripe = &settings.stripe;
+    let Some(key) = stripe.api_key.as_ref() else {
         return Ok(None);
     };
     let timeout = Duration::from_millis(stripe.timeout_ms);

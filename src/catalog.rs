@@ -10,6 +10,10 @@ use chrono::{DateTime, Months, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod rewards;
+
+pub use rewards::{Reward, RewardDuration};
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
@@ -17,6 +21,10 @@ pub struct Catalog {
     pub features: Vec<Feature>,
     #[serde(default)]
     pub plans: Vec<Plan>,
+    /// Discounts to give (`[[rewards]]`). Left out of the serialized catalog when empty, so
+    /// catalogs written before keep their digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewards: Vec<Reward>,
     /// Which plan statuses grant access: `billing.past_due_access` from the settings, not
     /// part of the catalog file (set by [`crate::app::load_catalog`]).
     #[serde(skip)]
@@ -275,7 +283,7 @@ impl Catalog {
                 }
             }
         }
-        Ok(())
+        rewards::validate(&self.rewards)
     }
 
     pub fn plan(&self, id: &str) -> Option<&Plan> {
@@ -284,6 +292,10 @@ impl Catalog {
 
     pub fn feature(&self, id: &str) -> Option<&Feature> {
         self.features.iter().find(|f| f.id == id)
+    }
+
+    pub fn reward(&self, id: &str) -> Option<&Reward> {
+        self.rewards.iter().find(|r| r.id == id)
     }
 
     /// The default plan of `group`, if the catalog has one.
@@ -335,6 +347,10 @@ mod tests {
         assert_eq!(
             c.feature("priority_support").unwrap().kind,
             FeatureKind::Boolean
+        );
+        assert_eq!(
+            c.reward("launch").unwrap().duration,
+            RewardDuration::Months(3)
         );
     }
 

@@ -36,6 +36,20 @@ pub struct ChangePlan {
     pub customer_pk: i64,
 }
 
+/// Gives a reward (or a promotion code) to a live subscription (`POST
+/// /v1/customers/{id}/rewards`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApplyReward {
+    pub grant_id: String,
+    pub customer_pk: i64,
+}
+
+/// Reads a coupon a discount names from Stripe, so the view can say what it takes off.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FetchCoupon {
+    pub coupon_id: String,
+}
+
 /// Reads a subscription from Stripe and applies it: two of its events from one second (the
 /// `tied_at`) said different things, and `created` cannot tell which is newer.
 #[derive(Debug, Serialize, Deserialize)]

@@ -22,29 +22,36 @@
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
 //!   for webhooks, health, metrics, customers/check/track/balances/usage, the timeline,
-//!   attaches and plan changes; API JSON is shaped here.
+//!   attaches, plan changes and rewards; API JSON is shaped here.
 //! - [`console`]: the operator console under `/console` (server-rendered HTML, signed session
 //!   cookies, CSRF tokens), reading and acting through the same functions as `http`'s API.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
 //! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
 //!   delivered (`catch-up`, and periodically in the daemon).
-//! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction.
+//! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction
+//!   (subscriptions, checkouts, invoices, customers, discounts and coupons).
 //! - [`jobs`]: the outbound jobs' arguments, enqueued by `http` and `appliers`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
-//!   attaches, the catalog's Stripe objects, usage billing).
+//!   attaches, the catalog's Stripe objects and coupons, rewards, usage billing).
 //! - [`changes`]: an operator's plan changes (cancel, uncancel, quantity), checked and queued
 //!   for `billing`; the API and the CLI share it.
-//! - [`catalog`]: features and plans from TOML, validated.
+//! - [`rewards`]: a reward or a promotion code someone asks for, checked (a code looked up in
+//!   Stripe) for an attach, or recorded and queued for `billing` for a live subscription.
+//! - [`catalog`]: features, plans and rewards from TOML, validated.
 //! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
 //! - [`store`]: SQL only: customers, plans, balances, invoices, attaches, catalog versions,
-//!   the timeline's activity (written by triggers; the writer names its source).
+//!   discounts and coupons, reward grants, the timeline's activity (written by triggers; the
+//!   writer names its source).
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
-//!   `client` (async-stripe with idempotency keys), `objects` (the fields we read), `ids`.
+//!   `client` (async-stripe with idempotency keys; `coupons` for coupons, promotion codes and
+//!   discounts), `objects` and `discount` (the fields we read), `ids`.
 //! - [`db`]: the pool and the embedded migrations.
 //! - [`cli`]: the command line; `main.rs` only parses and calls it.
 //! - [`telemetry`], [`metrics`], [`systemd`]: logs, Prometheus metrics, sd_notify.
 //!
-//! Dependencies point one way: `http` knows `ingest`, `jobs` and `store`; the outbox knows
+//! Dependencies point one way: `http` knows `ingest`, `jobs`, `store`, `changes` and
+//! `rewards` (whose promotion-code lookup is the one Stripe call a request waits on); the
+//! outbox knows
 //! appliers and jobs only through its registry; `appliers` know `store` and `jobs`;
 //! `billing` knows `appliers` (to record what Stripe returned the way webhooks do), `store`
 //! and `stripe::client`; `store` knows only SQL. SQL lives in `store` and the outbox crate.
@@ -65,6 +72,7 @@ pub(crate) mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod rewards;
 pub mod store;
 pub mod stripe;
 pub mod systemd;

@@ -1,4 +1,4 @@
-//! `invoice.*`: keep the invoice and its lines; on `invoice.paid`, finish an attach that
+//! `invoice.*`: keep the invoice and its lines (with what discounts took off); on `invoice.paid`, finish an attach that
 //! waited on the first payment, and on a renewal (`subscription_cycle`) reset the period's
 //! allowance once; on `invoice.created` for a renewal draft, enqueue the ended period's usage
 //! billing. When the first payment needs the customer (`invoice.payment_action_required`, or
@@ -69,6 +69,12 @@ impl EventHandler for InvoiceHandler {
             created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
             event_created: event.created,
             lines,
+            subtotal: invoice.subtotal,
+            discount_amounts: invoice
+                .discount_amounts()
+                .into_iter()
+                .map(|(discount, amount)| invoices::DiscountAmount { discount, amount })
+                .collect(),
         };
         let paid = event.event_type == "invoice.paid";
         // Usually the customer is linked already: then one statement records it.
@@ -175,6 +181,7 @@ async fn lines(
             period_end: line.period.as_ref().and_then(|p| timestamp(p.end)),
             price_id: price.map(str::to_owned),
             plan_id: plan.map(|p| p.id.clone()),
+            discount: line.discount(),
         });
     }
     Ok(lines)

@@ -10,6 +10,7 @@
 
 mod checkout;
 mod customer;
+pub(crate) mod discount;
 mod invoice;
 pub(crate) mod subscription;
 
@@ -31,13 +32,16 @@ pub fn event_types() -> Vec<&'static str> {
         checkout::EVENT_TYPES,
         invoice::EVENT_TYPES,
         customer::EVENT_TYPES,
+        discount::EVENT_TYPES,
+        discount::COUPON_EVENT_TYPES,
     ]
     .concat()
 }
 
 /// Registers every event applier, over `catalog`. `stripe`: Stripe is configured, so
-/// renewal drafts enqueue the ended period's usage billing and a same-second tie between two
-/// states of a subscription queues a read of it.
+/// renewal drafts enqueue the ended period's usage billing, a same-second tie between two
+/// states of a subscription queues a read of it, and a discount from a coupon we do not know
+/// queues a read of the coupon.
 pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Registry {
     let checkout = checkout::Checkout {
         catalog: catalog.clone(),
@@ -51,6 +55,9 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Regi
         catalog,
         refresh_ties: stripe,
     };
+    let discount = discount::DiscountHandler {
+        fetch_coupons: stripe,
+    };
     let mut registry = registry;
     for event_type in customer::EVENT_TYPES {
         registry = registry.on_event(event_type, Sourced(customer::CustomerHandler));
@@ -63,6 +70,12 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Regi
     }
     for event_type in invoice::EVENT_TYPES {
         registry = registry.on_event(event_type, Sourced(invoice.clone()));
+    }
+    for event_type in discount::EVENT_TYPES {
+        registry = registry.on_event(event_type, Sourced(discount.clone()));
+    }
+    for event_type in discount::COUPON_EVENT_TYPES {
+        registry = registry.on_event(event_type, Sourced(discount::CouponHandler));
     }
     registry
 }

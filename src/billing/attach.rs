@@ -7,6 +7,11 @@
 //!   customer (3-D Secure, a decline); `awaiting_payment` while a bank debit processes;
 //! - otherwise: a Checkout Session, completed later by `checkout.session.completed`.
 //!
+//! A reward (its coupon, made if missing) or a promotion code the attach carries is redeemed
+//! on the subscription it creates, on the price swap of a plan change (keeping the
+//! subscription's other discounts), or by its Checkout Session, which may instead let the
+//! customer type a code. The discounts Stripe returns are recorded as their webhooks would.
+//!
 //! Every Stripe call's idempotency key is derived from the attach id, so a retried job
 //! creates nothing twice. Before it subscribes or opens a Checkout Session, the attach looks
 //! at the customer's subscriptions in Stripe: one already live for the plan (made by an
@@ -23,14 +28,20 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::StripeContext;
 use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
+use super::coupons::ensure_coupon;
 use super::customers::ensure_stripe_customer;
+use super::reward::redeems;
+use crate::appliers::discount;
 use crate::appliers::subscription::{apply, plan_of};
 use crate::catalog::Plan;
 use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
+use crate::store::reward_grants::{self, Offer};
 use crate::store::stripe_ids::PlanObjects;
 use crate::store::{activity, customers, plans};
 use crate::stripe::client::{CallError, FirstPayment, Trial};
+use crate::stripe::coupons::{CheckoutDiscount, DiscountChange, NewDiscount, discounts_of};
+use crate::stripe::discount::Discount;
 use crate::stripe::objects::Subscription;
 
 impl Job for ExecuteAttach {
@@ -49,6 +60,7 @@ impl Job for ExecuteAttach {
         let pool = lease.pool();
         let mut conn = pool.acquire().await?;
         let attach = attaches::get(&mut conn, &self.attach_id).await?;
+        let offer = reward_grants::attach_offer(&mut conn, &self.attach_id).await?;
         drop(conn);
         let Some(attach) = attach.filter(|a| a.state == "pending") else {
             // Deleted with its customer, or carried out already.
@@ -59,11 +71,20 @@ impl Job for ExecuteAttach {
             attaches::fail(&mut tx, &attach.id, "the plan is no longer in the catalog").await?;
             return lease.complete(tx).await;
         };
+        let discount = match checkout_discount(stripe, pool, &offer).await? {
+            Ok(discount) => discount,
+            Err(why) => {
+                let mut tx = pool.begin().await?;
+                attaches::fail(&mut tx, &attach.id, &why).await?;
+                return lease.complete(tx).await;
+            }
+        };
         let run = Run {
             stripe,
             pool,
             attach: &attach,
             plan,
+            discount: &discount,
             key_suffix: "",
         };
         run.execute().await?.finish(lease).await
@@ -87,6 +108,8 @@ struct Run<'a> {
     pool: &'a PgPool,
     attach: &'a Attach,
     plan: &'a Plan,
+    /// What the attach redeems (or lets the customer type at checkout).
+    discount: &'a CheckoutDiscount,
     /// Appended to idempotency keys on the retry after recreating a lost price.
     key_suffix: &'a str,
 }
@@ -154,7 +177,7 @@ impl Run<'_> {
             } else {
                 FirstPayment::default()
             };
-            return self.settle(&existing, &payment, observed).await;
+            return self.settle(&existing, &payment, &[], observed).await;
         }
         let can_pay = self
             .stripe
@@ -206,12 +229,23 @@ impl Run<'_> {
         price: &str,
     ) -> Result<Effects, JobError> {
         let api = &self.stripe.api;
-        let subscription = api.retrieve_subscription(subscription).await?;
+        let subscription = api.retrieve_with_discounts(subscription).await?;
         let upgrade = self.amount(&self.plan.id) >= self.amount(current);
         let metadata = self.metadata().await?;
         let observed = Utc::now().timestamp();
         let quantity = Some(self.quantity());
         let prorate = upgrade && self.attach.prorate;
+        // The subscription's discounts stay; the attach's is added unless it is there.
+        let keep: Vec<String> = subscription
+            .discounts
+            .iter()
+            .map(|d| d.id().to_string())
+            .collect();
+        let had = discounts_of(&subscription);
+        let add = self
+            .redeemed()
+            .filter(|wanted| !had.iter().any(|d| redeems(d, wanted)));
+        let change = add.map(|add| DiscountChange { keep: &keep, add });
         let updated = api
             .swap_price(
                 &self.key("swap"),
@@ -219,11 +253,13 @@ impl Run<'_> {
                 price,
                 quantity,
                 prorate,
+                change,
                 metadata,
             )
             .await?;
         let view = Subscription::from(&updated);
         let mut tx = self.begin().await?;
+        record_discounts(&mut tx, &discounts_of(&updated), observed).await?;
         let state = if upgrade {
             "active"
         } else {
@@ -270,11 +306,18 @@ impl Run<'_> {
                 price,
                 self.quantity(),
                 self.trial(),
+                self.redeemed(),
                 metadata,
             )
             .await?;
-        self.settle(&Subscription::from(&created), &payment, observed)
-            .await
+        let discounts = discounts_of(&created);
+        self.settle(
+            &Subscription::from(&created),
+            &payment,
+            &discounts,
+            observed,
+        )
+        .await
     }
 
     /// The attach's outcome from its subscription as read at `observed`, recorded through the
@@ -285,10 +328,12 @@ impl Run<'_> {
         &self,
         view: &Subscription,
         payment: &FirstPayment,
+        discounts: &[Discount],
         observed: i64,
     ) -> Result<Effects, JobError> {
         let mut tx = self.begin().await?;
         apply(&mut tx, &self.stripe.catalog, view, false, observed).await?;
+        record_discounts(&mut tx, discounts, observed).await?;
         let status = plans::subscription_status(&mut tx, &view.id)
             .await?
             .unwrap_or_else(|| view.status.clone());
@@ -347,6 +392,7 @@ impl Run<'_> {
                 price,
                 self.quantity(),
                 self.trial().map(|t| t.days),
+                self.discount,
                 success,
                 cancel,
                 metadata,
@@ -419,6 +465,15 @@ impl Run<'_> {
         })
     }
 
+    /// The discount a subscription gets (none for a code typed at checkout: there is no
+    /// page to type it in).
+    fn redeemed(&self) -> Option<&NewDiscount> {
+        match self.discount {
+            CheckoutDiscount::Redeem(discount) => Some(discount),
+            CheckoutDiscount::None | CheckoutDiscount::AllowPromotionCodes => None,
+        }
+    }
+
     fn quantity(&self) -> u64 {
         u64::try_from(self.attach.quantity).unwrap_or(1)
     }
@@ -427,6 +482,43 @@ impl Run<'_> {
         let plan = self.stripe.catalog.plan(plan_id);
         plan.and_then(|p| p.price.as_ref()).map_or(0, |p| p.amount)
     }
+}
+
+/// What the attach's offer asks Stripe for: the reward's coupon (made if missing), the
+/// promotion code, or a checkout that takes typed codes. `Err`: why it cannot be given.
+async fn checkout_discount(
+    stripe: &StripeContext,
+    pool: &PgPool,
+    offer: &Offer,
+) -> Result<Result<CheckoutDiscount, String>, JobError> {
+    if offer.allow_promotion_codes {
+        return Ok(Ok(CheckoutDiscount::AllowPromotionCodes));
+    }
+    if let Some(id) = &offer.promotion_code_id {
+        return Ok(Ok(CheckoutDiscount::Redeem(NewDiscount::PromotionCode(
+            id.clone(),
+        ))));
+    }
+    let Some(reward) = &offer.reward_id else {
+        return Ok(Ok(CheckoutDiscount::None));
+    };
+    let Some(reward) = stripe.catalog.reward(reward) else {
+        return Ok(Err(format!("reward {reward} is no longer in the catalog")));
+    };
+    let coupon = ensure_coupon(stripe, pool, reward).await?;
+    Ok(Ok(CheckoutDiscount::Redeem(NewDiscount::Coupon(coupon))))
+}
+
+/// Discounts Stripe returned, applied as their webhooks would be.
+async fn record_discounts(
+    tx: &mut PgConnection,
+    discounts: &[Discount],
+    observed: i64,
+) -> Result<(), JobError> {
+    for d in discounts {
+        discount::apply(tx, d, None, observed, true).await?;
+    }
+    Ok(())
 }
 
 /// Stripe refused a price or product we stored for the plan as unknown.

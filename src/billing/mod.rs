@@ -6,6 +6,9 @@
 //! - `plan_change`: an operator's cancel, uncancel or quantity change.
 //! - `refresh`: a subscription read from Stripe when two of its events tie in one second.
 //! - `catalog_sync`: the plans' Stripe products and prices, created lazily per account.
+//! - `coupons`: the rewards' Stripe coupons, created lazily per account; coupons a discount
+//!   names that we do not know, read from Stripe.
+//! - `reward`: a reward (or a promotion code) given to a live subscription.
 //! - `usage`: in-arrear usage on renewal invoices.
 //!
 //! Every Stripe call has an idempotency key derived from the job, so a retried job creates
@@ -14,9 +17,11 @@
 
 mod attach;
 mod catalog_sync;
+mod coupons;
 mod customers;
 mod plan_change;
 mod refresh;
+mod reward;
 mod usage;
 
 use std::sync::Arc;
@@ -65,8 +70,8 @@ fn account_fingerprint(base: &str, key: &Secret) -> String {
 /// Registers every billing job, run with `stripe`.
 pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
     use crate::jobs::{
-        BillUsage, ChangePlan, CreateCustomer, ExecuteAttach, ImportCustomer, LinkCustomer,
-        RefreshSubscription, SyncCustomer,
+        ApplyReward, BillUsage, ChangePlan, CreateCustomer, ExecuteAttach, FetchCoupon,
+        ImportCustomer, LinkCustomer, RefreshSubscription, SyncCustomer,
     };
     let stripe = Arc::new(stripe);
     registry
@@ -77,5 +82,7 @@ pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
         .on_job::<ExecuteAttach>(stripe.clone())
         .on_job::<ChangePlan>(stripe.clone())
         .on_job::<RefreshSubscription>(stripe.clone())
+        .on_job::<ApplyReward>(stripe.clone())
+        .on_job::<FetchCoupon>(stripe.clone())
         .on_job::<BillUsage>(stripe)
 }

@@ -236,7 +236,7 @@ impl Run<'_> {
         let updated = self
             .stripe
             .api
-            .swap_price(&key, subscription, &price, None, false, metadata)
+            .swap_price(&key, subscription, &price, None, false, None, metadata)
             .await?;
         let view = Subscription::from(&updated);
         let mut tx = self.begin().await?;

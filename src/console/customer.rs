@@ -434,6 +434,9 @@ pub(super) fn attach_action(id: &str, form: &Form) -> Planned {
             cancel_url: required(form, "cancel_url")?,
             quantity: crate::http::attach::one(),
             prorate: crate::http::attach::yes(),
+            reward: None,
+            promotion_code: None,
+            allow_promotion_codes: false,
         };
         Ok(ConsoleAction::Attach(
             body,

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, attach, customers, input, plan_changes, timeline, webhook};
+use super::{AppState, attach, customers, input, plan_changes, rewards, timeline, webhook};
 use outbox::log as events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -53,6 +53,10 @@ pub(super) async fn route(
         (Method::GET, ["customers", id, "timeline"]) => {
             timeline::get(state, id, req.uri().query()).await
         }
+        (Method::POST, ["customers", id, "rewards"]) => {
+            rewards::create(state, id, body(state, req).await?).await
+        }
+        (Method::GET, ["customers", id, "rewards", grant]) => rewards::get(state, id, grant).await,
         (Method::PATCH, ["customers", id]) => {
             customers::update(state, id, body(state, req).await?).await
         }
@@ -88,7 +92,9 @@ pub(super) async fn route(
             | ["uncancel"]
             | ["quantity"]
             | ["plan_changes", _]
-            | ["customers", _, "timeline"],
+            | ["customers", _, "timeline"]
+            | ["customers", _, "rewards"]
+            | ["customers", _, "rewards", _],
         ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NoRoute),
     }

@@ -1,6 +1,7 @@
 //! `POST /v1/attach` and `GET /v1/attach/{id}`: a durable pending attach, carried out by the
 //! outbox; the POST waits briefly for the first outcome so a caller usually gets the checkout
-//! URL (or the active plan) in one call.
+//! URL (or the active plan) in one call. A `reward` or `promotion_code` is checked first (a
+//! code is looked up in Stripe: [`crate::rewards`]) and carried by the attach.
 
 use std::time::Duration;
 
@@ -12,7 +13,9 @@ use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
 use super::input;
 use crate::jobs::ExecuteAttach;
+use crate::rewards::{self, Asked};
 use crate::store::attaches::{self, Attach};
+use crate::store::reward_grants::{self, Offer};
 use crate::store::{customers, plans, trials};
 
 #[derive(Debug, Deserialize)]
@@ -28,6 +31,15 @@ pub(crate) struct CreateAttach {
     /// Whether an upgrade prorates (Stripe's default) or is billed from the next period.
     #[serde(default = "yes")]
     pub(crate) prorate: bool,
+    /// A catalog reward to redeem on the subscription (or its Checkout Session).
+    #[serde(default)]
+    pub(crate) reward: Option<String>,
+    /// A promotion code the customer typed (instead of `reward`).
+    #[serde(default)]
+    pub(crate) promotion_code: Option<String>,
+    /// The Checkout Session lets the customer type a promotion code (without the above).
+    #[serde(default)]
+    pub(crate) allow_promotion_codes: bool,
 }
 
 pub(crate) fn one() -> i64 {
@@ -66,6 +78,10 @@ pub(crate) async fn start(
         }
     }
     let quantity = input::quantity("quantity", body.quantity)?;
+    let offer = match offer(state, &body).await? {
+        Ok(offer) => offer,
+        Err(answer) => return Ok((StatusCode::OK, answer)),
+    };
     let mut tx = state.pool.begin().await?;
     // Locking the customer serialises attaches of one customer: the checks below and the
     // insert see every earlier attach (the unique index on attaches in flight is the
@@ -77,8 +93,9 @@ pub(crate) async fn start(
             what: format!("customer {}", body.customer_id),
         })?;
     if let Some(open) = attaches::in_flight(&mut tx, customer.pk, &body.plan_id).await? {
+        let offer = reward_grants::attach_offer(&mut tx, &open.id).await?;
         tx.commit().await?;
-        return Ok((StatusCode::OK, duplicate(&open, &body.customer_id)));
+        return Ok((StatusCode::OK, duplicate(&open, &body.customer_id, &offer)));
     }
     if let Some(held) = plans::held(&mut tx, customer.pk, &body.plan_id).await? {
         let last = attaches::latest_done(&mut tx, customer.pk, &body.plan_id).await?;
@@ -101,6 +118,7 @@ pub(crate) async fn start(
             message: "an attach of this plan is in flight for the customer; retry".to_owned(),
         })?;
     let attach = give_trial(state, &mut tx, &customer, attach).await?;
+    reward_grants::set_attach_offer(&mut tx, &attach.id, &offer).await?;
     let job = ExecuteAttach {
         attach_id: attach.id.clone(),
         customer_pk: customer.pk,
@@ -114,9 +132,57 @@ pub(crate) async fn start(
     } else {
         StatusCode::CREATED
     };
-    let mut answer = view(&attach, &body.customer_id);
+    let mut answer = view(&attach, &body.customer_id, &offer);
     answer["duplicate"] = false.into();
     Ok((status, answer))
+}
+
+/// What the attach redeems, checked against the catalog and its plan; a promotion code is
+/// then looked up in Stripe, unless the attach would be a duplicate (in flight, or the plan
+/// held), which is answered (`Err`) instead, so a retried call whose code was used up since
+/// still gets it.
+async fn offer(
+    state: &AppState,
+    body: &CreateAttach,
+) -> Result<Result<Offer, serde_json::Value>, ApiError> {
+    let asked = Asked::from_fields(body.reward.as_deref(), body.promotion_code.as_deref())?;
+    if asked.is_none() && !body.allow_promotion_codes {
+        return Ok(Ok(Offer::default()));
+    }
+    let plan = state
+        .catalog
+        .plan(&body.plan_id)
+        .ok_or_else(|| ApiError::NotFound {
+            code: "plan_not_found",
+            what: format!("plan {}", body.plan_id),
+        })?;
+    rewards::check(&state.catalog, asked, body.allow_promotion_codes, plan)?;
+    let mut conn = state.pool.acquire().await?;
+    let customer = customers::by_id(&mut conn, &body.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: "customer_not_found",
+            what: format!("customer {}", body.customer_id),
+        })?;
+    if let Some(open) = attaches::in_flight(&mut conn, customer.pk, &body.plan_id).await? {
+        let offer = reward_grants::attach_offer(&mut conn, &open.id).await?;
+        return Ok(Err(duplicate(&open, &body.customer_id, &offer)));
+    }
+    if let Some(held) = plans::held(&mut conn, customer.pk, &body.plan_id).await? {
+        let last = attaches::latest_done(&mut conn, customer.pk, &body.plan_id).await?;
+        return Ok(Err(already_held(body, &held, last)));
+    }
+    drop(conn);
+    let offer = rewards::offer(
+        &state.catalog,
+        state.stripe_api.as_ref(),
+        asked,
+        body.allow_promotion_codes,
+        plan,
+        customer.stripe_id.as_deref(),
+    )
+    .await?;
+    Ok(Ok(offer))
 }
 
 /// The plan's free trial, if it has one, the attach starts a subscription (not a change
@@ -151,8 +217,8 @@ async fn give_trial(
 }
 
 /// A second attach of a plan in flight: the first one, as it stands.
-fn duplicate(attach: &Attach, customer_id: &str) -> serde_json::Value {
-    let mut answer = view(attach, customer_id);
+fn duplicate(attach: &Attach, customer_id: &str, offer: &Offer) -> serde_json::Value {
+    let mut answer = view(attach, customer_id, offer);
     answer["duplicate"] = true.into();
     answer
 }
@@ -186,7 +252,8 @@ pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiE
     let attach = find(&mut conn, id).await?;
     let customer = customers::by_pk(&mut conn, attach.customer_pk).await?;
     let customer_id = customer.and_then(|c| c.id).unwrap_or_default();
-    Ok(json(StatusCode::OK, &view(&attach, &customer_id)))
+    let offer = reward_grants::attach_offer(&mut conn, &attach.id).await?;
+    Ok(json(StatusCode::OK, &view(&attach, &customer_id, &offer)))
 }
 
 async fn wait_for_outcome(state: &AppState, attach: Attach) -> Result<Attach, ApiError> {
@@ -209,8 +276,11 @@ async fn find(conn: &mut PgConnection, id: &str) -> Result<Attach, ApiError> {
         })
 }
 
-fn view(attach: &Attach, customer_id: &str) -> serde_json::Value {
+fn view(attach: &Attach, customer_id: &str, offer: &Offer) -> serde_json::Value {
     let mut v = serde_json::to_value(attach).expect("attaches serialize");
     v["customer_id"] = customer_id.into();
+    v["reward"] = offer.reward_id.clone().into();
+    v["promotion_code"] = offer.promotion_code.clone().into();
+    v["allow_promotion_codes"] = offer.allow_promotion_codes.into();
     v
 }

@@ -10,7 +10,7 @@ use super::{AppState, input};
 use crate::catalog::{Catalog, Interval};
 use crate::jobs;
 use crate::store::customers::{self, Customer, CustomerFields};
-use crate::store::{balances, invoices, plans};
+use crate::store::{balances, discounts, invoices, plans};
 use crate::stripe::ids;
 use hyper::StatusCode;
 use sqlx::{PgConnection, PgPool};
@@ -538,17 +538,35 @@ pub(super) async fn invoice(
                     "id": l.id, "description": l.description, "amount": l.amount,
                     "currency": l.currency, "quantity": l.quantity,
                     "period_start": time(l.period_start), "period_end": time(l.period_end),
-                    "price_id": l.price_id, "plan_id": l.plan_id,
+                    "price_id": l.price_id, "plan_id": l.plan_id, "discount": l.discount,
                 })
             })
             .collect()
     });
+    let amounts = &i.discount_amounts.0;
+    let ids: Vec<String> = amounts.iter().map(|a| a.discount.clone()).collect();
+    let known = discounts::coupons_of(&mut conn, &ids).await?;
+    let discounts: Vec<Value> = amounts
+        .iter()
+        .map(|a| {
+            let (coupon, reward) = known
+                .iter()
+                .find(|(id, _, _)| *id == a.discount)
+                .map(|(_, coupon, reward)| (Some(coupon), reward.as_ref()))
+                .unwrap_or_default();
+            serde_json::json!({
+                "discount_id": a.discount, "amount": a.amount,
+                "coupon_id": coupon, "reward_id": reward,
+            })
+        })
+        .collect();
     let mut answer = invoice_summary(&i.invoice);
     answer["customer_id"] = customer.id.into();
     answer["billing_reason"] = i.invoice.billing_reason.clone().into();
     answer["period_start"] = time(i.period_start);
     answer["period_end"] = time(i.period_end);
     answer["lines"] = lines.into();
+    answer["discounts"] = discounts.into();
     Ok(json(StatusCode::OK, &answer))
 }
 
@@ -556,6 +574,7 @@ pub(super) async fn invoice(
 fn invoice_summary(i: &invoices::InvoiceRow) -> Value {
     serde_json::json!({
         "stripe_id": i.stripe_id, "status": i.status, "total": i.total,
+        "subtotal": i.subtotal, "total_discount": i.total_discount,
         "currency": i.currency, "plan_ids": i.plan_ids,
         "hosted_invoice_url": i.hosted_invoice_url, "created_at": time(Some(i.created_at)),
     })
@@ -669,8 +688,8 @@ fn validate_fields(
 }
 
 /// The customer as the API shows it: its fields, the plans that have not ended
-/// (`products`) and those that did (`ended_products`), balances, invoices, and what is due
-/// (`payment_due`: open invoices of plans not paid up).
+/// (`products`) and those that did (`ended_products`), balances, invoices, what is due
+/// (`payment_due`: open invoices of plans not paid up) and the discounts that apply.
 async fn view(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -681,6 +700,7 @@ async fn view(
     let balances = balances::all(conn, customer.pk).await?;
     let invoices = invoices::of_customer(conn, customer.pk).await?;
     let due = invoices::payment_due(conn, customer.pk).await?;
+    let discounts = discounts::active(conn, customer.pk).await?;
     let mut view = serde_json::to_value(customer).expect("customers serialize");
     view["products"] = products.iter().map(|p| product(catalog, p)).collect();
     view["ended_products"] = ended.iter().map(|p| product(catalog, p)).collect();
@@ -695,6 +715,7 @@ async fn view(
         })
         .collect();
     view["invoices"] = invoices.iter().map(invoice_summary).collect();
+    view["discounts"] = discounts.iter().map(discount).collect();
     view["payment_due"] = due
         .iter()
         .map(|i| {
@@ -706,6 +727,18 @@ async fn view(
         })
         .collect();
     Ok(view)
+}
+
+/// A discount that applies, with what it takes off (null until its coupon is known).
+fn discount(d: &discounts::DiscountRow) -> Value {
+    serde_json::json!({
+        "id": d.id, "reward_id": d.reward_id, "coupon_id": d.coupon_id, "name": d.name,
+        "promotion_code_id": d.promotion_code_id, "percent_off": d.percent_off,
+        "amount_off": d.amount_off, "currency": d.currency, "duration": d.duration,
+        "duration_in_months": d.duration_in_months, "start": time(Some(d.start_at)),
+        "end": time(d.end_at), "subscription_id": d.stripe_subscription_id,
+        "plan_id": d.plan_id,
+    })
 }
 
 /// A plan as the view shows it: its state, its history's times, and its catalog price

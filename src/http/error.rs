@@ -9,6 +9,7 @@ use hyper::{Response, StatusCode, header};
 
 use crate::changes::ChangeError;
 use crate::ingest::IngestError;
+use crate::rewards::RewardError;
 use crate::stripe::event::InvalidPayload;
 use crate::stripe::signature::SignatureError;
 
@@ -36,12 +37,21 @@ pub(crate) enum ApiError {
     NotFound { code: &'static str, what: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A valid request that cannot be done as asked (400 with a code of its own).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("no such route")]
     NoRoute,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("Stripe is not configured (STRIPE_API_KEY)")]
     StripeNotConfigured,
+    /// A call the request needed answered (a promotion code's lookup) failed: Stripe
+    /// unreachable or overloaded (retryable), or it refused us.
+    #[error("Stripe did not answer; retry later")]
+    StripeUnavailable(#[source] anyhow::Error),
+    #[error("Stripe refused the request")]
+    StripeRefused(#[source] anyhow::Error),
     #[error("the database is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -55,6 +65,7 @@ impl ApiError {
             | Self::InvalidPayload(_)
             | Self::BadBody
             | Self::Invalid { .. }
+            | Self::Refused { .. }
             | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -62,7 +73,10 @@ impl ApiError {
             Self::NotFound { .. } | Self::NoRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Unavailable(_) | Self::StripeNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::StripeNotConfigured | Self::StripeUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::StripeRefused(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,10 +92,12 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound { code, .. } => code,
             Self::NoRoute => "not_found",
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Refused { code, .. } => code,
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "database_unavailable",
             Self::StripeNotConfigured => "stripe_not_configured",
+            Self::StripeUnavailable(_) => "stripe_unavailable",
+            Self::StripeRefused(_) => "stripe_error",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -97,7 +113,10 @@ impl ApiError {
     /// Logs the error: the cause chain of an internal one (never sent), else a debug line.
     pub(crate) fn log(&self) {
         match self {
-            Self::Unavailable(cause) | Self::Internal(cause) => {
+            Self::Unavailable(cause)
+            | Self::Internal(cause)
+            | Self::StripeUnavailable(cause)
+            | Self::StripeRefused(cause) => {
                 tracing::error!(
                     code = self.code(),
                     error = format!("{cause:#}"),
@@ -154,6 +173,48 @@ impl From<ChangeError> for ApiError {
             },
             ChangeError::Conflict { code, message } => Self::Conflict { code, message },
             ChangeError::Database(e) => e.into(),
+        }
+    }
+}
+
+impl From<RewardError> for ApiError {
+    fn from(error: RewardError) -> Self {
+        match error {
+            e @ RewardError::RewardNotFound(_) => Self::NotFound {
+                code: "reward_not_found",
+                what: e.to_string().trim_end_matches(" not found").to_owned(),
+            },
+            RewardError::PromotionCodeNotFound(code) => Self::NotFound {
+                code: "promotion_code_not_found",
+                what: format!("promotion_code {code}"),
+            },
+            e @ RewardError::PromotionCodeRefused { .. } => Self::Refused {
+                code: "promotion_code_not_redeemable",
+                message: e.to_string(),
+            },
+            RewardError::Invalid { field, message } => Self::Invalid {
+                field: field.to_owned(),
+                message,
+            },
+            RewardError::CustomerNotFound(id) => Self::NotFound {
+                code: "customer_not_found",
+                what: format!("customer {id}"),
+            },
+            RewardError::PlanNotFound(id) => Self::NotFound {
+                code: "plan_not_found",
+                what: format!("plan {id}"),
+            },
+            e @ RewardError::PlanNotHeld { .. } => Self::NotFound {
+                code: "plan_not_held",
+                what: e.to_string().replacen(" has no ", "'s ", 1),
+            },
+            RewardError::Conflict { code, message } => Self::Conflict { code, message },
+            RewardError::StripeNotConfigured => Self::StripeNotConfigured,
+            RewardError::Stripe(e) if e.retryable || e.status.is_none() => {
+                Self::StripeUnavailable(e.into())
+            }
+            RewardError::Stripe(e) => Self::StripeRefused(e.into()),
+            RewardError::Database(e) => e.into(),
         }
     }
 }

@@ -13,6 +13,7 @@ mod health;
 mod input;
 mod metrics;
 pub(crate) mod plan_changes;
+mod rewards;
 pub(crate) mod timeline;
 pub(crate) mod webhook;
 
@@ -48,6 +49,9 @@ pub(crate) struct AppState {
     pub metrics: MetricsSettings,
     /// Whether a Stripe API key is configured (attaches and Stripe customers need it).
     pub stripe_enabled: bool,
+    /// Stripe, for what a request needs answered before it is recorded (a promotion code's
+    /// lookup); everything else goes through jobs.
+    pub stripe_api: Option<crate::stripe::client::StripeApi>,
     /// How long `POST /v1/attach` waits for the first outcome.
     pub attach_wait: std::time::Duration,
     /// The operator console's sessions and sign-in limits (`/console`).

@@ -22,6 +22,25 @@ pub struct InvoiceState<'a> {
     pub created_at: DateTime<Utc>,
     pub event_created: i64,
     pub lines: Vec<Line>,
+    /// Before discounts (None when the payload has no `subtotal`).
+    pub subtotal: Option<i64>,
+    /// What the discounts took off, per discount (`total_discount_amounts`).
+    pub discount_amounts: Vec<DiscountAmount>,
+}
+
+/// What one discount took off an invoice (or a line).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscountAmount {
+    /// The Stripe discount (`di_...`).
+    pub discount: String,
+    pub amount: i64,
+}
+
+/// The sum of `amounts`, saturating.
+pub fn total_discount(amounts: &[DiscountAmount]) -> i64 {
+    amounts
+        .iter()
+        .fold(0i64, |sum, a| sum.saturating_add(a.amount))
 }
 
 /// A line of an invoice, as its newest event shows it (kept as JSON on the invoice).
@@ -37,6 +56,9 @@ pub struct Line {
     pub price_id: Option<String>,
     /// The catalog plan the price (else the line's metadata) maps to.
     pub plan_id: Option<String>,
+    /// What discounts took off the line (0 for lines kept before discounts were).
+    #[serde(default)]
+    pub discount: i64,
 }
 
 /// Precedence of invoice statuses for events of the same second.
@@ -86,8 +108,10 @@ pub async fn record(
          v AS (
              INSERT INTO invoices AS v (customer_pk, stripe_id, status, billing_reason, total,
                      currency, plan_ids, hosted_invoice_url, stripe_subscription_id,
-                     period_start, period_end, created_at, source_created, source_rank, lines)
-             SELECT c.pk, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM c
+                     period_start, period_end, created_at, source_created, source_rank, lines,
+                     subtotal, total_discount, discount_amounts)
+             SELECT c.pk, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                    $17, $18, $19 FROM c
              ON CONFLICT (stripe_id) DO UPDATE SET
                  status = EXCLUDED.status, billing_reason = EXCLUDED.billing_reason,
                  total = EXCLUDED.total, currency = EXCLUDED.currency,
@@ -96,7 +120,9 @@ pub async fn record(
                  stripe_subscription_id = EXCLUDED.stripe_subscription_id,
                  period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
                  source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
-                 lines = EXCLUDED.lines
+                 lines = EXCLUDED.lines, subtotal = EXCLUDED.subtotal,
+                 total_discount = EXCLUDED.total_discount,
+                 discount_amounts = EXCLUDED.discount_amounts
              WHERE (v.source_created, v.source_rank)
                    <= (EXCLUDED.source_created, EXCLUDED.source_rank)
              RETURNING 1
@@ -119,6 +145,9 @@ pub async fn record(
     .bind(i.event_created)
     .bind(status_rank(i.status))
     .bind(Json(&i.lines))
+    .bind(i.subtotal)
+    .bind(total_discount(&i.discount_amounts))
+    .bind(Json(&i.discount_amounts))
     .fetch_optional(conn)
     .await
     .map(|row: Option<(i64, bool)>| row.map(|(customer_pk, fresh)| Recorded { customer_pk, fresh }))
@@ -135,6 +164,10 @@ pub struct InvoiceRow {
     pub plan_ids: Vec<String>,
     pub hosted_invoice_url: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Before discounts; None for an invoice recorded before it was kept.
+    pub subtotal: Option<i64>,
+    /// What discounts took off.
+    pub total_discount: i64,
     /// The status of the plan it bills (for [`payment_due`]).
     pub plan_status: Option<String>,
 }
@@ -146,7 +179,8 @@ pub async fn of_customer(
 ) -> Result<Vec<InvoiceRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT stripe_id, status, billing_reason, total, currency, plan_ids,
-                hosted_invoice_url, created_at, NULL::text AS plan_status
+                hosted_invoice_url, created_at, subtotal, total_discount,
+                NULL::text AS plan_status
          FROM invoices WHERE customer_pk = $1 ORDER BY created_at DESC, stripe_id",
     )
     .bind(customer_pk)
@@ -163,6 +197,8 @@ pub struct InvoiceDetail {
     pub period_end: Option<DateTime<Utc>>,
     /// None for an invoice recorded before lines were kept.
     pub lines: Option<Json<Vec<Line>>>,
+    /// What each discount took off.
+    pub discount_amounts: Json<Vec<DiscountAmount>>,
 }
 
 /// The customer's invoice `stripe_id` with its lines; None if it is not theirs.
@@ -173,8 +209,8 @@ pub async fn detail(
 ) -> Result<Option<InvoiceDetail>, sqlx::Error> {
     sqlx::query_as(
         "SELECT stripe_id, status, billing_reason, total, currency, plan_ids,
-                hosted_invoice_url, created_at, NULL::text AS plan_status,
-                period_start, period_end, lines
+                hosted_invoice_url, created_at, subtotal, total_discount,
+                NULL::text AS plan_status, period_start, period_end, lines, discount_amounts
          FROM invoices WHERE stripe_id = $1 AND customer_pk = $2",
     )
     .bind(stripe_id)
@@ -191,7 +227,8 @@ pub async fn payment_due(
 ) -> Result<Vec<InvoiceRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT v.stripe_id, v.status, v.billing_reason, v.total, v.currency, v.plan_ids,
-                v.hosted_invoice_url, v.created_at, p.status AS plan_status
+                v.hosted_invoice_url, v.created_at, v.subtotal, v.total_discount,
+                p.status AS plan_status
          FROM invoices v
          JOIN customer_plans p ON p.stripe_subscription_id = v.stripe_subscription_id
          WHERE v.customer_pk = $1 AND v.status = 'open'

@@ -19,7 +19,8 @@ use stripe_billing::subscription::{
     UpdateSubscriptionProrationBehavior,
 };
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionLineItems,
+    CreateCheckoutSessionSubscriptionData,
 };
 use stripe_client_core::StripeRequest;
 use stripe_core::customer::{CreateCustomer, RetrieveCustomer, UpdateCustomer};
@@ -29,6 +30,9 @@ use stripe_shared::{CheckoutSessionMode, Subscription};
 
 use crate::catalog::Interval;
 use crate::config::Secret;
+use crate::stripe::coupons::{
+    CheckoutDiscount, DISCOUNTS_EXPAND, DiscountChange, NewDiscount, new_param,
+};
 use crate::stripe::ids;
 use outbox::JobError;
 
@@ -154,7 +158,7 @@ pub(super) fn path_id(endpoint: &'static str, prefix: &str, id: &str) -> Result<
 }
 
 /// Bytes left as they are in a path segment: letters, digits, `_` and `-`.
-const PATH_SEGMENT: &percent_encoding::AsciiSet =
+pub(super) const PATH_SEGMENT: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'_').remove(b'-');
 
 impl From<CallError> for JobError {
@@ -334,6 +338,8 @@ impl StripeApi {
     /// subscription `incomplete` instead of failing the call, and [`FirstPayment`] (read from
     /// the expanded latest invoice) says which. Not `default_incomplete`: that never tries
     /// the charge, so every subscription would wait for a client-side confirmation.
+    /// `discount` is redeemed on it; its discounts come back inline.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_subscription(
         &self,
         idempotency_key: &str,
@@ -341,6 +347,7 @@ impl StripeApi {
         price: &str,
         quantity: u64,
         trial: Option<Trial>,
+        discount: Option<&NewDiscount>,
         metadata: Metadata,
     ) -> Result<(Subscription, FirstPayment), CallError> {
         let mut item = CreateSubscriptionItems::new();
@@ -351,7 +358,13 @@ impl StripeApi {
             .items(vec![item])
             .metadata(metadata)
             .payment_behavior(CreateSubscriptionPaymentBehavior::AllowIncomplete)
-            .expand(vec![FIRST_PAYMENT_EXPAND.to_owned()]);
+            .expand(vec![
+                FIRST_PAYMENT_EXPAND.to_owned(),
+                DISCOUNTS_EXPAND.to_owned(),
+            ]);
+        if let Some(discount) = discount {
+            request = request.discounts(vec![new_param(discount)]);
+        }
         if let Some(trial) = trial {
             request = request.trial_period_days(trial.days);
             if !trial.card_required {
@@ -392,7 +405,9 @@ impl StripeApi {
     }
 
     /// Swaps the subscription's first item to `price`, and its quantity when given (an
-    /// upgrade prorates at once unless the caller says not to).
+    /// upgrade prorates at once unless the caller says not to); with `discounts`, adds one
+    /// (the answer then has them inline).
+    #[allow(clippy::too_many_arguments)]
     pub async fn swap_price(
         &self,
         idempotency_key: &str,
@@ -400,16 +415,22 @@ impl StripeApi {
         price: &str,
         quantity: Option<u64>,
         prorate: bool,
+        discounts: Option<DiscountChange<'_>>,
         metadata: Metadata,
     ) -> Result<Subscription, CallError> {
         let mut item = first_item(subscription);
         item.price = Some(price.to_owned());
         item.quantity = quantity;
         let path = path_id("subscriptions.update", "sub_", subscription.id.as_str())?;
-        let request = UpdateSubscription::new(path)
+        let mut request = UpdateSubscription::new(path)
             .items(vec![item])
             .proration_behavior(proration(prorate))
             .metadata(metadata);
+        if let Some(change) = discounts {
+            request = request
+                .discounts(change.params())
+                .expand(vec![DISCOUNTS_EXPAND.to_owned()]);
+        }
         self.send("subscriptions.update", Some(idempotency_key), request)
             .await
     }
@@ -473,7 +494,8 @@ impl StripeApi {
         Ok(list.data)
     }
 
-    /// A subscription-mode Checkout Session; returns its id and URL.
+    /// A subscription-mode Checkout Session; returns its id and URL. `discount`: what it
+    /// redeems, or whether the customer may type a promotion code.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_checkout_session(
         &self,
@@ -482,6 +504,7 @@ impl StripeApi {
         price: &str,
         quantity: u64,
         trial_days: Option<u32>,
+        discount: &CheckoutDiscount,
         success_url: &str,
         cancel_url: &str,
         metadata: Metadata,
@@ -493,7 +516,7 @@ impl StripeApi {
         let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
         subscription_data.metadata = Some(subscription_metadata);
         subscription_data.trial_period_days = trial_days;
-        let request = CreateCheckoutSession::new()
+        let mut request = CreateCheckoutSession::new()
             .customer(customer)
             .mode(CheckoutSessionMode::Subscription)
             .line_items(vec![line])
@@ -501,6 +524,20 @@ impl StripeApi {
             .cancel_url(cancel_url)
             .metadata(metadata)
             .subscription_data(subscription_data);
+        match discount {
+            CheckoutDiscount::None => {}
+            CheckoutDiscount::AllowPromotionCodes => {
+                request = request.allow_promotion_codes(true);
+            }
+            CheckoutDiscount::Redeem(discount) => {
+                let mut entry = CreateCheckoutSessionDiscounts::new();
+                match discount {
+                    NewDiscount::Coupon(id) => entry.coupon = Some(id.clone()),
+                    NewDiscount::PromotionCode(id) => entry.promotion_code = Some(id.clone()),
+                }
+                request = request.discounts(vec![entry]);
+            }
+        }
         let session = self
             .send("checkout.sessions.create", Some(idempotency_key), request)
             .await?;

@@ -149,6 +149,18 @@ pub struct Invoice {
     pub parent: Option<InvoiceParent>,
     #[serde(default)]
     pub lines: List<InvoiceLine>,
+    /// Before discounts.
+    pub subtotal: Option<i64>,
+    /// What each discount took off.
+    #[serde(default)]
+    pub total_discount_amounts: Option<Vec<DiscountAmount>>,
+}
+
+/// What one discount took off an invoice or a line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DiscountAmount {
+    pub amount: i64,
+    pub discount: Expandable,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,9 +187,26 @@ pub struct InvoiceLine {
     pub pricing: Option<Pricing>,
     #[serde(default)]
     pub metadata: Metadata,
+    #[serde(default)]
+    pub discount_amounts: Option<Vec<DiscountAmount>>,
+}
+
+/// `(discount id, amount)` of each entry.
+fn amounts(list: Option<&[DiscountAmount]>) -> Vec<(String, i64)> {
+    list.unwrap_or_default()
+        .iter()
+        .map(|a| (a.discount.id().to_owned(), a.amount))
+        .collect()
 }
 
 impl InvoiceLine {
+    /// What discounts took off the line, saturating.
+    pub fn discount(&self) -> i64 {
+        amounts(self.discount_amounts.as_deref())
+            .iter()
+            .fold(0i64, |sum, (_, a)| sum.saturating_add(*a))
+    }
+
     /// The line's price, at `pricing.price_details.price` (2025-03-31 and later).
     pub fn price_id(&self) -> Option<&str> {
         self.pricing
@@ -205,6 +234,11 @@ pub struct PriceDetails {
 }
 
 impl Invoice {
+    /// What each discount took off the invoice, by discount id.
+    pub fn discount_amounts(&self) -> Vec<(String, i64)> {
+        amounts(self.total_discount_amounts.as_deref())
+    }
+
     /// The subscription, at `parent.subscription_details.subscription` (2025-03-31 and later).
     pub fn subscription_id(&self) -> Option<&str> {
         self.parent

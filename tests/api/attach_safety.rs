@@ -184,6 +184,7 @@ async fn reconcile_reports_double_billing_loudly() {
             &price,
             1,
             None,
+            None,
             Default::default(),
         )
         .await

@@ -30,6 +30,8 @@ mod plan_change_convergence;
 mod plan_changes;
 mod plan_history;
 mod real_accounts;
+mod reward_convergence;
+mod rewards;
 mod same_second;
 mod stripe_side;
 mod systemd_notify;
