@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
-use super::input;
+use super::{entities, input};
 use crate::jobs::ExecuteAttach;
 use crate::store::attaches::{self, Attach};
 use crate::store::{customers, plans, trials};
@@ -28,6 +28,10 @@ pub(crate) struct CreateAttach {
     /// Whether an upgrade prorates (Stripe's default) or is billed from the next period.
     #[serde(default = "yes")]
     pub(crate) prorate: bool,
+    /// The customer's entity that holds the plan (its own subscription), instead of the
+    /// customer.
+    #[serde(default)]
+    pub(crate) entity_id: Option<String>,
 }
 
 pub(crate) fn one() -> i64 {
@@ -45,6 +49,18 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
 
 /// `POST /v1/attach`'s status and answer (the API's and the console's).
 pub(crate) async fn start(
+    state: &AppState,
+    body: CreateAttach,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    let entity_id = body.entity_id.clone();
+    let (status, mut answer) = start_for(state, body).await?;
+    answer["entity_id"] = entity_id.into();
+    Ok((status, answer))
+}
+
+/// [`start`] for the customer or, with `entity_id`, the entity (whose plans are kept under
+/// its holder: [`entities::holding`]).
+async fn start_for(
     state: &AppState,
     body: CreateAttach,
 ) -> Result<(StatusCode, serde_json::Value), ApiError> {
@@ -66,6 +82,9 @@ pub(crate) async fn start(
         }
     }
     let quantity = input::quantity("quantity", body.quantity)?;
+    if let Some(entity_id) = &body.entity_id {
+        input::id("entity_id", entity_id)?;
+    }
     let mut tx = state.pool.begin().await?;
     // Locking the customer serialises attaches of one customer: the checks below and the
     // insert see every earlier attach (the unique index on attaches in flight is the
@@ -76,6 +95,9 @@ pub(crate) async fn start(
             code: "customer_not_found",
             what: format!("customer {}", body.customer_id),
         })?;
+    // The job runs in the customer's order, also for an entity (one Stripe customer).
+    let payer_pk = customer.pk;
+    let customer = entities::holding(&mut tx, customer, body.entity_id.as_deref()).await?;
     if let Some(open) = attaches::in_flight(&mut tx, customer.pk, &body.plan_id).await? {
         tx.commit().await?;
         return Ok((StatusCode::OK, duplicate(&open, &body.customer_id)));
@@ -103,7 +125,7 @@ pub(crate) async fn start(
     let attach = give_trial(state, &mut tx, &customer, attach).await?;
     let job = ExecuteAttach {
         attach_id: attach.id.clone(),
-        customer_pk: customer.pk,
+        customer_pk: payer_pk,
     };
     outbox::enqueue(&mut tx, &job).await?;
     tx.commit().await?;
@@ -184,9 +206,10 @@ fn already_held(
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let attach = find(&mut conn, id).await?;
-    let customer = customers::by_pk(&mut conn, attach.customer_pk).await?;
-    let customer_id = customer.and_then(|c| c.id).unwrap_or_default();
-    Ok(json(StatusCode::OK, &view(&attach, &customer_id)))
+    let (customer_id, entity_id) = entities::owner_ids(&mut conn, attach.customer_pk).await?;
+    let mut answer = view(&attach, &customer_id);
+    answer["entity_id"] = entity_id.into();
+    Ok(json(StatusCode::OK, &answer))
 }
 
 async fn wait_for_outcome(state: &AppState, attach: Attach) -> Result<Attach, ApiError> {

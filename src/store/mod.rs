@@ -6,6 +6,7 @@ pub mod balances;
 pub mod catalog_versions;
 pub mod customers;
 pub mod duplicates;
+pub mod entities;
 pub mod invoices;
 pub mod plan_changes;
 pub mod plans;
