@@ -13,6 +13,7 @@ mod customer_search;
 mod customer_view;
 mod customers;
 mod engine;
+mod entities;
 mod events_api;
 mod fake_accounts;
 mod fake_payments;
