@@ -11,6 +11,7 @@ use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
+use crate::console::ConsoleClient;
 use crate::helpers::*;
 use crate::stripe_side::{STRIPE_KEY, World, plan_ids};
 
@@ -608,4 +609,71 @@ async fn an_entity_subscription_maps_to_the_entity_in_any_delivery_order() {
         let (_, checked) = w.post("/v1/check", check).await;
         assert_eq!(checked["scope"], "customer", "seed {seed}");
     }
+}
+
+#[tokio::test]
+async fn the_console_lists_entities_filters_to_one_and_attaches_to_it() {
+    let w = World::new().await;
+    w.pro_customer("u_con").await;
+    w.entity("u_con", "team-a").await;
+    let mut console = ConsoleClient::new(&w.app);
+    console.sign_in().await;
+
+    let page = console.get("/console/customers/u_con").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for text in [
+        "<h2>Entities</h2>",
+        "data-entity=\"team-a\"",
+        "Team team-a",
+        "href=\"/console/customers/u_con?entity=team-a\"",
+        "name=\"entity_id\"",
+        "Entity: Team team-a",
+    ] {
+        assert!(page.body.contains(text), "{text}: {}", page.body);
+    }
+
+    let csrf = page.field("csrf").unwrap();
+    let answer = console
+        .post(
+            "/console/customers/u_con/attach",
+            &[
+                ("csrf", &csrf),
+                ("entity_id", "team-a"),
+                ("plan_id", "business"),
+                ("quantity", "1"),
+                ("proration", "default"),
+                ("success_url", "https://app.test/ok"),
+                ("cancel_url", "https://app.test/cancel"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.location(), "/console/customers/u_con?entity=team-a");
+    w.drain().await;
+
+    // Filtered to the entity: its plan and balances, without the customer's plan actions.
+    let page = console.get("/console/customers/u_con?entity=team-a").await;
+    assert!(page.body.contains("Showing entity"), "{}", page.body);
+    assert!(
+        page.body.contains("data-plan=\"business\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("data-plan=\"pro\""), "{}", page.body);
+    assert!(
+        !page.body.contains("/plans/business/cancel"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("10,000 left"), "{}", page.body);
+    // The whole customer: its own plan.
+    let page = console.get("/console/customers/u_con").await;
+    assert!(page.body.contains("data-plan=\"pro\""), "{}", page.body);
+    assert!(
+        !page.body.contains("data-plan=\"business\""),
+        "{}",
+        page.body
+    );
+    let page = console.get("/console/customers/u_con?entity=nobody").await;
+    assert!(page.body.contains("has no entity"), "{}", page.body);
+    assert!(page.body.contains("data-plan=\"pro\""), "{}", page.body);
 }
