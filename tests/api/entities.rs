@@ -410,6 +410,14 @@ async fn without_a_grant_of_its_own_an_entity_uses_the_customers_balance() {
         (&json!(750), &json!("customer"))
     );
 
+    let nobody = json!({"customer_id": "u_shared", "entity_id": "nobody", "plan_id": "pro",
+                        "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"});
+    let (status, answer) = w.post("/v1/attach", nobody).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::NOT_FOUND, "entity_not_found")
+    );
+
     // The entity gets a plan of its own: new usage is its own, but a retry of the usage
     // recorded on the customer's balance is still that one, once.
     let attach = json!({"customer_id": "u_shared", "entity_id": "team-a", "plan_id": "business",
