@@ -68,7 +68,7 @@ pub(super) fn panel(id: &str, entities: &[EntityView], selected: Option<&EntityV
                                 a href=(path(id, Some(&e.id))) { strong { (e.label()) } }
                                 span.sub.mono { (e.id) }
                             }
-                            td { "1 " (e.feature_id) }
+                            td { "1 × " (e.feature_id) }
                             td {
                                 @if e.products.is_empty() {
                                     span.none { "the customer's" }

@@ -681,6 +681,11 @@ async fn the_console_lists_entities_filters_to_one_and_attaches_to_it() {
         "{}",
         page.body
     );
+    assert!(
+        page.body.contains("Business attached · entity team-a"),
+        "the timeline names the entity: {}",
+        page.body
+    );
     let page = console.get("/console/customers/u_con?entity=nobody").await;
     assert!(page.body.contains("has no entity"), "{}", page.body);
     assert!(page.body.contains("data-plan=\"pro\""), "{}", page.body);
