@@ -141,6 +141,15 @@ async fn an_entity_uses_a_seat_and_frees_it_when_deleted() {
         .map(|e| e["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["team-b"]);
+    let (status, one) = w
+        .app
+        .api(Method::GET, "/v1/customers/u_ent/entities/team-b", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(
+        (&one["id"], &one["customer_id"]),
+        (&json!("team-b"), &json!("u_ent"))
+    );
     let (_, customers) = w.app.api(Method::GET, "/v1/customers", None).await;
     assert_eq!(
         customers["data"].as_array().unwrap().len(),
