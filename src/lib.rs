@@ -21,8 +21,8 @@
 //! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
-//!   for webhooks, health, metrics, customers/check/track/balances/usage, the timeline,
-//!   attaches, plan changes and rewards; API JSON is shaped here.
+//!   for webhooks, health, metrics, customers/check/track/balances/usage, entities, the
+//!   timeline, attaches, plan changes and rewards; API JSON is shaped here.
 //! - [`console`]: the operator console under `/console` (server-rendered HTML, signed session
 //!   cookies, CSRF tokens), reading and acting through the same functions as `http`'s API.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
@@ -41,7 +41,8 @@
 //! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
 //! - [`store`]: SQL only: customers, plans, balances, invoices, attaches, catalog versions,
 //!   discounts and coupons, reward grants, the timeline's activity (written by triggers; the
-//!   writer names its source).
+//!   writer names its source), entities (a customer's teams: their plans and balances kept
+//!   under a holder row of their own, so the plans and balances code serves them unchanged).
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
 //!   `client` (async-stripe with idempotency keys; `coupons` for coupons, promotion codes and
 //!   discounts), `objects` and `discount` (the fields we read), `ids`.

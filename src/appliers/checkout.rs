@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sqlx::PgConnection;
 
 use crate::catalog::Catalog;
-use crate::store::{attaches, customers, plans};
+use crate::store::{attaches, customers, entities, plans};
 use crate::stripe::event::object;
 use crate::stripe::objects::{CheckoutSession, Expandable, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
@@ -70,8 +70,18 @@ impl EventHandler for Checkout {
             }
             _ => {}
         }
+        if let Some(owner) = entities::of_holder(conn, attach.customer_pk).await?
+            && owner.deleted
+        {
+            return Ok(Outcome::Skipped(format!(
+                "checkout session {} is for entity {}, which was deleted",
+                session.id, owner.entity_id
+            )));
+        }
         if let Some(stripe_id) = session.customer.as_ref().map(Expandable::id) {
-            customers::link_stripe(conn, attach.customer_pk, stripe_id).await?;
+            // An entity's attach links its customer (a holder has no Stripe customer).
+            let payer = entities::payer(conn, attach.customer_pk).await?;
+            customers::link_stripe(conn, payer, stripe_id).await?;
         }
         let Some(plan) = self.catalog.plan(&attach.plan_id) else {
             return Err(JobError::reject(format!(

@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
 use crate::jobs::BillUsage;
+use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::invoices::{self, InvoiceState, Owner};
 use crate::store::{activity, attaches, balances};
 use crate::stripe::event::object;
@@ -129,7 +130,19 @@ impl EventHandler for InvoiceHandler {
             && invoice.billing_reason.as_deref() == Some("subscription_cycle")
             && let Some(end) = invoice.service_period_end()
         {
-            balances::reset_for_renewal(conn, customer_pk, subscription, end).await?;
+            // An entity's subscription renews the entity's balances (not if it was deleted).
+            let entity = invoice
+                .subscription_metadata()
+                .and_then(|m| m.get("entity_id"));
+            let owner = entities::subscription_owner(
+                conn,
+                customer_pk,
+                subscription,
+                entity.map(String::as_str),
+            );
+            if let SubscriptionOwner::Pk(owner_pk) = owner.await? {
+                balances::reset_for_renewal(conn, owner_pk, subscription, end).await?;
+            }
         }
         Ok(if fresh {
             Outcome::Applied

@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 use super::{resolve_customer, resolve_plan, unknown_customer};
 use crate::catalog::{Catalog, Plan};
 use crate::jobs::RefreshSubscription;
+use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::plans::{self, SubscriptionState, Sync};
 use crate::store::{activity, attaches};
 use crate::stripe::event::object;
@@ -126,6 +127,23 @@ async fn apply_with(
     else {
         return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
     };
+    // An entity's subscription (`metadata.entity_id`) is kept under the entity's holder.
+    let entity = sub.metadata.get("entity_id").map(String::as_str);
+    let owner_pk = match entities::subscription_owner(conn, customer_pk, &sub.id, entity).await? {
+        SubscriptionOwner::Pk(pk) => pk,
+        SubscriptionOwner::Deleted { entity_id, .. } => {
+            return Ok(Outcome::Skipped(format!(
+                "subscription {} is entity {entity_id}'s, which was deleted",
+                sub.id
+            )));
+        }
+        SubscriptionOwner::Unknown(entity) => {
+            return Ok(Outcome::Skipped(format!(
+                "subscription {} names entity {entity}, which the customer does not have",
+                sub.id
+            )));
+        }
+    };
     let Some(plan) = plan_of(conn, catalog, sub).await? else {
         return Ok(Outcome::Skipped(format!(
             "subscription {} maps to no plan in the catalog",
@@ -140,7 +158,7 @@ async fn apply_with(
     let (period_start, period_end) = sub.period();
     let state = SubscriptionState {
         id: &sub.id,
-        customer_pk,
+        customer_pk: owner_pk,
         plan,
         stripe_status: status,
         period_start,

@@ -38,7 +38,7 @@ use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
 use crate::store::reward_grants::{self, Offer};
 use crate::store::stripe_ids::PlanObjects;
-use crate::store::{activity, customers, plans};
+use crate::store::{activity, customers, entities, plans};
 use crate::stripe::client::{CallError, FirstPayment, Trial};
 use crate::stripe::coupons::{CheckoutDiscount, DiscountChange, NewDiscount, discounts_of};
 use crate::stripe::discount::Discount;
@@ -200,9 +200,11 @@ impl Run<'_> {
         price: &str,
     ) -> Result<Option<Subscription>, JobError> {
         let subscriptions = self.stripe.api.list_subscriptions(customer).await?;
+        // The customer's own subscriptions, or the entity's: never another's of the two.
+        let entity = self.metadata().await?.remove("entity_id");
         let mut conn = self.pool.acquire().await?;
         for sub in subscriptions.iter().map(Subscription::from) {
-            if !sub.bills() {
+            if !sub.bills() || sub.metadata.get("entity_id") != entity.as_ref() {
                 continue;
             }
             let has_price = sub
@@ -375,10 +377,13 @@ impl Run<'_> {
     /// The customer cannot pay yet: a Checkout Session, finished by its webhook.
     async fn checkout(&self, customer: &str, price: &str) -> Result<Effects, JobError> {
         let metadata = self.metadata().await?;
-        let subscription_metadata = HashMap::from([
+        let mut subscription_metadata = HashMap::from([
             ("customer_id".to_owned(), metadata["customer_id"].clone()),
             ("plan_id".to_owned(), self.plan.id.clone()),
         ]);
+        if let Some(entity) = metadata.get("entity_id") {
+            subscription_metadata.insert("entity_id".to_owned(), entity.clone());
+        }
         // The API requires both URLs; an attach without them fails at Stripe, visibly.
         let success = self.attach.success_url.as_deref().unwrap_or_default();
         let cancel = self.attach.cancel_url.as_deref().unwrap_or_default();
@@ -427,21 +432,28 @@ impl Run<'_> {
         format!("rc-attach-{}-{step}{}", self.attach.id, self.key_suffix)
     }
 
-    /// What every object we create for this attach carries.
+    /// What every object we create for this attach carries (an entity's: its customer's id
+    /// and `entity_id`).
     async fn metadata(&self) -> Result<HashMap<String, String>, JobError> {
         let pk = self.attach.customer_pk;
         let mut conn = self.pool.acquire().await?;
         let customer = customers::by_pk(&mut conn, pk)
             .await?
             .ok_or_else(|| JobError::reject(format!("customer {pk} no longer exists")))?;
-        Ok(HashMap::from([
+        let mut metadata = HashMap::from([
             (
                 "customer_id".to_owned(),
                 customer.id.unwrap_or_else(|| format!("pk:{pk}")),
             ),
             ("plan_id".to_owned(), self.plan.id.clone()),
             ("attach_id".to_owned(), self.attach.id.clone()),
-        ]))
+        ]);
+        if let Some(owner) = entities::of_holder(&mut conn, pk).await? {
+            let customer_id = owner.customer_id.unwrap_or_default();
+            metadata.insert("customer_id".to_owned(), customer_id);
+            metadata.insert("entity_id".to_owned(), owner.entity_id);
+        }
+        Ok(metadata)
     }
 
     /// The paid plan (and its subscription) this attach would replace, if any.

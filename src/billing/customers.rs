@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use super::StripeContext;
 use crate::appliers::{UNKNOWN_CUSTOMER, subscription::apply};
 use crate::jobs::{CreateCustomer, ImportCustomer, LinkCustomer, SyncCustomer, ordering};
-use crate::store::customers;
+use crate::store::{customers, entities};
 use crate::stripe::objects::Subscription;
 
 /// Our customer's Stripe id, creating the Stripe customer if there is none yet. The
@@ -25,6 +25,8 @@ pub(super) async fn ensure_stripe_customer(
     customer_pk: i64,
 ) -> Result<String, JobError> {
     let mut conn = pool.acquire().await?;
+    // What an entity holds is billed to its customer's Stripe customer.
+    let customer_pk = entities::payer(&mut conn, customer_pk).await?;
     let customer = customers::by_pk(&mut conn, customer_pk)
         .await?
         .ok_or_else(|| JobError::reject(format!("customer {customer_pk} no longer exists")))?;

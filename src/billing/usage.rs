@@ -12,6 +12,7 @@ use outbox::{Done, Job, JobError, Lease};
 
 use super::StripeContext;
 use crate::jobs::ordering;
+use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::{customers, plans, stripe_ids};
 
 impl Job for BillUsage {
@@ -48,6 +49,13 @@ impl Job for BillUsage {
             drop(conn);
             return lease.complete_alone().await; // no plan of ours on it: nothing to bill
         };
+        // An entity's subscription bills the entity's usage (to its customer's Stripe
+        // customer), also the part of the period before the entity was deleted.
+        let owner = entities::subscription_owner(&mut conn, customer_pk, subscription, None);
+        let usage_pk = match owner.await? {
+            SubscriptionOwner::Pk(pk) | SubscriptionOwner::Deleted { holder_pk: pk, .. } => pk,
+            SubscriptionOwner::Unknown(_) => customer_pk,
+        };
         for item in &plan.items {
             let Some(usage) = &item.usage_price else {
                 continue;
@@ -55,8 +63,8 @@ impl Job for BillUsage {
             if stripe_ids::usage_billed(&mut conn, invoice, &item.feature).await? {
                 continue;
             }
-            let used = stripe_ids::usage_between(&mut conn, customer_pk, &item.feature, start, end)
-                .await?;
+            let used =
+                stripe_ids::usage_between(&mut conn, usage_pk, &item.feature, start, end).await?;
             let over = (used - item.included.unwrap_or(0)).max(0);
             let amount = over.saturating_mul(usage.per_unit);
             let stripe_item = if over > 0 {

@@ -110,10 +110,12 @@ async fn billed_twice(
             continue;
         }
         if let Some(plan) = plan_of(conn, catalog, sub).await? {
-            by_plan
-                .entry(plan.id.clone())
-                .or_default()
-                .push(sub.id.clone());
+            // An entity's plan is its own: the customer's and each entity's count apart.
+            let key = match sub.metadata.get("entity_id") {
+                Some(entity) => format!("{} (entity {entity})", plan.id),
+                None => plan.id.clone(),
+            };
+            by_plan.entry(key).or_default().push(sub.id.clone());
         }
     }
     by_plan.retain(|_, ids| ids.len() > 1);

@@ -149,7 +149,28 @@ fn entry(view: &View<'_>, e: &Value) -> Markup {
                 )
             ),
         ),
+        "entity.created" => (
+            "plan",
+            format!(
+                "Entity {} created (uses a unit of {})",
+                text("entity_id"),
+                text("feature_id")
+            ),
+        ),
+        "entity.deleted" => (
+            "plan",
+            format!(
+                "Entity {} deleted (its unit of {} freed)",
+                text("entity_id"),
+                text("feature_id")
+            ),
+        ),
         other => ("plan", other.to_owned()),
+    };
+    // An entity's plan (its entries are its customer's, naming it).
+    let what = match e["entity_id"].as_str() {
+        Some(entity) if kind.starts_with("plan.") => format!("{what} · entity {entity}"),
+        _ => what,
     };
     let source = text("source");
     html! {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::actions::{self, AttachOptions, CancelAt, ConsoleAction, Proration};
+use super::entities::{self, EntityView};
 use super::form::Form;
 use super::layout::{
     Section, badge, button_form, count, csrf_field, customer_path, day, money, segment, sheet, when,
@@ -28,6 +29,8 @@ pub(super) struct CustomerView {
     pub balances: Vec<BalanceView>,
     pub invoices: Vec<InvoiceView>,
     pub payment_due: Vec<InvoiceView>,
+    #[serde(default)]
+    pub entities: Vec<EntityView>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +85,11 @@ pub(super) async fn page(view: &View<'_>, id: &str, query: Option<&str>) -> Repl
         Err(error) => return Reply::error(error),
     };
     let title = c.name.as_deref().or(c.id.as_deref()).unwrap_or(id);
+    // `?entity=`: the plans and balances shown are that entity's.
+    let asked = entities::asked(query);
+    let entity = asked
+        .as_deref()
+        .and_then(|e| c.entities.iter().find(|x| x.id == e));
     let content = html! {
         div.page-head {
             div {
@@ -95,7 +103,13 @@ pub(super) async fn page(view: &View<'_>, id: &str, query: Option<&str>) -> Repl
                     }
                 }
             }
-            div.actions { (attach_sheet(view, id)) }
+            div.actions { (attach_sheet(view, id, &c.entities, entity)) }
+        }
+        (entities::panel(id, &c.entities, entity))
+        @if let Some(e) = entity {
+            (entities::banner(id, e))
+        } @else if let Some(asked) = &asked {
+            (entities::unknown(id, asked))
         }
         @for due in &c.payment_due {
             div.banner.notice {
@@ -111,8 +125,11 @@ pub(super) async fn page(view: &View<'_>, id: &str, query: Option<&str>) -> Repl
         }
         div.grid2 {
             div {
-                (plans(view, id, &c))
-                (usage(view, id, &c.balances))
+                (plans(view, id, &c, entity))
+                @match entity {
+                    Some(e) => (usage(view, id, &e.balances, false)),
+                    None => (usage(view, id, &c.balances, true)),
+                }
                 (invoices(&c.invoices))
             }
             div { (activity) }
@@ -121,15 +138,21 @@ pub(super) async fn page(view: &View<'_>, id: &str, query: Option<&str>) -> Repl
     view.page(title, Section::Customers, content)
 }
 
-fn plans(view: &View<'_>, id: &str, c: &CustomerView) -> Markup {
+/// The customer's plans, or a selected entity's (live only, and without plan actions: plan
+/// changes are the customer's).
+fn plans(view: &View<'_>, id: &str, c: &CustomerView, entity: Option<&EntityView>) -> Markup {
     let catalog = &view.state.catalog;
+    let (products, ended): (&[PlanView], &[PlanView]) = match entity {
+        Some(e) => (&e.products, &[]),
+        None => (&c.products, &c.ended_products),
+    };
     let is_add_on = |p: &PlanView| catalog.plan(&p.plan_id).is_some_and(|plan| plan.add_on);
-    let current: Vec<&PlanView> = c.products.iter().filter(|p| !is_add_on(p)).collect();
-    let add_ons: Vec<&PlanView> = c.products.iter().filter(|p| is_add_on(p)).collect();
+    let current: Vec<&PlanView> = products.iter().filter(|p| !is_add_on(p)).collect();
+    let add_ons: Vec<&PlanView> = products.iter().filter(|p| is_add_on(p)).collect();
     html! {
         section.panel #plans {
-            div.panel-head { h2 { "Plans" } span.hint { (c.products.len()) " live · " (c.ended_products.len()) " ended" } }
-            @if c.products.is_empty() {
+            div.panel-head { h2 { "Plans" } span.hint { (products.len()) " live · " (ended.len()) " ended" } }
+            @if products.is_empty() {
                 p.empty { "No live plan." }
             } @else {
                 table {
@@ -138,19 +161,19 @@ fn plans(view: &View<'_>, id: &str, c: &CustomerView) -> Markup {
                         @if !group.is_empty() {
                             tbody {
                                 tr.group { td colspan="5" { (label) } }
-                                @for p in group.iter() { (plan_row(view, id, p)) }
+                                @for p in group.iter() { (plan_row(view, id, p, entity.is_none())) }
                             }
                         }
                     }
                 }
             }
-            @if !c.ended_products.is_empty() {
+            @if !ended.is_empty() {
                 details.ended {
-                    summary.panel-body { "Ended plans (" (c.ended_products.len()) ")" }
+                    summary.panel-body { "Ended plans (" (ended.len()) ")" }
                     table {
                         thead { tr { th { "Plan" } th { "Status" } th { "Started" } th { "Ended" } } }
                         tbody {
-                            @for p in &c.ended_products {
+                            @for p in ended {
                                 tr {
                                     td { (plan_name(view, &p.plan_id)) }
                                     td { (badge(&p.status)) }
@@ -173,7 +196,8 @@ fn plan_name(view: &View<'_>, plan_id: &str) -> String {
         .map_or_else(|| plan_id.to_owned(), |plan| plan.name.clone())
 }
 
-fn plan_row(view: &View<'_>, id: &str, p: &PlanView) -> Markup {
+/// A plan's row; `actions`: its cancel, uncancel and quantity forms.
+fn plan_row(view: &View<'_>, id: &str, p: &PlanView, actions: bool) -> Markup {
     let canceling = p.cancel_at_period_end || !p.cancel_at.is_null();
     let base = format!("{}/plans/{}", customer_path(id), segment(&p.plan_id));
     let price = match (p.amount, &p.currency, &p.interval) {
@@ -206,7 +230,7 @@ fn plan_row(view: &View<'_>, id: &str, p: &PlanView) -> Markup {
             td.num { (price) }
             td { (day(&p.next_renewal_at)) }
             td.actions {
-                @if p.stripe_subscription_id.is_some() {
+                @if actions && p.stripe_subscription_id.is_some() {
                     @if canceling {
                         (button_form(&format!("{base}/uncancel"), &view.csrf, "Uncancel", None))
                     } @else {
@@ -235,10 +259,14 @@ fn plan_row(view: &View<'_>, id: &str, p: &PlanView) -> Markup {
     }
 }
 
-fn usage(view: &View<'_>, id: &str, balances: &[BalanceView]) -> Markup {
+/// Feature usage; `editable`: each balance opens its editor (the customer's only).
+fn usage(view: &View<'_>, id: &str, balances: &[BalanceView], editable: bool) -> Markup {
     html! {
         section.panel #usage {
-            div.panel-head { h2 { "Feature usage" } span.hint { "click a balance to edit it" } }
+            div.panel-head {
+                h2 { "Feature usage" }
+                span.hint { @if editable { "click a balance to edit it" } @else { "the entity's own" } }
+            }
             @if balances.is_empty() {
                 p.empty { "No feature balances." }
             } @else {
@@ -252,7 +280,9 @@ fn usage(view: &View<'_>, id: &str, balances: &[BalanceView]) -> Markup {
                                     @if b.suspended { " " (badge("suspended")) }
                                 }
                                 td.usage { (usage_bar(b)) }
-                                td.num { (balance_sheet(view, id, b)) }
+                                td.num {
+                                    @if editable { (balance_sheet(view, id, b)) } @else { (count(b.balance)) }
+                                }
                                 td { (day(&b.next_reset_at)) }
                             }
                         }
@@ -369,7 +399,12 @@ fn invoices(invoices: &[InvoiceView]) -> Markup {
     }
 }
 
-fn attach_sheet(view: &View<'_>, id: &str) -> Markup {
+fn attach_sheet(
+    view: &View<'_>,
+    id: &str,
+    entities: &[EntityView],
+    selected: Option<&EntityView>,
+) -> Markup {
     html! {
         details.sheet.primary #attach {
             summary { "Attach plan" }
@@ -380,6 +415,7 @@ fn attach_sheet(view: &View<'_>, id: &str) -> Markup {
                 }
                 form method="post" action=(format!("{}/attach", customer_path(id))) {
                     (csrf_field(&view.csrf))
+                    (entities::attach_choice(entities, selected))
                     label { "Plan"
                         select name="plan_id" required {
                             @for plan in &view.state.catalog.plans {
@@ -410,7 +446,8 @@ fn attach_sheet(view: &View<'_>, id: &str) -> Markup {
 /// `POST .../attach`: the same [`CreateAttach`] as `POST /v1/attach`, with the form's
 /// quantity and proration ([`AttachOptions`]).
 pub(super) fn attach_action(id: &str, form: &Form) -> Planned {
-    let back = Back::To(customer_path(id));
+    let entity_id = form.text("entity_id");
+    let back = Back::To(entities::path(id, entity_id.as_deref()));
     let action = (|| {
         let quantity = form.number("quantity")?.unwrap_or(1);
         if quantity < 1 {
@@ -437,6 +474,7 @@ pub(super) fn attach_action(id: &str, form: &Form) -> Planned {
             reward: None,
             promotion_code: None,
             allow_promotion_codes: false,
+            entity_id,
         };
         Ok(ConsoleAction::Attach(
             body,

@@ -19,6 +19,7 @@ mod chart;
 mod csrf;
 mod customer;
 mod customers;
+mod entities;
 mod flash;
 mod form;
 mod layout;

@@ -7,7 +7,9 @@ use subtle::ConstantTimeEq;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, attach, customers, input, plan_changes, rewards, timeline, webhook};
+use super::{
+    AppState, attach, customers, entities, input, plan_changes, rewards, timeline, webhook,
+};
 use outbox::log as events;
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -61,6 +63,16 @@ pub(super) async fn route(
             customers::update(state, id, body(state, req).await?).await
         }
         (Method::DELETE, ["customers", id]) => customers::delete(state, id).await,
+        (Method::POST, ["customers", id, "entities"]) => {
+            entities::create(state, id, body(state, req).await?).await
+        }
+        (Method::GET, ["customers", id, "entities"]) => entities::list(state, id).await,
+        (Method::GET, ["customers", id, "entities", entity]) => {
+            entities::get(state, id, entity).await
+        }
+        (Method::DELETE, ["customers", id, "entities", entity]) => {
+            entities::delete(state, id, entity).await
+        }
         (Method::POST, ["check"]) => customers::check(state, body(state, req).await?).await,
         (Method::POST, ["track"]) => customers::track(state, body(state, req).await?).await,
         (Method::POST, ["balances"]) => {
@@ -83,6 +95,8 @@ pub(super) async fn route(
             | ["customers", _]
             | ["customers", _, "usage"]
             | ["customers", _, "invoices", _]
+            | ["customers", _, "entities"]
+            | ["customers", _, "entities", _]
             | ["check"]
             | ["track"]
             | ["balances"]

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 
 use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
-use super::input;
+use super::{entities, input};
 use crate::jobs::ExecuteAttach;
 use crate::rewards::{self, Asked};
 use crate::store::attaches::{self, Attach};
@@ -40,6 +40,10 @@ pub(crate) struct CreateAttach {
     /// The Checkout Session lets the customer type a promotion code (without the above).
     #[serde(default)]
     pub(crate) allow_promotion_codes: bool,
+    /// The customer's entity that holds the plan (its own subscription), instead of the
+    /// customer.
+    #[serde(default)]
+    pub(crate) entity_id: Option<String>,
 }
 
 pub(crate) fn one() -> i64 {
@@ -57,6 +61,18 @@ pub(super) async fn create(state: &AppState, body: CreateAttach) -> Result<HttpR
 
 /// `POST /v1/attach`'s status and answer (the API's and the console's).
 pub(crate) async fn start(
+    state: &AppState,
+    body: CreateAttach,
+) -> Result<(StatusCode, serde_json::Value), ApiError> {
+    let entity_id = body.entity_id.clone();
+    let (status, mut answer) = start_for(state, body).await?;
+    answer["entity_id"] = entity_id.into();
+    Ok((status, answer))
+}
+
+/// [`start`] for the customer or, with `entity_id`, the entity (whose plans are kept under
+/// its holder: [`entities::holding`]).
+async fn start_for(
     state: &AppState,
     body: CreateAttach,
 ) -> Result<(StatusCode, serde_json::Value), ApiError> {
@@ -78,6 +94,9 @@ pub(crate) async fn start(
         }
     }
     let quantity = input::quantity("quantity", body.quantity)?;
+    if let Some(entity_id) = &body.entity_id {
+        input::id("entity_id", entity_id)?;
+    }
     let offer = match offer(state, &body).await? {
         Ok(offer) => offer,
         Err(answer) => return Ok((StatusCode::OK, answer)),
@@ -92,6 +111,9 @@ pub(crate) async fn start(
             code: "customer_not_found",
             what: format!("customer {}", body.customer_id),
         })?;
+    // The job runs in the customer's order, also for an entity (one Stripe customer).
+    let payer_pk = customer.pk;
+    let customer = entities::holding(&mut tx, customer, body.entity_id.as_deref()).await?;
     if let Some(open) = attaches::in_flight(&mut tx, customer.pk, &body.plan_id).await? {
         let offer = reward_grants::attach_offer(&mut tx, &open.id).await?;
         tx.commit().await?;
@@ -121,7 +143,7 @@ pub(crate) async fn start(
     reward_grants::set_attach_offer(&mut tx, &attach.id, &offer).await?;
     let job = ExecuteAttach {
         attach_id: attach.id.clone(),
-        customer_pk: customer.pk,
+        customer_pk: payer_pk,
     };
     outbox::enqueue(&mut tx, &job).await?;
     tx.commit().await?;
@@ -164,13 +186,16 @@ async fn offer(
             code: "customer_not_found",
             what: format!("customer {}", body.customer_id),
         })?;
-    if let Some(open) = attaches::in_flight(&mut conn, customer.pk, &body.plan_id).await? {
-        let offer = reward_grants::attach_offer(&mut conn, &open.id).await?;
-        return Ok(Err(duplicate(&open, &body.customer_id, &offer)));
-    }
-    if let Some(held) = plans::held(&mut conn, customer.pk, &body.plan_id).await? {
-        let last = attaches::latest_done(&mut conn, customer.pk, &body.plan_id).await?;
-        return Ok(Err(already_held(body, &held, last)));
+    // (An entity's attach finds its duplicates under the entity's holder, in `start_for`.)
+    if body.entity_id.is_none() {
+        if let Some(open) = attaches::in_flight(&mut conn, customer.pk, &body.plan_id).await? {
+            let offer = reward_grants::attach_offer(&mut conn, &open.id).await?;
+            return Ok(Err(duplicate(&open, &body.customer_id, &offer)));
+        }
+        if let Some(held) = plans::held(&mut conn, customer.pk, &body.plan_id).await? {
+            let last = attaches::latest_done(&mut conn, customer.pk, &body.plan_id).await?;
+            return Ok(Err(already_held(body, &held, last)));
+        }
     }
     drop(conn);
     let offer = rewards::offer(
@@ -250,10 +275,11 @@ fn already_held(
 pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let attach = find(&mut conn, id).await?;
-    let customer = customers::by_pk(&mut conn, attach.customer_pk).await?;
-    let customer_id = customer.and_then(|c| c.id).unwrap_or_default();
+    let (customer_id, entity_id) = entities::owner_ids(&mut conn, attach.customer_pk).await?;
     let offer = reward_grants::attach_offer(&mut conn, &attach.id).await?;
-    Ok(json(StatusCode::OK, &view(&attach, &customer_id, &offer)))
+    let mut answer = view(&attach, &customer_id, &offer);
+    answer["entity_id"] = entity_id.into();
+    Ok(json(StatusCode::OK, &answer))
 }
 
 async fn wait_for_outcome(state: &AppState, attach: Attach) -> Result<Attach, ApiError> {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{ApiError, HttpResponse, json};
-use super::{AppState, input};
+use super::{AppState, entities, input};
 use crate::catalog::{Catalog, Interval};
 use crate::jobs;
 use crate::store::customers::{self, Customer, CustomerFields};
@@ -45,6 +45,8 @@ pub(super) struct Check {
     feature_id: String,
     #[serde(default = "one")]
     required: i64,
+    /// The entity's balance, else (without a grant of its own) the customer's.
+    entity_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +57,8 @@ pub(super) struct Track {
     #[serde(default = "one")]
     value: i64,
     idempotency_key: Option<String>,
+    /// The entity's balance, else (without a grant of its own) the customer's.
+    entity_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -219,6 +223,10 @@ pub(super) async fn check(state: &AppState, body: Check) -> Result<HttpResponse,
     input::id("customer_id", &body.customer_id)?;
     input::id("feature_id", &body.feature_id)?;
     input::amount("required", body.required)?;
+    if let Some(entity_id) = &body.entity_id {
+        let (customer_id, feature_id) = (&body.customer_id, &body.feature_id);
+        return entities::check(state, customer_id, entity_id, feature_id, body.required).await;
+    }
     let mut tx = state.pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
     known_feature(&state.catalog, &body.feature_id)?;
@@ -246,6 +254,14 @@ pub(super) async fn track(state: &AppState, body: Track) -> Result<HttpResponse,
     input::amount("value", body.value)?;
     if let Some(key) = &body.idempotency_key {
         input::id("idempotency_key", key)?;
+    }
+    if let Some(entity_id) = &body.entity_id {
+        let usage = entities::Usage {
+            feature_id: &body.feature_id,
+            value: body.value,
+            idempotency_key: body.idempotency_key.as_deref(),
+        };
+        return entities::track(state, &body.customer_id, entity_id, usage).await;
     }
     let mut tx = state.pool.begin().await?;
     let customer = find(&mut tx, &body.customer_id).await?;
@@ -704,16 +720,8 @@ async fn view(
     let mut view = serde_json::to_value(customer).expect("customers serialize");
     view["products"] = products.iter().map(|p| product(catalog, p)).collect();
     view["ended_products"] = ended.iter().map(|p| product(catalog, p)).collect();
-    view["balances"] = balances
-        .iter()
-        .map(|b| {
-            serde_json::json!({
-                "feature_id": b.feature_id, "included": b.included, "used": b.used,
-                "adjustment": b.adjustment, "balance": b.remaining(), "unlimited": b.unlimited, "suspended": b.suspended,
-                "next_reset_at": time(b.next_reset_at),
-            })
-        })
-        .collect();
+    view["balances"] = balances.iter().map(balance).collect();
+    view["entities"] = entities::in_view(conn, catalog, customer.pk).await?.into();
     view["invoices"] = invoices.iter().map(invoice_summary).collect();
     view["discounts"] = discounts.iter().map(discount).collect();
     view["payment_due"] = due
@@ -741,9 +749,18 @@ fn discount(d: &discounts::DiscountRow) -> Value {
     })
 }
 
+/// A balance as the view shows it.
+pub(super) fn balance(b: &balances::Balance) -> Value {
+    serde_json::json!({
+        "feature_id": b.feature_id, "included": b.included, "used": b.used,
+        "adjustment": b.adjustment, "balance": b.remaining(), "unlimited": b.unlimited,
+        "suspended": b.suspended, "next_reset_at": time(b.next_reset_at),
+    })
+}
+
 /// A plan as the view shows it: its state, its history's times, and its catalog price
 /// (`interval`, `amount` and `currency` are null for a plan without a price).
-fn product(catalog: &Catalog, p: &plans::Product) -> Value {
+pub(super) fn product(catalog: &Catalog, p: &plans::Product) -> Value {
     let price = catalog
         .plan(&p.plan_id)
         .and_then(|plan| plan.price.as_ref());

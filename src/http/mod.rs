@@ -8,6 +8,7 @@ mod api;
 // The console (`crate::console`) renders what these answer, through the same functions.
 pub(crate) mod attach;
 pub(crate) mod customers;
+mod entities;
 pub(crate) mod error;
 mod health;
 mod input;

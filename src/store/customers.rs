@@ -524,9 +524,10 @@ async fn fetch(
         }
         conditions += ")";
     }
-    let mut before = "true".to_owned();
+    // Entities' holders (migration 21) are not customers.
+    let mut before = "c.parent_pk IS NULL".to_owned();
     if before_pk.is_some() {
-        before = format!("c.pk < ${next}");
+        before += &format!(" AND c.pk < ${next}");
         next += 1;
     }
     let from = match scan {

@@ -7,6 +7,7 @@ pub mod catalog_versions;
 pub mod customers;
 pub mod discounts;
 pub mod duplicates;
+pub mod entities;
 pub mod invoices;
 pub mod plan_changes;
 pub mod plans;

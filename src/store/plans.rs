@@ -336,11 +336,14 @@ async fn settle_group(
     let Some(default) = catalog.default_plan(group) else {
         return Ok(());
     };
+    // An entity's holder (migration 21) has no default plans: without a plan of its own,
+    // the entity uses its customer's balances.
     let other_held: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT EXISTS (SELECT 1 FROM customer_plans
                         WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
                           AND status IN {HELD_SQL}
-                          AND NOT (plan_id = $3 AND stripe_subscription_id IS NULL))"
+                          AND NOT (plan_id = $3 AND stripe_subscription_id IS NULL))
+             OR EXISTS (SELECT 1 FROM customers WHERE pk = $1 AND parent_pk IS NOT NULL)"
     )))
     .bind(customer_pk)
     .bind(group)

@@ -14,6 +14,7 @@ mod customer_view;
 mod customers;
 mod customers_cli;
 mod engine;
+mod entities;
 mod events_api;
 mod fake_accounts;
 mod fake_payments;
