@@ -58,6 +58,9 @@
 //! and `stripe::client`; `store` knows only SQL. SQL lives in `store` and the outbox crate.
 //! Nothing below reaches back up into `http`.
 
+// The server's connection future holds the console's page futures, whose types are deep.
+#![recursion_limit = "256"]
+
 pub mod access;
 pub mod app;
 pub mod appliers;

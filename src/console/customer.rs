@@ -31,6 +31,23 @@ pub(super) struct CustomerView {
     pub payment_due: Vec<InvoiceView>,
     #[serde(default)]
     pub entities: Vec<EntityView>,
+    #[serde(default)]
+    pub discounts: Vec<DiscountView>,
+}
+
+/// A discount on one of the customer's subscriptions (a reward or a promotion code).
+#[derive(Deserialize)]
+pub(super) struct DiscountView {
+    pub name: Option<String>,
+    pub reward_id: Option<String>,
+    pub coupon_id: Option<String>,
+    pub percent_off: Option<f64>,
+    pub amount_off: Option<i64>,
+    pub currency: Option<String>,
+    pub duration: Option<String>,
+    pub duration_in_months: Option<i64>,
+    pub end: Value,
+    pub plan_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +65,8 @@ pub(super) struct PlanView {
     pub amount: Option<i64>,
     pub currency: Option<String>,
     pub next_renewal_at: Value,
+    #[serde(default)]
+    pub trial_end: Value,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +186,18 @@ fn plans(view: &View<'_>, id: &str, c: &CustomerView, entity: Option<&EntityView
                     }
                 }
             }
+            @if entity.is_none() && !c.discounts.is_empty() {
+                div.panel-body.discounts {
+                    strong { "Discounts" }
+                    ul {
+                        @for d in &c.discounts {
+                            li data-discount=(d.coupon_id.as_deref().unwrap_or_default()) {
+                                (discount_label(d))
+                            }
+                        }
+                    }
+                }
+            }
             @if !ended.is_empty() {
                 details.ended {
                     summary.panel-body { "Ended plans (" (ended.len()) ")" }
@@ -187,6 +218,36 @@ fn plans(view: &View<'_>, id: &str, c: &CustomerView, entity: Option<&EntityView
             }
         }
     }
+}
+
+/// `Welcome (welcome): 20% off, once, on pro`.
+fn discount_label(d: &DiscountView) -> String {
+    let name = d
+        .name
+        .clone()
+        .or(d.reward_id.clone())
+        .or(d.coupon_id.clone());
+    let off = match (d.percent_off, d.amount_off, &d.currency) {
+        (Some(percent), _, _) => format!("{percent}% off"),
+        (None, Some(amount), Some(currency)) => format!("{} off", money(amount, currency)),
+        _ => "a discount".to_owned(),
+    };
+    let duration = match (d.duration.as_deref(), d.duration_in_months) {
+        (Some("repeating"), Some(months)) => format!("for {months} months"),
+        (Some(duration), _) => duration.to_owned(),
+        (None, _) => String::new(),
+    };
+    let mut label = format!("{}: {off}", name.unwrap_or_default());
+    if !duration.is_empty() {
+        label.push_str(&format!(", {duration}"));
+    }
+    if let Some(plan) = &d.plan_id {
+        label.push_str(&format!(", on {plan}"));
+    }
+    if let Some(end) = d.end.as_str() {
+        label.push_str(&format!(" (until {})", &end[..end.len().min(10)]));
+    }
+    label
 }
 
 fn plan_name(view: &View<'_>, plan_id: &str) -> String {
@@ -221,6 +282,9 @@ fn plan_row(view: &View<'_>, id: &str, p: &PlanView, actions: bool) -> Markup {
             }
             td {
                 (badge(&p.status))
+                @if p.status == "trialing" && !p.trial_end.is_null() {
+                    span.sub { "free trial until " (when(&p.trial_end)) }
+                }
                 @if p.cancel_at_period_end {
                     span.sub { "cancels at period end (" (when(&p.current_period_end)) ")" }
                 } @else if !p.cancel_at.is_null() {

@@ -777,3 +777,34 @@ async fn attaching_from_the_console_hands_out_the_checkout_url_and_shows_the_pla
     }
     assert!(page.body.contains("invoice.paid"), "the customer's events");
 }
+
+#[tokio::test]
+async fn the_customer_page_shows_a_trial_and_a_discount() {
+    let w = World::new().await;
+    // A trial without a card (the example catalog's starter), and a reward on a paid plan.
+    let (status, _) = w
+        .app
+        .create_customer(json!({"id": "u_trial_page", "create_in_stripe": true}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    w.drain().await;
+    w.attach("u_trial_page", "starter").await;
+    w.paying_customer("u_reward_page").await;
+    let body = json!({"customer_id": "u_reward_page", "plan_id": "pro", "reward": "loyalty",
+                      "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"});
+    let (status, answer) = w.app.api(Method::POST, "/v1/attach", Some(body)).await;
+    assert!(status.is_success(), "{answer}");
+    settle(&w).await;
+    let mut console = ConsoleClient::new(&w.app);
+    console.sign_in().await;
+    let page = console.get("/console/customers/u_trial_page").await;
+    assert!(page.body.contains("free trial until"), "{}", page.body);
+    let page = console.get("/console/customers/u_reward_page").await;
+    assert!(page.body.contains("Discounts"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Loyalty: $5 off: $5.00 off, forever, on pro"),
+        "{}",
+        page.body
+    );
+}

@@ -22,11 +22,15 @@ async fn subscribed(w: &World, id: &str, plan: &str, quantity: i64) -> String {
         .to_owned()
 }
 
-/// Posts a change and runs its job; returns the change as it ends.
+/// Posts a change and runs its job, then lets Stripe's webhooks about it (and a read of the
+/// subscription a same-second tie queues) land; returns the change as it ends.
 async fn change(w: &World, route: &str, body: Value) -> Value {
     let (status, answer) = w.app.api(Method::POST, route, Some(body)).await;
     assert!(status.is_success(), "{route}: {status}: {answer}");
-    w.drain().await;
+    for _ in 0..20 {
+        w.drain().await;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let id = answer["id"].as_str().unwrap();
     let (status, done) = w
         .app
