@@ -178,7 +178,8 @@ pub async fn set_trial_end(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attaches SET trial_end = $2
-         WHERE stripe_subscription_id = $1 AND trial_days IS NOT NULL",
+         WHERE stripe_subscription_id = $1 AND trial_days IS NOT NULL
+           AND trial_end IS DISTINCT FROM $2",
     )
     .bind(subscription_id)
     .bind(trial_end)
