@@ -3,8 +3,6 @@
 //! The API (`POST /v1/cancel|uncancel|quantity`) and the CLI (`customers cancel|...`) share
 //! this, so both refuse the same things with the same words.
 
-use std::time::Duration;
-
 use sqlx::PgPool;
 
 use crate::catalog::Catalog;
@@ -156,23 +154,4 @@ fn allowed(change: &Change, held: &plans::HeldPlan, plan: &str) -> Result<(), Ch
         ),
         _ => Ok(()),
     }
-}
-
-/// The change as it stands once carried out, or after `wait` (then possibly still pending).
-pub async fn wait(
-    pool: &PgPool,
-    change: PlanChange,
-    wait: Duration,
-) -> Result<PlanChange, sqlx::Error> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut current = change;
-    while current.state == "pending" && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        let mut conn = pool.acquire().await?;
-        match plan_changes::get(&mut conn, &current.id).await? {
-            Some(newer) => current = newer,
-            None => break, // deleted with its customer
-        }
-    }
-    Ok(current)
 }

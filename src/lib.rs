@@ -30,6 +30,7 @@
 //!   delivered (`catch-up`, and periodically in the daemon).
 //! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction
 //!   (subscriptions, checkouts, invoices, customers, discounts and coupons).
+//! - [`pending`]: waiting briefly for what the outbox carries out (attach, plan change, grant).
 //! - [`jobs`]: the outbound jobs' arguments, enqueued by `http` and `appliers`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
 //!   attaches, the catalog's Stripe objects and coupons, rewards, usage billing).
@@ -76,6 +77,7 @@ pub(crate) mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod pending;
 pub mod rewards;
 pub mod store;
 pub mod stripe;

@@ -4,8 +4,6 @@
 //! `reward.apply` job ([`crate::billing`] carries it out in Stripe). `POST /v1/attach` and
 //! `POST /v1/customers/{id}/rewards` share this, so both refuse the same things the same way.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use sqlx::PgPool;
 
@@ -313,19 +311,4 @@ async fn target(
             ),
         }),
     }
-}
-
-/// The grant as it stands once carried out, or after `wait` (then possibly still pending).
-pub async fn wait(pool: &PgPool, grant: Grant, wait: Duration) -> Result<Grant, sqlx::Error> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut current = grant;
-    while current.state == "pending" && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        let mut conn = pool.acquire().await?;
-        match reward_grants::get(&mut conn, &current.id).await? {
-            Some(newer) => current = newer,
-            None => break, // deleted with its customer
-        }
-    }
-    Ok(current)
 }

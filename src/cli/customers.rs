@@ -18,6 +18,7 @@ use crate::changes::{self, CancelAt, Change};
 use crate::http::customers::{self as api, EditBalance};
 use crate::http::error::ApiError;
 use crate::http::{plan_changes, timeline};
+use crate::pending;
 
 use super::UsageError;
 
@@ -308,7 +309,7 @@ async fn change(
         .await
         .map_err(|e| refused(e.into()))?;
     // The daemon's workers wake on the queue's notification; wait for them.
-    let done = changes::wait(pool, recorded, Duration::from_secs(wait.wait)).await?;
+    let done = pending::wait(pool, recorded, Duration::from_secs(wait.wait)).await?;
     let answer = plan_changes::view(&done, customer_id);
     if wait.json {
         return print_json(&answer);

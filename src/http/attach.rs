@@ -3,8 +3,6 @@
 //! URL (or the active plan) in one call. A `reward` or `promotion_code` is checked first (a
 //! code is looked up in Stripe: [`crate::rewards`]) and carried by the attach.
 
-use std::time::Duration;
-
 use hyper::StatusCode;
 use serde::Deserialize;
 use sqlx::PgConnection;
@@ -13,6 +11,7 @@ use super::AppState;
 use super::error::{ApiError, HttpResponse, json};
 use super::{entities, input};
 use crate::jobs::ExecuteAttach;
+use crate::pending;
 use crate::rewards::{self, Asked};
 use crate::store::attaches::{self, Attach};
 use crate::store::reward_grants::{self, Offer};
@@ -148,7 +147,7 @@ async fn start_for(
     outbox::enqueue(&mut tx, &job).await?;
     tx.commit().await?;
 
-    let attach = wait_for_outcome(state, attach).await?;
+    let attach = pending::wait(&state.pool, attach, state.attach_wait).await?;
     let status = if attach.state == "pending" {
         StatusCode::ACCEPTED
     } else {
@@ -280,17 +279,6 @@ pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiE
     let mut answer = view(&attach, &customer_id, &offer);
     answer["entity_id"] = entity_id.into();
     Ok(json(StatusCode::OK, &answer))
-}
-
-async fn wait_for_outcome(state: &AppState, attach: Attach) -> Result<Attach, ApiError> {
-    let deadline = tokio::time::Instant::now() + state.attach_wait;
-    let mut current = attach;
-    while current.state == "pending" && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        let mut conn = state.pool.acquire().await?;
-        current = find(&mut conn, &current.id).await?;
-    }
-    Ok(current)
 }
 
 async fn find(conn: &mut PgConnection, id: &str) -> Result<Attach, ApiError> {

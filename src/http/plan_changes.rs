@@ -10,6 +10,7 @@ use super::customers::API_ACTOR;
 use super::error::{ApiError, HttpResponse, json};
 use super::input;
 use crate::changes::{self, CancelAt, Change};
+use crate::pending;
 use crate::store::customers;
 use crate::store::plan_changes::{self, PlanChange};
 
@@ -119,7 +120,7 @@ pub(crate) async fn request(
         idempotency_key: target.idempotency_key,
     };
     let (change, duplicate) = changes::request(&state.pool, &state.catalog, &request).await?;
-    let change = changes::wait(&state.pool, change, state.attach_wait).await?;
+    let change = pending::wait(&state.pool, change, state.attach_wait).await?;
     let status = match (change.state.as_str(), duplicate) {
         ("pending", _) => StatusCode::ACCEPTED,
         (_, true) => StatusCode::OK,

@@ -10,6 +10,7 @@ use super::AppState;
 use super::customers::{API_ACTOR, find};
 use super::error::{ApiError, HttpResponse, json};
 use super::input;
+use crate::pending;
 use crate::rewards::{self, Asked, GrantRequest};
 use crate::store::reward_grants::{self, Grant};
 
@@ -52,7 +53,7 @@ pub(super) async fn create(
     };
     let api = state.stripe_api.as_ref();
     let (grant, duplicate) = rewards::grant(&state.pool, &state.catalog, api, &request).await?;
-    let grant = rewards::wait(&state.pool, grant, state.attach_wait).await?;
+    let grant = pending::wait(&state.pool, grant, state.attach_wait).await?;
     let status = match (grant.state.as_str(), duplicate) {
         ("pending", _) => StatusCode::ACCEPTED,
         (_, true) => StatusCode::OK,

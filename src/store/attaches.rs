@@ -128,6 +128,16 @@ async fn newest_of_plan(
     .await
 }
 
+impl crate::pending::Pending for Attach {
+    fn is_pending(&self) -> bool {
+        self.state == "pending"
+    }
+
+    async fn reread(&self, conn: &mut PgConnection) -> Result<Option<Self>, sqlx::Error> {
+        get(conn, &self.id).await
+    }
+}
+
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Attach>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM attaches WHERE id = $1"

@@ -96,6 +96,16 @@ pub async fn by_key(
     .await
 }
 
+impl crate::pending::Pending for PlanChange {
+    fn is_pending(&self) -> bool {
+        self.state == "pending"
+    }
+
+    async fn reread(&self, conn: &mut PgConnection) -> Result<Option<Self>, sqlx::Error> {
+        get(conn, &self.id).await
+    }
+}
+
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<PlanChange>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM plan_changes WHERE id = $1"

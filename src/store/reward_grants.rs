@@ -148,6 +148,16 @@ pub async fn by_key(
     .await
 }
 
+impl crate::pending::Pending for Grant {
+    fn is_pending(&self) -> bool {
+        self.state == "pending"
+    }
+
+    async fn reread(&self, conn: &mut PgConnection) -> Result<Option<Self>, sqlx::Error> {
+        get(conn, &self.id).await
+    }
+}
+
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Grant>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM reward_grants WHERE id = $1"
