@@ -36,6 +36,8 @@ async fn story() -> (Vec<Value>, String, Value) {
     assert_eq!(status, StatusCode::ACCEPTED);
     settle(&w).await;
     for _ in 0..2 {
+        // A renewal comes a period later, not within the second of the invoice before it.
+        w.stripe.advance_clock(std::time::Duration::from_secs(60));
         let invoice = w.stripe.renew(&sub).await.unwrap();
         w.stripe.charge_invoice(&invoice).await.unwrap();
     }

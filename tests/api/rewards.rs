@@ -243,6 +243,8 @@ async fn a_reward_for_a_live_subscription_discounts_its_next_invoice_once() {
     assert_eq!(coupons_for(&w, "loyalty").len(), 1);
 
     // The renewal's invoice takes it off.
+    // A renewal comes a period later, not within the second of the invoice before it.
+    w.stripe.advance_clock(std::time::Duration::from_secs(60));
     let renewal = w.stripe.renew(&sub).await.unwrap();
     w.stripe.charge_invoice(&renewal).await.unwrap();
     settle(&w).await;
@@ -268,11 +270,17 @@ async fn a_once_reward_ends_after_its_invoice_and_leaves_the_timeline_a_removal(
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     settle(&w).await;
 
+    // A renewal comes a period later, not within the second of the invoice before it.
+
+    w.stripe.advance_clock(std::time::Duration::from_secs(60));
+
     let first = w.stripe.renew(&sub).await.unwrap();
     w.stripe.charge_invoice(&first).await.unwrap();
     settle(&w).await;
     assert_eq!(invoice_detail(&w, "u_ro1", &first).await["total"], 1600);
     // The next renewal removes the used discount and bills in full.
+    // A renewal comes a period later, not within the second of the invoice before it.
+    w.stripe.advance_clock(std::time::Duration::from_secs(60));
     let second = w.stripe.renew(&sub).await.unwrap();
     w.stripe.charge_invoice(&second).await.unwrap();
     settle(&w).await;
