@@ -271,15 +271,12 @@ async fn a_once_reward_ends_after_its_invoice_and_leaves_the_timeline_a_removal(
     settle(&w).await;
 
     // A renewal comes a period later, not within the second of the invoice before it.
-
     w.stripe.advance_clock(std::time::Duration::from_secs(60));
-
     let first = w.stripe.renew(&sub).await.unwrap();
     w.stripe.charge_invoice(&first).await.unwrap();
     settle(&w).await;
     assert_eq!(invoice_detail(&w, "u_ro1", &first).await["total"], 1600);
-    // The next renewal removes the used discount and bills in full.
-    // A renewal comes a period later, not within the second of the invoice before it.
+    // The next renewal, a period later, removes the used discount and bills in full.
     w.stripe.advance_clock(std::time::Duration::from_secs(60));
     let second = w.stripe.renew(&sub).await.unwrap();
     w.stripe.charge_invoice(&second).await.unwrap();
