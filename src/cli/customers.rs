@@ -17,7 +17,7 @@ use crate::catalog::Catalog;
 use crate::changes::{self, CancelAt, Change};
 use crate::http::customers::{self as api, EditBalance};
 use crate::http::error::ApiError;
-use crate::http::{plan_changes, timeline};
+use crate::http::{input, plan_changes, timeline};
 use crate::pending;
 
 use super::UsageError;
@@ -193,10 +193,8 @@ pub async fn run(
             no_prorate,
             wait,
         } => {
-            let quantity = i32::try_from(quantity)
-                .ok()
-                .filter(|q| *q >= 1)
-                .ok_or_else(|| UsageError("quantity must be between 1 and 1000000".into()))?;
+            // The API's bounds, in its words.
+            let quantity = input::quantity("quantity", quantity).map_err(refused)?;
             let prorate = !no_prorate;
             let change_ = Change::Quantity { quantity, prorate };
             change(pool, catalog, &id, &plan, change_, wait).await

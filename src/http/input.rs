@@ -124,10 +124,10 @@ pub(super) fn amount(field: &str, value: i64) -> Result<(), ApiError> {
 
 /// The most units (seats) of one plan: far above any real count, and within Stripe's and
 /// Postgres' `integer`.
-pub(super) const MAX_QUANTITY: i64 = 1_000_000;
+pub(crate) const MAX_QUANTITY: i64 = 1_000_000;
 
 /// A plan's quantity: 1 to [`MAX_QUANTITY`].
-pub(super) fn quantity(field: &str, value: i64) -> Result<i32, ApiError> {
+pub(crate) fn quantity(field: &str, value: i64) -> Result<i32, ApiError> {
     if !(1..=MAX_QUANTITY).contains(&value) {
         return Err(ApiError::invalid(
             field,

@@ -11,7 +11,7 @@ pub(crate) mod customers;
 mod entities;
 pub(crate) mod error;
 mod health;
-mod input;
+pub(crate) mod input;
 mod metrics;
 pub(crate) mod plan_changes;
 mod rewards;

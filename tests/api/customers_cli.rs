@@ -175,7 +175,11 @@ async fn refusals_exit_2_with_the_apis_words() {
         (vec!["uncancel", "u_cli2", "free"], "not set to cancel"),
         (
             vec!["quantity", "u_cli2", "free", "0"],
-            "quantity must be between",
+            "quantity` must be between 1 and 1000000",
+        ),
+        (
+            vec!["quantity", "u_cli2", "free", "2000000"],
+            "quantity` must be between 1 and 1000000",
         ),
         (
             vec!["balance", "u_cli2", "nothing", "grant", "5"],
