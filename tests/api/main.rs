@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0 against a fresh database per test.
 //! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
 
+mod apply_planner;
 mod attach_safety;
 mod balances;
 mod console;

@@ -40,29 +40,16 @@ impl ClaimedJob {
 
 /// Claims up to `limit` runnable jobs, oldest first, locking them in `conn`'s transaction.
 ///
-/// Planned afresh on every call (not a cached prepared statement): Postgres caches a generic
-/// plan after five executions, and one made while `jobs` was nearly empty (at start) runs the
-/// head check as a scan of the whole queue per candidate, so a backlog of 20k jobs made each
-/// claim take 7 s. A fresh plan sees the table's current size; it costs ~0.3 ms.
+/// The claim is the SQL function `claim_jobs` (migration 23): it walks the queue's index in
+/// order and probes each candidate's ordering key once, under planner settings that its own
+/// `SET` clauses scope to it, so the handlers that run next in the same transaction are
+/// planned as the server is configured. The function plans its body on every call: a cached
+/// generic plan made while `jobs` was nearly empty (at start) scanned the whole queue per
+/// candidate, and a backlog of 20k jobs made each claim take 7 s.
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob>, sqlx::Error> {
     sqlx::query_as(
-        r#"
-        SELECT j.id, j.kind, j.job_key, j.ordering_key, j.args, j.attempts, j.enqueued_at
-        FROM jobs j
-        WHERE j.state = 'pending'
-          AND j.run_at <= now()
-          AND (j.locked_until IS NULL OR j.locked_until < now())
-          AND NOT EXISTS (
-              SELECT 1 FROM jobs h
-              WHERE h.ordering_key = j.ordering_key
-                AND h.state = 'pending'
-                AND (h.sort_key, h.id) < (j.sort_key, j.id))
-        ORDER BY j.sort_key, j.id
-        LIMIT $1
-        FOR UPDATE OF j SKIP LOCKED
-        "#,
+        "SELECT id, kind, job_key, ordering_key, args, attempts, enqueued_at FROM claim_jobs($1)",
     )
-    .persistent(false)
     .bind(limit)
     .fetch_all(conn)
     .await
