@@ -18,7 +18,7 @@ use stripe_reconciler::config::Secret;
 use stripe_reconciler::stripe::signature;
 use tokio::net::TcpStream;
 
-use crate::event::Template;
+use crate::event::{Events, Mix};
 use crate::stats::Summary;
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +40,13 @@ pub struct LoadArgs {
     /// Seconds sent first and not counted.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Which events to send.
+    #[arg(long, value_enum, default_value = "invoice-paid")]
+    mix: Mix,
+    /// Flat out: send exactly this many events (no warm-up), and report accepted/s over the
+    /// time they took, instead of running for --duration.
+    #[arg(long)]
+    count: Option<u64>,
     /// Distinct Stripe customers (ordering keys) the events spread over.
     #[arg(long, default_value_t = 1000)]
     customers: u64,
@@ -83,7 +90,7 @@ struct Tally {
 }
 
 struct Shared {
-    template: Template,
+    events: Events,
     secret: Secret,
     run: String,
     url: hyper::Uri,
@@ -115,13 +122,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if let (Some(api), Some(token)) = (&args.api, &args.token) {
         create_customers(api, token, args.customers).await?;
     }
-    let warmup = Duration::from_secs_f64(args.warmup);
+    let counted = args.count.filter(|_| args.rate == 0);
+    let warmup = Duration::from_secs_f64(if counted.is_some() { 0.0 } else { args.warmup });
     let measured = Duration::from_secs_f64(args.duration);
     let start = Instant::now();
-    let total =
-        (args.rate > 0).then_some((args.rate as f64 * (args.warmup + args.duration)) as u64);
+    let total = counted
+        .or((args.rate > 0).then_some((args.rate as f64 * (args.warmup + args.duration)) as u64));
     let shared = Arc::new(Shared {
-        template: Template::new()?,
+        events: Events::new(args.mix)?,
         secret: Secret::new(args.secret.clone()),
         run: run.clone(),
         url,
@@ -150,9 +158,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         all.latencies.extend(t.latencies);
         all.acked.extend(t.acked);
     }
-    // Accepted per second counts the measured window only: warm-up acks are left out.
+    // Accepted per second counts the measured window only: warm-up acks are left out. A
+    // counted run is measured over the time it took.
     let measured_accepted = all.latencies.len() as u64;
-    let window = measured.as_secs_f64().max(f64::EPSILON);
+    let window = match counted {
+        Some(_) => start.elapsed().as_secs_f64(),
+        None => measured.as_secs_f64(),
+    }
+    .max(f64::EPSILON);
     let rejected: u64 = all
         .statuses
         .iter()
@@ -175,6 +188,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         "label": args.label,
         "run_id": run,
         "offered_rate": args.rate,
+        "mix": format!("{:?}", args.mix).to_lowercase(),
         "connections": args.connections,
         "duration_s": args.duration,
         "sent": all.sent,
@@ -246,6 +260,7 @@ async fn connection(shared: Arc<Shared>) -> anyhow::Result<Tally> {
         let n = shared.next.fetch_add(1, Ordering::Relaxed);
         let due = match shared.total {
             Some(total) if n >= total => break,
+            Some(_) if shared.rate == 0 => Instant::now(),
             Some(_) => {
                 let due = shared.start + Duration::from_secs_f64(n as f64 / shared.rate as f64);
                 tokio::time::sleep_until(due.into()).await;
@@ -255,11 +270,10 @@ async fn connection(shared: Arc<Shared>) -> anyhow::Result<Tally> {
             None => Instant::now(),
         };
         let measured = due >= shared.start + shared.warmup;
-        let created = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let body = shared
-            .template
-            .render(&shared.run, n, n % shared.customers, created);
-        let signature = signature::sign(&shared.secret, created, &body);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
+        let ids = shared.events.ids(n, shared.customers, now);
+        let body = shared.events.render(&shared.run, &ids);
+        let signature = signature::sign(&shared.secret, now, &body);
         let request = Request::post(shared.url.clone())
             .header("host", &shared.host)
             .header("content-type", "application/json")

@@ -1,6 +1,6 @@
 //! `stripe-bench`: the load generator for BENCHMARKS.md and the fault scripts.
 //!
-//! - `load`: signs unique Stripe `invoice.paid` events and POSTs them over N connections, at a
+//! - `load`: signs unique Stripe events (`invoice.paid`, or whole subscription lives: `--mix`) and POSTs them over N connections, at a
 //!   fixed rate or flat out; reports accepted/s, ack latency percentiles and, given the
 //!   database, end-to-end apply lag (received → applied) read from the event log.
 //! - `abuse`: slow-loris connections and oversized bodies, for the fault scripts.
