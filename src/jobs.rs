@@ -57,6 +57,10 @@ pub struct RefreshSubscription {
     pub subscription_id: String,
     pub customer_pk: i64,
     pub tied_at: i64,
+    /// How many reads of this tie came before: a read that ties again with what it applies
+    /// over (a change later in the same second may have come first) queues the next round.
+    #[serde(default)]
+    pub round: u32,
 }
 
 /// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).

@@ -101,27 +101,21 @@ async fn resolve_customer(
     stripe_customer: Option<&str>,
     metadata: Option<&Metadata>,
 ) -> Result<Option<i64>, sqlx::Error> {
-    if let Some(stripe_id) = stripe_customer
-        && let Some(customer) = customers::by_stripe_id(conn, stripe_id).await?
-    {
-        return Ok(Some(customer.pk));
-    }
-    let our_id = metadata.and_then(|m| m.get("customer_id"));
-    let Some(customer) = (match our_id {
-        Some(id) => customers::by_id(conn, id).await?,
-        None => None,
-    }) else {
+    let our_id = metadata
+        .and_then(|m| m.get("customer_id"))
+        .map(String::as_str);
+    let Some((pk, by_stripe)) =
+        customers::pk_by_stripe_id_or_id(conn, stripe_customer, our_id).await?
+    else {
         return Ok(None);
     };
-    if let Some(stripe_id) = stripe_customer {
-        customers::link_stripe(conn, customer.pk, stripe_id).await?;
+    if !by_stripe && let Some(stripe_id) = stripe_customer {
+        customers::link_stripe(conn, pk, stripe_id).await?;
     }
-    Ok(Some(customer.pk))
+    Ok(Some(pk))
 }
 
-/// How the reason of an event skipped for want of a linked customer begins: linking that
-/// customer later re-applies such events.
-pub const UNKNOWN_CUSTOMER: &str = "unknown Stripe customer";
+pub use customers::UNKNOWN_CUSTOMER;
 
 fn unknown_customer(stripe_customer: Option<&str>) -> String {
     format!(

@@ -95,14 +95,27 @@ pub(crate) async fn apply(
     ended: bool,
     observed: i64,
 ) -> Result<Outcome, JobError> {
-    apply_with(conn, catalog, sub, ended, observed, Ties::Apply).await
+    apply_with(conn, catalog, sub, ended, observed, Ties::Apply(Some(0))).await
+}
+
+/// [`apply`] for a read that settles a tie (`subscription.refresh`): a tie again queues the
+/// read of `next_round`, none when there is no next round.
+pub(crate) async fn apply_read(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    sub: &Subscription,
+    observed: i64,
+    next_round: Option<u32>,
+) -> Result<Outcome, JobError> {
+    apply_with(conn, catalog, sub, false, observed, Ties::Apply(next_round)).await
 }
 
 /// What a state that ties in its second with the newest applied one does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ties {
-    /// A read of ours: applied, and the subscription read again (`subscription.refresh`).
-    Apply,
+    /// A read of ours: applied, and the subscription read again (`subscription.refresh`,
+    /// this round; none after the last round).
+    Apply(Option<u32>),
     /// An event, with Stripe configured: not applied; the subscription is read.
     Defer,
     /// An event without Stripe: applied (the later-arriving holds).
@@ -171,6 +184,7 @@ async fn apply_with(
         quantity: sub.quantity(),
         trial_end: sub.trial_end.and_then(timestamp),
         event_created: observed,
+        read: matches!(ties, Ties::Apply(_)),
     };
     let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
     if let Some(trial_end) = state.trial_end {
@@ -180,11 +194,17 @@ async fn apply_with(
     // subscription's newest status.
     attaches::follow_subscription(conn, &sub.id).await?;
     let tied = matches!(sync, Sync::Tied | Sync::AppliedOverTie);
-    if tied && ties != Ties::Ignore {
+    let round = match ties {
+        Ties::Apply(round) => round,
+        Ties::Defer => Some(0),
+        Ties::Ignore => None,
+    };
+    if tied && let Some(round) = round {
         let job = RefreshSubscription {
             subscription_id: sub.id.clone(),
             customer_pk,
             tied_at: observed,
+            round,
         };
         outbox::enqueue(conn, &job).await?;
     }

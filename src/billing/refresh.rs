@@ -1,25 +1,45 @@
 //! Settling a same-second tie: two events of a subscription from one second said different
 //! things (a cancel and an uncancel a moment apart, delivered in reverse), and `created`
-//! cannot order them. The subscription is read from Stripe and applied as seen one second
-//! after the tie (or now, if later), so it supersedes both; a later event that ties with
-//! the read and differs from it queues another read.
+//! cannot order them. The subscription is read from Stripe and applied as seen in the second
+//! the read was taken in, never later: it supersedes the events of earlier seconds; an event
+//! of that same second that differs ties with it again and queues another read (a change
+//! made later in that second may not be in this read); an event of a later second applies.
+//!
+//! The read is stamped with the tie's second, Stripe's own clock: it was taken then or
+//! later, so the stamp is never later than the read, whatever our clock says (ours may be
+//! ahead of Stripe's). Stamping it a second later, as this once did, hid every change of the
+//! rest of that second: a plan cancelled right after three quantity changes stayed active
+//! for good. A read that ties again with what it applies over (an event of the same second,
+//! created after the read, may have been applied first) queues the next read, up to
+//! [`MAX_ROUNDS`]; after that the audit settles it.
 
-use chrono::Utc;
 use outbox::{Done, Job, JobError, Lease};
 
 use super::StripeContext;
-use crate::appliers::subscription::apply;
+use crate::appliers::subscription::apply_read;
 use crate::jobs::{RefreshSubscription, ordering};
 use crate::store::activity;
 use crate::stripe::objects::Subscription;
+
+/// Reads of one tie, at most (each queued by the one before, when it tied again).
+pub const MAX_ROUNDS: u32 = 5;
 
 impl Job for RefreshSubscription {
     const KIND: &'static str = "subscription.refresh";
     type Context = StripeContext;
 
-    /// One read per tie: the same tie seen again (a redelivery) queues nothing more.
+    /// One read per tie and round: the same tie seen again (a redelivery) queues nothing
+    /// more.
     fn key(&self) -> String {
-        format!("{}:{}:{}", Self::KIND, self.subscription_id, self.tied_at)
+        match self.round {
+            0 => format!("{}:{}:{}", Self::KIND, self.subscription_id, self.tied_at),
+            n => format!(
+                "{}:{}:{}:{n}",
+                Self::KIND,
+                self.subscription_id,
+                self.tied_at
+            ),
+        }
     }
 
     fn ordering_key(&self) -> Option<String> {
@@ -31,15 +51,15 @@ impl Job for RefreshSubscription {
             .api
             .retrieve_subscription(&self.subscription_id)
             .await?;
-        let observed = Utc::now().timestamp().max(self.tied_at + 1);
         let mut tx = lease.pool().begin().await?;
         activity::set_source(&mut tx, "stripe:refresh", None).await?;
-        apply(
+        let next_round = (self.round < MAX_ROUNDS).then_some(self.round + 1);
+        apply_read(
             &mut tx,
             &stripe.catalog,
             &Subscription::from(&read),
-            false,
-            observed,
+            self.tied_at,
+            next_round,
         )
         .await?;
         lease.complete(tx).await

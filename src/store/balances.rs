@@ -69,42 +69,48 @@ pub async fn provision(
             allowances.insert(feature, a);
         }
     }
+    // One statement: what no held plan grants goes, the rest is upserted (disjoint rows, so
+    // the two parts cannot see each other's changes).
     let features: Vec<&str> = allowances.keys().copied().collect();
-    sqlx::query("DELETE FROM balances WHERE customer_pk = $1 AND NOT (feature_id = ANY($2))")
-        .bind(customer_pk)
-        .bind(&features)
-        .execute(&mut *conn)
-        .await?;
-    for (feature, a) in allowances {
-        sqlx::query(
-            "INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
-                                   subscription_backed, reset, reset_plan_id, next_reset_at,
-                                   suspended)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (customer_pk, feature_id) DO UPDATE
-             SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
-                 overage_allowed = EXCLUDED.overage_allowed,
-                 subscription_backed = EXCLUDED.subscription_backed, reset = EXCLUDED.reset,
-                 reset_plan_id = EXCLUDED.reset_plan_id, suspended = EXCLUDED.suspended,
-                 next_reset_at = CASE
-                     WHEN NOT EXCLUDED.subscription_backed
-                          AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
-                          AND balances.next_reset_at > EXCLUDED.next_reset_at
-                     THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
-        )
-        .bind(customer_pk)
-        .bind(feature)
-        .bind(a.included)
-        .bind(a.unlimited)
-        .bind(a.overage_allowed)
-        .bind(a.subscription_backed)
-        .bind(a.reset.map(reset_name))
-        .bind(&a.reset_plan_id)
-        .bind(a.next_reset_at)
-        .bind(a.suspended)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let a: Vec<&Allowance> = allowances.values().collect();
+    sqlx::query(
+        "WITH gone AS (DELETE FROM balances WHERE customer_pk = $1 AND NOT (feature_id = ANY($2)))
+         INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
+                               subscription_backed, reset, reset_plan_id, next_reset_at,
+                               suspended)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::bool[], $5::bool[], $6::bool[],
+                                  $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
+         ON CONFLICT (customer_pk, feature_id) DO UPDATE
+         SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
+             overage_allowed = EXCLUDED.overage_allowed,
+             subscription_backed = EXCLUDED.subscription_backed, reset = EXCLUDED.reset,
+             reset_plan_id = EXCLUDED.reset_plan_id, suspended = EXCLUDED.suspended,
+             next_reset_at = CASE
+                 WHEN NOT EXCLUDED.subscription_backed
+                      AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
+                      AND balances.next_reset_at > EXCLUDED.next_reset_at
+                 THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
+    )
+    .bind(customer_pk)
+    .bind(&features)
+    .bind(a.iter().map(|a| a.included).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.unlimited).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.overage_allowed).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.subscription_backed).collect::<Vec<_>>())
+    .bind(
+        a.iter()
+            .map(|a| a.reset.map(reset_name))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        a.iter()
+            .map(|a| a.reset_plan_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(a.iter().map(|a| a.next_reset_at).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.suspended).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

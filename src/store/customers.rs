@@ -58,6 +58,29 @@ pub async fn by_id(conn: &mut PgConnection, id: &str) -> Result<Option<Customer>
     find_one(conn, "id = $1", id).await
 }
 
+/// The key of the customer linked to `stripe_id`, else of the one whose id is `our_id`, in
+/// one query; true when found by the Stripe id.
+pub async fn pk_by_stripe_id_or_id(
+    conn: &mut PgConnection,
+    stripe_id: Option<&str>,
+    our_id: Option<&str>,
+) -> Result<Option<(i64, bool)>, sqlx::Error> {
+    if stripe_id.is_none() && our_id.is_none() {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "SELECT pk, by_stripe FROM (
+             (SELECT pk, true AS by_stripe FROM customers WHERE stripe_id = $1)
+             UNION ALL
+             (SELECT pk, false FROM customers WHERE id = $2)) AS found
+         ORDER BY by_stripe DESC LIMIT 1",
+    )
+    .bind(stripe_id)
+    .bind(our_id)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn by_stripe_id(
     conn: &mut PgConnection,
     stripe_id: &str,
@@ -268,9 +291,14 @@ pub async fn stripe_generation(conn: &mut PgConnection, pk: i64) -> Result<i32, 
         .map(Option::unwrap_or_default)
 }
 
+/// How the reason of an event skipped for want of a linked customer begins: linking that
+/// customer re-applies such events ([`link_stripe`]).
+pub const UNKNOWN_CUSTOMER: &str = "unknown Stripe customer";
+
 /// Links a Stripe customer to ours if ours has none yet. False if another link exists,
 /// also one a concurrent transaction made (the unique violation is caught in a savepoint, so
-/// the caller's transaction goes on).
+/// the caller's transaction goes on). Events of that Stripe customer skipped for want of the
+/// link are queued again in the same transaction, wherever the link is written.
 pub async fn link_stripe(
     conn: &mut PgConnection,
     pk: i64,
@@ -287,9 +315,16 @@ pub async fn link_stripe(
     .execute(&mut *savepoint)
     .await;
     match done {
-        Ok(done) => {
+        Ok(done) if done.rows_affected() == 1 => {
+            // What was skipped for want of this link applies now, after the event that
+            // linked it (in `created` order among themselves).
+            outbox::queue::requeue_skipped(&mut savepoint, stripe_id, UNKNOWN_CUSTOMER).await?;
             savepoint.commit().await?;
-            Ok(done.rows_affected() == 1)
+            Ok(true)
+        }
+        Ok(_) => {
+            savepoint.commit().await?;
+            Ok(false)
         }
         Err(error) if is_unique_violation(&error) => {
             savepoint.rollback().await?;

@@ -39,6 +39,9 @@ pub struct SubscriptionState<'a> {
     pub trial_end: Option<DateTime<Utc>>,
     /// The event's `created`: the ordering guard.
     pub event_created: i64,
+    /// A read of Stripe (stamped with the second it was taken in), not an event: it ties
+    /// with any state of its second, whatever their status precedence.
+    pub read: bool,
 }
 
 /// Whether an event changed state or was older than what we have.
@@ -88,27 +91,36 @@ pub async fn sync_subscription(
     defer_ties: bool,
 ) -> Result<Sync, sqlx::Error> {
     let rank = access::status_rank(s.stripe_status);
-    // One statement: the guard, and whether the state there tied with this one.
+    // One statement: the guard, and whether the state there tied with this one. Within a
+    // second, two events are ordered by status precedence; a read and any state of its
+    // second tie (`$9`: this is a read; `source_read`: the state there is one).
     let (newer, tied): (Option<bool>, bool) = sqlx::query_as(
         "WITH before AS (
-             SELECT source_created, source_rank, source_digest
+             SELECT source_created, source_rank, source_digest, source_read
              FROM stripe_subscriptions WHERE id = $1
          ), up AS (
              INSERT INTO stripe_subscriptions AS g
-                 (id, customer_pk, plan_id, status, source_created, source_rank, source_digest)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 (id, customer_pk, plan_id, status, source_created, source_rank, source_digest,
+                  source_read)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $9)
              ON CONFLICT (id) DO UPDATE
                  SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
                      source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
-                     source_digest = EXCLUDED.source_digest
-                 WHERE (g.source_created, g.source_rank) < (EXCLUDED.source_created, EXCLUDED.source_rank)
-                    OR ((g.source_created, g.source_rank) = (EXCLUDED.source_created, EXCLUDED.source_rank)
+                     source_digest = EXCLUDED.source_digest, source_read = EXCLUDED.source_read
+                 WHERE g.source_created < EXCLUDED.source_created
+                    OR (g.source_created = EXCLUDED.source_created
+                        AND NOT g.source_read AND NOT EXCLUDED.source_read
+                        AND g.source_rank < EXCLUDED.source_rank)
+                    OR (g.source_created = EXCLUDED.source_created
+                        AND (g.source_read OR EXCLUDED.source_read
+                             OR g.source_rank = EXCLUDED.source_rank)
                         AND NOT ($8 AND g.source_digest IS DISTINCT FROM EXCLUDED.source_digest))
              RETURNING true AS applied
          )
          SELECT (SELECT applied FROM up),
                 EXISTS (SELECT 1 FROM before
-                        WHERE source_created = $5 AND source_rank = $6
+                        WHERE source_created = $5
+                          AND (source_read OR $9 OR source_rank = $6)
                           AND source_digest IS DISTINCT FROM $7)",
     )
     .bind(s.id)
@@ -119,6 +131,7 @@ pub async fn sync_subscription(
     .bind(rank)
     .bind(s.digest())
     .bind(defer_ties)
+    .bind(s.read)
     .fetch_one(&mut *conn)
     .await?;
     if newer.is_none() && tied && defer_ties {
@@ -130,19 +143,23 @@ pub async fn sync_subscription(
     }
     // A downgrade scheduled on this subscription bills its new price from the moment it is
     // made: a newer state billing another plan means it was dropped (uncancel swapped the
-    // price back) and will not start.
-    sqlx::query(
-        "UPDATE customer_plans SET status = 'expired', ended_at = $3, updated_at = now()
-         WHERE stripe_subscription_id = $1 AND plan_id <> $2 AND status = 'scheduled'",
+    // price back) and will not start. In the same statement: when this state's plan is a
+    // downgrade scheduled for the period end (a row of another plan, so the two parts
+    // never meet), its start. Until that period starts, the subscription (already billing
+    // the new price) still grants the plan it had.
+    let scheduled: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "WITH dropped AS (
+             UPDATE customer_plans SET status = 'expired', ended_at = $3, updated_at = now()
+             WHERE stripe_subscription_id = $1 AND plan_id <> $2 AND status = 'scheduled')
+         SELECT started_at FROM customer_plans
+         WHERE stripe_subscription_id = $1 AND plan_id = $2 AND status = 'scheduled'",
     )
     .bind(s.id)
     .bind(&s.plan.id)
     .bind(changed_at(s))
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    // A downgrade scheduled for the period end: until that period starts, the subscription
-    // (already billing the new price) still grants the plan it had.
-    let plan = match scheduled_start(conn, s.id, &s.plan.id).await? {
+    let plan = match scheduled {
         Some(start) if s.period_start.is_none_or(|p| p < start) => {
             match live_plan_of(conn, s.id)
                 .await?
@@ -319,11 +336,20 @@ async fn settle_group(
         return Ok(());
     };
     if let Some(winner) = winner {
+        // The winner's rivals end at `at`, and a plan of the group without a subscription
+        // that ended later is ended by `at` ([`end_local_by`]), in one statement: the two
+        // parts change disjoint rows (held ones; ended ones), and a rival ended here ends at
+        // `at`, which the second part would leave as it is.
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE customer_plans SET status = 'expired', ended_at = $4, updated_at = now()
-             WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on AND id <> $3
-               AND status IN {HELD_SQL}
-               AND EXISTS (SELECT 1 FROM customer_plans w WHERE w.id = $3 AND w.status IN {HELD_SQL})"
+            "WITH winner AS (SELECT 1 FROM customer_plans w WHERE w.id = $3 AND w.status IN {HELD_SQL}),
+             rivals AS (
+                 UPDATE customer_plans SET status = 'expired', ended_at = $4, updated_at = now()
+                 WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on AND id <> $3
+                   AND status IN {HELD_SQL} AND EXISTS (SELECT 1 FROM winner))
+             UPDATE customer_plans SET ended_at = $4, updated_at = now()
+             WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
+               AND stripe_subscription_id IS NULL AND status = 'expired'
+               AND ended_at > $4 AND started_at <= $4 AND EXISTS (SELECT 1 FROM winner)"
         )))
         .bind(customer_pk)
         .bind(group)
@@ -331,7 +357,6 @@ async fn settle_group(
         .bind(at)
         .execute(&mut *conn)
         .await?;
-        end_local_by(conn, customer_pk, group, at, Some(winner)).await?;
     }
     let Some(default) = catalog.default_plan(group) else {
         return Ok(());
@@ -545,21 +570,6 @@ pub async fn subscription_status(
         "SELECT status FROM stripe_subscriptions WHERE id = $1 AND status IS NOT NULL",
     )
     .bind(subscription_id)
-    .fetch_optional(conn)
-    .await
-}
-
-async fn scheduled_start(
-    conn: &mut PgConnection,
-    subscription_id: &str,
-    plan_id: &str,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT started_at FROM customer_plans
-         WHERE stripe_subscription_id = $1 AND plan_id = $2 AND status = 'scheduled'",
-    )
-    .bind(subscription_id)
-    .bind(plan_id)
     .fetch_optional(conn)
     .await
 }

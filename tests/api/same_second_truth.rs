@@ -1,0 +1,128 @@
+//! Same-second truth (issue 24, defects 1 and 2): changes made in Stripe within one second,
+//! each as soon as the previous one answered, end in the store as Stripe has them. A read
+//! that settles a tie is stamped with its own second, never later, so an event of that
+//! second still counts.
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::stripe_side::World;
+
+async fn subscribed(w: &World, id: &str, plan: &str) -> String {
+    w.paying_customer(id).await;
+    let body = json!({"customer_id": id, "plan_id": plan,
+                      "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"});
+    let (status, attach) = w.app.api(Method::POST, "/v1/attach", Some(body)).await;
+    assert!(status.is_success(), "{status}: {attach}");
+    w.drain().await;
+    let attach = w.attach_state(attach["id"].as_str().unwrap()).await;
+    assert_eq!(attach["state"], "active", "{attach}");
+    attach["stripe_subscription_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Posts a change and runs it (its job and whatever is queued), at once.
+async fn change(w: &World, route: &str, body: Value) {
+    let (status, answer) = w.app.api(Method::POST, route, Some(body)).await;
+    assert!(status.is_success(), "{route}: {status}: {answer}");
+    w.drain().await;
+}
+
+/// Webhooks arrive on their own: drain until the fake has delivered every event and the
+/// queue is empty.
+async fn settle(w: &World) {
+    for _ in 0..40 {
+        w.drain().await;
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'pending'")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+        if pending == 0 && stored as usize >= w.stripe.events().len() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn stripe_subscription(w: &World, id: &str) -> Value {
+    w.stripe
+        .subscriptions()
+        .into_iter()
+        .find(|s| s["id"] == id)
+        .unwrap()
+}
+
+fn team(view: &Value) -> Option<&Value> {
+    view["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan_id"] == "team")
+}
+
+#[tokio::test]
+async fn quantities_then_cancel_now_in_one_second_leave_no_live_plan() {
+    let w = World::new().await;
+    for n in 0..3 {
+        let customer = format!("u_ss1_{n}");
+        let sub = subscribed(&w, &customer, "team").await;
+        for quantity in [2, 3, 4] {
+            let body = json!({"customer_id": customer, "plan_id": "team", "quantity": quantity});
+            change(&w, "/v1/quantity", body).await;
+        }
+        change(
+            &w,
+            "/v1/cancel",
+            json!({"customer_id": customer, "plan_id": "team", "at": "now"}),
+        )
+        .await;
+        settle(&w).await;
+        assert_eq!(stripe_subscription(&w, &sub)["status"], "canceled");
+        let view = w.customer(&customer).await;
+        assert!(
+            team(&view).is_none(),
+            "round {n}: team is still live: {view:#}"
+        );
+        let (_, check) = w
+            .app
+            .api(
+                Method::POST,
+                "/v1/check",
+                Some(json!({"customer_id": customer, "feature_id": "seats"})),
+            )
+            .await;
+        assert_eq!(check["allowed"], false, "round {n}: {check}");
+    }
+}
+
+#[tokio::test]
+async fn cancel_uncancel_then_quantity_in_quick_succession_keep_stripes_quantity() {
+    let w = World::new().await;
+    for n in 0..3 {
+        let customer = format!("u_ss2_{n}");
+        let sub = subscribed(&w, &customer, "team").await;
+        let body = |extra: Value| {
+            let mut b = json!({"customer_id": customer, "plan_id": "team"});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        change(&w, "/v1/cancel", body(json!({"at": "period_end"}))).await;
+        change(&w, "/v1/uncancel", body(json!({}))).await;
+        change(&w, "/v1/quantity", body(json!({"quantity": 3}))).await;
+        settle(&w).await;
+        let stripe = stripe_subscription(&w, &sub);
+        assert_eq!(stripe["items"]["data"][0]["quantity"], 3);
+        let view = w.customer(&customer).await;
+        let team = team(&view).unwrap_or_else(|| panic!("round {n}: no team plan: {view:#}"));
+        assert_eq!(team["quantity"], 3, "round {n}: {view:#}");
+        assert_eq!(team["cancel_at_period_end"], false, "round {n}: {view:#}");
+    }
+}
