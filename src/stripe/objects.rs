@@ -6,9 +6,20 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 pub type Metadata = HashMap<String, String>;
+
+/// `null` read as the default, as absent is: where Stripe's spec says nullable, and where a
+/// field we only use for display could be. Used on every defaulted field, so `null` never
+/// makes an event dead.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
 
 /// An id, or the expanded object carrying it.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,8 +38,9 @@ impl Expandable {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct List<T> {
-    #[serde(default = "Vec::new")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: Vec<T>,
 }
 
@@ -43,11 +55,11 @@ pub struct Subscription {
     pub id: String,
     pub customer: Expandable,
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub items: List<SubscriptionItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
     pub canceled_at: Option<i64>,
@@ -73,7 +85,7 @@ pub struct SubscriptionItem {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Price {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
 
@@ -139,7 +151,7 @@ pub struct Invoice {
     pub customer: Option<Expandable>,
     pub status: Option<String>,
     pub billing_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub total: i64,
     pub currency: String,
     pub hosted_invoice_url: Option<String>,
@@ -147,7 +159,7 @@ pub struct Invoice {
     pub period_start: Option<i64>,
     pub period_end: Option<i64>,
     pub parent: Option<InvoiceParent>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub lines: List<InvoiceLine>,
     /// Before discounts.
     pub subtotal: Option<i64>,
@@ -185,7 +197,7 @@ pub struct InvoiceLine {
     pub quantity: Option<i64>,
     pub period: Option<Period>,
     pub pricing: Option<Pricing>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
     #[serde(default)]
     pub discount_amounts: Option<Vec<DiscountAmount>>,
@@ -213,7 +225,7 @@ impl InvoiceLine {
             .as_ref()?
             .price_details
             .as_ref()
-            .map(|d| d.price.as_str())
+            .map(|d| d.price.id())
     }
 }
 
@@ -230,7 +242,8 @@ pub struct Pricing {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PriceDetails {
-    pub price: String,
+    /// An id, or the price when the request expanded it.
+    pub price: Expandable,
 }
 
 impl Invoice {
@@ -278,9 +291,9 @@ pub struct Customer {
     pub id: String,
     pub name: Option<String>,
     pub email: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub deleted: bool,
 }
 
@@ -332,5 +345,46 @@ impl From<&stripe_shared::Subscription> for Subscription {
             start_date: Some(s.start_date),
             trial_end: s.trial_end,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `null` in every field read with a default (nullable in Stripe's spec, or only shown).
+    #[test]
+    fn null_where_a_default_applies_reads_as_the_default() {
+        let sub: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "customer": "cus_1", "status": "active", "metadata": null,
+            "cancel_at_period_end": null, "cancel_at": null, "canceled_at": null,
+            "ended_at": null, "start_date": null, "trial_end": null,
+            "items": {"data": [{"id": "si_1", "quantity": null,
+                "plan": {"id": "price_1", "metadata": null}}]}
+        }))
+        .unwrap();
+        assert!(sub.metadata.is_empty() && !sub.cancel_at_period_end);
+        assert_eq!(sub.prices().unwrap()[0].id, "price_1");
+        let empty: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_2", "customer": {"id": "cus_1"}, "status": "active", "items": null
+        }))
+        .unwrap();
+        assert!(empty.items.data.is_empty());
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "currency": "usd", "created": 1, "total": null, "lines": {"data": null},
+            "hosted_invoice_url": null,
+        }))
+        .unwrap();
+        assert_eq!(invoice.total, 0);
+        let line: InvoiceLine = serde_json::from_value(serde_json::json!({
+            "metadata": null, "pricing": {"price_details": {"price": {"id": "price_1"}}}
+        }))
+        .unwrap();
+        assert_eq!(line.price_id(), Some("price_1"));
+        let customer: Customer = serde_json::from_value(
+            serde_json::json!({"id": "cus_1", "metadata": null, "deleted": null}),
+        )
+        .unwrap();
+        assert!(!customer.deleted);
     }
 }

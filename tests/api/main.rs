@@ -34,6 +34,7 @@ mod real_accounts;
 mod reward_convergence;
 mod rewards;
 mod same_second;
+mod stripe_objects;
 mod stripe_side;
 mod systemd_notify;
 mod timeline;
