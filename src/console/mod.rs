@@ -104,7 +104,7 @@ async fn pages(
     };
     let query = req.uri().query();
     let reply = match path {
-        [] => Reply::redirect("/console/customers"),
+        [] | [""] => Reply::redirect("/console/customers"),
         ["customers"] => customers::page(&view, query).await,
         ["customers", id] => customer::page(&view, id, query).await,
         ["outbox"] => outbox::page(&view).await,

@@ -2,6 +2,7 @@
 //! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
 
 mod attach_safety;
+mod bad_input;
 mod balances;
 mod console;
 mod console_browser;
