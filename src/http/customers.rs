@@ -519,6 +519,16 @@ pub(crate) async fn apply_balance_edit(
                 "the feature is unlimited for this customer: there is no balance to edit",
             ));
         }
+        balances::Edited::KeyReused { differs } => {
+            return Err(ApiError::Refused {
+                code: super::error::IDEMPOTENCY_ERROR,
+                message: format!(
+                    "idempotency_key {} was used for another balance edit ({differs} differs): \
+                     use a new key",
+                    body.idempotency_key.as_deref().unwrap_or_default()
+                ),
+            });
+        }
     };
     tx.commit().await?;
     Ok(serde_json::json!({

@@ -23,6 +23,7 @@ mod fake_stripe;
 mod handlers;
 mod hardening;
 mod health;
+mod idempotency;
 mod lifecycle;
 mod logs;
 mod metrics;
