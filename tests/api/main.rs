@@ -4,6 +4,7 @@
 mod attach_safety;
 mod bad_input;
 mod balances;
+mod cli_input;
 mod console;
 mod console_browser;
 mod daemon;
