@@ -154,6 +154,8 @@ pub struct Invoice {
     #[serde(default, deserialize_with = "null_as_default")]
     pub total: i64,
     pub currency: String,
+    /// Only a link a browser may follow: see [`safe_link`].
+    #[serde(default, deserialize_with = "link")]
     pub hosted_invoice_url: Option<String>,
     pub created: i64,
     pub period_start: Option<i64>,
@@ -308,6 +310,26 @@ pub struct CheckoutSession {
     pub payment_status: Option<String>,
 }
 
+/// Whether a URL from Stripe's data may become a link (the console's, an attach's
+/// `action_url`): `https`, or `http` to a loopback host (the fake Stripe of tests and
+/// development). Anything else (`javascript:`, `data:`, a relative path) is dropped.
+pub fn safe_link(url: &str) -> bool {
+    let Ok(uri) = url.parse::<hyper::Uri>() else {
+        return false;
+    };
+    let host = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("https") => !host.is_empty(),
+        Some("http") => matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+        _ => false,
+    }
+}
+
+/// An optional link, kept only when [`safe_link`].
+fn link<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|url| safe_link(url)))
+}
+
 pub fn timestamp(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
 }
@@ -386,5 +408,32 @@ mod tests {
         )
         .unwrap();
         assert!(!customer.deleted);
+    }
+
+    #[test]
+    fn only_https_links_and_loopback_http_are_kept() {
+        for good in [
+            "https://invoice.stripe.com/i/x",
+            "http://127.0.0.1:4242/i/x",
+        ] {
+            assert!(safe_link(good), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "http://example.com/i",
+            "/relative",
+            "https://",
+            "",
+        ] {
+            assert!(!safe_link(bad), "{bad}");
+        }
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "currency": "usd", "created": 1,
+            "hosted_invoice_url": "javascript:alert(document.cookie)",
+        }))
+        .unwrap();
+        assert_eq!(invoice.hosted_invoice_url, None);
     }
 }

@@ -109,3 +109,49 @@ async fn dot_ids_are_refused_and_no_path_resolves_upward() {
     let page = console.get("/console/").await;
     assert_eq!(page.location(), "/console/customers");
 }
+
+/// Defect 9: a signed `invoice.paid` whose `hosted_invoice_url` is `javascript:...` stores no
+/// link (the API shows none, the console draws none); an https one is kept.
+#[tokio::test]
+async fn links_from_stripe_are_https_only() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app.create_customer(json!({"id": "user_123"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let fixture: Value =
+        serde_json::from_slice(&std::fs::read(fixtures_dir().join("invoice.paid.json")).unwrap())
+            .unwrap();
+    for (n, url) in [
+        "javascript:alert(document.cookie)",
+        "https://invoice.stripe.com/i/ok",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut event = fixture.clone();
+        event["id"] = format!("evt_link_{n}").into();
+        event["created"] = (1_795_000_004 + n as i64).into();
+        event["data"]["object"]["id"] = format!("in_link_{n}").into();
+        event["data"]["object"]["hosted_invoice_url"] = url.into();
+        let (status, body) = app.post_event(&serde_json::to_vec(&event).unwrap()).await;
+        assert!(status.is_success(), "{body}");
+        app.engine.run_until_idle().await.unwrap();
+    }
+    let (_, view) = app.api(Method::GET, "/v1/customers/user_123", None).await;
+    let links: Vec<(&str, &Value)> = view["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["stripe_id"].as_str().unwrap(), &i["hosted_invoice_url"]))
+        .collect();
+    assert!(links.contains(&("in_link_0", &Value::Null)), "{links:?}");
+    assert!(
+        links.contains(&("in_link_1", &json!("https://invoice.stripe.com/i/ok"))),
+        "{links:?}"
+    );
+    let mut console = ConsoleClient::new(&app);
+    console.sign_in().await;
+    let page = console.get("/console/customers/user_123").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("in_link_0"), "the invoice is shown");
+    assert!(!page.body.contains("javascript:"), "{}", page.body);
+}
