@@ -155,3 +155,36 @@ async fn links_from_stripe_are_https_only() {
     assert!(page.body.contains("in_link_0"), "the invoice is shown");
     assert!(!page.body.contains("javascript:"), "{}", page.body);
 }
+
+/// Defect 10: a name (or email) longer in Stripe than our API allows is not stored as is.
+#[tokio::test]
+async fn a_stripe_side_name_is_held_to_our_bound() {
+    let app = TestApp::spawn().await;
+    let (status, _) = app
+        .create_customer(json!({"id": "u10", "email": "u10@example.test"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let long_email = format!("{}@example.test", "e".repeat(400));
+    for (n, name, email) in [(0, "ü".repeat(10_000), long_email.as_str())] {
+        let event = json!({
+            "id": format!("evt_long_{n}"), "object": "event", "api_version": "2026-09-30.endive",
+            "created": 1_795_000_000 + n, "livemode": false, "type": "customer.updated",
+            "data": {"object": {"id": "cus_Long10", "object": "customer", "name": name,
+                                 "email": email, "metadata": {"customer_id": "u10"}}}
+        });
+        let (status, body) = app.post_event(&serde_json::to_vec(&event).unwrap()).await;
+        assert!(status.is_success(), "{body}");
+        app.engine.run_until_idle().await.unwrap();
+    }
+    let (_, view) = app.api(Method::GET, "/v1/customers/u10", None).await;
+    assert_eq!(view["stripe_id"], "cus_Long10", "{view}");
+    assert_eq!(
+        view["name"].as_str().unwrap().chars().count(),
+        255,
+        "{view}"
+    );
+    assert_eq!(
+        view["email"], "u10@example.test",
+        "an email over 320 is not copied"
+    );
+}
