@@ -435,7 +435,8 @@ pub async fn edit(
                 "op"
             } else if amount != e.amount {
                 "amount"
-            } else if reason.as_deref() != e.reason {
+            } else if reason.is_some() && e.reason.is_some() && reason.as_deref() != e.reason {
+                // A retry that leaves the reason out is the same edit; another reason is not.
                 "reason"
             } else {
                 let Some(balance) = current(conn, customer_pk, e.feature_id).await? else {

@@ -35,7 +35,7 @@ async fn a_balance_key_reused_for_another_edit_is_an_idempotency_error() {
     let (status, _) = app.create_customer(json!({"id": "u_k7"})).await;
     assert_eq!(status, StatusCode::CREATED);
     let first = json!({"customer_id": "u_k7", "feature_id": "messages", "op": "grant",
-                       "amount": 10, "idempotency_key": "k7"});
+                       "amount": 10, "reason": "r1", "idempotency_key": "k7"});
     let (status, answer) = balance_edit(&app, first.clone()).await;
     assert_eq!(
         (status, answer["balance"].as_i64()),
@@ -44,7 +44,7 @@ async fn a_balance_key_reused_for_another_edit_is_an_idempotency_error() {
     for (field, value) in [
         ("amount", json!(11)),
         ("op", json!("deduct")),
-        ("reason", json!("x")),
+        ("reason", json!("r2")),
     ] {
         let mut other = first.clone();
         other[field] = value;
