@@ -9,3 +9,13 @@ UPDATE customers SET fingerprint = pg_temp.fingerprint(fingerprint)
  WHERE fingerprint IS DISTINCT FROM pg_temp.fingerprint(fingerprint);
 UPDATE trials SET fingerprint = pg_temp.fingerprint(fingerprint)
  WHERE fingerprint IS DISTINCT FROM pg_temp.fingerprint(fingerprint);
+
+-- Issue 24, defect 12: console sessions signed out, until they would have expired anyway.
+-- The session cookie is signed and holds no state, so a signed-out one stays valid by its
+-- signature; every instance, and this one after a restart, refuses an id listed here. Rows
+-- past `expires_at` are pruned on each sign-out (the cookie is refused by its expiry then).
+CREATE TABLE console_revocations (
+    session_id  text PRIMARY KEY,
+    expires_at  timestamptz NOT NULL
+);
+CREATE INDEX console_revocations_expires_idx ON console_revocations (expires_at);
