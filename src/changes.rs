@@ -68,6 +68,9 @@ pub enum ChangeError {
     /// The plan's state does not allow the change; `code` says why.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The idempotency key was used for another change; `differs` names what.
+    #[error("idempotency_key {key} was used for another change ({differs} differs): use a new key")]
+    KeyReused { key: String, differs: &'static str },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -105,6 +108,7 @@ pub async fn request(
     if let Some(key) = request.idempotency_key
         && let Some(earlier) = plan_changes::by_key(&mut tx, customer.pk, key).await?
     {
+        same_change(&earlier, &new, key)?;
         tx.commit().await?;
         return Ok((earlier, true));
     }
@@ -116,6 +120,9 @@ pub async fn request(
         })?;
     allowed(&request.change, &held, &plan.id)?;
     let (change, duplicate) = plan_changes::create(&mut tx, &new).await?;
+    if let (true, Some(key)) = (duplicate, request.idempotency_key) {
+        same_change(&change, &new, key)?;
+    }
     if !duplicate {
         let job = ChangePlan {
             change_id: change.id.clone(),
@@ -125,6 +132,28 @@ pub async fn request(
     }
     tx.commit().await?;
     Ok((change, duplicate))
+}
+
+/// A key seen before answers the change it made only for the same request (Stripe's rule:
+/// a key reused with other parameters is an `idempotency_error`).
+fn same_change(earlier: &PlanChange, new: &NewChange<'_>, key: &str) -> Result<(), ChangeError> {
+    let differs = if earlier.kind != new.kind {
+        "the kind of change"
+    } else if earlier.plan_id != new.plan_id {
+        "plan_id"
+    } else if earlier.cancel_at.as_deref() != new.cancel_at {
+        "at"
+    } else if earlier.quantity != new.quantity {
+        "quantity"
+    } else if new.kind == "quantity" && earlier.prorate != new.prorate {
+        "prorate"
+    } else {
+        return Ok(());
+    };
+    Err(ChangeError::KeyReused {
+        key: key.to_owned(),
+        differs,
+    })
 }
 
 /// Whether `change` can be made to a plan that stands as `held`.

@@ -65,6 +65,9 @@ pub enum RewardError {
     /// Looking the code up failed (Stripe unreachable, refusing, ...).
     #[error(transparent)]
     Stripe(#[from] CallError),
+    /// The idempotency key was used for another grant; `differs` names what.
+    #[error("idempotency_key {key} was used for another reward ({differs} differs): use a new key")]
+    KeyReused { key: String, differs: &'static str },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -214,6 +217,7 @@ pub async fn grant(
     if let Some(key) = request.idempotency_key
         && let Some(earlier) = reward_grants::by_key(&mut conn, customer.pk, key).await?
     {
+        same_grant(&earlier, request, key)?;
         return Ok((earlier, true));
     }
     let (plan_id, _) = target(&mut conn, customer.pk, request).await?;
@@ -240,6 +244,7 @@ pub async fn grant(
     if let Some(key) = request.idempotency_key
         && let Some(earlier) = reward_grants::by_key(&mut tx, customer.pk, key).await?
     {
+        same_grant(&earlier, request, key)?;
         tx.commit().await?;
         return Ok((earlier, true));
     }
@@ -253,6 +258,9 @@ pub async fn grant(
         idempotency_key: request.idempotency_key,
     };
     let (grant, duplicate) = reward_grants::create(&mut tx, &new).await?;
+    if let (true, Some(key)) = (duplicate, request.idempotency_key) {
+        same_grant(&grant, request, key)?;
+    }
     if !duplicate {
         let job = ApplyReward {
             grant_id: grant.id.clone(),
@@ -262,6 +270,26 @@ pub async fn grant(
     }
     tx.commit().await?;
     Ok((grant, duplicate))
+}
+
+/// A key seen before answers the grant it made only for the same request: the same reward
+/// or promotion code, and the same plan when the request names one.
+fn same_grant(earlier: &Grant, request: &GrantRequest<'_>, key: &str) -> Result<(), RewardError> {
+    let same_offer = match request.asked {
+        Asked::Reward(id) => earlier.reward_id.as_deref() == Some(id),
+        Asked::PromotionCode(code) => earlier.promotion_code.as_deref() == Some(code),
+    };
+    let differs = if !same_offer {
+        "reward or promotion_code"
+    } else if request.plan_id.is_some_and(|p| p != earlier.plan_id) {
+        "plan_id"
+    } else {
+        return Ok(());
+    };
+    Err(RewardError::KeyReused {
+        key: key.to_owned(),
+        differs,
+    })
 }
 
 /// The plan and live subscription the reward goes to.

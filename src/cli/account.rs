@@ -72,7 +72,11 @@ pub async fn setup_webhook(
     url: &str,
     check: bool,
 ) -> anyhow::Result<ExitCode> {
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
+    let parsed = url.parse::<hyper::Uri>().ok();
+    let valid = parsed.as_ref().is_some_and(|u| {
+        matches!(u.scheme_str(), Some("https" | "http")) && u.host().is_some_and(|h| !h.is_empty())
+    });
+    if !valid || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(UsageError(format!("--url must be an http(s) URL, not `{url}`")).into());
     }
     let api = api(settings, "setup-webhook")?;

@@ -37,7 +37,8 @@ pub enum CustomersCommand {
         /// With --plan or alone: the plan's status (active, trialing, past_due, ...).
         #[arg(long)]
         status: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// 1 to 100.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=100))]
         limit: i64,
         /// The `next_cursor` a page before printed.
         #[arg(long)]
@@ -94,7 +95,8 @@ pub enum CustomersCommand {
     /// What happened to a customer, newest first.
     Timeline {
         id: String,
-        #[arg(long, default_value_t = 20)]
+        /// 1 to 100.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=100))]
         limit: i64,
         #[arg(long)]
         cursor: Option<String>,
@@ -113,8 +115,8 @@ pub enum BalanceOp {
 /// How a plan change is waited for and printed.
 #[derive(Debug, clap::Args)]
 pub struct Wait {
-    /// Seconds to wait for the daemon's workers to carry the change out.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for the daemon's workers to carry the change out (0 to 3600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     wait: u64,
     #[arg(long)]
     json: bool,

@@ -15,12 +15,12 @@ use outbox::log::{self as events, EventRecord, ListFilter};
 pub enum EventsCommand {
     /// The newest stored events.
     List {
-        /// received|processing|applied|skipped|failed|dead
-        #[arg(long)]
+        #[arg(long, value_parser = ["received", "processing", "applied", "skipped", "failed", "dead"])]
         state: Option<String>,
         #[arg(long = "type")]
         event_type: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// 1 to 1000.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1000))]
         limit: i64,
         #[arg(long)]
         json: bool,
@@ -196,7 +196,9 @@ pub(super) fn parse_since(value: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(value) {
         return Ok(t.with_timezone(&Utc));
     }
-    let (number, unit) = value.split_at(value.len().saturating_sub(1));
+    // The unit is the last character, whatever its width (`5日` must not split a char).
+    let unit_at = value.char_indices().last().map_or(0, |(i, _)| i);
+    let (number, unit) = value.split_at(unit_at);
     let n: i64 = number
         .parse()
         .map_err(|_| format!("`{value}` is neither RFC 3339 nor an age like 30m"))?;
@@ -229,6 +231,10 @@ mod tests {
         // Ages past what the clock can represent are refused, not a panic.
         for huge in ["100000000d", "9223372036854775807s", "-5d"] {
             assert!(parse_since(huge).is_err(), "{huge}");
+        }
+        // A unit of more than one byte is an unknown unit, not a panic.
+        for odd in ["1ü", "5日", "ü", ""] {
+            assert!(parse_since(odd).is_err(), "{odd}");
         }
     }
 }

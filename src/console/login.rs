@@ -8,6 +8,7 @@ use subtle::ConstantTimeEq;
 use super::flash::Outcome;
 use super::form::Form;
 use super::layout::{self, Section, Shell};
+use super::limiter::{Failure, OVERALL};
 use super::session::{self, COOKIE, SESSION_TTL_SECS, Session, random_hex};
 use super::{Reply, csrf, now, peer};
 use crate::http::AppState;
@@ -63,8 +64,8 @@ fn page(
     ))
 }
 
-/// `POST /console/login`: a session for the right token; failures are limited and logged
-/// (with the client's address, never what was typed).
+/// `POST /console/login`: a session for the right token; failures are limited per address
+/// and logged (with the client's address, never what was typed).
 pub(super) async fn submit(state: &AppState, req: Request<Incoming>) -> Reply {
     let address = peer(&req).ip();
     let headers = req.headers().clone();
@@ -98,7 +99,13 @@ pub(super) async fn submit(state: &AppState, req: Request<Incoming>) -> Reply {
     let presented = form.get("token").unwrap_or_default().as_bytes();
     let expected = state.api_token.expose().as_bytes();
     if !bool::from(presented.ct_eq(expected)) {
-        state.console.limiter.failed(address, now);
+        if state.console.limiter.failed(address, now) == Failure::OverallReached {
+            tracing::warn!(
+                failures = OVERALL,
+                "console sign-ins failing from many addresses this minute (each address is \
+                 still limited; none is refused for the others)"
+            );
+        }
         tracing::warn!(%address, "console sign-in failed: wrong token");
         return page(
             state,
@@ -129,9 +136,17 @@ pub(super) async fn submit(state: &AppState, req: Request<Incoming>) -> Reply {
         ))
 }
 
-/// `POST /console/logout` (its CSRF token checked by the caller).
-pub(super) fn logout(state: &AppState, headers: &header::HeaderMap, session: &Session) -> Reply {
-    state.console.sign_out(session, now());
+/// `POST /console/logout` (its CSRF token checked by the caller): the session is refused
+/// everywhere from now on, after restarts too.
+pub(super) async fn logout(
+    state: &AppState,
+    headers: &header::HeaderMap,
+    session: &Session,
+) -> Reply {
+    if let Err(error) = session::sign_out(&state.pool, session, now()).await {
+        return Reply::error(error.into());
+    }
+    tracing::info!("console sign-out");
     Reply::redirect("/console/login?signed_out=1")
         .cookie(session::set_cookie(headers, COOKIE, "", "/console", 0))
 }

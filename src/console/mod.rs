@@ -76,8 +76,11 @@ pub(crate) async fn route(state: &AppState, req: Request<Incoming>, path: &[&str
         (&Method::POST, ["login"]) => return login::submit(state, req).await.into_response(),
         _ => {}
     }
-    let Some(session) = state.console.session(&req, now()) else {
-        return to_login(&req).into_response();
+    let session = match state.console.session(&state.pool, &req, now()).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return to_login(&req).into_response(),
+        // Whether it was signed out cannot be known: no page rather than a revoked session.
+        Err(error) => return Reply::error(error.into()).into_response(),
     };
     let reply = if method == Method::GET {
         pages(state, &req, &session, path).await
@@ -104,7 +107,7 @@ async fn pages(
     };
     let query = req.uri().query();
     let reply = match path {
-        [] => Reply::redirect("/console/customers"),
+        [] | [""] => Reply::redirect("/console/customers"),
         ["customers"] => customers::page(&view, query).await,
         ["customers", id] => customer::page(&view, id, query).await,
         ["outbox"] => outbox::page(&view).await,
@@ -130,7 +133,7 @@ async fn post(state: &AppState, req: Request<Incoming>, session: &Session, path:
         return Reply::forbidden();
     }
     let (action, back) = match path {
-        ["logout"] => return login::logout(state, &headers, session),
+        ["logout"] => return login::logout(state, &headers, session).await,
         ["customers"] => customers::create_action(&form),
         ["customers", id, "attach"] => customer::attach_action(id, &form),
         ["customers", id, "balance"] => customer::balance_action(id, &form),

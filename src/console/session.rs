@@ -1,22 +1,22 @@
-//! Console sessions: a signed cookie, no server-side store.
+//! Console sessions: a signed cookie, and the signed-out ones in Postgres.
 //!
 //! The cookie is `{id}.{expires}.{mac}`: a random 128-bit id, the unix second it expires
 //! ([`SESSION_TTL`] after sign-in, never extended) and an HMAC-SHA256 of both under a key
 //! derived from the API token. So every instance sharing the token accepts it, a restart
 //! keeps operators signed in, and rotating the token ends every session. Signing out
-//! forgets the id in this process until it would have expired (another instance honours a
-//! copied cookie until then).
+//! records the id in `console_revocations` (migration 24) until it would have expired, so
+//! every instance, and this one after a restart, refuses a copy of the cookie; expired
+//! rows are pruned at each sign-out.
 //!
 //! The same key signs the CSRF tokens ([`super::csrf`]) and the outcome shown after an
 //! action ([`super::flash`]), each under its own purpose so one can never pass as another.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
+use chrono::DateTime;
 use hmac::{Hmac, Mac};
 use hyper::Request;
 use hyper::header::{self, HeaderMap};
 use sha2::Sha256;
+use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
 use super::limiter::Limiter;
@@ -28,11 +28,9 @@ pub(crate) const SESSION_TTL_SECS: i64 = 8 * 3600;
 /// The session cookie's name.
 pub(super) const COOKIE: &str = "rc_console";
 
-/// What the console keeps in the process: the signing key, signed-out sessions, and the
-/// failed sign-in counts.
+/// What the console keeps in the process: the signing key and the failed sign-in counts.
 pub(crate) struct Console {
     key: [u8; 32],
-    signed_out: Mutex<HashMap<String, i64>>,
     pub(super) limiter: Limiter,
 }
 
@@ -50,7 +48,6 @@ impl Console {
         mac.update(b"stripe-reconciler console key v1");
         Self {
             key: mac.finalize().into_bytes().into(),
-            signed_out: Mutex::new(HashMap::new()),
             limiter: Limiter::default(),
         }
     }
@@ -80,8 +77,29 @@ impl Console {
         (session, value)
     }
 
-    /// The request's session, if its cookie is ours, unexpired at `now` and not signed out.
-    pub(super) fn session<B>(&self, req: &Request<B>, now: i64) -> Option<Session> {
+    /// The request's session, if its cookie is ours, unexpired at `now` and not signed out
+    /// (on any instance, before or after a restart: `console_revocations`).
+    pub(super) async fn session<B>(
+        &self,
+        pool: &PgPool,
+        req: &Request<B>,
+        now: i64,
+    ) -> Result<Option<Session>, sqlx::Error> {
+        let Some(session) = self.signed(req, now) else {
+            return Ok(None);
+        };
+        let revoked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM console_revocations WHERE session_id = $1)",
+        )
+        .bind(&session.id)
+        .fetch_one(pool)
+        .await?;
+        Ok((!revoked).then_some(session))
+    }
+
+    /// The session the request's cookie signs, if it is ours and unexpired at `now`
+    /// (whether it was signed out is [`Console::session`]'s to ask).
+    fn signed<B>(&self, req: &Request<B>, now: i64) -> Option<Session> {
         let value = cookie(req.headers(), COOKIE)?;
         let (data, mac) = value.rsplit_once('.')?;
         if !self.verify("session", data, mac) {
@@ -89,7 +107,7 @@ impl Console {
         }
         let (id, expires) = data.split_once('.')?;
         let expires: i64 = expires.parse().ok()?;
-        if expires <= now || self.is_signed_out(id) {
+        if expires <= now {
             return None;
         }
         Some(Session {
@@ -97,20 +115,32 @@ impl Console {
             expires,
         })
     }
+}
 
-    /// Forgets `session` here; drops forgotten ids that have expired anyway.
-    pub(super) fn sign_out(&self, session: &Session, now: i64) {
-        let mut signed_out = self.signed_out.lock().expect("never poisoned");
-        signed_out.retain(|_, expires| *expires > now);
-        signed_out.insert(session.id.clone(), session.expires);
-    }
-
-    fn is_signed_out(&self, id: &str) -> bool {
-        self.signed_out
-            .lock()
-            .expect("never poisoned")
-            .contains_key(id)
-    }
+/// Signs `session` out everywhere until it expires; drops the records of sessions that have
+/// expired anyway (their cookies are refused by their expiry).
+pub(super) async fn sign_out(
+    pool: &PgPool,
+    session: &Session,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let expires =
+        DateTime::from_timestamp(session.expires, 0).unwrap_or(DateTime::<chrono::Utc>::MAX_UTC);
+    let now = DateTime::from_timestamp(now, 0).unwrap_or_default();
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM console_revocations WHERE expires_at <= $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO console_revocations (session_id, expires_at) VALUES ($1, $2)
+         ON CONFLICT (session_id) DO NOTHING",
+    )
+    .bind(&session.id)
+    .bind(expires)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// 128 random bits as hex.
@@ -185,14 +215,12 @@ mod tests {
     }
 
     #[test]
-    fn a_session_lasts_until_it_expires_or_is_signed_out() {
+    fn a_session_lasts_until_it_expires() {
         let console = console();
         let (session, value) = console.start(1_000);
         let req = request(&value);
-        assert_eq!(console.session(&req, 1_001).unwrap().id, session.id);
-        assert!(console.session(&req, 1_000 + SESSION_TTL_SECS).is_none());
-        console.sign_out(&session, 1_002);
-        assert!(console.session(&req, 1_003).is_none());
+        assert_eq!(console.signed(&req, 1_001).unwrap().id, session.id);
+        assert!(console.signed(&req, 1_000 + SESSION_TTL_SECS).is_none());
     }
 
     #[test]
@@ -204,14 +232,14 @@ mod tests {
             &format!(".{}.", session.expires + 86_400),
         );
         assert_ne!(longer, value);
-        assert!(console.session(&request(&longer), 1_001).is_none());
+        assert!(console.signed(&request(&longer), 1_001).is_none());
         let other = Console::new(&Secret::new("token-2"));
-        assert!(other.session(&request(&value), 1_001).is_none());
-        assert!(console.session(&request("garbage"), 1_001).is_none());
+        assert!(other.signed(&request(&value), 1_001).is_none());
+        assert!(console.signed(&request("garbage"), 1_001).is_none());
         // Another instance with the same token accepts it.
         assert!(
             Console::new(&Secret::new("token-1"))
-                .session(&request(&value), 1_001)
+                .signed(&request(&value), 1_001)
                 .is_some()
         );
     }

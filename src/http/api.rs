@@ -33,7 +33,12 @@ pub(super) async fn route(
     req: Request<Incoming>,
     path: &[&str],
 ) -> Result<HttpResponse, ApiError> {
-    if let [_, id] = path {
+    // Every id in the path (`{what}/{id}` and `customers/{id}/{what}/{id}`) is checked
+    // before any route reads it.
+    if let Some(id) = path.get(1) {
+        input::id("id", id)?;
+    }
+    if let Some(id) = path.get(3) {
         input::id("id", id)?;
     }
     match (req.method().clone(), path) {

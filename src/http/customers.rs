@@ -10,7 +10,7 @@ use super::{AppState, entities, input};
 use crate::catalog::{Catalog, Interval};
 use crate::jobs;
 use crate::store::customers::{self, Customer, CustomerFields};
-use crate::store::{balances, discounts, invoices, plans};
+use crate::store::{balances, discounts, invoices, plans, trials};
 use crate::stripe::ids;
 use hyper::StatusCode;
 use sqlx::{PgConnection, PgPool};
@@ -117,7 +117,11 @@ pub(crate) async fn get_or_create(
     let fields = CustomerFields {
         name: body.name,
         email: body.email,
-        fingerprint: body.fingerprint,
+        fingerprint: body
+            .fingerprint
+            .as_deref()
+            .and_then(trials::normalize)
+            .map(str::to_owned),
         metadata: body.metadata,
     };
     let mut tx = state.pool.begin().await?;
@@ -518,6 +522,16 @@ pub(crate) async fn apply_balance_edit(
                 "feature_id",
                 "the feature is unlimited for this customer: there is no balance to edit",
             ));
+        }
+        balances::Edited::KeyReused { differs } => {
+            return Err(ApiError::Refused {
+                code: super::error::IDEMPOTENCY_ERROR,
+                message: format!(
+                    "idempotency_key {} was used for another balance edit ({differs} differs): \
+                     use a new key",
+                    body.idempotency_key.as_deref().unwrap_or_default()
+                ),
+            });
         }
     };
     tx.commit().await?;

@@ -15,6 +15,9 @@ use crate::stripe::signature::SignatureError;
 
 pub(crate) type HttpResponse = Response<Full<Bytes>>;
 
+/// The code of a request whose idempotency key was used before for another request.
+pub(crate) const IDEMPOTENCY_ERROR: &str = "idempotency_error";
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
     #[error(transparent)]
@@ -172,6 +175,10 @@ impl From<ChangeError> for ApiError {
                 what: e.to_string().replacen(" has no ", "'s ", 1),
             },
             ChangeError::Conflict { code, message } => Self::Conflict { code, message },
+            e @ ChangeError::KeyReused { .. } => Self::Refused {
+                code: IDEMPOTENCY_ERROR,
+                message: e.to_string(),
+            },
             ChangeError::Database(e) => e.into(),
         }
     }
@@ -209,6 +216,10 @@ impl From<RewardError> for ApiError {
                 what: e.to_string().replacen(" has no ", "'s ", 1),
             },
             RewardError::Conflict { code, message } => Self::Conflict { code, message },
+            e @ RewardError::KeyReused { .. } => Self::Refused {
+                code: IDEMPOTENCY_ERROR,
+                message: e.to_string(),
+            },
             RewardError::StripeNotConfigured => Self::StripeNotConfigured,
             RewardError::Stripe(e) if e.retryable || e.status.is_none() => {
                 Self::StripeUnavailable(e.into())

@@ -70,9 +70,10 @@ fn nul(path: &str) -> ApiError {
     )
 }
 
-/// An id: 1 to [`MAX_ID_CHARS`] characters, none of them a control character. Anything
-/// else printable is the caller's choice, `/` and spaces included.
-pub(super) fn id(field: &str, value: &str) -> Result<(), ApiError> {
+/// An id: 1 to [`MAX_ID_CHARS`] characters, none of them a control character, and not `.`
+/// or `..` (which a client's URL handling resolves as a path step: `entities/..` would name
+/// the customer). Anything else printable is the caller's choice, `/` and spaces included.
+pub(crate) fn id(field: &str, value: &str) -> Result<(), ApiError> {
     if value.is_empty()
         || value.chars().count() > MAX_ID_CHARS
         || value.chars().any(char::is_control)
@@ -82,16 +83,23 @@ pub(super) fn id(field: &str, value: &str) -> Result<(), ApiError> {
             &format!("must be 1-{MAX_ID_CHARS} printable characters"),
         ));
     }
+    if value == "." || value == ".." {
+        return Err(ApiError::invalid(field, "must not be `.` or `..`"));
+    }
     Ok(())
 }
 
-/// An optional free text of at most `max_chars` characters.
+/// An optional free text of at most `max_chars` characters, without NUL (which Postgres
+/// cannot store or compare).
 pub(super) fn text(field: &str, value: Option<&str>, max_chars: usize) -> Result<(), ApiError> {
     if value.is_some_and(|v| v.chars().count() > max_chars) {
         return Err(ApiError::invalid(
             field,
             &format!("must be at most {max_chars} characters"),
         ));
+    }
+    if value.is_some_and(|v| v.contains('\0')) {
+        return Err(nul(field));
     }
     Ok(())
 }

@@ -132,14 +132,21 @@ async fn route(state: &AppState, req: Request<Incoming>) -> HttpResponse {
 
 /// The path's segments, each percent-decoded on its own: an id holding `/` (sent as `%2F`)
 /// stays one segment, and `%20` is a space, so every id that can be created can be read.
+/// A trailing `/` is an empty last segment, not nothing: a client resolves
+/// `customers/C/entities/..` to `customers/C/`, which must never be `customers/C`. A `.` or
+/// `..` segment (sent as is, or encoded) is refused: no path resolves upward here.
 fn segments(path: &str) -> Result<Vec<String>, ApiError> {
-    path.trim_matches('/')
-        .split('/')
+    let path = path.strip_prefix('/').unwrap_or(path);
+    path.split('/')
         .map(|segment| {
             percent_encoding::percent_decode_str(segment)
                 .decode_utf8()
                 .map(std::borrow::Cow::into_owned)
                 .map_err(|_| ApiError::invalid("path", "is not percent-encoded UTF-8"))
+                .and_then(|segment| match segment.as_str() {
+                    "." | ".." => Err(ApiError::invalid("path", "has a `.` or `..` segment")),
+                    _ => Ok(segment),
+                })
         })
         .collect()
 }

@@ -68,9 +68,30 @@ pub(crate) async fn page(
     Ok(json!({"data": data, "next_cursor": next_cursor}))
 }
 
+/// The latest instant a cursor may name: 9999-12-31T23:59:59.999999Z. Postgres refuses
+/// instants outside its own range (before 4713 BC), so a cursor is held to 1970..=9999.
+const MAX_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
+
 /// `{micros}_{id}`, as `next_cursor` writes it.
 fn parse_cursor(value: &str) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
     let (micros, id) = value.split_once('_')?;
-    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    let micros: i64 = micros.parse().ok()?;
+    if !(0..=MAX_CURSOR_MICROS).contains(&micros) {
+        return None;
+    }
+    let at = DateTime::from_timestamp_micros(micros)?;
     Some((at, id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_outside_what_we_give_are_refused() {
+        assert!(parse_cursor("1795000000000000_7").is_some());
+        assert!(parse_cursor("-1000000000000000000_1").is_none());
+        assert!(parse_cursor("253402300800000000_1").is_none());
+        assert!(parse_cursor("1_x").is_none());
+    }
 }

@@ -403,34 +403,62 @@ pub enum Edited {
     NoBalance,
     /// The feature is unlimited for the customer: there is nothing to edit.
     Unlimited,
+    /// The idempotency key was used for another edit; `differs` names what (nothing
+    /// changed).
+    KeyReused { differs: &'static str },
 }
 
 /// Applies a balance edit, once per idempotency key; it lasts until the feature's next reset.
-/// The balance row is locked, so concurrent edits apply one after the other.
+/// The balance row is locked, so concurrent edits apply one after the other; a key is
+/// locked (transaction advisory lock) before it is looked up, so two requests with one key
+/// (for two features, say) also run one after the other and the second sees the first. A
+/// key seen before answers `duplicate` for the same edit, [`Edited::KeyReused`] for another.
 pub async fn edit(
     conn: &mut PgConnection,
     customer_pk: i64,
     e: &Edit<'_>,
 ) -> Result<Edited, sqlx::Error> {
-    let Some(balance) = current(conn, customer_pk, e.feature_id).await? else {
-        return Ok(Edited::NoBalance);
-    };
     if let Some(key) = e.idempotency_key {
-        let seen: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM balance_edits
-                            WHERE customer_pk = $1 AND idempotency_key = $2)",
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('balance_edits:' || $1::text || ':' || $2, 0))",
         )
         .bind(customer_pk)
         .bind(key)
-        .fetch_one(&mut *conn)
+        .execute(&mut *conn)
         .await?;
-        if seen {
-            return Ok(Edited::Done {
-                balance,
-                duplicate: true,
-            });
+        let seen: Option<(String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT feature_id, op, amount, reason FROM balance_edits
+              WHERE customer_pk = $1 AND idempotency_key = $2",
+        )
+        .bind(customer_pk)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some((feature_id, op, amount, reason)) = seen {
+            let differs = if feature_id != e.feature_id {
+                "feature_id"
+            } else if op != e.op.name() {
+                "op"
+            } else if amount != e.amount {
+                "amount"
+            } else if reason.is_some() && e.reason.is_some() && reason.as_deref() != e.reason {
+                // A retry that leaves the reason out is the same edit; another reason is not.
+                "reason"
+            } else {
+                let Some(balance) = current(conn, customer_pk, e.feature_id).await? else {
+                    return Ok(Edited::NoBalance);
+                };
+                return Ok(Edited::Done {
+                    balance,
+                    duplicate: true,
+                });
+            };
+            return Ok(Edited::KeyReused { differs });
         }
     }
+    let Some(balance) = current(conn, customer_pk, e.feature_id).await? else {
+        return Ok(Edited::NoBalance);
+    };
     if balance.unlimited {
         return Ok(Edited::Unlimited);
     }

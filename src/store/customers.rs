@@ -259,8 +259,13 @@ pub async fn unlink_stripe(
     .await
 }
 
+/// The longest name and email ours hold, in characters (the API's own bounds).
+pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_EMAIL_CHARS: usize = 320;
+
 /// Copies a name and email changed in Stripe into ours, unless a newer Stripe event was
-/// copied already; true when applied.
+/// copied already; true when applied. Stripe allows longer ones than our API: a name is cut
+/// to [`MAX_NAME_CHARS`]; an email over [`MAX_EMAIL_CHARS`] (no address) is not copied.
 pub async fn sync_from_stripe(
     conn: &mut PgConnection,
     pk: i64,
@@ -268,15 +273,21 @@ pub async fn sync_from_stripe(
     email: Option<&str>,
     event_created: i64,
 ) -> Result<bool, sqlx::Error> {
+    let name = name.map(|n| match n.char_indices().nth(MAX_NAME_CHARS) {
+        Some((cut, _)) => &n[..cut],
+        None => n,
+    });
+    let email_fits = email.is_none_or(|e| e.chars().count() <= MAX_EMAIL_CHARS);
     let done = sqlx::query(
-        "UPDATE customers SET name = $2, email = $3, stripe_synced_created = $4,
-                updated_at = now()
+        "UPDATE customers SET name = $2, email = CASE WHEN $5 THEN $3 ELSE email END,
+                stripe_synced_created = $4, updated_at = now()
          WHERE pk = $1 AND stripe_synced_created <= $4",
     )
     .bind(pk)
     .bind(name)
     .bind(email)
     .bind(event_created)
+    .bind(email_fits)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -2,6 +2,15 @@
 
 use sqlx::PgConnection;
 
+/// A fingerprint as it is stored and compared: without the whitespace around it (Unicode
+/// `White_Space`, as `str::trim`; migration 24 trims stored ones the same way), case kept (a
+/// card's or a device's fingerprint is a case-sensitive identifier: folding it would make
+/// two different ones one). Nothing but whitespace is no fingerprint, not one shared by
+/// every such account.
+pub fn normalize(fingerprint: &str) -> Option<&str> {
+    Some(fingerprint.trim()).filter(|f| !f.is_empty())
+}
+
 /// Claims the plan's trial for an attach, unless the customer or another customer with the
 /// same fingerprint had it (or has one in flight); true when claimed. Concurrent claims of
 /// one fingerprint or customer wait for each other (transaction-scoped advisory locks), so
@@ -18,6 +27,7 @@ pub async fn claim(
         .bind(customer_pk)
         .execute(&mut *conn)
         .await?;
+    let fingerprint = fingerprint.and_then(normalize);
     if let Some(fingerprint) = fingerprint {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('trial:fingerprint:' || $1))")
             .bind(fingerprint)

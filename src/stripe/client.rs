@@ -98,7 +98,10 @@ impl FirstPayment {
             });
         Self {
             status: intent.map(|pi| pi.status.as_str().to_owned()),
-            hosted_invoice_url: invoice.hosted_invoice_url.clone(),
+            hosted_invoice_url: invoice
+                .hosted_invoice_url
+                .clone()
+                .filter(|url| super::objects::safe_link(url)),
             error: intent
                 .and_then(|pi| pi.last_payment_error.as_ref())
                 .and_then(|e| e.message.clone()),

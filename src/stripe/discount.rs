@@ -55,7 +55,7 @@ pub struct Coupon {
     pub duration_in_months: Option<i64>,
     #[serde(default)]
     pub metadata: Option<Metadata>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::objects::null_as_default")]
     pub deleted: bool,
 }
 

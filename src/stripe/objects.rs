@@ -6,9 +6,20 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 pub type Metadata = HashMap<String, String>;
+
+/// `null` read as the default, as absent is: where Stripe's spec says nullable, and where a
+/// field we only use for display could be. Used on every defaulted field, so `null` never
+/// makes an event dead.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
 
 /// An id, or the expanded object carrying it.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,8 +38,9 @@ impl Expandable {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct List<T> {
-    #[serde(default = "Vec::new")]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: Vec<T>,
 }
 
@@ -43,11 +55,11 @@ pub struct Subscription {
     pub id: String,
     pub customer: Expandable,
     pub status: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub items: List<SubscriptionItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub cancel_at_period_end: bool,
     pub cancel_at: Option<i64>,
     pub canceled_at: Option<i64>,
@@ -73,7 +85,7 @@ pub struct SubscriptionItem {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Price {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
 }
 
@@ -139,15 +151,17 @@ pub struct Invoice {
     pub customer: Option<Expandable>,
     pub status: Option<String>,
     pub billing_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub total: i64,
     pub currency: String,
+    /// Only a link a browser may follow: see [`safe_link`].
+    #[serde(default, deserialize_with = "link")]
     pub hosted_invoice_url: Option<String>,
     pub created: i64,
     pub period_start: Option<i64>,
     pub period_end: Option<i64>,
     pub parent: Option<InvoiceParent>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub lines: List<InvoiceLine>,
     /// Before discounts.
     pub subtotal: Option<i64>,
@@ -185,7 +199,7 @@ pub struct InvoiceLine {
     pub quantity: Option<i64>,
     pub period: Option<Period>,
     pub pricing: Option<Pricing>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
     #[serde(default)]
     pub discount_amounts: Option<Vec<DiscountAmount>>,
@@ -213,7 +227,7 @@ impl InvoiceLine {
             .as_ref()?
             .price_details
             .as_ref()
-            .map(|d| d.price.as_str())
+            .map(|d| d.price.id())
     }
 }
 
@@ -230,7 +244,8 @@ pub struct Pricing {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PriceDetails {
-    pub price: String,
+    /// An id, or the price when the request expanded it.
+    pub price: Expandable,
 }
 
 impl Invoice {
@@ -278,9 +293,9 @@ pub struct Customer {
     pub id: String,
     pub name: Option<String>,
     pub email: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: Metadata,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub deleted: bool,
 }
 
@@ -293,6 +308,26 @@ pub struct CheckoutSession {
     pub metadata: Option<Metadata>,
     pub status: Option<String>,
     pub payment_status: Option<String>,
+}
+
+/// Whether a URL from Stripe's data may become a link (the console's, an attach's
+/// `action_url`): `https`, or `http` to a loopback host (the fake Stripe of tests and
+/// development). Anything else (`javascript:`, `data:`, a relative path) is dropped.
+pub fn safe_link(url: &str) -> bool {
+    let Ok(uri) = url.parse::<hyper::Uri>() else {
+        return false;
+    };
+    let host = uri.host().unwrap_or_default();
+    match uri.scheme_str() {
+        Some("https") => !host.is_empty(),
+        Some("http") => matches!(host, "127.0.0.1" | "localhost" | "[::1]"),
+        _ => false,
+    }
+}
+
+/// An optional link, kept only when [`safe_link`].
+fn link<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|url| safe_link(url)))
 }
 
 pub fn timestamp(secs: i64) -> Option<DateTime<Utc>> {
@@ -332,5 +367,73 @@ impl From<&stripe_shared::Subscription> for Subscription {
             start_date: Some(s.start_date),
             trial_end: s.trial_end,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `null` in every field read with a default (nullable in Stripe's spec, or only shown).
+    #[test]
+    fn null_where_a_default_applies_reads_as_the_default() {
+        let sub: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_1", "customer": "cus_1", "status": "active", "metadata": null,
+            "cancel_at_period_end": null, "cancel_at": null, "canceled_at": null,
+            "ended_at": null, "start_date": null, "trial_end": null,
+            "items": {"data": [{"id": "si_1", "quantity": null,
+                "plan": {"id": "price_1", "metadata": null}}]}
+        }))
+        .unwrap();
+        assert!(sub.metadata.is_empty() && !sub.cancel_at_period_end);
+        assert_eq!(sub.prices().unwrap()[0].id, "price_1");
+        let empty: Subscription = serde_json::from_value(serde_json::json!({
+            "id": "sub_2", "customer": {"id": "cus_1"}, "status": "active", "items": null
+        }))
+        .unwrap();
+        assert!(empty.items.data.is_empty());
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "currency": "usd", "created": 1, "total": null, "lines": {"data": null},
+            "hosted_invoice_url": null,
+        }))
+        .unwrap();
+        assert_eq!(invoice.total, 0);
+        let line: InvoiceLine = serde_json::from_value(serde_json::json!({
+            "metadata": null, "pricing": {"price_details": {"price": {"id": "price_1"}}}
+        }))
+        .unwrap();
+        assert_eq!(line.price_id(), Some("price_1"));
+        let customer: Customer = serde_json::from_value(
+            serde_json::json!({"id": "cus_1", "metadata": null, "deleted": null}),
+        )
+        .unwrap();
+        assert!(!customer.deleted);
+    }
+
+    #[test]
+    fn only_https_links_and_loopback_http_are_kept() {
+        for good in [
+            "https://invoice.stripe.com/i/x",
+            "http://127.0.0.1:4242/i/x",
+        ] {
+            assert!(safe_link(good), "{good}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "http://example.com/i",
+            "/relative",
+            "https://",
+            "",
+        ] {
+            assert!(!safe_link(bad), "{bad}");
+        }
+        let invoice: Invoice = serde_json::from_value(serde_json::json!({
+            "id": "in_1", "currency": "usd", "created": 1,
+            "hosted_invoice_url": "javascript:alert(document.cookie)",
+        }))
+        .unwrap();
+        assert_eq!(invoice.hosted_invoice_url, None);
     }
 }

@@ -67,6 +67,17 @@ impl ConsoleClient {
         }
     }
 
+    /// A client connecting from `local` (a loopback address such as 127.0.0.2: the console
+    /// counts failed sign-ins by the connection's address).
+    pub fn from_address(app: &TestApp, local: std::net::IpAddr) -> Self {
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_local_address(Some(local));
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            ..Self::new(app)
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         self.send(Method::GET, path, None).await
     }
@@ -328,6 +339,66 @@ async fn failed_sign_ins_are_limited_per_address() {
     assert!((1..=60).contains(&wait), "{wait}");
     assert!(page.body.contains("Too many failed sign-ins"));
     assert!(console.cookie("rc_console").is_none());
+}
+
+#[tokio::test]
+async fn a_signed_out_session_stays_signed_out_after_a_restart() {
+    // Issue 24, defect 12: signing out was forgotten by a restart, and the cookie worked again.
+    let first = TestApp::spawn().await;
+    let mut out = ConsoleClient::new(&first);
+    out.sign_in().await;
+    let signed_out = out.cookie("rc_console").unwrap().clone();
+    let mut kept = ConsoleClient::new(&first);
+    kept.sign_in().await;
+    let csrf = out.csrf("/console/customers").await;
+    let page = out.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(page.location(), "/console/login?signed_out=1");
+    first.shutdown.cancel();
+    first.handle.await.unwrap().unwrap();
+
+    let settings = test_settings(&first.database_url);
+    let pool = stripe_reconciler::db::pool(&settings).unwrap();
+    let second = TestApp::start_with(settings, pool, first.database_url.clone(), None).await;
+    let mut copy = ConsoleClient::new(&second);
+    copy.cookies.insert("rc_console".to_owned(), signed_out);
+    let page = copy.get("/console/customers").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(page.location().starts_with("/console/login"));
+    // A session not signed out outlives the restart.
+    let mut moved = ConsoleClient::new(&second);
+    moved.cookies = kept.cookies.clone();
+    assert_eq!(moved.get("/console/customers").await.status, StatusCode::OK);
+    let revocations = second
+        .count("SELECT count(*) FROM console_revocations WHERE expires_at > now()")
+        .await;
+    assert_eq!(revocations, 1);
+}
+
+#[tokio::test]
+async fn failed_sign_ins_from_many_addresses_do_not_lock_out_another() {
+    // Issue 24, defect 12: 50 failures a minute from any addresses locked every operator out.
+    let app = TestApp::spawn().await;
+    let mut failures = 0;
+    for host in 2..=13u8 {
+        let mut guesser = ConsoleClient::from_address(&app, [127, 0, 0, host].into());
+        for _ in 0..5 {
+            let page = guesser.sign_in_with("guess").await;
+            assert_eq!(page.status, StatusCode::UNAUTHORIZED, "127.0.0.{host}");
+            failures += 1;
+        }
+        // Each address is still limited on its own.
+        let page = guesser.sign_in_with("guess").await;
+        assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "127.0.0.{host}");
+    }
+    assert_eq!(failures, 60);
+    let mut operator = ConsoleClient::from_address(&app, [127, 0, 0, 100].into());
+    let page = operator.sign_in_with(API_TOKEN).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert!(operator.cookie("rc_console").is_some());
+    assert_eq!(
+        operator.get("/console/customers").await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 
 mod apply_planner;
 mod attach_safety;
+mod bad_input;
 mod balances;
+mod cli_input;
 mod console;
 mod console_browser;
 mod daemon;
@@ -23,6 +25,7 @@ mod fake_stripe;
 mod handlers;
 mod hardening;
 mod health;
+mod idempotency;
 mod lifecycle;
 mod logs;
 mod metrics;
@@ -37,6 +40,7 @@ mod reward_convergence;
 mod rewards;
 mod same_second;
 mod same_second_truth;
+mod stripe_objects;
 mod stripe_side;
 mod systemd_notify;
 mod timeline;

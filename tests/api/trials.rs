@@ -226,3 +226,33 @@ async fn a_trial_that_needs_a_card_goes_through_checkout_and_bills_at_its_end() 
         .collect();
     assert_eq!(paid.len(), 1, "{view}");
 }
+
+#[tokio::test]
+async fn a_fingerprint_is_the_same_with_whitespace_around_it() {
+    // Issue 24, defect 11: "fp " and "\tfp" each got a new trial after "fp" had its own.
+    let w = world().await;
+    customer(&w, "u_ws0", "fp", true).await;
+    let first = attach(&w, "u_ws0", "pro").await;
+    assert_eq!(first["trial_days"], 14, "{first}");
+    for (id, fingerprint) in [
+        ("u_ws1", "fp "),
+        ("u_ws2", "\tfp"),
+        ("u_ws3", "\n fp\u{a0}"),
+    ] {
+        customer(&w, id, fingerprint, true).await;
+        let again = attach(&w, id, "pro").await;
+        assert_eq!(again["state"], "active", "{again}");
+        assert!(again["trial_days"].is_null(), "{fingerprint:?}: {again}");
+        assert_eq!(
+            w.customer(id).await["fingerprint"],
+            "fp",
+            "stored trimmed: {fingerprint:?}"
+        );
+    }
+    // Case is kept: fingerprints (a card's, a device's) are case-sensitive identifiers.
+    customer(&w, "u_ws4", "FP", true).await;
+    assert_eq!(w.customer("u_ws4").await["fingerprint"], "FP");
+    // Nothing but whitespace is no fingerprint (not one shared by every such account).
+    customer(&w, "u_ws5", " \t", true).await;
+    assert!(w.customer("u_ws5").await["fingerprint"].is_null());
+}
