@@ -13,7 +13,8 @@
 #
 # Knobs: BENCH_SECS (20), BENCH_CONNECTIONS (64), BENCH_WARMUP (3), BENCH_RATE (1000),
 #        BENCH_SKIP_BUILD=1 (use the existing target/release binaries), BENCH_PG_PORT (free port),
-#        REFERENCE_WORKERS, REFERENCE_POOL_SIZE (passed through to the reference).
+#        REFERENCE_WORKERS, REFERENCE_POOL_SIZE (passed through to the reference),
+#        BENCH_APPLY=0 (skip the apply benchmark that runs last: scripts/bench-apply.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -301,6 +302,16 @@ if checks:
         print(f"| {name} | {got} | {'yes' if ok else '**no**'} |")
 PY
 rm -f "$rss_file"
+
+# --- what users get: the applied state, on a stock server ----------------------------------
+# The webhook runs above store invoice.paid only; the lifecycle mix (every kind of event we
+# apply, customers linked) drained on a PostgreSQL with every setting at its default.
+if [[ "${BENCH_APPLY:-1}" == 1 ]]; then
+    pg_stop
+    say "scripts/bench-apply.sh (the lifecycle mix, applied/s beside ingest/s)"
+    BENCH_SKIP_BUILD=1 scripts/bench-apply.sh >&2
+    { echo; echo "## Applying (scripts/bench-apply.sh)"; echo; tail -n +3 bench/results/apply.md; } >>"$table"
+fi
 echo
 cat "$table"
 say "wrote $table and $json"
