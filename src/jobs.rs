@@ -91,6 +91,15 @@ pub struct SyncCustomer {
     pub email: Option<String>,
 }
 
+/// Reads a linked customer's name and email from Stripe and copies them into ours: a Stripe
+/// event from the second of our own change (`tied_at`) could not be ordered against it. Runs
+/// after our push (the customer's jobs run in order), so it copies whatever Stripe has last.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RefreshCustomer {
+    pub customer_pk: i64,
+    pub tied_at: i64,
+}
+
 /// The ordering key of a customer's jobs.
 pub(crate) fn ordering(customer_pk: i64) -> String {
     format!("customer:{customer_pk}")

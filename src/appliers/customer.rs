@@ -6,15 +6,17 @@
 //!   subscriptions and re-applies its events that were skipped for want of the link.
 //! - A change of name or email made in Stripe is copied into ours (newest event wins); the
 //!   echo of a change we made ourselves (its request's idempotency key is one of ours,
-//!   `rc-...`) is not, so a later change of ours is never undone by it.
+//!   `rc-...`) is not, so a later change of ours is never undone by it. Our own change counts
+//!   as of the second it was made: an event from an earlier second is older and not copied; one
+//!   from the same second is settled by reading the Stripe customer after our push.
 //! - A deleted Stripe customer is unlinked: our customer and its history stay, and the next
 //!   billing action creates a new Stripe customer.
 
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 use sqlx::PgConnection;
 
-use crate::jobs::ImportCustomer;
-use crate::store::customers;
+use crate::jobs::{ImportCustomer, RefreshCustomer};
+use crate::store::customers::{self, ContactSync};
 use crate::stripe::event::{object, request_key};
 use crate::stripe::objects::Customer;
 
@@ -25,7 +27,11 @@ pub(super) const EVENT_TYPES: &[&str] =
 const OUR_KEYS: &str = "rc-";
 
 #[derive(Clone)]
-pub(super) struct CustomerHandler;
+pub(super) struct CustomerHandler {
+    /// Whether a change of ours from the same second as a Stripe event is settled by reading
+    /// the Stripe customer (only when Stripe is configured: the job calls it).
+    pub refresh_ties: bool,
+}
 
 impl EventHandler for CustomerHandler {
     async fn handle(
@@ -51,21 +57,35 @@ impl EventHandler for CustomerHandler {
         if ours {
             return Ok(Outcome::Applied); // the echo of our own request: nothing to copy
         }
-        let fresh = customers::sync_from_stripe(
+        let sync = customers::sync_from_stripe(
             conn,
             customer.pk,
             stripe.name.as_deref(),
             stripe.email.as_deref(),
             event.created,
+            false,
         )
         .await?;
-        Ok(if fresh {
-            Outcome::Applied
-        } else {
-            Outcome::Skipped(format!(
-                "stale: a newer event for {} was applied already",
+        Ok(match sync {
+            ContactSync::Applied => Outcome::Applied,
+            ContactSync::Stale => Outcome::Skipped(format!(
+                "stale: a newer event for {}, or our own change, was applied already",
                 stripe.id
-            ))
+            )),
+            ContactSync::Tied => {
+                if self.refresh_ties {
+                    let job = RefreshCustomer {
+                        customer_pk: customer.pk,
+                        tied_at: event.created,
+                    };
+                    outbox::enqueue(conn, &job).await?;
+                }
+                Outcome::Skipped(format!(
+                    "tied: our own change of {}'s name or email is from the same second; \
+                     reading it from Stripe",
+                    stripe.id
+                ))
+            }
         })
     }
 }

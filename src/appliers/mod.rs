@@ -60,7 +60,10 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Regi
     };
     let mut registry = registry;
     for event_type in customer::EVENT_TYPES {
-        registry = registry.on_event(event_type, Sourced(customer::CustomerHandler));
+        let handler = customer::CustomerHandler {
+            refresh_ties: stripe,
+        };
+        registry = registry.on_event(event_type, Sourced(handler));
     }
     for event_type in subscription::EVENT_TYPES {
         registry = registry.on_event(event_type, Sourced(subscription.clone()));

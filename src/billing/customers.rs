@@ -11,7 +11,9 @@ use sqlx::PgPool;
 
 use super::StripeContext;
 use crate::appliers::{UNKNOWN_CUSTOMER, subscription::apply};
-use crate::jobs::{CreateCustomer, ImportCustomer, LinkCustomer, SyncCustomer, ordering};
+use crate::jobs::{
+    CreateCustomer, ImportCustomer, LinkCustomer, RefreshCustomer, SyncCustomer, ordering,
+};
 use crate::store::{customers, entities};
 use crate::stripe::objects::Subscription;
 
@@ -198,5 +200,41 @@ impl Job for SyncCustomer {
             )
             .await?;
         lease.complete_alone().await
+    }
+}
+
+impl Job for RefreshCustomer {
+    const KIND: &'static str = "customer.refresh";
+    type Context = StripeContext;
+
+    /// One read per tie.
+    fn key(&self) -> String {
+        format!("{}:{}:{}", Self::KIND, self.customer_pk, self.tied_at)
+    }
+
+    /// Behind the customer's pending push of our change.
+    fn ordering_key(&self) -> Option<String> {
+        Some(ordering(self.customer_pk))
+    }
+
+    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
+        let mut conn = lease.pool().acquire().await?;
+        let customer = customers::by_pk(&mut conn, self.customer_pk).await?;
+        drop(conn);
+        let Some(stripe_id) = customer.and_then(|c| c.stripe_id) else {
+            return lease.complete_alone().await; // deleted or unlinked: nothing to read
+        };
+        let read = stripe.api.retrieve_customer(&stripe_id).await?;
+        let mut tx = lease.pool().begin().await?;
+        customers::sync_from_stripe(
+            &mut tx,
+            self.customer_pk,
+            read.name.as_deref(),
+            read.email.as_deref(),
+            self.tied_at,
+            true,
+        )
+        .await?;
+        lease.complete(tx).await
     }
 }

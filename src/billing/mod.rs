@@ -71,7 +71,7 @@ fn account_fingerprint(base: &str, key: &Secret) -> String {
 pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
     use crate::jobs::{
         ApplyReward, BillUsage, ChangePlan, CreateCustomer, ExecuteAttach, FetchCoupon,
-        ImportCustomer, LinkCustomer, RefreshSubscription, SyncCustomer,
+        ImportCustomer, LinkCustomer, RefreshCustomer, RefreshSubscription, SyncCustomer,
     };
     let stripe = Arc::new(stripe);
     registry
@@ -79,6 +79,7 @@ pub fn register(registry: Registry, stripe: StripeContext) -> Registry {
         .on_job::<LinkCustomer>(stripe.clone())
         .on_job::<ImportCustomer>(stripe.clone())
         .on_job::<SyncCustomer>(stripe.clone())
+        .on_job::<RefreshCustomer>(stripe.clone())
         .on_job::<ExecuteAttach>(stripe.clone())
         .on_job::<ChangePlan>(stripe.clone())
         .on_job::<RefreshSubscription>(stripe.clone())

@@ -197,6 +197,7 @@ pub(super) async fn update(
         .await?
         .ok_or_else(|| customer_not_found(id))?;
     if contact_changed && customer.stripe_id.is_some() {
+        customers::mark_contact_local(&mut tx, customer.pk).await?;
         // Invoices carry the Stripe customer's name and email: push ours there.
         let job = jobs::SyncCustomer {
             customer_pk: customer.pk,

@@ -263,34 +263,77 @@ pub async fn unlink_stripe(
 pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_EMAIL_CHARS: usize = 320;
 
+/// What [`sync_from_stripe`] did with a name and email from Stripe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactSync {
+    Applied,
+    /// Older than what ours has (a newer Stripe event, or our own change after it).
+    Stale,
+    /// From the second of our own change: which came last is unknown; read the Stripe
+    /// customer once our push has run.
+    Tied,
+}
+
 /// Copies a name and email changed in Stripe into ours, unless a newer Stripe event was
-/// copied already; true when applied. Stripe allows longer ones than our API: a name is cut
-/// to [`MAX_NAME_CHARS`]; an email over [`MAX_EMAIL_CHARS`] (no address) is not copied.
+/// copied already or ours was changed since ([`mark_contact_local`]). Stripe allows longer
+/// ones than our API: a name is cut to [`MAX_NAME_CHARS`]; an email over
+/// [`MAX_EMAIL_CHARS`] (no address) is not copied. `read`: a read of the Stripe customer made
+/// after our push, copied also over a change of ours from the same second.
 pub async fn sync_from_stripe(
     conn: &mut PgConnection,
     pk: i64,
     name: Option<&str>,
     email: Option<&str>,
     event_created: i64,
-) -> Result<bool, sqlx::Error> {
+    read: bool,
+) -> Result<ContactSync, sqlx::Error> {
     let name = name.map(|n| match n.char_indices().nth(MAX_NAME_CHARS) {
         Some((cut, _)) => &n[..cut],
         None => n,
     });
     let email_fits = email.is_none_or(|e| e.chars().count() <= MAX_EMAIL_CHARS);
-    let done = sqlx::query(
-        "UPDATE customers SET name = $2, email = CASE WHEN $5 THEN $3 ELSE email END,
-                stripe_synced_created = $4, updated_at = now()
-         WHERE pk = $1 AND stripe_synced_created <= $4",
+    let (applied, tied): (Option<bool>, bool) = sqlx::query_as(
+        "WITH before AS (SELECT stripe_synced_created, contact_local FROM customers WHERE pk = $1),
+         up AS (
+             UPDATE customers SET name = $2, email = CASE WHEN $5 THEN $3 ELSE email END,
+                    stripe_synced_created = greatest(stripe_synced_created, $4),
+                    contact_local = false, updated_at = now()
+             WHERE pk = $1
+               AND (stripe_synced_created < $4
+                    OR (stripe_synced_created = $4 AND (NOT contact_local OR $6)))
+             RETURNING true)
+         SELECT (SELECT * FROM up),
+                EXISTS (SELECT 1 FROM before WHERE stripe_synced_created = $4 AND contact_local)",
     )
     .bind(pk)
     .bind(name)
     .bind(email)
     .bind(event_created)
     .bind(email_fits)
+    .bind(read)
+    .fetch_one(conn)
+    .await?;
+    Ok(match (applied, tied) {
+        (Some(_), _) => ContactSync::Applied,
+        (None, true) => ContactSync::Tied,
+        (None, false) => ContactSync::Stale,
+    })
+}
+
+/// Our own change of a linked customer's name or email, made now: a Stripe event from an
+/// earlier second is older and is not copied over it (see [`sync_from_stripe`]).
+pub async fn mark_contact_local(conn: &mut PgConnection, pk: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE customers
+         SET stripe_synced_created = greatest(stripe_synced_created,
+                                              floor(extract(epoch FROM now()))::bigint),
+             contact_local = true
+         WHERE pk = $1",
+    )
+    .bind(pk)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
 
 /// How many times the customer was unlinked from a deleted Stripe customer.

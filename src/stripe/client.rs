@@ -56,6 +56,8 @@ pub struct StripeCustomer {
     pub id: String,
     pub has_default_payment_method: bool,
     pub metadata: Metadata,
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// A free trial on a new subscription.
@@ -602,6 +604,8 @@ fn customer_view(customer: stripe_shared::Customer) -> StripeCustomer {
             .as_ref()
             .is_some_and(|s| s.default_payment_method.is_some()),
         metadata: customer.metadata.unwrap_or_default(),
+        name: customer.name,
+        email: customer.email,
     }
 }
 

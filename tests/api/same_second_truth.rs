@@ -126,3 +126,48 @@ async fn cancel_uncancel_then_quantity_in_quick_succession_keep_stripes_quantity
         assert_eq!(team["cancel_at_period_end"], false, "round {n}: {view:#}");
     }
 }
+
+/// Defect 4: a name changed in Stripe's dashboard, then ours changed a moment later; the
+/// dashboard's webhook arrives after our change. Both sides end with ours (our push came
+/// last), whether the two changes fell in one second or not.
+#[tokio::test]
+async fn a_dashboard_name_change_then_ours_moments_later_end_the_same_on_both_sides() {
+    let w = World::new().await;
+    for n in 0..3 {
+        let customer = format!("u_ss4_{n}");
+        let stripe_id = w.paying_customer(&customer).await;
+        settle(&w).await;
+        w.stripe.set_delivery(fake_stripe::Delivery::Drop);
+        let before = w.stripe.events().len();
+        w.stripe
+            .update_customer_in_dashboard(&stripe_id, Some("Dashboard Dana"), None)
+            .await
+            .unwrap();
+        let dashboard: Vec<Value> = w.stripe.events()[before..].to_vec();
+        assert_eq!(dashboard.len(), 1, "{dashboard:#?}");
+        w.stripe.set_delivery(fake_stripe::Delivery::Deliver);
+        let (status, answer) = w
+            .app
+            .api(
+                Method::PATCH,
+                &format!("/v1/customers/{customer}"),
+                Some(json!({"name": "Our Olive"})),
+            )
+            .await;
+        assert!(status.is_success(), "{answer}");
+        // Our push runs, then the dashboard's webhook arrives late.
+        w.drain().await;
+        w.app.post_event(dashboard[0].to_string().as_bytes()).await;
+        settle(&w).await;
+        let stripe_name = w
+            .stripe
+            .customers()
+            .into_iter()
+            .find(|c| c["id"] == stripe_id.as_str())
+            .unwrap()["name"]
+            .clone();
+        assert_eq!(stripe_name, "Our Olive", "round {n}");
+        let ours = w.customer(&customer).await;
+        assert_eq!(ours["name"], stripe_name, "round {n}: {ours:#}");
+    }
+}
