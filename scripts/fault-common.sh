@@ -206,9 +206,12 @@ fail_on_problems() {
 # check_effects EVENTS_WHERE INVOICES_WHERE APPLIED_WHERE
 # With the acked ids loaded (load_acked): every acked id is stored (never a 2xx for an event
 # not stored), every stored event of the run matches APPLIED_WHERE, and each has exactly one
-# invoice. Sets n_acked, stored, applied, invoices; adds failures to `problems`.
+# invoice. Invoices are upserts and cannot double, so the effect that WOULD double is checked
+# too: each stored event has exactly one timeline entry (`activity` row whose source is the
+# event id; an `invoice.paid` writes one). Sets n_acked, stored, applied, invoices, timeline;
+# adds failures to `problems`.
 check_effects() {
-    local events=$1 invoices_where=$2 applied_where=$3 missing
+    local events=$1 invoices_where=$2 applied_where=$3 missing doubled without
     n_acked=$(psql_q "SELECT count(DISTINCT id) FROM fault_acked")
     missing=$(psql_q "SELECT count(*) FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id)")
     stored=$(psql_q "SELECT count(*) FROM events WHERE $events")
@@ -218,4 +221,10 @@ check_effects() {
     ((missing == 0)) || problems+=("$missing acknowledged events are not stored (a 2xx for an event not stored), e.g. $(psql_q "SELECT string_agg(id, ' ') FROM (SELECT id FROM fault_acked a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = a.id) LIMIT 5) m")")
     ((applied == stored)) || problems+=("$((stored - applied)) of $stored stored events are not $applied_where: $(psql_q "SELECT string_agg(id || ' ' || state || ' attempts=' || attempts || coalesce(' (' || last_error || ')', ''), '; ') FROM (SELECT * FROM events WHERE $events AND NOT ($applied_where) ORDER BY id LIMIT 5) b")")
     ((invoices == stored)) || problems+=("$invoices invoices for $stored stored events")
+    timeline=$(psql_q "SELECT count(*) FROM activity WHERE source IN (SELECT id FROM events WHERE $events)")
+    doubled=$(psql_q "SELECT count(*) FROM (SELECT source FROM activity WHERE source IN (SELECT id FROM events WHERE $events) GROUP BY source HAVING count(*) > 1) d")
+    without=$(psql_q "SELECT count(*) FROM events e WHERE $events AND NOT EXISTS (SELECT 1 FROM activity a WHERE a.source = e.id)")
+    ((doubled == 0)) || problems+=("$doubled events have more than one timeline entry (applied twice?), e.g. $(psql_q "SELECT string_agg(source || ' x' || n, ' ') FROM (SELECT source, count(*) n FROM activity WHERE source IN (SELECT id FROM events WHERE $events) GROUP BY source HAVING count(*) > 1 ORDER BY source LIMIT 5) d")")
+    ((without == 0)) || problems+=("$without stored events have no timeline entry (never applied?)")
+    ((timeline == stored)) || problems+=("$timeline timeline entries for $stored stored events")
 }

@@ -9,7 +9,8 @@
 #   - every stored event of the run is 'applied' with attempts = 1 (a second application, or
 #     a failed one, would have counted another attempt), and no job of the run is left;
 #   - the effect happened exactly once per event: the run's invoices (in_bench_<run>_*)
-#     number exactly the run's stored events;
+#     number exactly the run's stored events, and each event has exactly one timeline entry
+#     (invoices are upserts and cannot double; timeline entries would);
 #   - something was acknowledged at all (acked > 0), so the test can fail.
 set -euo pipefail
 # shellcheck source=scripts/fault-common.sh
@@ -84,7 +85,7 @@ check_effects "id LIKE '$evt_like'" "stripe_id LIKE '$inv_like'" "state = 'appli
 [[ "$n_acked" == "$bench_accepted" ]] || problems+=("acked file has $n_acked ids, stripe-bench counted $bench_accepted accepted")
 ((jobs_left == 0)) || problems+=("$jobs_left jobs of the run are left in the queue")
 
-summary="fault-kill: acked=$n_acked stored=$stored applied=$applied invoices=$invoices kills=$kills (under load $under_load, restart avg $((restart_total_ms / kills)) ms max $restart_max_ms ms) load errors=$bench_errors statuses=$bench_statuses"
+summary="fault-kill: acked=$n_acked stored=$stored applied=$applied invoices=$invoices timeline=$timeline kills=$kills (under load $under_load, restart avg $((restart_total_ms / kills)) ms max $restart_max_ms ms) load errors=$bench_errors statuses=$bench_statuses"
 echo "$summary"
 fail_on_problems
 echo "fault-kill: OK"

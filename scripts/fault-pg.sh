@@ -100,9 +100,15 @@ done
 load_acked "$FAULT_TMP/acked1" "$FAULT_TMP/acked2"
 both="(id LIKE '$(like_run evt_bench "$run")' OR id LIKE '$(like_run evt_bench "$run2")')"
 inv_both="(stripe_id LIKE '$(like_run in_bench "$run")' OR stripe_id LIKE '$(like_run in_bench "$run2")')"
+# An outage costs no attempt: an apply that meets it fails inside the claim transaction,
+# which cannot commit (nor can its failure record), so the claim rolls back and the event is
+# claimed again later. Every event is therefore applied with attempts = 1; `retried` (events
+# whose attempts say a failure was recorded) must be 0, and each is applied exactly once
+# (one timeline entry, check_effects).
 retried=$(psql_q "SELECT count(*) FROM events WHERE $both AND attempts > 1")
+((retried == 0)) || problems+=("$retried events were retried (attempts > 1), e.g. $(psql_q "SELECT string_agg(id || ' attempts=' || attempts, ' ') FROM (SELECT id, attempts FROM events WHERE $both AND attempts > 1 ORDER BY id LIMIT 5) r")")
 check_effects "$both" "$inv_both" "state = 'applied'"
 
-echo "fault-pg: outage=${outage_ms}ms 503s=$s503 readyz_down=$ready_while_down statuses=$statuses1 errors=$errors1 recovered_in=${recovered_s}s after: accepted=$accepted2 rejected=$rejected2 errors=$errors2 same_pid=$([[ "$DAEMON_PID" == "$pid0" ]] && echo yes || echo no) acked=$n_acked stored=$stored applied=$applied retried=$retried invoices=$invoices"
+echo "fault-pg: outage=${outage_ms}ms 503s=$s503 readyz_down=$ready_while_down statuses=$statuses1 errors=$errors1 recovered_in=${recovered_s}s after: accepted=$accepted2 rejected=$rejected2 errors=$errors2 same_pid=$([[ "$DAEMON_PID" == "$pid0" ]] && echo yes || echo no) acked=$n_acked stored=$stored applied=$applied retried=$retried invoices=$invoices timeline=$timeline"
 fail_on_problems
 echo "fault-pg: OK"

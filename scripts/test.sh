@@ -15,6 +15,16 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver fonts-dejavu-core >&2
 fi
 
+# tests/systemd.rs fails (never skips) without systemd-analyze, which Debian's `systemd`
+# package ships; it works without systemd running as PID 1.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "==> installing systemd (systemd-analyze, for tests/systemd.rs)" >&2
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends systemd >&2
+fi
+
 name="test-$$"
 trap 'pg_stop; rm -rf ".pgdata/$name" "${PG_DATA:-/nonexistent}"' EXIT
 pg_start "$name" "$(pg_free_port)"

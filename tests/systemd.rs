@@ -3,8 +3,8 @@
 //! 2.0 in `systemd-analyze security`, and keep the directives the daemon relies on.
 //!
 //! `systemd-analyze` (Debian: the `systemd` package) works without systemd as PID 1 with the
-//! flags used here. Where it is missing, the tests that need it print
-//! "skipped: systemd-analyze not installed" and pass.
+//! flags used here. The tests that need it fail, saying what to install, when it is missing
+//! or older than 250 (`security --offline`/`--threshold`); `scripts/test.sh` installs it.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -21,8 +21,12 @@ const MAX_EXPOSURE: f64 = 2.0;
 
 // ---- systemd-analyze -------------------------------------------------------------------
 
-/// The `systemd-analyze` to run and its version, or `None` (after printing why) when missing.
-fn systemd_analyze() -> Option<(PathBuf, u32)> {
+/// systemd 250 brought `security --offline` and `--threshold`.
+const SECURITY_OFFLINE: u32 = 250;
+
+/// The `systemd-analyze` to run, of version `min` or later; panics, saying what to install,
+/// when it is missing or older. A missing tool is a failure, never a pass.
+fn systemd_analyze(min: u32) -> PathBuf {
     for candidate in [
         "systemd-analyze",
         "/usr/bin/systemd-analyze",
@@ -37,15 +41,22 @@ fn systemd_analyze() -> Option<(PathBuf, u32)> {
                     .nth(1)
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                return Some((PathBuf::from(candidate), version));
+                assert!(
+                    version >= min,
+                    "{candidate} is systemd {version}; this test needs {min}+ \
+                     (Debian 12+: apt-get install systemd)"
+                );
+                return PathBuf::from(candidate);
             }
             Ok(_) => continue,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => panic!("cannot run {candidate}: {e}"),
         }
     }
-    eprintln!("skipped: systemd-analyze not installed (Debian/Ubuntu: apt-get install systemd)");
-    None
+    panic!(
+        "systemd-analyze is not installed: these tests need it (Debian/Ubuntu: apt-get install \
+         systemd; scripts/test.sh installs it)"
+    );
 }
 
 /// A temporary directory holding a copy of the unit under its real name, whose Exec lines run
@@ -142,9 +153,7 @@ fn overall_exposure(security_output: &str) -> Option<f64> {
 
 #[test]
 fn verify_passes_without_warnings() {
-    let Some((tool, _)) = systemd_analyze() else {
-        return;
-    };
+    let tool = systemd_analyze(0);
     let copy = UnitCopy::with_built_binary("verify");
     let (ok, warnings) = verify(&tool, &copy.path());
     assert!(
@@ -158,9 +167,7 @@ fn verify_passes_without_warnings() {
 /// names the unit (verify itself still exits 0 for those).
 #[test]
 fn verify_reports_a_broken_copy() {
-    let Some((tool, _)) = systemd_analyze() else {
-        return;
-    };
+    let tool = systemd_analyze(0);
     let broken = with_built_binary(UNIT).replace(
         "TimeoutStopSec=30",
         "TimeoutStopSec=thirty\nProtectNothing=yes",
@@ -180,14 +187,7 @@ fn verify_reports_a_broken_copy() {
 
 #[test]
 fn security_exposure_is_at_most_2() {
-    let Some((tool, version)) = systemd_analyze() else {
-        return;
-    };
-    if version < 250 {
-        // --offline and --threshold arrived in systemd 250.
-        eprintln!("skipped: systemd-analyze {version} has no `security --offline` (needs 250+)");
-        return;
-    }
+    let tool = systemd_analyze(SECURITY_OFFLINE);
     let copy = UnitCopy::with_built_binary("security");
     let threshold = format!("--threshold={}", (MAX_EXPOSURE * 10.0).round() as u32);
     let (out, text) = run(

@@ -2,6 +2,11 @@
 //! delivery ends. Each scenario runs a setup in order, then delivers its tail shuffled, with
 //! redeliveries and forced re-applications mixed in, draining after each delivery as if the
 //! events arrived far apart; the customer's view must equal the in-order one.
+//!
+//! Every shuffled run forces 1 to 4 re-applications, at random steps, each of an event OLDER
+//! (earlier in the scenario: a setup event, or a tail event before the newest one applied so
+//! far) than one already applied: the replayed event meets newer state. Each is checked to be
+//! queued and applied again (its `attempts` grow).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -373,20 +378,41 @@ fn scenario(name: &str, ids: &Ids) -> Scenario {
 struct Delivery {
     order: Vec<usize>,
     redeliver: Vec<usize>,
-    reapply: Vec<usize>,
+    /// (after which delivery, which older event): after delivery `step` (modulo the number
+    /// of deliveries), re-apply the event the index picks among those older than the newest
+    /// applied so far. When none is older yet, it waits for the next step that has one (or
+    /// the end of the tail).
+    reapply: Vec<(usize, prop::sample::Index)>,
 }
 
 fn delivery(n: usize) -> impl Strategy<Value = Delivery> {
     (
         Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
         prop::collection::vec(0..n, 0..3),
-        prop::collection::vec(0..n, 0..2),
+        prop::collection::vec((0..n + 3, any::<prop::sample::Index>()), 1..5),
     )
         .prop_map(|(order, redeliver, reapply)| Delivery {
             order,
             redeliver,
             reapply,
         })
+}
+
+/// A stored event to re-apply: a setup event, or a tail event.
+#[derive(Clone, Copy)]
+enum Older {
+    Setup(usize),
+    Tail(usize),
+}
+
+/// The events older than the newest tail event applied so far: every setup event (all come
+/// before the tail), and each applied tail event that comes before that newest one.
+fn older_than_newest(setup: usize, applied: &std::collections::BTreeSet<usize>) -> Vec<Older> {
+    let mut older: Vec<Older> = (0..setup).map(Older::Setup).collect();
+    if let Some(&newest) = applied.last() {
+        older.extend(applied.range(..newest).map(|&i| Older::Tail(i)));
+    }
+    older
 }
 
 async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
@@ -449,12 +475,33 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
     for (k, &dup) in delivery.redeliver.iter().enumerate() {
         sequence.insert((k * 2 + 1).min(sequence.len()), dup);
     }
+    let body = |o: Older| match o {
+        Older::Setup(i) => &s.setup[i],
+        Older::Tail(i) => &s.tail[i],
+    };
+    let mut applied = std::collections::BTreeSet::new();
+    let mut waiting: Vec<prop::sample::Index> = Vec::new();
+    let mut reapplied = 0;
     for (k, &i) in sequence.iter().enumerate() {
         deliver(app, &s.tail[i]).await;
-        if let Some(&again) = delivery.reapply.get(k) {
-            reapply(app, &s.tail[again]).await;
+        applied.insert(i);
+        waiting.extend(
+            delivery
+                .reapply
+                .iter()
+                .filter(|(step, _)| step % sequence.len() == k)
+                .map(|(_, pick)| *pick),
+        );
+        let older = older_than_newest(s.setup.len(), &applied);
+        if !older.is_empty() {
+            for pick in waiting.drain(..) {
+                reapply(app, body(*pick.get(&older))).await;
+                reapplied += 1;
+            }
         }
     }
+    assert!(waiting.is_empty(), "no older event to re-apply at the end");
+    assert_eq!(reapplied, delivery.reapply.len(), "re-applications done");
     let (status, view) = app
         .api(
             Method::GET,
@@ -502,16 +549,36 @@ async fn reapply(app: &TestApp, body: &[u8]) {
         .as_str()
         .unwrap()
         .to_owned();
-    sqlx::query(
+    let attempts = |id: String| async move {
+        sqlx::query_as::<_, (String, i32)>("SELECT state, attempts FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let (state, before) = attempts(id.clone()).await;
+    assert!(
+        matches!(state.as_str(), "applied" | "skipped"),
+        "{id} is {state}: re-applied before it finished once"
+    );
+    let queued = sqlx::query(
         "INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
          SELECT 'stripe_event', id, coalesce(customer_id, object_id), created FROM events WHERE id = $1
          ON CONFLICT (job_key) DO NOTHING",
     )
-    .bind(id)
+    .bind(&id)
     .execute(&app.pool)
     .await
-    .unwrap();
+    .unwrap()
+    .rows_affected();
+    assert_eq!(queued, 1, "{id} was not queued again");
     app.engine.run_until_idle().await.unwrap();
+    // Finished again: applied, or skipped as older than what the store holds now.
+    let (again, after) = attempts(id.clone()).await;
+    assert!(
+        matches!(again.as_str(), "applied" | "skipped") && after == before + 1,
+        "{id} was not applied again: {again}, attempts {before} -> {after}"
+    );
 }
 
 fn check_scenario(name: &'static str) {

@@ -5,6 +5,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::stripe_side::World;
+use crate::stripe_side::{new_events, settle, stored_events, stored_ids};
 
 /// A paying customer `id` holding `plan` (a direct subscription, paid), and its subscription.
 async fn subscribed(w: &World, id: &str, plan: &str, quantity: i64) -> String {
@@ -22,22 +23,37 @@ async fn subscribed(w: &World, id: &str, plan: &str, quantity: i64) -> String {
         .to_owned()
 }
 
-/// Posts a change and runs its job, then lets Stripe's webhooks about it (and a read of the
-/// subscription a same-second tie queues) land; returns the change as it ends.
+/// Posts a change and runs its job, then waits until Stripe's webhooks about it (and a read
+/// of the subscription a same-second tie queues) are stored and applied; returns the change
+/// as it ends. A change that reached Stripe must have come back as a webhook about its
+/// subscription, applied here.
 async fn change(w: &World, route: &str, body: Value) -> Value {
+    let before = stored_ids(w).await;
     let (status, answer) = w.app.api(Method::POST, route, Some(body)).await;
     assert!(status.is_success(), "{route}: {status}: {answer}");
-    for _ in 0..20 {
-        w.drain().await;
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    settle(w).await;
     let id = answer["id"].as_str().unwrap();
     let (status, done) = w
         .app
         .api(Method::GET, &format!("/v1/plan_changes/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    if let Some(sub) = done["stripe_subscription_id"].as_str()
+        && done["outcome"] != "unchanged"
+    {
+        let came = new_events(w, sub, &before).await;
+        assert!(
+            !came.is_empty() && came.iter().all(|(_, state)| ran(state)),
+            "{route}: Stripe's webhooks about {sub} must arrive and be applied (or skipped as \
+             older than what is known): {came:?}"
+        );
+    }
     done
+}
+
+/// An event whose application ran to its end: applied, or skipped as older than what is known.
+fn ran(state: &str) -> bool {
+    state == "applied" || state == "skipped"
 }
 
 fn stripe_subscription(w: &World, id: &str) -> Value {
@@ -120,7 +136,9 @@ async fn cancel_at_period_end_then_uncancel_round_trips_through_stripe() {
     let view = w.customer("u_pc1").await;
     assert_eq!(
         product(&view, "pro").unwrap()["cancel_at_period_end"],
-        false
+        false,
+        "{view} {:?}",
+        stored_events(&w, &sub).await
     );
 
     let entries = timeline(&w, "u_pc1").await;
@@ -161,10 +179,14 @@ async fn cancel_now_ends_the_subscription_and_the_default_plan_takes_over() {
     assert_eq!(done["outcome"], "ended", "{done}");
     assert_eq!(stripe_subscription(&w, &sub)["status"], "canceled");
     // Stripe's webhooks (deleted) arrive too, and change nothing.
-    for _ in 0..20 {
-        w.drain().await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    settle(&w).await;
+    let deleted: Vec<_> = stored_events(&w, &sub)
+        .await
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "customer.subscription.deleted")
+        .map(|(_, _, state)| state)
+        .collect();
+    assert_eq!(deleted, ["applied"], "the deleted webhook came, once");
     let view = w.customer("u_pc2").await;
     assert!(product(&view, "pro").is_none(), "{view}");
     assert_eq!(product(&view, "free").unwrap()["status"], "active");
@@ -330,10 +352,13 @@ async fn uncancel_drops_a_downgrade_scheduled_for_the_period_end() {
     // The webhooks of both swaps arrive; the renewal bills business.
     let invoice = w.stripe.renew(&sub).await.unwrap();
     w.stripe.pay_invoice(&invoice).await.unwrap();
-    for _ in 0..20 {
-        w.drain().await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    settle(&w).await;
+    let paid = stored_events(&w, &invoice).await;
+    assert!(
+        paid.iter()
+            .any(|(_, kind, state)| kind == "invoice.paid" && state == "applied"),
+        "the renewal's webhooks came: {paid:?}"
+    );
     let view = w.customer("u_pc5").await;
     assert_eq!(product(&view, "business").unwrap()["status"], "active");
     assert!(product(&view, "pro").is_none(), "{view}");
@@ -488,10 +513,13 @@ async fn two_edits_racing_run_one_after_the_other_and_the_later_wins() {
     let later = if finished(&a) > finished(&b) { &a } else { &b };
     let stripe = stripe_subscription(&w, &sub)["items"]["data"][0]["quantity"].clone();
     assert_eq!(stripe, later["quantity"]);
-    for _ in 0..20 {
-        w.drain().await;
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    settle(&w).await;
+    let updates = stored_events(&w, &sub)
+        .await
+        .into_iter()
+        .filter(|(_, kind, state)| kind == "customer.subscription.updated" && ran(state))
+        .count();
+    assert!(updates >= 2, "both quantity changes came back as webhooks");
     let view = w.customer("u_pc8").await;
     assert_eq!(product(&view, "team").unwrap()["quantity"], stripe);
     assert_eq!(balance(&view, "seats")["included"], stripe);

@@ -11,8 +11,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
-use crate::rewards::{attach, give, settle};
+use crate::rewards::{attach, give};
 use crate::stripe_side::World;
+use crate::stripe_side::settle;
 
 /// How many shuffled deliveries to check (`REWARD_SHUFFLES` to change).
 fn shuffles() -> u64 {

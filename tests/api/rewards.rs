@@ -11,6 +11,7 @@ use stripe_product::promotion_code::{
 };
 
 use crate::stripe_side::World;
+use crate::stripe_side::settle;
 
 fn attach_body(customer: &str, plan: &str, extra: Value) -> Value {
     let mut body = json!({"customer_id": customer, "plan_id": plan,
@@ -19,27 +20,6 @@ fn attach_body(customer: &str, plan: &str, extra: Value) -> Value {
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
     body
-}
-
-/// Drains until every webhook the fake sent has been stored and applied (a call's webhooks
-/// reach the app a moment after its answer).
-pub(crate) async fn settle(w: &World) {
-    for _ in 0..200 {
-        w.drain().await;
-        let sent = w
-            .stripe
-            .events()
-            .iter()
-            .filter(|e| e["pending_webhooks"] == 1)
-            .count();
-        let stored = w.app.count("SELECT count(*) FROM events").await;
-        if stored >= i64::try_from(sent).unwrap() {
-            w.drain().await;
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("the fake's webhooks did not all arrive");
 }
 
 /// Posts an attach and runs its job; returns the attach as it stands then.

@@ -149,6 +149,86 @@ pub(crate) fn plan_ids(customer: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Drains until every webhook the fake sent is stored here and its application has run (its
+/// event is no longer `received` or `processing`) and no job is due within 2 s, for a call whose webhooks reach the app a
+/// moment after its answer; panics after about 4 s. Returns the events the fake sent, in
+/// order, each of them stored and finished. Passes at once when the fake sent nothing: assert
+/// afterwards on what the webhooks should have left (see [`stored_events`]).
+pub(crate) async fn settle(w: &World) -> Vec<Value> {
+    let mut waiting: Vec<String> = Vec::new();
+    for _ in 0..200 {
+        w.drain().await;
+        let sent: Vec<Value> = w
+            .stripe
+            .events()
+            .into_iter()
+            .filter(|e| e["pending_webhooks"] == 1)
+            .collect();
+        let ids: Vec<String> = sent
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        waiting = sqlx::query_scalar(
+            "SELECT id FROM unnest($1::text[]) AS sent(id)
+             WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = sent.id
+                               AND e.state NOT IN ('received', 'processing'))",
+        )
+        .bind(&ids)
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap();
+        // A job retrying soon (a read of a subscription that timed out, say) is not done.
+        let due: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs
+             WHERE state = 'pending' AND run_at < now() + interval '2 seconds'",
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+        if waiting.is_empty() && due == 0 {
+            // What the applications queued (a read of a subscription, say) runs too.
+            w.drain().await;
+            return sent;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the fake's webhooks did not all arrive and finish: {waiting:?}");
+}
+
+/// The id, type and state of each stored event about `object_id` (Stripe's id of the event's
+/// object), oldest first: what tells that a webhook came.
+pub(crate) async fn stored_events(w: &World, object_id: &str) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT id, type, state FROM events WHERE object_id = $1 ORDER BY created, id")
+        .bind(object_id)
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+/// The ids of every stored event: take before an action, to tell which events it brought.
+pub(crate) async fn stored_ids(w: &World) -> std::collections::HashSet<String> {
+    sqlx::query_scalar("SELECT id FROM events")
+        .fetch_all(&w.app.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// The stored events about `object_id` that are not in `before`, each `(type, state)`.
+pub(crate) async fn new_events(
+    w: &World,
+    object_id: &str,
+    before: &std::collections::HashSet<String>,
+) -> Vec<(String, String)> {
+    stored_events(w, object_id)
+        .await
+        .into_iter()
+        .filter(|(id, _, _)| !before.contains(id))
+        .map(|(_, kind, state)| (kind, state))
+        .collect()
+}
+
 #[tokio::test]
 async fn create_in_stripe_makes_one_stripe_customer_carrying_our_id() {
     let w = World::new().await;
