@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Drive POST /webhooks/stripe with signed, unique events.
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
     /// Hold slow-loris connections and send oversized bodies.
     Abuse(abuse::AbuseArgs),
 }
@@ -46,7 +46,7 @@ fn append_json(path: Option<&std::path::Path>, value: &serde_json::Value) -> any
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Load(args) => load::run(args).await,
+        Command::Load(args) => load::run(*args).await,
         Command::Abuse(args) => abuse::run(args).await,
     }
 }

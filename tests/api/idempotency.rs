@@ -7,8 +7,9 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::rewards::{give, settle, subscribed};
+use crate::rewards::{give, subscribed};
 use crate::stripe_side::World;
+use crate::stripe_side::settle;
 
 fn assert_key_reused(status: StatusCode, answer: &Value, what: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");

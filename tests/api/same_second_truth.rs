@@ -6,7 +6,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::stripe_side::World;
+use crate::stripe_side::{World, settle};
 
 async fn subscribed(w: &World, id: &str, plan: &str) -> String {
     w.paying_customer(id).await;
@@ -28,26 +28,6 @@ async fn change(w: &World, route: &str, body: Value) {
     let (status, answer) = w.app.api(Method::POST, route, Some(body)).await;
     assert!(status.is_success(), "{route}: {status}: {answer}");
     w.drain().await;
-}
-
-/// Webhooks arrive on their own: drain until the fake has delivered every event and the
-/// queue is empty.
-async fn settle(w: &World) {
-    for _ in 0..40 {
-        w.drain().await;
-        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE state = 'pending'")
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap();
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&w.app.pool)
-            .await
-            .unwrap();
-        if pending == 0 && stored as usize >= w.stripe.events().len() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }
 
 fn stripe_subscription(w: &World, id: &str) -> Value {
