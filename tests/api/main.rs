@@ -39,6 +39,7 @@ mod relink;
 mod reward_convergence;
 mod rewards;
 mod same_second;
+mod same_second_convergence;
 mod same_second_truth;
 mod stripe_objects;
 mod stripe_side;
