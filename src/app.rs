@@ -147,6 +147,15 @@ impl Application {
                 shutdown.clone(),
             ));
         }
+        if let Some(stripe) = audit_context(&settings, &state.catalog)? {
+            tasks.spawn(crate::audit::periodically(
+                stripe,
+                state.pool.clone(),
+                Duration::from_secs(settings.stripe.audit_interval_secs),
+                i64::from(settings.stripe.audit_sample),
+                shutdown.clone(),
+            ));
+        }
         systemd::watchdog::start(&tasks, &shutdown, state.pool.clone(), engine.clone());
         tracing::info!(addr = %listener.local_addr()?, workers = settings.engine.workers, "listening");
         let drain = settings.shutdown_timeout();
@@ -184,6 +193,17 @@ fn catch_up_api(settings: &Settings) -> anyhow::Result<Option<StripeApi>> {
     };
     let timeout = Duration::from_millis(stripe.timeout_ms);
     Ok(Some(StripeApi::new(key, &stripe.api_base, timeout)?))
+}
+
+/// What the periodic audit needs, when a key is set and it is on.
+fn audit_context(
+    settings: &Settings,
+    catalog: &Arc<Catalog>,
+) -> anyhow::Result<Option<StripeContext>> {
+    if settings.stripe.audit_interval_secs == 0 {
+        return Ok(None);
+    }
+    StripeContext::from_settings(&settings.stripe, catalog.clone())
 }
 
 /// The Stripe API for lookups a request waits on (a promotion code), when a key is set.

@@ -119,6 +119,10 @@ pub struct StripeSettings {
     pub catch_up_interval_secs: u64,
     /// How far before the newest event held the daemon's first catch-up looks.
     pub catch_up_window_secs: u64,
+    /// How often the daemon audits the store against Stripe (0: never); see [`crate::audit`].
+    pub audit_interval_secs: u64,
+    /// Customers picked at random that each periodic audit compares besides the changed ones.
+    pub audit_sample: u32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -26,6 +26,8 @@
 //! - [`console`]: the operator console under `/console` (server-rendered HTML, signed session
 //!   cookies, CSRF tokens), reading and acting through the same functions as `http`'s API.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
+//! - [`audit`]: the store compared with what Stripe has (changed customers and a sample, or
+//!   all), differences counted, recorded and repaired (`audit`, and periodically in the daemon).
 //! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
 //!   delivered (`catch-up`, and periodically in the daemon).
 //! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction
@@ -65,6 +67,7 @@
 pub mod access;
 pub mod app;
 pub mod appliers;
+pub mod audit;
 pub mod billing;
 pub mod catalog;
 pub mod catchup;

@@ -26,6 +26,8 @@ pub const STRIPE_API_CALLS: &str = "stripe_api_calls_total";
 pub const DUPLICATE_SUBSCRIPTIONS: &str = "reconciler_duplicate_subscriptions";
 pub const EVENT_API_VERSIONS: &str = "stripe_events_by_api_version_total";
 pub const CAUGHT_UP: &str = "reconciler_caught_up_events_total";
+pub const DRIFT: &str = "reconciler_drift_total";
+pub const AUDIT_LAST_RUN: &str = "reconciler_audit_last_run_timestamp_seconds";
 
 /// Upper bounds of the latency histograms, in seconds: 1 ms (a group commit) to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -159,10 +161,14 @@ pub fn stripe_api_call(endpoint: &'static str, status: Option<u16>) {
 
 /// What a scrape reads from the database: the queue and the double billing `reconcile`
 /// last found.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Gauges {
     pub queue: QueueCounts,
     pub duplicate_subscriptions: i64,
+    /// Differences the stored audits found, by field (see [`crate::audit`]).
+    pub drift: Vec<(String, i64)>,
+    /// When the newest audit finished (Unix seconds), if one did.
+    pub audit_last_run: Option<f64>,
 }
 
 /// The text of a scrape: the process's metrics, then the database's gauges (left out when
@@ -202,6 +208,20 @@ fn database_gauges(gauges: &Gauges) -> String {
              Stripe subscription; anything above 0 bills a customer twice."
         );
         gauge!(DUPLICATE_SUBSCRIPTIONS).set(gauges.duplicate_subscriptions as f64);
+        describe_counter!(
+            DRIFT,
+            "Differences between the store and Stripe found by the audit (periodic and \
+             `audit`, not dry runs), by field; each was repaired unless the timeline says not."
+        );
+        for (field, n) in &gauges.drift {
+            counter!(DRIFT, "field" => field.clone()).absolute(u64::try_from(*n).unwrap_or(0));
+        }
+        describe_gauge!(
+            AUDIT_LAST_RUN,
+            Unit::Seconds,
+            "When the newest audit against Stripe finished (Unix time; 0: never)."
+        );
+        gauge!(AUDIT_LAST_RUN).set(gauges.audit_last_run.unwrap_or(0.0));
     });
     handle.render()
 }

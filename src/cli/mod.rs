@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a thin call into the library.
 
 mod account;
+mod audit;
 mod customers;
 mod ops;
 mod reconcile;
@@ -87,6 +88,19 @@ pub enum Command {
     /// plan changes are carried out by the daemon's workers.
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
+    /// Compare the store with Stripe (changed customers and a sample, or `--all`), repair
+    /// and record each difference; exit 1 when there was one (needs STRIPE_API_KEY).
+    Audit {
+        /// Every customer linked to Stripe, not only those changed since the last audit.
+        #[arg(long)]
+        all: bool,
+        /// Only report: repair nothing, record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Repair drift: read subscriptions from Stripe and fix the store (needs STRIPE_API_KEY).
     Reconcile {
         /// Only this customer (our id).
@@ -143,6 +157,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(config, Needs::Database)?;
             telemetry::init(settings.log_format);
             account::setup_webhook(&settings, &url, check).await
+        }
+        Command::Audit { all, dry_run, json } => {
+            let settings = Settings::load(config, Needs::Database)?;
+            telemetry::init(settings.log_format);
+            audit::run(&settings, all, dry_run, json).await
         }
         Command::Reconcile { customer, dry_run } => {
             let settings = Settings::load(config, Needs::Database)?;

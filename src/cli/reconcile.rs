@@ -48,13 +48,7 @@ pub async fn run(
             continue;
         };
         let label = c.id.clone().unwrap_or_else(|| format!("pk:{}", c.pk));
-        let subscriptions: Vec<Subscription> = stripe
-            .api
-            .list_subscriptions(stripe_id)
-            .await?
-            .iter()
-            .map(Subscription::from)
-            .collect();
+        let subscriptions = crate::audit::read_subscriptions(&stripe.api, stripe_id).await?;
         let mut tx = pool.begin().await?;
         let before = plans::snapshot(&mut tx, c.pk).await?;
         let observed = Utc::now().timestamp();

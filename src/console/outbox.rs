@@ -11,7 +11,7 @@ use super::form::Form;
 use super::layout::{self, Section, at, badge, count, customer_path, event_path};
 use super::{Back, Planned, Reply, View, chart, not_found, pretty};
 use crate::http::error::ApiError;
-use crate::store::customers;
+use crate::store::{audits, customers};
 use outbox::log::{self as events, ListFilter};
 
 /// The chart's span, in minutes.
@@ -58,6 +58,7 @@ async fn read(view: &View<'_>) -> Result<Markup, ApiError> {
             None
         }
     };
+    let audit = audits::last(&mut *pool.acquire().await?).await?;
     let queue = status.queue;
     let oldest = queue
         .oldest_pending_secs
@@ -97,6 +98,7 @@ async fn read(view: &View<'_>) -> Result<Markup, ApiError> {
                 }
             }
         }
+        (last_audit(audit.as_ref()))
         section.panel #dead {
             div.panel-head { h2 { "Dead letters" } span.hint { "retrying puts one back in the queue now" } }
             @if dead.is_empty() {
@@ -128,6 +130,41 @@ async fn read(view: &View<'_>) -> Result<Markup, ApiError> {
             (event_table(&latest))
         }
     })
+}
+
+/// The newest audit against Stripe (see [`crate::audit`]).
+fn last_audit(audit: Option<&audits::Run>) -> Markup {
+    html! {
+        section.panel #audit {
+            div.panel-head {
+                h2 { "Last audit" }
+                span.hint { "the store compared with Stripe; `stripe-reconciler audit` runs one now" }
+            }
+            @match audit {
+                None => p.empty { "No audit yet (it runs every stripe.audit_interval_secs when a Stripe key is set)." },
+                Some(run) => {
+                    @let differences: i64 = run.drift.as_object()
+                        .map_or(0, |m| m.values().filter_map(serde_json::Value::as_i64).sum());
+                    div.stats {
+                        div.stat { div.label { "When" } div.value { @if let Some(done) = run.finished_at { (at(done)) } } }
+                        (stat("Customers checked", &count(i64::from(run.checked)), false))
+                        (stat("Skipped (work queued)", &count(i64::from(run.busy)), false))
+                        (stat("Drift found", &format!("{} customers, {differences} fields", run.drifted), run.drifted > 0))
+                        (stat("Repaired", &count(i64::from(run.repaired)), run.repaired < run.drifted))
+                    }
+                    @if let Some(fields) = run.drift.as_object().filter(|m| !m.is_empty()) {
+                        p.hint data-drift="fields" {
+                            "By field: "
+                            @for (i, (field, n)) in fields.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                span.mono { (field) } " " (n.to_string())
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn stat(label: &str, value: &str, bad: bool) -> Markup {

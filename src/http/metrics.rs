@@ -38,8 +38,11 @@ pub(super) async fn scrape(
 }
 
 async fn gauges(state: &AppState) -> Result<metrics::Gauges, sqlx::Error> {
+    let (drift, audit_last_run) = crate::store::audits::totals(&state.pool).await?;
     Ok(metrics::Gauges {
         queue: events::queue_counts(&state.pool).await?,
         duplicate_subscriptions: duplicates::count(&state.pool).await?,
+        drift,
+        audit_last_run,
     })
 }

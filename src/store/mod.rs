@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod attaches;
+pub mod audits;
 pub mod balances;
 pub mod catalog_versions;
 pub mod customers;

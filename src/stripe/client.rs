@@ -54,6 +54,8 @@ impl std::fmt::Debug for StripeApi {
 #[derive(Debug, Clone)]
 pub struct StripeCustomer {
     pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
     pub has_default_payment_method: bool,
     pub metadata: Metadata,
     pub name: Option<String>,
@@ -599,6 +601,8 @@ fn proration(prorate: bool) -> UpdateSubscriptionProrationBehavior {
 fn customer_view(customer: stripe_shared::Customer) -> StripeCustomer {
     StripeCustomer {
         id: customer.id.to_string(),
+        name: customer.name.clone(),
+        email: customer.email.clone(),
         has_default_payment_method: customer
             .invoice_settings
             .as_ref()

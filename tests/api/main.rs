@@ -3,6 +3,7 @@
 
 mod apply_planner;
 mod attach_safety;
+mod audit;
 mod bad_input;
 mod balances;
 mod cli_input;
