@@ -272,6 +272,9 @@ async fn audit_customer(
             read.name.as_deref(),
             read.email.as_deref(),
             read.observed,
+            // A read, made while nothing of ours was queued for the customer (busy ones are
+            // skipped): copied also over a change of ours from the same second.
+            true,
         )
         .await?;
     }

@@ -58,8 +58,6 @@ pub struct StripeCustomer {
     pub email: Option<String>,
     pub has_default_payment_method: bool,
     pub metadata: Metadata,
-    pub name: Option<String>,
-    pub email: Option<String>,
 }
 
 /// A free trial on a new subscription.
@@ -608,8 +606,6 @@ fn customer_view(customer: stripe_shared::Customer) -> StripeCustomer {
             .as_ref()
             .is_some_and(|s| s.default_payment_method.is_some()),
         metadata: customer.metadata.unwrap_or_default(),
-        name: customer.name,
-        email: customer.email,
     }
 }
 
