@@ -61,6 +61,10 @@ pub struct RefreshSubscription {
     /// over (a change later in the same second may have come first) queues the next round.
     #[serde(default)]
     pub round: u32,
+    /// The digest of the event state that tied (none for a read's own tie): each different
+    /// state that ties gets a read of its own, also while an earlier tie's read is running.
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// Bills the usage of a renewal invoice's ended period (`period_start..period_end`).

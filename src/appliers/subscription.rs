@@ -205,6 +205,7 @@ async fn apply_with(
             customer_pk,
             tied_at: observed,
             round,
+            cause: (ties == Ties::Defer).then(|| state.digest()),
         };
         outbox::enqueue(conn, &job).await?;
     }

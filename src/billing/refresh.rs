@@ -28,8 +28,9 @@ impl Job for RefreshSubscription {
     const KIND: &'static str = "subscription.refresh";
     type Context = StripeContext;
 
-    /// One read per tie and round: the same tie seen again (a redelivery) queues nothing
-    /// more.
+    /// One read per tie, round and tying state: the same tie seen again (a redelivery)
+    /// queues nothing more; a state of the same second that differs gets a read of its own,
+    /// even while an earlier read (perhaps taken before that change) runs.
     fn key(&self) -> String {
         match self.round {
             0 => format!("{}:{}:{}", Self::KIND, self.subscription_id, self.tied_at),

@@ -60,7 +60,8 @@ pub enum Sync {
 
 impl SubscriptionState<'_> {
     /// What a same-second event must match not to be a tie: the fields we keep.
-    fn digest(&self) -> String {
+    /// What we keep of the state, hashed: two states of one second that differ in it tie.
+    pub(crate) fn digest(&self) -> String {
         let state = format!(
             "{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}",
             self.plan.id,

@@ -8,7 +8,7 @@ use crate::stripe_side::World;
 use crate::stripe_side::{new_events, settle, stored_events, stored_ids};
 
 /// A paying customer `id` holding `plan` (a direct subscription, paid), and its subscription.
-async fn subscribed(w: &World, id: &str, plan: &str, quantity: i64) -> String {
+pub(crate) async fn subscribed(w: &World, id: &str, plan: &str, quantity: i64) -> String {
     w.paying_customer(id).await;
     let body = json!({"customer_id": id, "plan_id": plan, "quantity": quantity,
                       "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"});

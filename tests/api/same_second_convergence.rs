@@ -16,6 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
+use crate::plan_change_convergence::Dice;
 use crate::stripe_side::World;
 
 #[derive(Debug, Clone)]
@@ -54,21 +55,6 @@ fn case() -> impl Strategy<Value = Case> {
     (prop::collection::vec(op(), 2..7), any::<u64>()).prop_map(|(ops, seed)| Case { ops, seed })
 }
 
-/// A small deterministic generator (xorshift), seeded by the case.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn one_in(&mut self, n: u64) -> bool {
-        self.next().is_multiple_of(n)
-    }
-}
-
 /// What the webhooks did so far: delivered (at least once), and dropped for now (caught up
 /// at the end).
 #[derive(Default)]
@@ -95,21 +81,18 @@ async fn deliver_some(w: &World, d: &mut Delivered, dice: &mut Dice) {
             !d.seen.contains(id) && !d.dropped.contains(id)
         })
         .collect();
-    for i in (1..pending.len()).rev() {
-        let j = (dice.next() % (i as u64 + 1)) as usize;
-        pending.swap(i, j);
-    }
+    dice.shuffle(&mut pending);
     for event in pending {
         let id = event["id"].as_str().unwrap().to_owned();
-        if dice.one_in(5) {
+        if dice.next().is_multiple_of(5) {
             d.dropped.insert(id);
             continue;
         }
-        if dice.one_in(3) {
+        if dice.next().is_multiple_of(3) {
             continue; // late: a later round delivers it
         }
         post(w, &event).await;
-        if dice.one_in(4) {
+        if dice.next().is_multiple_of(4) {
             post(w, &event).await; // Stripe delivers twice
         }
         d.seen.insert(id);

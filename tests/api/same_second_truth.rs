@@ -6,22 +6,8 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
+use crate::plan_changes::subscribed;
 use crate::stripe_side::{World, settle};
-
-async fn subscribed(w: &World, id: &str, plan: &str) -> String {
-    w.paying_customer(id).await;
-    let body = json!({"customer_id": id, "plan_id": plan,
-                      "success_url": "https://app.test/ok", "cancel_url": "https://app.test/no"});
-    let (status, attach) = w.app.api(Method::POST, "/v1/attach", Some(body)).await;
-    assert!(status.is_success(), "{status}: {attach}");
-    w.drain().await;
-    let attach = w.attach_state(attach["id"].as_str().unwrap()).await;
-    assert_eq!(attach["state"], "active", "{attach}");
-    attach["stripe_subscription_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 /// Posts a change and runs it (its job and whatever is queued), at once.
 async fn change(w: &World, route: &str, body: Value) {
@@ -51,7 +37,7 @@ async fn quantities_then_cancel_now_in_one_second_leave_no_live_plan() {
     let w = World::new().await;
     for n in 0..3 {
         let customer = format!("u_ss1_{n}");
-        let sub = subscribed(&w, &customer, "team").await;
+        let sub = subscribed(&w, &customer, "team", 1).await;
         for quantity in [2, 3, 4] {
             let body = json!({"customer_id": customer, "plan_id": "team", "quantity": quantity});
             change(&w, "/v1/quantity", body).await;
@@ -86,7 +72,7 @@ async fn cancel_uncancel_then_quantity_in_quick_succession_keep_stripes_quantity
     let w = World::new().await;
     for n in 0..3 {
         let customer = format!("u_ss2_{n}");
-        let sub = subscribed(&w, &customer, "team").await;
+        let sub = subscribed(&w, &customer, "team", 1).await;
         let body = |extra: Value| {
             let mut b = json!({"customer_id": customer, "plan_id": "team"});
             b.as_object_mut()
