@@ -205,6 +205,19 @@ pub(crate) async fn stored_events(w: &World, object_id: &str) -> Vec<(String, St
         .unwrap()
 }
 
+/// Panics unless a webhook of type `kind` about `object_id` is stored and its application ran
+/// to its end (applied, or skipped as older than what is known): what a wait for webhooks
+/// asserts afterwards, since [`settle`] also passes when none came.
+pub(crate) async fn assert_came(w: &World, object_id: &str, kind: &str) {
+    let stored = stored_events(w, object_id).await;
+    assert!(
+        stored
+            .iter()
+            .any(|(_, k, state)| k == kind && (state == "applied" || state == "skipped")),
+        "a {kind} webhook about {object_id} must have come and been applied: {stored:?}"
+    );
+}
+
 /// The ids of every stored event: take before an action, to tell which events it brought.
 pub(crate) async fn stored_ids(w: &World) -> std::collections::HashSet<String> {
     sqlx::query_scalar("SELECT id FROM events")

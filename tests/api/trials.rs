@@ -4,12 +4,11 @@
 //! Stripe's notice three days before come in as webhooks.
 
 use std::path::Path;
-use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::stripe_side::World;
+use crate::stripe_side::{World, assert_came, settle};
 
 async fn world() -> World {
     World::with(|s| {
@@ -38,14 +37,6 @@ async fn attach(w: &World, customer: &str, plan: &str) -> Value {
     let answer = w.attach(customer, plan).await;
     w.drain().await;
     w.attach_state(answer["id"].as_str().unwrap()).await
-}
-
-/// Lets webhooks land.
-async fn settle(w: &World) {
-    for _ in 0..20 {
-        w.drain().await;
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn product<'a>(view: &'a Value, plan: &str) -> Option<&'a Value> {
@@ -79,6 +70,7 @@ async fn a_trial_is_given_once_per_customer_and_once_per_fingerprint() {
     let trial_end = stripe["trial_end"].as_i64().unwrap();
     assert!(trial_end - stripe["trial_start"].as_i64().unwrap() == 14 * 86_400);
     settle(&w).await;
+    assert_came(&w, sub, "customer.subscription.created").await;
     let view = w.customer("u_t1").await;
     let pro = product(&view, "pro").unwrap();
     assert_eq!(pro["status"], "trialing", "trialing is live: {view}");
@@ -109,26 +101,61 @@ async fn a_trial_is_given_once_per_customer_and_once_per_fingerprint() {
     let body = json!({"customer_id": "u_t1", "plan_id": "pro", "at": "now"});
     w.app.api(Method::POST, "/v1/cancel", Some(body)).await;
     settle(&w).await;
+    assert_came(&w, sub, "customer.subscription.deleted").await;
     assert!(product(&w.customer("u_t1").await, "pro").is_none());
     let again = attach(&w, "u_t1", "pro").await;
     assert!(again["trial_days"].is_null(), "{again}");
 }
 
-#[tokio::test]
+/// Two accounts with one fingerprint attach at the same moment, over many rounds on two
+/// threads: both requests are sent before either is awaited, so the server handles them at
+/// once. Each round ends with one trial claimed and one trialing subscription in Stripe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_accounts_racing_with_one_fingerprint_get_one_trial() {
     let w = world().await;
-    customer(&w, "u_r1", "fp-race", true).await;
-    customer(&w, "u_r2", "fp-race", true).await;
     let body = |id: &str| {
         json!({"customer_id": id, "plan_id": "pro",
                "success_url": "https://a.test/", "cancel_url": "https://a.test/"})
     };
-    let ((_, a), (_, b)) = tokio::join!(
-        w.app.api(Method::POST, "/v1/attach", Some(body("u_r1"))),
-        w.app.api(Method::POST, "/v1/attach", Some(body("u_r2")))
-    );
-    let trials = [&a, &b].iter().filter(|x| x["trial_days"] == 14).count();
-    assert_eq!(trials, 1, "{a} {b}");
+    for round in 0..12 {
+        let (one, two, fingerprint) = (
+            format!("u_r{round}a"),
+            format!("u_r{round}b"),
+            format!("fp-race-{round}"),
+        );
+        customer(&w, &one, &fingerprint, true).await;
+        customer(&w, &two, &fingerprint, true).await;
+        let ((sa, a), (sb, b)) = tokio::join!(
+            w.app.api(Method::POST, "/v1/attach", Some(body(&one))),
+            w.app.api(Method::POST, "/v1/attach", Some(body(&two)))
+        );
+        assert!(sa.is_success() && sb.is_success(), "{a} {b}");
+        let trials = [&a, &b].iter().filter(|x| x["trial_days"] == 14).count();
+        assert_eq!(trials, 1, "round {round}: {a} {b}");
+        let claimed: i64 = sqlx::query_scalar("SELECT count(*) FROM trials WHERE fingerprint = $1")
+            .bind(&fingerprint)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
+        assert_eq!(claimed, 1, "round {round}: one trial claimed");
+        w.drain().await;
+        let subs: Vec<Value> = w
+            .stripe
+            .subscriptions()
+            .into_iter()
+            .filter(|s| {
+                s["metadata"]["customer_id"] == one.as_str()
+                    || s["metadata"]["customer_id"] == two.as_str()
+            })
+            .collect();
+        let statuses: Vec<&str> = subs.iter().map(|s| s["status"].as_str().unwrap()).collect();
+        assert_eq!(subs.len(), 2, "round {round}: {statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == "trialing").count(),
+            1,
+            "round {round}: one trialing subscription in Stripe: {statuses:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -157,6 +184,7 @@ async fn a_trial_without_a_card_starts_at_once_and_ends_the_plan_without_one() {
         create.form
     );
     settle(&w).await;
+    assert_came(&w, &sub, "customer.subscription.created").await;
     assert_eq!(
         product(&w.customer("u_nc").await, "starter").unwrap()["status"],
         "trialing"
@@ -165,6 +193,8 @@ async fn a_trial_without_a_card_starts_at_once_and_ends_the_plan_without_one() {
     w.stripe.trial_will_end(&sub).await.unwrap();
     w.stripe.end_trial(&sub).await.unwrap();
     settle(&w).await;
+    assert_came(&w, &sub, "customer.subscription.trial_will_end").await;
+    assert_came(&w, &sub, "customer.subscription.deleted").await;
     assert_eq!(subscription(&w, &sub)["status"], "canceled");
     let view = w.customer("u_nc").await;
     assert!(product(&view, "starter").is_none(), "{view}");
@@ -208,14 +238,22 @@ async fn a_trial_that_needs_a_card_goes_through_checkout_and_bills_at_its_end() 
         .await
         .unwrap();
     settle(&w).await;
+    assert_came(
+        &w,
+        session["id"].as_str().unwrap(),
+        "checkout.session.completed",
+    )
+    .await;
     let view = w.customer("u_cc").await;
     let pro = product(&view, "pro").unwrap();
     assert_eq!(pro["status"], "trialing", "{view}");
     let sub = pro["stripe_subscription_id"].as_str().unwrap().to_owned();
+    assert_came(&w, &sub, "customer.subscription.created").await;
 
     // The card taken at checkout pays when the trial ends.
     w.stripe.end_trial(&sub).await.unwrap();
     settle(&w).await;
+    assert_came(&w, &sub, "customer.subscription.updated").await;
     let view = w.customer("u_cc").await;
     assert_eq!(product(&view, "pro").unwrap()["status"], "active", "{view}");
     let paid: Vec<&Value> = view["invoices"]
