@@ -282,12 +282,28 @@ mod tests {
     }
 
     #[test]
-    fn an_edited_reward_has_another_digest() {
-        let parse = |percent: &str| {
-            let text = format!("[[rewards]]\nid='a'\npercent_off={percent}\nduration='once'");
-            Catalog::parse(&text).unwrap().rewards[0].digest()
+    fn an_edited_reward_has_another_digest_and_only_then() {
+        let digest = |body: &str| {
+            Catalog::parse(&format!("[[rewards]]\n{body}"))
+                .unwrap()
+                .rewards[0]
+                .digest()
         };
-        assert_eq!(parse("10"), parse("10"));
-        assert_ne!(parse("10"), parse("15"));
+        let base = digest("id='a'\npercent_off=10\nduration='once'");
+        // The same reward written otherwise (field order, spacing, a comment) is the same
+        // coupon: no new Stripe coupon for it.
+        assert_eq!(
+            base,
+            digest("duration = 'once' # once\n  percent_off = 10\nid = 'a'")
+        );
+        // Any edit of what the coupon is makes another one.
+        for edited in [
+            "id='a'\npercent_off=15\nduration='once'",
+            "id='a'\npercent_off=10\nduration='forever'",
+            "id='a'\npercent_off=10\nduration={months=3}",
+            "id='a'\namount_off=10\ncurrency='usd'\nduration='once'",
+        ] {
+            assert_ne!(base, digest(edited), "{edited}");
+        }
     }
 }

@@ -330,6 +330,7 @@ async fn concurrent_email_only_get_or_create_makes_one_customer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_patch_and_delete_races_answer_200_201_or_404() {
     let app = TestApp::spawn().await;
+    let mut exists = [false; 3];
     for round in 0..25 {
         let id = format!("u_race_{}", round % 3);
         let path = format!("/v1/customers/{id}");
@@ -339,13 +340,45 @@ async fn create_patch_and_delete_races_answer_200_201_or_404() {
             app.api(Method::DELETE, &path, None),
             app.create_customer(json!({"id": id, "metadata": {"round": round}})),
         );
+        let created = a.0 == StatusCode::CREATED || d.0 == StatusCode::CREATED;
+        let deleted = c.0 == StatusCode::OK;
         for (status, body) in [a, b, c, d] {
             assert!(
-                [StatusCode::OK, StatusCode::CREATED, StatusCode::NOT_FOUND].contains(&status),
+                [
+                    StatusCode::OK,
+                    StatusCode::CREATED,
+                    StatusCode::NOT_FOUND,
+                    StatusCode::CONFLICT
+                ]
+                .contains(&status),
                 "round {round}: {status} {body}"
             );
         }
+        // The end state is one some order of the four requests leaves.
+        let (status, view) = app.api(Method::GET, &path, None).await;
+        let existed = std::mem::replace(&mut exists[round % 3], status == StatusCode::OK);
+        if status == StatusCode::OK {
+            assert!(created || (existed && !deleted), "round {round}: {view}");
+            // Made whole or not at all: a customer comes with its default plan.
+            let free = view["products"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["plan_id"] == "free" && p["status"] == "active");
+            assert!(free, "round {round}: {view}");
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "round {round}: {view}");
+            assert!(deleted || (!existed && !created), "round {round}");
+        }
     }
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM customer_plans p
+         WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.pk = p.customer_pk)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
 }
 
 #[tokio::test]

@@ -439,6 +439,7 @@ async fn a_failed_sign_in_is_logged_without_what_was_typed() {
     };
     let csrf = page.field("csrf").unwrap();
     let typed = "typed-guess-7c1d";
+    let mut answers = Vec::new();
     for token in [typed, API_TOKEN] {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs([("csrf", csrf.as_str()), ("token", token)])
@@ -448,13 +449,36 @@ async fn a_failed_sign_in_is_logged_without_what_was_typed() {
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
-        client.request(req).await.unwrap();
+        answers.push(client.request(req).await.unwrap());
     }
+    // The wrong token is refused; the right one signs in (a session cookie, off to the
+    // console).
+    assert_eq!(answers[0].status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(answers[1].status(), StatusCode::SEE_OTHER);
+    assert!(
+        answers[1].headers()[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/console"),
+    );
+    assert!(
+        answers[1]
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("rc_console=")),
+        "a session cookie"
+    );
     daemon.terminate();
     let exited = daemon.wait().await;
     let all = exited.stderr.join("\n");
     assert!(all.contains("console sign-in failed"), "{all}");
-    assert!(all.contains("console sign-in"), "{all}");
+    assert!(
+        exited.stderr.iter().any(|l| l.contains("console sign-in")
+            && !l.contains("failed")
+            && !l.contains("refused")),
+        "the sign-in with the right token is logged: {all}"
+    );
     for secret in [typed, API_TOKEN, SECRET_OLD, SECRET_NEW] {
         assert!(!all.contains(secret), "{secret} in the logs");
     }

@@ -250,19 +250,36 @@ async fn the_token_can_be_required() {
 }
 
 #[tokio::test]
-async fn the_stripe_api_call_counter_is_there_for_the_client() {
-    let app = TestApp::spawn().await;
-    let endpoint = "GET /v1/test_metrics/{id}";
-    stripe_reconciler::metrics::stripe_api_call(endpoint, Some(200));
-    stripe_reconciler::metrics::stripe_api_call(endpoint, None);
-    let after = scrape(&app).await;
+async fn the_stripe_client_counts_its_calls_by_endpoint_and_status() {
+    use stripe_reconciler::config::Secret;
+    use stripe_reconciler::stripe::client::StripeApi;
+
+    let w = crate::stripe_side::World::new().await;
+    let stripe_id = w.paying_customer("u_metrics_client").await;
+    let api = StripeApi::new(
+        &Secret::new(crate::stripe_side::STRIPE_KEY),
+        &w.stripe.url(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
     let calls = "stripe_api_calls_total";
-    assert_eq!(
-        after.value(calls, &[("endpoint", endpoint), ("status", "200")]),
-        1.0
+    let found = [("endpoint", "customers.retrieve"), ("status", "200")];
+    let missing = [("endpoint", "subscriptions.retrieve"), ("status", "404")];
+    let before = scrape(&w.app).await;
+    // Through the real client, against the fake: one answered, one refused.
+    api.retrieve_customer(&stripe_id).await.unwrap();
+    let refused = api
+        .retrieve_subscription("sub_no_such_subscription")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status, Some(404), "{refused:?}");
+    let after = scrape(&w.app).await;
+    assert!(
+        after.value(calls, &found) - before.value(calls, &found) >= 1.0,
+        "the answered call is counted"
     );
-    assert_eq!(
-        after.value(calls, &[("endpoint", endpoint), ("status", "error")]),
-        1.0
+    assert!(
+        after.value(calls, &missing) - before.value(calls, &missing) >= 1.0,
+        "the refused call is counted with Stripe's status"
     );
 }

@@ -95,10 +95,22 @@ async fn three_d_secure_asks_the_customer_then_paying_grants_the_plan() {
 
     // The caller of POST /v1/attach learns at once what the customer must do, and where
     // (the POST waits for the job, which the drain runs meanwhile).
-    let (answer, ()) = tokio::join!(w.attach("u_3ds", "pro"), async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        w.drain().await;
-    });
+    // Drained until the POST answers: a single drain after a fixed pause could run before
+    // the job was queued on a loaded machine, and the POST then waited in vain.
+    let answered = std::sync::atomic::AtomicBool::new(false);
+    let (answer, ()) = tokio::join!(
+        async {
+            let answer = w.attach("u_3ds", "pro").await;
+            answered.store(true, std::sync::atomic::Ordering::Relaxed);
+            answer
+        },
+        async {
+            while !answered.load(std::sync::atomic::Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                w.drain().await;
+            }
+        }
+    );
     assert_eq!(answer["state"], "requires_action", "{answer}");
     let subscription = only_subscription(&w, &stripe_customer);
     let invoice = invoices_of(&w, &subscription).remove(0);
