@@ -32,15 +32,14 @@ impl Job for RefreshSubscription {
     /// queues nothing more; a state of the same second that differs gets a read of its own,
     /// even while an earlier read (perhaps taken before that change) runs.
     fn key(&self) -> String {
-        match self.round {
-            0 => format!("{}:{}:{}", Self::KIND, self.subscription_id, self.tied_at),
-            n => format!(
-                "{}:{}:{}:{n}",
-                Self::KIND,
-                self.subscription_id,
-                self.tied_at
-            ),
+        let mut key = format!("{}:{}:{}", Self::KIND, self.subscription_id, self.tied_at);
+        if self.round > 0 {
+            key += &format!(":{}", self.round);
         }
+        if let Some(cause) = &self.cause {
+            key += &format!(":{cause}");
+        }
+        key
     }
 
     fn ordering_key(&self) -> Option<String> {
