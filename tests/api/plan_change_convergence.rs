@@ -163,7 +163,7 @@ async fn run(case: &Case, n: usize) -> Result<(), TestCaseError> {
 }
 
 /// The plans Stripe's subscription says the customer has.
-fn expected_products(w: &World, sub: &str) -> Value {
+pub(crate) fn expected_products(w: &World, sub: &str) -> Value {
     let stripe = w.stripe.subscriptions();
     let stripe = stripe.iter().find(|s| s["id"] == sub).unwrap();
     if stripe["status"] == "canceled" {
@@ -193,7 +193,7 @@ fn check_balances_and_invoices(w: &World, view: &Value, sub: &str) -> Result<(),
 }
 
 /// The view's products as [`expected_products`] shapes them.
-fn summary(view: &Value) -> Value {
+pub(crate) fn summary(view: &Value) -> Value {
     view["products"]
         .as_array()
         .unwrap()

@@ -56,7 +56,7 @@ fn ran(state: &str) -> bool {
     state == "applied" || state == "skipped"
 }
 
-fn stripe_subscription(w: &World, id: &str) -> Value {
+pub(crate) fn stripe_subscription(w: &World, id: &str) -> Value {
     w.stripe
         .subscriptions()
         .into_iter()
@@ -64,7 +64,7 @@ fn stripe_subscription(w: &World, id: &str) -> Value {
         .unwrap()
 }
 
-fn product<'a>(view: &'a Value, plan: &str) -> Option<&'a Value> {
+pub(crate) fn product<'a>(view: &'a Value, plan: &str) -> Option<&'a Value> {
     view["products"]
         .as_array()
         .unwrap()

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 
-use crate::plan_change_convergence::Dice;
+use crate::plan_change_convergence::{Dice, expected_products, summary};
 use crate::stripe_side::World;
 
 #[derive(Debug, Clone)]
@@ -210,6 +210,17 @@ async fn run(case: &Case, n: usize) -> Result<(), TestCaseError> {
         case.ops,
         view
     );
+    // The dashboard's cancel date too (the summary compares `cancel_at_period_end` only).
+    let stripe_sub = crate::plan_changes::stripe_subscription(&w, &sub);
+    if let Some(team) = crate::plan_changes::product(&view, "team") {
+        prop_assert_eq!(
+            team["cancel_at"].is_null(),
+            stripe_sub["cancel_at"].is_null(),
+            "ops {:?}: {:#}",
+            case.ops,
+            view
+        );
+    }
     let stripe_customer = w
         .stripe
         .customers()
@@ -223,40 +234,6 @@ async fn run(case: &Case, n: usize) -> Result<(), TestCaseError> {
         case.ops
     );
     Ok(())
-}
-
-/// The plans Stripe's subscription says the customer has.
-fn expected_products(w: &World, sub: &str) -> Value {
-    let stripe = w.stripe.subscriptions();
-    let stripe = stripe.iter().find(|s| s["id"] == sub).unwrap();
-    if stripe["status"] == "canceled" {
-        return json!([{ "plan_id": "free", "status": "active" }]);
-    }
-    let item = &stripe["items"]["data"][0];
-    json!([{
-        "plan_id": "team", "status": stripe["status"],
-        "quantity": item["quantity"],
-        "cancel_at_period_end": stripe["cancel_at_period_end"],
-        "canceling": !stripe["cancel_at"].is_null(),
-    }])
-}
-
-/// The view's products as [`expected_products`] shapes them.
-fn summary(view: &Value) -> Value {
-    view["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let mut s = json!({"plan_id": p["plan_id"], "status": p["status"]});
-            if p["plan_id"] == "team" {
-                s["quantity"] = p["quantity"].clone();
-                s["cancel_at_period_end"] = p["cancel_at_period_end"].clone();
-                s["canceling"] = (!p["cancel_at"].is_null()).into();
-            }
-            s
-        })
-        .collect()
 }
 
 #[test]

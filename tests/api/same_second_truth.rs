@@ -6,7 +6,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::plan_changes::subscribed;
+use crate::plan_changes::{product, stripe_subscription, subscribed};
 use crate::stripe_side::{World, settle};
 
 /// Posts a change and runs it (its job and whatever is queued), at once.
@@ -14,22 +14,6 @@ async fn change(w: &World, route: &str, body: Value) {
     let (status, answer) = w.app.api(Method::POST, route, Some(body)).await;
     assert!(status.is_success(), "{route}: {status}: {answer}");
     w.drain().await;
-}
-
-fn stripe_subscription(w: &World, id: &str) -> Value {
-    w.stripe
-        .subscriptions()
-        .into_iter()
-        .find(|s| s["id"] == id)
-        .unwrap()
-}
-
-fn team(view: &Value) -> Option<&Value> {
-    view["products"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["plan_id"] == "team")
 }
 
 #[tokio::test]
@@ -52,7 +36,7 @@ async fn quantities_then_cancel_now_in_one_second_leave_no_live_plan() {
         assert_eq!(stripe_subscription(&w, &sub)["status"], "canceled");
         let view = w.customer(&customer).await;
         assert!(
-            team(&view).is_none(),
+            product(&view, "team").is_none(),
             "round {n}: team is still live: {view:#}"
         );
         let (_, check) = w
@@ -87,7 +71,8 @@ async fn cancel_uncancel_then_quantity_in_quick_succession_keep_stripes_quantity
         let stripe = stripe_subscription(&w, &sub);
         assert_eq!(stripe["items"]["data"][0]["quantity"], 3);
         let view = w.customer(&customer).await;
-        let team = team(&view).unwrap_or_else(|| panic!("round {n}: no team plan: {view:#}"));
+        let team =
+            product(&view, "team").unwrap_or_else(|| panic!("round {n}: no team plan: {view:#}"));
         assert_eq!(team["quantity"], 3, "round {n}: {view:#}");
         assert_eq!(team["cancel_at_period_end"], false, "round {n}: {view:#}");
     }
