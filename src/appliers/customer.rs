@@ -3,7 +3,7 @@
 //!
 //! - A Stripe customer not linked yet whose `metadata.customer_id` names one of ours (made in
 //!   the dashboard or by another system) links to it, and an import job brings in its
-//!   subscriptions and re-applies its events that were skipped for want of the link.
+//!   subscriptions (the link itself queues again its events that were skipped for want of it).
 //! - A change of name or email made in Stripe is copied into ours (newest event wins); the
 //!   echo of a change we made ourselves (its request's idempotency key is one of ours,
 //!   `rc-...`) is not, so a later change of ours is never undone by it. Our own change counts

@@ -118,11 +118,10 @@ async fn resolve_customer(
     Ok(Some(pk))
 }
 
-pub use customers::UNKNOWN_CUSTOMER;
-
 fn unknown_customer(stripe_customer: Option<&str>) -> String {
     format!(
-        "{UNKNOWN_CUSTOMER} {} (no stored stripe_id or metadata.customer_id matches)",
+        "{} {} (no stored stripe_id or metadata.customer_id matches)",
+        customers::UNKNOWN_CUSTOMER,
         stripe_customer.unwrap_or("(none)")
     )
 }

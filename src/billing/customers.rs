@@ -1,6 +1,8 @@
 //! Stripe customers: created lazily (or at once with `create_in_stripe`) with our id in their
 //! metadata, or linked (`stripe_id`) with our id written into theirs; a linked Stripe
-//! customer's subscriptions and skipped events imported; our name and email pushed to it.
+//! customer's subscriptions imported (its skipped events are queued again where the link is
+//! written); our name and email pushed to it, and read back when a change of Stripe's ties
+//! with ours.
 
 use std::collections::HashMap;
 
@@ -10,7 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::StripeContext;
-use crate::appliers::{UNKNOWN_CUSTOMER, subscription::apply};
+use crate::appliers::subscription::apply;
 use crate::jobs::{
     CreateCustomer, ImportCustomer, LinkCustomer, RefreshCustomer, SyncCustomer, ordering,
 };
@@ -154,12 +156,12 @@ async fn import(
     for sub in subscriptions.iter().map(Subscription::from) {
         apply(&mut tx, &stripe.catalog, &sub, false, observed).await?;
     }
-    let requeued = outbox::queue::requeue_skipped(&mut tx, stripe_id, UNKNOWN_CUSTOMER).await?;
+    // The events skipped for want of the link were queued again where it was written
+    // (`customers::link_stripe`).
     tracing::info!(
         customer_pk,
         stripe_id,
         subscriptions = subscriptions.len(),
-        requeued,
         "linked Stripe customer imported"
     );
     lease.complete(tx).await
@@ -183,10 +185,7 @@ impl Job for SyncCustomer {
     /// last), under a key of the change: a retry replays the same request, and Stripe's
     /// `customer.updated` echo carries the key and is not copied back.
     async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
-        let mut conn = lease.pool().acquire().await?;
-        let customer = customers::by_pk(&mut conn, self.customer_pk).await?;
-        drop(conn);
-        let Some(stripe_id) = customer.and_then(|c| c.stripe_id) else {
+        let Some(stripe_id) = linked_stripe_id(lease.pool(), self.customer_pk).await? else {
             return lease.complete_alone().await; // deleted or unlinked: nothing to push
         };
         let key = format!("rc-{}", self.key().replace(':', "-"));
@@ -218,10 +217,7 @@ impl Job for RefreshCustomer {
     }
 
     async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
-        let mut conn = lease.pool().acquire().await?;
-        let customer = customers::by_pk(&mut conn, self.customer_pk).await?;
-        drop(conn);
-        let Some(stripe_id) = customer.and_then(|c| c.stripe_id) else {
+        let Some(stripe_id) = linked_stripe_id(lease.pool(), self.customer_pk).await? else {
             return lease.complete_alone().await; // deleted or unlinked: nothing to read
         };
         let read = stripe.api.retrieve_customer(&stripe_id).await?;
@@ -237,4 +233,12 @@ impl Job for RefreshCustomer {
         .await?;
         lease.complete(tx).await
     }
+}
+
+/// The Stripe id our customer is linked to now, if it still exists and is linked.
+async fn linked_stripe_id(pool: &PgPool, customer_pk: i64) -> Result<Option<String>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    Ok(customers::by_pk(&mut conn, customer_pk)
+        .await?
+        .and_then(|c| c.stripe_id))
 }

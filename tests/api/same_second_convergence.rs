@@ -128,15 +128,8 @@ async fn catch_up(w: &World, d: &mut Delivered) {
 async fn run(case: &Case, n: usize) -> Result<(), TestCaseError> {
     let w = World::new().await;
     let customer = format!("u_sscv_{n}");
-    let stripe_id = w.paying_customer(&customer).await;
-    let attach = json!({"customer_id": customer, "plan_id": "team", "quantity": 2,
-                        "success_url": "https://a.test/", "cancel_url": "https://a.test/"});
-    let (status, answer) = w.app.api(Method::POST, "/v1/attach", Some(attach)).await;
-    prop_assert!(status.is_success(), "{}", answer);
-    w.drain().await;
-    let attach = w.attach_state(answer["id"].as_str().unwrap()).await;
-    prop_assert_eq!(&attach["state"], "active");
-    let sub = attach["stripe_subscription_id"]
+    let sub = crate::plan_changes::subscribed(&w, &customer, "team", 2).await;
+    let stripe_id = w.customer(&customer).await["stripe_id"]
         .as_str()
         .unwrap()
         .to_owned();
