@@ -275,6 +275,7 @@ async fn audit_customer(
             // A read, made while nothing of ours was queued for the customer (busy ones are
             // skipped): copied also over a change of ours from the same second.
             true,
+            false,
         )
         .await?;
     }

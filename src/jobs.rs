@@ -93,15 +93,26 @@ pub struct SyncCustomer {
     /// The new values; an absent one is left as it is in Stripe.
     pub name: Option<String>,
     pub email: Option<String>,
+    /// When the change was made (µs): changing a name back to one pushed before is a
+    /// change of its own, so its key (and Stripe idempotency key) differs. 0 in jobs queued
+    /// before it was kept.
+    #[serde(default)]
+    pub change: i64,
 }
 
 /// Reads a linked customer's name and email from Stripe and copies them into ours: a Stripe
-/// event from the second of our own change (`tied_at`) could not be ordered against it. Runs
+/// event from the second of our own change or of another event that said otherwise
+/// (`tied_at`) could not be ordered against it. Runs
 /// after our push (the customer's jobs run in order), so it copies whatever Stripe has last.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RefreshCustomer {
     pub customer_pk: i64,
     pub tied_at: i64,
+    /// The tying event's name and email, hashed (`customers::contact_digest`): each tying
+    /// state gets its own read, also after a read of that second ran. None in jobs queued
+    /// before it was kept.
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// The ordering key of a customer's jobs.

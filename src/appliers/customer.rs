@@ -28,8 +28,9 @@ const OUR_KEYS: &str = "rc-";
 
 #[derive(Clone)]
 pub(super) struct CustomerHandler {
-    /// Whether a change of ours from the same second as a Stripe event is settled by reading
-    /// the Stripe customer (only when Stripe is configured: the job calls it).
+    /// Whether a change of ours or another Stripe event from the same second as a Stripe
+    /// event is settled by reading the Stripe customer (only when Stripe is configured: the
+    /// job calls it).
     pub refresh_ties: bool,
 }
 
@@ -64,6 +65,7 @@ impl EventHandler for CustomerHandler {
             stripe.email.as_deref(),
             event.created,
             false,
+            self.refresh_ties,
         )
         .await?;
         Ok(match sync {
@@ -77,12 +79,16 @@ impl EventHandler for CustomerHandler {
                     let job = RefreshCustomer {
                         customer_pk: customer.pk,
                         tied_at: event.created,
+                        cause: Some(customers::contact_digest(
+                            stripe.name.as_deref(),
+                            stripe.email.as_deref(),
+                        )),
                     };
                     outbox::enqueue(conn, &job).await?;
                 }
                 Outcome::Skipped(format!(
-                    "tied: our own change of {}'s name or email is from the same second; \
-                     reading it from Stripe",
+                    "tied: our own change of {}'s name or email, or another Stripe event that \
+                     says otherwise, is from the same second; reading it from Stripe",
                     stripe.id
                 ))
             }

@@ -171,10 +171,17 @@ impl Job for SyncCustomer {
     const KIND: &'static str = "stripe.sync_customer";
     type Context = StripeContext;
 
+    /// One push per change: its content and when it was made (a name changed back is
+    /// pushed again).
     fn key(&self) -> String {
         let digest = Sha256::digest(format!("{:?}\n{:?}", self.name, self.email));
-        let change = hex::encode(&digest[..8]);
-        format!("{}:{}:{change}", Self::KIND, self.customer_pk)
+        let content = hex::encode(&digest[..8]);
+        format!(
+            "{}:{}:{content}:{}",
+            Self::KIND,
+            self.customer_pk,
+            self.change
+        )
     }
 
     fn ordering_key(&self) -> Option<String> {
@@ -206,9 +213,15 @@ impl Job for RefreshCustomer {
     const KIND: &'static str = "customer.refresh";
     type Context = StripeContext;
 
-    /// One read per tie.
+    /// One read per tying state.
     fn key(&self) -> String {
-        format!("{}:{}:{}", Self::KIND, self.customer_pk, self.tied_at)
+        let cause = self.cause.as_deref().unwrap_or("");
+        format!(
+            "{}:{}:{}:{cause}",
+            Self::KIND,
+            self.customer_pk,
+            self.tied_at
+        )
     }
 
     /// Behind the customer's pending push of our change.
@@ -229,6 +242,7 @@ impl Job for RefreshCustomer {
             read.email.as_deref(),
             self.tied_at,
             true,
+            false,
         )
         .await?;
         lease.complete(tx).await

@@ -203,6 +203,7 @@ pub(super) async fn update(
             customer_pk: customer.pk,
             name: fields.name.clone(),
             email: fields.email.clone(),
+            change: chrono::Utc::now().timestamp_micros(),
         };
         outbox::enqueue(&mut tx, &job).await?;
     }

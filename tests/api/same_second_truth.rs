@@ -122,3 +122,70 @@ async fn a_dashboard_name_change_then_ours_moments_later_end_the_same_on_both_si
         assert_eq!(ours["name"], stripe_name, "round {n}: {ours:#}");
     }
 }
+
+/// Two name changes in Stripe's dashboard within one second, their webhooks delivered in
+/// reverse: the payloads cannot say which came last, so the later-arriving one is not
+/// copied over the other; the customer is read from Stripe and ours ends as Stripe's.
+#[tokio::test]
+async fn two_dashboard_name_changes_of_one_second_delivered_in_reverse_end_as_stripe() {
+    let w = World::new().await;
+    let customer = "u_ss_names";
+    let stripe_id = w.paying_customer(customer).await;
+    settle(&w).await;
+    w.stripe.set_delivery(fake_stripe::Delivery::Drop);
+    let before = w.stripe.events().len();
+    for name in ["First Fay", "Second Sid"] {
+        w.stripe
+            .update_customer_in_dashboard(&stripe_id, Some(name), None)
+            .await
+            .unwrap();
+    }
+    let dashboard: Vec<Value> = w.stripe.events()[before..].to_vec();
+    assert_eq!(dashboard.len(), 2, "{dashboard:#?}");
+    assert_eq!(
+        dashboard[0]["created"], dashboard[1]["created"],
+        "the fake's clock does not step: both changes are of one second"
+    );
+    w.stripe.set_delivery(fake_stripe::Delivery::Deliver);
+    for event in dashboard.iter().rev() {
+        w.app.post_event(event.to_string().as_bytes()).await;
+        w.drain().await;
+    }
+    settle(&w).await;
+    let ours = w.customer(customer).await;
+    assert_eq!(ours["name"], "Second Sid", "{ours:#}");
+}
+
+/// Our name changed, changed again, and changed back (as fast as the API answers): each is a
+/// push of its own, so Stripe ends with the last one, as ours does (a push keyed by its
+/// content alone was taken for the first one's and never made).
+#[tokio::test]
+async fn a_name_changed_and_changed_back_is_pushed_again() {
+    let w = World::new().await;
+    let customer = "u_ss_back";
+    let stripe_id = w.paying_customer(customer).await;
+    settle(&w).await;
+    for name in ["Back Bea", "Forth Flo", "Back Bea"] {
+        let (status, answer) = w
+            .app
+            .api(
+                Method::PATCH,
+                &format!("/v1/customers/{customer}"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert!(status.is_success(), "{answer}");
+        w.drain().await;
+    }
+    settle(&w).await;
+    let stripe_name = w
+        .stripe
+        .customers()
+        .into_iter()
+        .find(|c| c["id"] == stripe_id.as_str())
+        .unwrap()["name"]
+        .clone();
+    assert_eq!(stripe_name, "Back Bea");
+    let ours = w.customer(customer).await;
+    assert_eq!(ours["name"], "Back Bea", "{ours:#}");
+}
