@@ -73,6 +73,8 @@ pg_start bench-apply "$(pg_free_port)"
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' "$PG_STARTED_BIN/psql" "$PG_ADMIN_URL" -qtAX "$@"; }
 if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
     psql_admin -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
+    # Nested statements too (the triggers' inserts), each under its own text.
+    psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" >/dev/null
     pg_stop_keep=$PG_STARTED_BIN
     pg_as_owner "$PG_STARTED_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
     pg_ctl_start "$pg_stop_keep" "$PG_PORT"

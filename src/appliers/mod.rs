@@ -54,6 +54,7 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Regi
     let subscription = subscription::SubscriptionHandler {
         catalog,
         refresh_ties: stripe,
+        prices: invoice.prices.clone(),
     };
     let discount = discount::DiscountHandler {
         fetch_coupons: stripe,
@@ -65,8 +66,9 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Regi
         };
         registry = registry.on_event(event_type, Sourced(handler));
     }
+    // Sourced in its first statement, which it needs to make anyway.
     for event_type in subscription::EVENT_TYPES {
-        registry = registry.on_event(event_type, Sourced(subscription.clone()));
+        registry = registry.on_event(event_type, subscription.clone());
     }
     for event_type in checkout::EVENT_TYPES {
         registry = registry.on_event(event_type, Sourced(checkout.clone()));
@@ -107,9 +109,18 @@ async fn resolve_customer(
     let our_id = metadata
         .and_then(|m| m.get("customer_id"))
         .map(String::as_str);
-    let Some((pk, by_stripe)) =
-        customers::pk_by_stripe_id_or_id(conn, stripe_customer, our_id).await?
-    else {
+    let found = customers::pk_by_stripe_id_or_id(conn, stripe_customer, our_id).await?;
+    link_found(conn, found, stripe_customer).await
+}
+
+/// The customer found for a Stripe object (`by_stripe`: by its Stripe id), its Stripe id
+/// linked when it was found by our id.
+async fn link_found(
+    conn: &mut PgConnection,
+    found: Option<(i64, bool)>,
+    stripe_customer: Option<&str>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let Some((pk, by_stripe)) = found else {
         return Ok(None);
     };
     if !by_stripe && let Some(stripe_id) = stripe_customer {
@@ -126,19 +137,6 @@ fn unknown_customer(stripe_customer: Option<&str>) -> String {
     )
 }
 
-/// The plan a set of Stripe prices belongs to: stored price ids first, then metadata.
-async fn resolve_plan<'c>(
-    conn: &mut PgConnection,
-    catalog: &'c Catalog,
-    price_ids: &[&str],
-    metadata: &[Option<&Metadata>],
-) -> Result<Option<&'c Plan>, sqlx::Error> {
-    let stored = stripe_ids::plan_of_prices(conn, price_ids).await?;
-    Ok(stored
-        .and_then(|id| catalog.plan(&id))
-        .or_else(|| plan_in_metadata(catalog, metadata)))
-}
-
 fn plan_in_metadata<'c>(catalog: &'c Catalog, metadata: &[Option<&Metadata>]) -> Option<&'c Plan> {
     metadata
         .iter()
@@ -147,7 +145,8 @@ fn plan_in_metadata<'c>(catalog: &'c Catalog, metadata: &[Option<&Metadata>]) ->
         .and_then(|id| catalog.plan(id))
 }
 
-/// The plans of Stripe prices seen before, so applying an invoice reads each price once.
+/// The plans of Stripe prices seen before, so applying an invoice or a subscription reads
+/// each price once.
 ///
 /// The catalog sync creates each Stripe price for one plan and never gives it to another,
 /// so a plan found for a price stays right, also when the catalog or the Stripe account
@@ -158,7 +157,7 @@ fn plan_in_metadata<'c>(catalog: &'c Catalog, metadata: &[Option<&Metadata>]) ->
 pub(super) struct PricePlans(Mutex<HashMap<String, String>>);
 
 impl PricePlans {
-    /// The plan of `price`, else of `plan_id` in `metadata`: [`resolve_plan`] for one price.
+    /// The plan of `price`, else of `plan_id` in `metadata`.
     async fn resolve<'c>(
         &self,
         conn: &mut PgConnection,
@@ -166,19 +165,40 @@ impl PricePlans {
         price: Option<&str>,
         metadata: &Metadata,
     ) -> Result<Option<&'c Plan>, sqlx::Error> {
-        let mut stored = None;
-        if let Some(price) = price {
-            stored = self.known().get(price).cloned();
-            if stored.is_none() {
-                stored = stripe_ids::plan_of_prices(conn, &[price]).await?;
-                if let Some(id) = &stored {
-                    self.known().insert(price.to_owned(), id.clone());
+        let prices: Vec<&str> = price.into_iter().collect();
+        self.resolve_many(conn, catalog, &prices, &[Some(metadata)])
+            .await
+    }
+
+    /// The plan of a subscription's `prices`, stored price ids first (the first by plan id of
+    /// those a plan has), else of `plan_id` in the first `metadata` that names one.
+    async fn resolve_many<'c>(
+        &self,
+        conn: &mut PgConnection,
+        catalog: &'c Catalog,
+        prices: &[&str],
+        metadata: &[Option<&Metadata>],
+    ) -> Result<Option<&'c Plan>, sqlx::Error> {
+        let mut plans = Vec::with_capacity(prices.len());
+        for price in prices {
+            let known = self.known().get(*price).cloned();
+            let plan = match known {
+                Some(plan) => Some(plan),
+                None => {
+                    let found = stripe_ids::plan_of_prices(conn, &[price]).await?;
+                    if let Some(id) = &found {
+                        self.known().insert((*price).to_owned(), id.clone());
+                    }
+                    found
                 }
-            }
+            };
+            plans.extend(plan);
         }
-        Ok(stored
+        Ok(plans
+            .into_iter()
+            .min()
             .and_then(|id| catalog.plan(&id))
-            .or_else(|| plan_in_metadata(catalog, &[Some(metadata)])))
+            .or_else(|| plan_in_metadata(catalog, metadata)))
     }
 
     fn known(&self) -> MutexGuard<'_, HashMap<String, String>> {

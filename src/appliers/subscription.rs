@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::{resolve_customer, resolve_plan, unknown_customer};
+use super::{PricePlans, link_found, resolve_customer, unknown_customer};
 use crate::catalog::{Catalog, Plan};
 use crate::jobs::RefreshSubscription;
+use crate::store::activity;
 use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::plans::{self, SubscriptionState, Sync};
-use crate::store::{activity, attaches};
 use crate::stripe::event::object;
 use crate::stripe::objects::{Subscription, timestamp};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
@@ -31,6 +31,8 @@ pub(super) struct SubscriptionHandler {
     /// Whether a same-second tie is settled by reading Stripe (only when Stripe is
     /// configured: the job calls it).
     pub refresh_ties: bool,
+    /// The plans of the prices seen before (shared with the invoice handler).
+    pub prices: Arc<PricePlans>,
 }
 
 impl EventHandler for SubscriptionHandler {
@@ -47,7 +49,13 @@ impl EventHandler for SubscriptionHandler {
         } else {
             Ties::Ignore
         };
-        let outcome = apply_with(conn, &self.catalog, &sub, ended, event.created, ties).await?;
+        let source = Some((event.id.as_str(), event.created));
+        let seen = Seen {
+            at: event.created,
+            ties,
+            source,
+        };
+        let outcome = apply_with(conn, &self.catalog, &self.prices, &sub, ended, seen).await?;
         if event.event_type == "customer.subscription.trial_will_end" {
             trial_will_end(conn, &sub).await?;
         }
@@ -77,11 +85,23 @@ pub(crate) async fn plan_of<'c>(
     catalog: &'c Catalog,
     sub: &Subscription,
 ) -> Result<Option<&'c Plan>, sqlx::Error> {
-    let prices: Vec<_> = sub.items.data.iter().filter_map(|i| i.price()).collect();
-    let price_ids: Vec<&str> = prices.iter().map(|p| p.id.as_str()).collect();
+    plan_with(conn, catalog, &PricePlans::default(), sub).await
+}
+
+/// [`plan_of`], the prices' plans looked up in `prices` first.
+async fn plan_with<'c>(
+    conn: &mut PgConnection,
+    catalog: &'c Catalog,
+    prices: &PricePlans,
+    sub: &Subscription,
+) -> Result<Option<&'c Plan>, sqlx::Error> {
+    let items: Vec<_> = sub.items.data.iter().filter_map(|i| i.price()).collect();
+    let price_ids: Vec<&str> = items.iter().map(|p| p.id.as_str()).collect();
     let mut metadata = vec![Some(&sub.metadata)];
-    metadata.extend(prices.iter().map(|p| Some(&p.metadata)));
-    resolve_plan(conn, catalog, &price_ids, &metadata).await
+    metadata.extend(items.iter().map(|p| Some(&p.metadata)));
+    prices
+        .resolve_many(conn, catalog, &price_ids, &metadata)
+        .await
 }
 
 /// Applies a subscription as read from the API at `observed`: the same path as webhooks, for
@@ -95,7 +115,12 @@ pub(crate) async fn apply(
     ended: bool,
     observed: i64,
 ) -> Result<Outcome, JobError> {
-    apply_with(conn, catalog, sub, ended, observed, Ties::Apply(Some(0))).await
+    let seen = Seen {
+        at: observed,
+        ties: Ties::Apply(Some(0)),
+        source: None,
+    };
+    apply_with(conn, catalog, &PricePlans::default(), sub, ended, seen).await
 }
 
 /// [`apply`] for a read that settles a tie (`subscription.refresh`): a tie again queues the
@@ -107,7 +132,12 @@ pub(crate) async fn apply_read(
     observed: i64,
     next_round: Option<u32>,
 ) -> Result<Outcome, JobError> {
-    apply_with(conn, catalog, sub, false, observed, Ties::Apply(next_round)).await
+    let seen = Seen {
+        at: observed,
+        ties: Ties::Apply(next_round),
+        source: None,
+    };
+    apply_with(conn, catalog, &PricePlans::default(), sub, false, seen).await
 }
 
 /// What a state that ties in its second with the newest applied one does.
@@ -122,27 +152,43 @@ enum Ties {
     Ignore,
 }
 
-/// [`apply`] for a state seen at `observed`, ties handled as `ties` says.
+/// How a state was seen: when (`at`), what a tie with it does, and what the changes are
+/// attributed to in the timeline (an event: its id and `created`; else whatever the
+/// transaction named).
+struct Seen<'e> {
+    at: i64,
+    ties: Ties,
+    source: Option<(&'e str, i64)>,
+}
+
+/// [`apply`] for a state as `seen`.
 async fn apply_with(
     conn: &mut PgConnection,
     catalog: &Catalog,
+    prices: &PricePlans,
     sub: &Subscription,
     ended: bool,
-    observed: i64,
-    ties: Ties,
+    seen: Seen<'_>,
 ) -> Result<Outcome, JobError> {
+    let Seen {
+        at: observed,
+        ties,
+        source,
+    } = seen;
     // An item we cannot read at all makes the event dead, naming it (never a guess).
     sub.prices()
-        .map_err(|e| JobError::permanent(anyhow::anyhow!(e)))?;
+        .map_err(|e| JobError::Unreadable(anyhow::anyhow!(e)))?;
     let stripe_customer = sub.customer.id();
-    let Some(customer_pk) =
-        resolve_customer(conn, Some(stripe_customer), Some(&sub.metadata)).await?
-    else {
+    // One statement: the customer, whom the subscription's state was stored for, the source.
+    let our_id = sub.metadata.get("customer_id").map(String::as_str);
+    let refs = entities::subscription_refs(conn, source, stripe_customer, our_id, &sub.id).await?;
+    let Some(customer_pk) = link_found(conn, refs.customer, Some(stripe_customer)).await? else {
         return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
     };
     // An entity's subscription (`metadata.entity_id`) is kept under the entity's holder.
     let entity = sub.metadata.get("entity_id").map(String::as_str);
-    let owner_pk = match entities::subscription_owner(conn, customer_pk, &sub.id, entity).await? {
+    let owner = entities::owner_of(conn, customer_pk, refs.stored, entity).await?;
+    let owner_pk = match owner {
         SubscriptionOwner::Pk(pk) => pk,
         SubscriptionOwner::Deleted { entity_id, .. } => {
             return Ok(Outcome::Skipped(format!(
@@ -157,7 +203,7 @@ async fn apply_with(
             )));
         }
     };
-    let Some(plan) = plan_of(conn, catalog, sub).await? else {
+    let Some(plan) = plan_with(conn, catalog, prices, sub).await? else {
         return Ok(Outcome::Skipped(format!(
             "subscription {} maps to no plan in the catalog",
             sub.id
@@ -186,13 +232,9 @@ async fn apply_with(
         event_created: observed,
         read: matches!(ties, Ties::Apply(_)),
     };
-    let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
-    if let Some(trial_end) = state.trial_end {
-        attaches::set_trial_end(conn, &sub.id, trial_end).await?;
-    }
-    // Whichever event came last, an attach waiting on the first payment follows the
+    // Also, whichever event came last, an attach waiting on the first payment follows the
     // subscription's newest status.
-    attaches::follow_subscription(conn, &sub.id).await?;
+    let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
     let tied = matches!(sync, Sync::Tied | Sync::AppliedOverTie);
     let round = match ties {
         Ties::Apply(round) => round,

@@ -535,8 +535,8 @@ async fn record_discounts(
 
 /// Stripe refused a price or product we stored for the plan as unknown.
 fn lost_catalog_object(error: &JobError) -> bool {
-    let (JobError::Retryable(error) | JobError::Permanent(error)) = error;
     error
+        .inner()
         .downcast_ref::<CallError>()
         .is_some_and(CallError::lost_catalog_object)
 }

@@ -180,24 +180,6 @@ pub async fn set_trial(conn: &mut PgConnection, id: &str, days: i32) -> Result<(
     Ok(())
 }
 
-/// Records when the attach's trial ends, as its subscription says.
-pub async fn set_trial_end(
-    conn: &mut PgConnection,
-    subscription_id: &str,
-    trial_end: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE attaches SET trial_end = $2
-         WHERE stripe_subscription_id = $1 AND trial_days IS NOT NULL
-           AND trial_end IS DISTINCT FROM $2",
-    )
-    .bind(subscription_id)
-    .bind(trial_end)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Stores the Checkout Session a pending attach waits on.
 pub async fn set_checkout(
     conn: &mut PgConnection,
@@ -313,27 +295,15 @@ pub async fn first_payment_made(
 /// The attaches waiting on the first payment of `subscription_id` follow its newest applied
 /// status: paid (any status but `incomplete`) → `active`, or `completed` when they went
 /// through a Checkout Session; ended unpaid (`incomplete_expired`, `canceled`) → `expired`.
+/// Applying a subscription event does this in its own statement ([`crate::store::plans::sync_subscription`]).
 pub async fn follow_subscription(
     conn: &mut PgConnection,
     subscription_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE attaches a SET updated_at = now(), action_url = NULL,
-             state = CASE
-                 WHEN s.status IN ('incomplete_expired', 'canceled') THEN 'expired'
-                 WHEN a.checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
-             error = CASE
-                 WHEN s.status IN ('incomplete_expired', 'canceled')
-                 THEN coalesce(a.error || '; ', '')
-                      || 'the subscription ended before its first payment (' || s.status || ')'
-                 END
-         FROM stripe_subscriptions s
-         WHERE s.id = $1 AND a.stripe_subscription_id = $1 AND a.state = ANY($2)
-           AND s.status IS NOT NULL AND s.status <> 'incomplete'",
-    )
-    .bind(subscription_id)
-    .bind(WAITING)
-    .execute(conn)
-    .await?;
+    // The statement is SQL's (migration 28): `sync_subscription_state` runs it too.
+    sqlx::query("SELECT follow_subscription($1)")
+        .bind(subscription_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -13,14 +13,14 @@ use crate::catalog::{Catalog, FeatureKind, Reset};
 
 /// A held plan of a customer (live or suspended), as provisioning needs it.
 #[derive(sqlx::FromRow)]
-struct HeldPlan {
-    plan_id: String,
-    status: String,
-    backed: bool,
-    period_end: Option<DateTime<Utc>>,
-    started_at: DateTime<Utc>,
+pub struct HeldPlan {
+    pub plan_id: String,
+    pub status: String,
+    pub backed: bool,
+    pub period_end: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
     /// Units of the plan (seats): what `per_unit` items scale by.
-    quantity: i32,
+    pub quantity: i32,
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +56,17 @@ pub async fn provision(
     .bind(customer_pk)
     .fetch_all(&mut *conn)
     .await?;
+    provision_from(conn, catalog, customer_pk, &held).await
+}
+
+/// [`provision`] from the customer's held plans as read already (in the order add-ons last,
+/// then by row id), by whoever wrote them (`sync_subscription_state`, migration 28).
+pub async fn provision_from(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    held: &[HeldPlan],
+) -> Result<(), sqlx::Error> {
     let (live, suspended): (Vec<&HeldPlan>, Vec<&HeldPlan>) =
         held.iter().partition(|p| catalog.access.is_live(&p.status));
     let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();

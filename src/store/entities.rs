@@ -136,17 +136,89 @@ pub async fn subscription_owner(
     subscription_id: &str,
     entity_id: Option<&str>,
 ) -> Result<SubscriptionOwner, sqlx::Error> {
-    let stored: Option<(i64, Option<String>, bool)> = sqlx::query_as(
-        "SELECT o.customer_pk, e.id, e.deleted_at IS NOT NULL
-         FROM ((SELECT customer_pk FROM stripe_subscriptions WHERE id = $1)
-               UNION ALL
-               (SELECT customer_pk FROM customer_plans WHERE stripe_subscription_id = $1 LIMIT 1)
-               LIMIT 1) o
-         LEFT JOIN entities e ON e.holder_pk = o.customer_pk",
-    )
+    let stored: Option<StoredOwner> = sqlx::query_as(STORED_OWNER)
+        .bind(subscription_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    owner_of(conn, customer_pk, stored, entity_id).await
+}
+
+/// Whom a subscription's state was stored for: that pk, and the entity it holds if it is an
+/// entity's holder (its id, whether it was deleted).
+pub type StoredOwner = (i64, Option<String>, bool);
+
+/// [`StoredOwner`] of the subscription `$1`, if any of its state is stored.
+const STORED_OWNER: &str = "SELECT o.customer_pk, e.id, e.deleted_at IS NOT NULL
+     FROM ((SELECT customer_pk FROM stripe_subscriptions WHERE id = $1)
+           UNION ALL
+           (SELECT customer_pk FROM customer_plans WHERE stripe_subscription_id = $1 LIMIT 1)
+           LIMIT 1) o
+     LEFT JOIN entities e ON e.holder_pk = o.customer_pk
+     LIMIT 1";
+
+/// What applying a subscription starts from, read in one statement: our customer for its
+/// Stripe customer (by `stripe_id`, else by our id in its metadata: `by_stripe` false) and
+/// whom its state was stored for. With `source`, the transaction's changes are attributed to
+/// it first ([`activity::set_source`](super::activity::set_source)).
+pub async fn subscription_refs(
+    conn: &mut PgConnection,
+    source: Option<(&str, i64)>,
+    stripe_customer: &str,
+    our_id: Option<&str>,
+    subscription_id: &str,
+) -> Result<SubscriptionRefs, sqlx::Error> {
+    type Row = (
+        Option<String>,
+        Option<i64>,
+        Option<bool>,
+        Option<i64>,
+        Option<String>,
+        Option<bool>,
+    );
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT sourced.settings, c.pk, c.by_stripe, o.customer_pk, o.id, o.deleted
+             FROM (SELECT CASE WHEN $1::text IS NOT NULL
+                               THEN set_config('reconciler.source', $1, true)
+                                    || set_config('reconciler.at', $2::text, true) END
+                   AS settings) AS sourced
+             LEFT JOIN LATERAL (
+                 SELECT pk, by_stripe FROM (
+                     (SELECT pk, true AS by_stripe FROM customers WHERE stripe_id = $3)
+                     UNION ALL
+                     (SELECT pk, false FROM customers WHERE id = $4)) AS found
+                 ORDER BY by_stripe DESC LIMIT 1) c ON true
+             LEFT JOIN LATERAL ({}) AS o (customer_pk, id, deleted) ON true",
+        STORED_OWNER.replace("$1", "$5")
+    )))
+    .bind(source.map(|(id, _)| id))
+    .bind(source.map(|(_, at)| at))
+    .bind(stripe_customer)
+    .bind(our_id)
     .bind(subscription_id)
-    .fetch_optional(&mut *conn)
+    .fetch_one(conn)
     .await?;
+    let (_settings, pk, by_stripe, stored_pk, entity, deleted) = row;
+    Ok(SubscriptionRefs {
+        customer: pk.zip(by_stripe),
+        stored: stored_pk.map(|pk| (pk, entity, deleted.unwrap_or(false))),
+    })
+}
+
+/// [`subscription_refs`]' answer.
+#[derive(Debug)]
+pub struct SubscriptionRefs {
+    /// Our customer's pk, and whether it was found by its `stripe_id`.
+    pub customer: Option<(i64, bool)>,
+    pub stored: Option<StoredOwner>,
+}
+
+/// [`subscription_owner`] from its stored owner as read already.
+pub async fn owner_of(
+    conn: &mut PgConnection,
+    customer_pk: i64,
+    stored: Option<StoredOwner>,
+    entity_id: Option<&str>,
+) -> Result<SubscriptionOwner, sqlx::Error> {
     match stored {
         Some((holder_pk, Some(entity_id), true)) => {
             return Ok(SubscriptionOwner::Deleted {

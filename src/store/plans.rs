@@ -85,183 +85,159 @@ impl SubscriptionState<'_> {
 /// says something else is, with `defer_ties` (an event), not applied ([`Sync::Tied`]); without
 /// (a read of ours, made after whatever happened before it), applied
 /// ([`Sync::AppliedOverTie`]). Either way the caller reads the subscription from Stripe.
+///
+/// Whatever the verdict, a trial's end is set on its attach and an attach waiting on the
+/// first payment follows the subscription's newest status.
 pub async fn sync_subscription(
     conn: &mut PgConnection,
     catalog: &Catalog,
     s: &SubscriptionState<'_>,
     defer_ties: bool,
 ) -> Result<Sync, sqlx::Error> {
-    let rank = access::status_rank(s.stripe_status);
-    // One statement: the guard, and whether the state there tied with this one. Within a
-    // second, two events are ordered by status precedence; a read and any state of its
-    // second tie (`$9`: this is a read; `source_read`: the state there is one).
-    let (newer, tied): (Option<bool>, bool) = sqlx::query_as(
-        "WITH before AS (
-             SELECT source_created, source_rank, source_digest, source_read
-             FROM stripe_subscriptions WHERE id = $1
-         ), up AS (
-             INSERT INTO stripe_subscriptions AS g
-                 (id, customer_pk, plan_id, status, source_created, source_rank, source_digest,
-                  source_read)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $9)
-             ON CONFLICT (id) DO UPDATE
-                 SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
-                     source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
-                     source_digest = EXCLUDED.source_digest, source_read = EXCLUDED.source_read
-                 WHERE g.source_created < EXCLUDED.source_created
-                    OR (g.source_created = EXCLUDED.source_created
-                        AND NOT g.source_read AND NOT EXCLUDED.source_read
-                        AND g.source_rank < EXCLUDED.source_rank)
-                    OR (g.source_created = EXCLUDED.source_created
-                        AND (g.source_read OR EXCLUDED.source_read
-                             OR g.source_rank = EXCLUDED.source_rank)
-                        AND NOT ($8 AND g.source_digest IS DISTINCT FROM EXCLUDED.source_digest))
-             RETURNING true AS applied
-         )
-         SELECT (SELECT applied FROM up),
-                EXISTS (SELECT 1 FROM before
-                        WHERE source_created = $5
-                          AND (source_read OR $9 OR source_rank = $6)
-                          AND source_digest IS DISTINCT FROM $7)",
+    // One round trip (migration 28): the guard, then the state applied to the plans, the
+    // group settled, and the held plans read back for the balances.
+    let default = default_of(catalog, s.plan);
+    let row: SyncRow = sqlx::query_as(
+        "SELECT * FROM sync_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
     )
     .bind(s.id)
-    .bind(s.customer_pk)
-    .bind(&s.plan.id)
-    .bind(s.stripe_status)
-    .bind(s.event_created)
-    .bind(rank)
-    .bind(s.digest())
-    .bind(defer_ties)
-    .bind(s.read)
-    .fetch_one(&mut *conn)
-    .await?;
-    if newer.is_none() && tied && defer_ties {
-        return Ok(Sync::Tied);
-    }
-    if newer.is_none() {
-        observe_stale(conn, s).await?;
-        return Ok(Sync::Stale);
-    }
-    // A downgrade scheduled on this subscription bills its new price from the moment it is
-    // made: a newer state billing another plan means it was dropped (uncancel swapped the
-    // price back) and will not start. In the same statement: when this state's plan is a
-    // downgrade scheduled for the period end (a row of another plan, so the two parts
-    // never meet), its start. Until that period starts, the subscription (already billing
-    // the new price) still grants the plan it had.
-    let scheduled: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "WITH dropped AS (
-             UPDATE customer_plans SET status = 'expired', ended_at = $3, updated_at = now()
-             WHERE stripe_subscription_id = $1 AND plan_id <> $2 AND status = 'scheduled')
-         SELECT started_at FROM customer_plans
-         WHERE stripe_subscription_id = $1 AND plan_id = $2 AND status = 'scheduled'",
-    )
-    .bind(s.id)
-    .bind(&s.plan.id)
-    .bind(changed_at(s))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let plan = match scheduled {
-        Some(start) if s.period_start.is_none_or(|p| p < start) => {
-            match live_plan_of(conn, s.id)
-                .await?
-                .and_then(|id| catalog.plan(&id))
-            {
-                Some(current) => current,
-                None => s.plan,
-            }
-        }
-        _ => s.plan,
-    };
-    let s = &SubscriptionState { plan, ..s.clone() };
-    let changed_at = changed_at(s);
-    // A plan change within the subscription (upgrade or downgrade): the old plan ends.
-    sqlx::query(
-        "UPDATE customer_plans SET status = 'expired', ended_at = coalesce(ended_at, $3),
-                updated_at = now()
-         WHERE stripe_subscription_id = $1 AND plan_id <> $2
-           AND status NOT IN ('expired', 'scheduled')",
-    )
-    .bind(s.id)
-    .bind(&s.plan.id)
-    .bind(changed_at)
-    .execute(&mut *conn)
-    .await?;
-    let status = access::our_status(s.stripe_status);
-    if status == "expired" {
-        // A subscription that ended takes its scheduled downgrade with it.
-        sqlx::query(
-            "UPDATE customer_plans SET status = 'expired', ended_at = $2, updated_at = now()
-             WHERE stripe_subscription_id = $1 AND status = 'scheduled'",
-        )
-        .bind(s.id)
-        .bind(changed_at)
-        .execute(&mut *conn)
-        .await?;
-    }
-    let row: i64 = sqlx::query_scalar(
-        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
-                 stripe_subscription_id, current_period_start, current_period_end,
-                 cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
-                 first_seen, last_seen, trial_end)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11, now()), $12, $13, $14,
-                 $15, $15, $16)
-         ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
-         DO UPDATE SET status = EXCLUDED.status,
-                 current_period_start = coalesce(EXCLUDED.current_period_start, customer_plans.current_period_start),
-                 current_period_end = coalesce(EXCLUDED.current_period_end, customer_plans.current_period_end),
-                 cancel_at_period_end = EXCLUDED.cancel_at_period_end,
-                 canceled_at = EXCLUDED.canceled_at,
-                 -- a downgrade that waited keeps the start it was scheduled for
-                 started_at = CASE WHEN customer_plans.status = 'scheduled'
-                                   THEN customer_plans.started_at
-                                   ELSE coalesce($11, customer_plans.started_at) END,
-                 ended_at = EXCLUDED.ended_at,
-                 quantity = EXCLUDED.quantity,
-                 cancel_at = EXCLUDED.cancel_at,
-                 trial_end = EXCLUDED.trial_end,
-                 first_seen = least(customer_plans.first_seen, $15),
-                 last_seen = greatest(customer_plans.last_seen, $15),
-                 updated_at = now()
-         RETURNING id",
-    )
     .bind(s.customer_pk)
     .bind(&s.plan.id)
     .bind(&s.plan.group)
     .bind(s.plan.add_on)
-    .bind(status)
-    .bind(s.id)
+    .bind(default.map(|d| &d.id))
+    .bind(default.is_some_and(|d| d.add_on))
+    .bind(s.stripe_status)
+    .bind(access::our_status(s.stripe_status))
+    .bind(access::status_rank(s.stripe_status))
+    .bind(s.digest())
+    .bind(defer_ties)
+    .bind(s.read)
     .bind(s.period_start)
     .bind(s.period_end)
     .bind(s.cancel_at_period_end)
+    .bind(s.cancel_at)
     .bind(s.canceled_at)
     .bind(s.started_at)
-    .bind(if status == "expired" { Some(changed_at) } else { s.ended_at })
+    .bind(s.ended_at)
     .bind(s.quantity)
-    .bind(s.cancel_at)
-    .bind(s.event_created)
     .bind(s.trial_end)
+    .bind(s.event_created)
+    .bind(changed_at(s))
     .fetch_one(&mut *conn)
     .await?;
-    // Only a plan that ended after being live moves a live default plan's start (see
-    // [`activate_default`]); an `incomplete` one that expired never replaced it.
-    let restart = s.stripe_status == "canceled";
-    let row = Some(row);
-    settle_group(
-        conn,
-        catalog,
-        s.customer_pk,
-        s.plan,
-        row,
-        changed_at,
-        restart,
-    )
-    .await?;
-    balances::provision(conn, catalog, s.customer_pk).await?;
-    Ok(if tied {
+    let applied = if row.tied {
         Sync::AppliedOverTie
     } else {
         Sync::Applied
-    })
+    };
+    match row.verdict.as_str() {
+        "tied" => Ok(Sync::Tied),
+        "stale" => {
+            observe_stale(conn, s).await?;
+            Ok(Sync::Stale)
+        }
+        // This state's plan is a downgrade scheduled for the period end, and its period has
+        // not started: until then the subscription (already billing the new price) still
+        // grants the plan it had.
+        "scheduled" => {
+            let plan = live_plan_of(conn, s.id)
+                .await?
+                .and_then(|id| catalog.plan(&id))
+                .unwrap_or(s.plan);
+            let s = &SubscriptionState { plan, ..s.clone() };
+            let held = apply_state(conn, catalog, s).await?;
+            balances::provision_from(conn, catalog, s.customer_pk, &held.plans()).await?;
+            Ok(applied)
+        }
+        _ => {
+            balances::provision_from(conn, catalog, s.customer_pk, &row.held.plans()).await?;
+            Ok(applied)
+        }
+    }
+}
+
+/// The default plan that takes a plan's group back when the group is left without one.
+fn default_of<'c>(catalog: &'c Catalog, plan: &Plan) -> Option<&'c Plan> {
+    plan.group
+        .as_deref()
+        .filter(|_| !plan.add_on)
+        .and_then(|group| catalog.default_plan(group))
+}
+
+/// `sync_subscription_state`'s answer.
+#[derive(sqlx::FromRow)]
+struct SyncRow {
+    verdict: String,
+    tied: bool,
+    #[sqlx(flatten)]
+    held: HeldArrays,
+}
+
+/// A customer's held plans as the functions of migration 28 answer them (column arrays, in
+/// [`balances::provision`]'s order); `NULL`s when nothing was applied or nothing is held.
+#[derive(sqlx::FromRow)]
+struct HeldArrays {
+    held_plan: Option<Vec<String>>,
+    held_status: Option<Vec<String>>,
+    held_backed: Option<Vec<bool>>,
+    held_period_end: Option<Vec<Option<DateTime<Utc>>>>,
+    held_started_at: Option<Vec<DateTime<Utc>>>,
+    held_quantity: Option<Vec<i32>>,
+}
+
+impl HeldArrays {
+    fn plans(&self) -> Vec<balances::HeldPlan> {
+        let n = self.held_plan.as_ref().map_or(0, Vec::len);
+        (0..n)
+            .map(|i| balances::HeldPlan {
+                plan_id: self.held_plan.as_ref().expect("n > 0")[i].clone(),
+                status: self.held_status.as_ref().expect("one per plan")[i].clone(),
+                backed: self.held_backed.as_ref().expect("one per plan")[i],
+                period_end: self.held_period_end.as_ref().expect("one per plan")[i],
+                started_at: self.held_started_at.as_ref().expect("one per plan")[i],
+                quantity: self.held_quantity.as_ref().expect("one per plan")[i],
+            })
+            .collect()
+    }
+}
+
+/// A state the guard let through, applied to the plans (`apply_subscription_state`,
+/// migration 28): for the scheduled-downgrade path, with the plan the subscription still
+/// grants.
+async fn apply_state(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    s: &SubscriptionState<'_>,
+) -> Result<HeldArrays, sqlx::Error> {
+    let default = default_of(catalog, s.plan);
+    sqlx::query_as(
+        "SELECT * FROM apply_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind(s.id)
+    .bind(s.customer_pk)
+    .bind(&s.plan.id)
+    .bind(&s.plan.group)
+    .bind(s.plan.add_on)
+    .bind(default.map(|d| &d.id))
+    .bind(default.is_some_and(|d| d.add_on))
+    .bind(s.stripe_status)
+    .bind(access::our_status(s.stripe_status))
+    .bind(s.period_start)
+    .bind(s.period_end)
+    .bind(s.cancel_at_period_end)
+    .bind(s.cancel_at)
+    .bind(s.canceled_at)
+    .bind(s.started_at)
+    .bind(s.ended_at)
+    .bind(s.quantity)
+    .bind(s.trial_end)
+    .bind(s.event_created)
+    .bind(changed_at(s))
+    .fetch_one(conn)
+    .await
 }
 
 /// A completed checkout activates its plan, provisionally: only while no subscription event

@@ -18,7 +18,8 @@ use crate::helpers::*;
 const TYPE: &str = "test.effect";
 
 /// Records each application in `effects`; fails on purpose for some objects:
-/// ids with `poison` permanently until cured, `flaky` with a retryable error, `panic` by panicking.
+/// ids with `poison` permanently until cured, `flaky` with a retryable error, `panic` by panicking,
+/// `unreadable` with a payload that does not parse (as its type).
 /// Each application's start and end (`clock_timestamp()`) are recorded; ids with `slow`
 /// sleep 5 ms inside it.
 /// It also proves exclusion: two events of one customer at once would fail the advisory lock.
@@ -30,6 +31,15 @@ impl EventHandler for Recorder {
         conn: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<Outcome, JobError> {
+        CALLS.lock().unwrap().push(event.id.clone());
+        if event.id.contains("unreadable") {
+            #[derive(Deserialize)]
+            struct Required {
+                #[serde(rename = "not_in_any_payload")]
+                _field: String,
+            }
+            event.parse::<Required>()?;
+        }
         {
             let customer = event.subject_id.clone().unwrap_or_default();
             let started: chrono::DateTime<chrono::Utc> =
@@ -660,4 +670,56 @@ async fn pruning_keeps_recent_and_unfinished_events() {
         .await
         .unwrap();
     assert_eq!(left, ["evt_new_applied", "evt_old_dead"]);
+}
+
+/// How many times each event's handler was called (outside any transaction: a rolled-back
+/// attempt counts too).
+static CALLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn calls_of(id: &str) -> usize {
+    CALLS.lock().unwrap().iter().filter(|c| *c == id).count()
+}
+
+#[tokio::test]
+async fn an_unreadable_event_leaves_its_batch_applied_in_one_pass() {
+    // A payload that does not parse fails before its handler wrote anything: the batch is
+    // not rolled back and run again with savepoints; its neighbours are applied once, in
+    // the first pass (a poisoned event of another kind, by contrast, reruns the batch).
+    let app = spawn(|_| {}).await;
+    let ids = ["evt_ur_0", "evt_ur_unreadable", "evt_ur_2"];
+    for (n, id) in ids.iter().enumerate() {
+        app.post_event(&event(id, TYPE, &format!("cus_ur_{n}")))
+            .await;
+    }
+    app.engine.run_until_idle().await.unwrap();
+
+    let dead = state_of(&app, "evt_ur_unreadable").await;
+    assert_eq!(dead["state"], "dead", "{dead}");
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("payload does not parse"),
+        "{dead}"
+    );
+    for id in ["evt_ur_0", "evt_ur_2"] {
+        assert_eq!(state_of(&app, id).await["state"], "applied", "{id}");
+        assert_eq!(calls_of(id), 1, "{id} was applied in one pass");
+    }
+
+    let ids = ["evt_rb_0", "evt_rb_poison", "evt_rb_2"];
+    for (n, id) in ids.iter().enumerate() {
+        app.post_event(&event(id, TYPE, &format!("cus_rb_{n}")))
+            .await;
+    }
+    app.engine.run_until_idle().await.unwrap();
+    assert_eq!(state_of(&app, "evt_rb_poison").await["state"], "dead");
+    let runs: Vec<usize> = ["evt_rb_0", "evt_rb_2"]
+        .iter()
+        .map(|id| calls_of(id))
+        .collect();
+    assert!(
+        runs.contains(&2),
+        "a rejected event rolls its batch back, so a neighbour runs twice: {runs:?}"
+    );
 }

@@ -10,6 +10,10 @@ pub enum JobError {
     /// Will fail the same way every time: straight to dead letters.
     #[error("{0:#}")]
     Permanent(anyhow::Error),
+    /// The input cannot be read (a payload that does not parse): permanent, and raised
+    /// before the handler wrote anything, so the rest of its batch stands.
+    #[error("{0:#}")]
+    Unreadable(anyhow::Error),
 }
 
 impl JobError {
@@ -19,6 +23,12 @@ impl JobError {
 
     pub fn permanent(error: impl Into<anyhow::Error>) -> Self {
         Self::Permanent(error.into())
+    }
+
+    /// The error inside, whatever its class.
+    pub fn inner(&self) -> &anyhow::Error {
+        let (Self::Retryable(error) | Self::Permanent(error) | Self::Unreadable(error)) = self;
+        error
     }
 
     /// A handler's explicit refusal of an input.

@@ -140,37 +140,65 @@ pub async fn drop_job(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Erro
     Ok(())
 }
 
-/// Records a failed attempt of an event job run in a transaction: retry later, or dead.
-pub async fn fail_event(
+/// An event job's failed attempt, to be recorded with [`fail_events`].
+#[derive(Debug, Clone)]
+pub struct Failed<'a> {
+    pub job: &'a ClaimedJob,
+    pub error: String,
+    pub verdict: Verdict,
+}
+
+/// Records failed attempts of event jobs run in the caller's transaction (retry later, or
+/// dead), one statement for the whole batch.
+pub async fn fail_events(
     conn: &mut PgConnection,
-    job: &ClaimedJob,
-    error: &str,
-    verdict: Verdict,
+    failed: &[Failed<'_>],
 ) -> Result<(), sqlx::Error> {
-    let (job_state, event_state, delay_ms) = match verdict {
-        Verdict::RetryIn(delay) => ("pending", "failed", delay.as_millis() as i64),
-        Verdict::Dead => ("dead", "dead", 0),
-    };
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let mut job_ids = Vec::with_capacity(failed.len());
+    let mut event_ids = Vec::with_capacity(failed.len());
+    let mut job_states = Vec::with_capacity(failed.len());
+    let mut event_states = Vec::with_capacity(failed.len());
+    let mut delays_ms = Vec::with_capacity(failed.len());
+    let mut errors = Vec::with_capacity(failed.len());
+    for f in failed {
+        let (job_state, event_state, delay_ms) = match f.verdict {
+            Verdict::RetryIn(delay) => ("pending", "failed", delay.as_millis() as i64),
+            Verdict::Dead => ("dead", "dead", 0),
+        };
+        job_ids.push(f.job.id);
+        event_ids.push(f.job.job_key.as_str());
+        job_states.push(job_state);
+        event_states.push(event_state);
+        delays_ms.push(delay_ms);
+        errors.push(f.error.as_str());
+    }
     sqlx::query(
-        "UPDATE jobs SET state = $2, attempts = attempts + 1, last_error = $3,
-                run_at = now() + make_interval(secs => $4::double precision / 1000),
-                locked_until = NULL
-         WHERE id = $1",
+        "WITH f AS (
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+                                  $6::text[])
+                 AS f(job_id, event_id, job_state, event_state, delay_ms, error)
+         ), retried AS (
+             UPDATE jobs j SET state = f.job_state, attempts = j.attempts + 1,
+                    last_error = f.error,
+                    run_at = now() + make_interval(secs => f.delay_ms::double precision / 1000),
+                    locked_until = NULL
+             FROM f WHERE j.id = f.job_id)
+         UPDATE events e SET state = f.event_state, attempts = e.attempts + 1,
+                last_error = f.error,
+                finished_at = CASE WHEN f.event_state = 'dead' THEN now() END
+         FROM f WHERE e.id = f.event_id",
     )
-    .bind(job.id)
-    .bind(job_state)
-    .bind(error)
-    .bind(delay_ms)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE events SET state = $2, attempts = attempts + 1, last_error = $3,
-                finished_at = CASE WHEN $2 = 'dead' THEN now() END
-         WHERE id = $1",
-    )
-    .bind(&job.job_key)
-    .bind(event_state)
-    .bind(error)
+    // A generic plan made while the log was small joins by scanning it (see `claim`).
+    .persistent(false)
+    .bind(&job_ids)
+    .bind(&event_ids)
+    .bind(&job_states)
+    .bind(&event_states)
+    .bind(&delays_ms)
+    .bind(&errors)
     .execute(conn)
     .await?;
     Ok(())

@@ -41,10 +41,11 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// Parses the payload as `T`; a payload that does not fit its type is permanent.
+    /// Parses the payload as `T`; a payload that does not fit its type is
+    /// [`JobError::Unreadable`] (permanent).
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         serde_json::from_slice(&self.payload).map_err(|e| {
-            JobError::permanent(anyhow::anyhow!(
+            JobError::Unreadable(anyhow::anyhow!(
                 "{} payload does not parse: {e}",
                 self.event_type
             ))

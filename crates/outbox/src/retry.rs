@@ -40,7 +40,7 @@ impl RetryPolicy {
     /// `attempts` counts the attempt that just failed; `age` is the time since enqueueing.
     pub fn verdict(&self, error: &JobError, attempts: i32, age: Duration) -> Verdict {
         match error {
-            JobError::Permanent(_) => Verdict::Dead,
+            JobError::Permanent(_) | JobError::Unreadable(_) => Verdict::Dead,
             JobError::Retryable(_) if attempts >= self.max_attempts => Verdict::Dead,
             JobError::Retryable(_) if age >= self.max_age => Verdict::Dead,
             JobError::Retryable(_) => Verdict::RetryIn(self.delay(attempts)),

@@ -11,7 +11,7 @@ use sqlx::{Acquire, PgConnection};
 use tracing::Instrument;
 
 use crate::metrics::{self, EventOutcome};
-use crate::queue::{self, ClaimedJob, Finished};
+use crate::queue::{self, ClaimedJob, Failed, Finished};
 use crate::registry::DynEventHandler;
 use crate::runner::Inner;
 use crate::{JobError, LeasedJob, Outcome, StoredEvent, Verdict};
@@ -38,7 +38,8 @@ const APPLY_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 /// How a batch applies its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// No savepoints: the first failure rolls the whole batch back, to be run carefully.
+    /// No savepoints: the first failure rolls the whole batch back, to be run carefully
+    /// (unless it is [`JobError::Unreadable`]: raised before the handler wrote anything).
     Fast,
     /// A savepoint per event, so a failure is recorded and the rest still commit.
     Careful,
@@ -46,6 +47,12 @@ enum Mode {
 
 /// A fast batch met a failing event and rolled back.
 struct RolledBack;
+
+/// Where an event's attempt is written down, for the batch's closing statements.
+struct Done<'a, 'j> {
+    finished: &'a mut Vec<Finished<'j>>,
+    failed: &'a mut Vec<Failed<'j>>,
+}
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,6 +93,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
     let mut attempts = Vec::with_capacity(events.len());
     let mut finished = Vec::with_capacity(events.len());
+    let mut failed = Vec::new();
     let ids: Vec<&str> = events.iter().map(|j| j.job_key.as_str()).collect();
     let handled: Vec<&str> = inner.registry.event_types().collect();
     let mut stored: HashMap<String, StoredEvent> = queue::load_events(&mut tx, &ids, &handled)
@@ -115,8 +123,11 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
             }
             Some(handler) => {
                 let handler = handler.as_ref();
-                match apply_event(inner, &mut tx, job, &event, handler, mode, &mut finished).await?
-                {
+                let done = Done {
+                    finished: &mut finished,
+                    failed: &mut failed,
+                };
+                match apply_event(inner, &mut tx, job, &event, handler, mode, done).await? {
                     Ok(attempt) => attempts.push(attempt),
                     Err(RolledBack) => {
                         tx.rollback().await?;
@@ -126,6 +137,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
             }
         }
     }
+    queue::fail_events(&mut tx, &failed).await?;
     let queued_behind = queue::finish_events(&mut tx, &finished).await?;
     let lease = if outbound.is_empty() {
         None
@@ -170,13 +182,15 @@ async fn apply_event<'j>(
     event: &StoredEvent,
     handler: &dyn DynEventHandler,
     mode: Mode,
-    finished: &mut Vec<Finished<'j>>,
+    done: Done<'_, 'j>,
 ) -> Result<Result<Attempt, RolledBack>, sqlx::Error> {
     async {
         let started = Instant::now();
         let result = match mode {
             Mode::Fast => match guarded(handler.handle(&mut *tx, event)).await {
                 Ok(outcome) => Ok(outcome),
+                // Raised before the handler wrote anything: the batch stands.
+                Err(error @ JobError::Unreadable(_)) => Err(error),
                 Err(_) => return Ok(Err(RolledBack)),
             },
             Mode::Careful => {
@@ -192,13 +206,17 @@ async fn apply_event<'j>(
         let outcome = match result {
             Ok(outcome) => {
                 let kind = log_outcome(&outcome, started);
-                finished.push(Finished { job, outcome });
+                done.finished.push(Finished { job, outcome });
                 kind
             }
             Err(error) => {
                 let verdict = inner.policy.verdict(&error, job.attempts + 1, job.age());
                 log_failure(&error, verdict, job.attempts + 1);
-                queue::fail_event(tx, job, &error.to_string(), verdict).await?;
+                done.failed.push(Failed {
+                    job,
+                    error: error.to_string(),
+                    verdict,
+                });
                 match verdict {
                     Verdict::RetryIn(_) => EventOutcome::Retry,
                     Verdict::Dead => EventOutcome::Dead,

@@ -1,0 +1,224 @@
+-- Applying a subscription's state in one round trip (issue 23): what `store::plans::
+-- sync_subscription` did in up to ten statements from the daemon, each a round trip, runs
+-- here as one call. The rules are the ones written there (version guard with ties, a
+-- scheduled downgrade dropped or waiting, the old plan of an upgrade ended, one held plan
+-- per group, the default plan back when the group has none), plus what the applier did
+-- after them (a trial's end on its attach, an attach waiting on the first payment
+-- following the subscription). It answers with the customer's held plans, which balances
+-- are provisioned from (the catalog's features live in the daemon).
+--
+-- Verdicts: 'applied', 'applied_over_tie', 'tied' and 'stale' as `plans::Sync`; 'scheduled':
+-- the state's plan is a downgrade waiting for its period, the guard has moved and the
+-- daemon goes on from there (the rare path keeps its statements in Rust).
+--
+-- The held statuses are access::HELD_SQL's, as in record_plan_activity().
+
+-- An attach waiting on the first payment (attaches::WAITING) follows its subscription's
+-- newest status: paid or live, done; ended unpaid, expired.
+CREATE FUNCTION follow_subscription(p_id text) RETURNS void LANGUAGE sql AS $$
+UPDATE attaches a SET updated_at = now(), action_url = NULL,
+    state = CASE
+        WHEN s.status IN ('incomplete_expired', 'canceled') THEN 'expired'
+        WHEN a.checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
+    error = CASE
+        WHEN s.status IN ('incomplete_expired', 'canceled')
+        THEN coalesce(a.error || '; ', '')
+             || 'the subscription ended before its first payment (' || s.status || ')'
+        END
+FROM stripe_subscriptions s
+WHERE s.id = $1 AND a.stripe_subscription_id = $1
+  AND a.state IN ('awaiting_payment', 'requires_action') -- attaches::WAITING
+  AND s.status IS NOT NULL AND s.status <> 'incomplete';
+$$;
+
+-- A subscription's state applied to its plans (the guard has let it through): the old plan
+-- of an upgrade ends, an ended subscription takes its scheduled downgrade with it, the plan
+-- row is written, its group settled; answers with the customer's held plans.
+CREATE FUNCTION apply_subscription_state(
+    p_id text, p_customer_pk bigint, p_plan_id text, p_group text, p_add_on boolean,
+    p_default_id text, p_default_add_on boolean, p_stripe_status text, p_status text,
+    p_period_start timestamptz, p_period_end timestamptz, p_cancel_at_period_end boolean,
+    p_cancel_at timestamptz, p_canceled_at timestamptz, p_started_at timestamptz,
+    p_ended_at timestamptz, p_quantity integer, p_trial_end timestamptz,
+    p_event_created bigint, p_changed_at timestamptz,
+    OUT held_plan text[], OUT held_status text[], OUT held_backed boolean[],
+    OUT held_period_end timestamptz[], OUT held_started_at timestamptz[],
+    OUT held_quantity integer[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    held_statuses constant text[] := ARRAY['active', 'trialing', 'past_due', 'unpaid', 'paused'];
+    v_row bigint;
+BEGIN
+    -- A plan change within the subscription (upgrade or downgrade): the old plan ends.
+    UPDATE customer_plans SET status = 'expired', ended_at = coalesce(ended_at, p_changed_at),
+           updated_at = now()
+    WHERE stripe_subscription_id = p_id AND plan_id <> p_plan_id
+      AND status NOT IN ('expired', 'scheduled');
+    IF p_status = 'expired' THEN
+        -- A subscription that ended takes its scheduled downgrade with it.
+        UPDATE customer_plans SET status = 'expired', ended_at = p_changed_at, updated_at = now()
+        WHERE stripe_subscription_id = p_id AND status = 'scheduled';
+    END IF;
+    INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
+            stripe_subscription_id, current_period_start, current_period_end,
+            cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
+            first_seen, last_seen, trial_end)
+    VALUES (p_customer_pk, p_plan_id, p_group, p_add_on, p_status, p_id, p_period_start,
+            p_period_end, p_cancel_at_period_end, p_canceled_at, coalesce(p_started_at, now()),
+            CASE WHEN p_status = 'expired' THEN p_changed_at ELSE p_ended_at END,
+            p_quantity, p_cancel_at, p_event_created, p_event_created, p_trial_end)
+    ON CONFLICT (stripe_subscription_id, plan_id) WHERE stripe_subscription_id IS NOT NULL
+    DO UPDATE SET status = EXCLUDED.status,
+            current_period_start = coalesce(EXCLUDED.current_period_start, customer_plans.current_period_start),
+            current_period_end = coalesce(EXCLUDED.current_period_end, customer_plans.current_period_end),
+            cancel_at_period_end = EXCLUDED.cancel_at_period_end,
+            canceled_at = EXCLUDED.canceled_at,
+            -- a downgrade that waited keeps the start it was scheduled for
+            started_at = CASE WHEN customer_plans.status = 'scheduled'
+                              THEN customer_plans.started_at
+                              ELSE coalesce(p_started_at, customer_plans.started_at) END,
+            ended_at = EXCLUDED.ended_at,
+            quantity = EXCLUDED.quantity,
+            cancel_at = EXCLUDED.cancel_at,
+            trial_end = EXCLUDED.trial_end,
+            first_seen = least(customer_plans.first_seen, p_event_created),
+            last_seen = greatest(customer_plans.last_seen, p_event_created),
+            updated_at = now()
+    RETURNING id INTO v_row;
+
+    -- One held plan per group (settle_group in store/plans.rs): the rivals of a plan that
+    -- became held end when it changed, and a plan without a subscription that ended
+    -- later had ended by then; with no held plan left, the default plan (re)starts.
+    IF p_group IS NOT NULL AND NOT p_add_on THEN
+        WITH winner AS (SELECT 1 FROM customer_plans w
+                        WHERE w.id = v_row AND w.status = ANY (held_statuses)),
+        rivals AS (
+            UPDATE customer_plans SET status = 'expired', ended_at = p_changed_at, updated_at = now()
+            WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
+              AND id <> v_row AND status = ANY (held_statuses) AND EXISTS (SELECT 1 FROM winner))
+        UPDATE customer_plans SET ended_at = p_changed_at, updated_at = now()
+        WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
+          AND stripe_subscription_id IS NULL AND status = 'expired'
+          AND ended_at > p_changed_at AND started_at <= p_changed_at
+          AND EXISTS (SELECT 1 FROM winner);
+        IF p_default_id IS NOT NULL AND NOT (
+            EXISTS (SELECT 1 FROM customer_plans
+                    WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
+                      AND status = ANY (held_statuses)
+                      AND NOT (plan_id = p_default_id AND stripe_subscription_id IS NULL))
+            OR EXISTS (SELECT 1 FROM customers WHERE pk = p_customer_pk AND parent_pk IS NOT NULL))
+        THEN
+            -- activate_default, restarting a live default when a plan ended (canceled).
+            INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
+            VALUES (p_customer_pk, p_default_id, p_group, p_default_add_on, 'active', p_changed_at)
+            ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
+            DO UPDATE SET status = 'active', ended_at = NULL, updated_at = now(),
+                started_at = CASE
+                    WHEN customer_plans.status <> 'active'
+                         AND customer_plans.ended_at > EXCLUDED.started_at
+                    THEN customer_plans.started_at
+                    ELSE EXCLUDED.started_at END
+            WHERE customer_plans.status <> 'active'
+               OR (p_stripe_status = 'canceled' AND customer_plans.started_at < EXCLUDED.started_at);
+        END IF;
+    END IF;
+
+    -- What balances are provisioned from (balances::provision's read).
+    SELECT array_agg(plan_id ORDER BY add_on, id), array_agg(status ORDER BY add_on, id),
+           array_agg(stripe_subscription_id IS NOT NULL ORDER BY add_on, id),
+           array_agg(current_period_end ORDER BY add_on, id),
+           array_agg(started_at ORDER BY add_on, id), array_agg(quantity ORDER BY add_on, id)
+    INTO held_plan, held_status, held_backed, held_period_end, held_started_at, held_quantity
+    FROM customer_plans
+    WHERE customer_pk = p_customer_pk AND status = ANY (held_statuses);
+END
+$$;
+
+CREATE FUNCTION sync_subscription_state(
+    p_id text, p_customer_pk bigint, p_plan_id text, p_group text, p_add_on boolean,
+    p_default_id text, p_default_add_on boolean,
+    p_stripe_status text, p_status text, p_rank integer, p_digest text,
+    p_defer boolean, p_read boolean,
+    p_period_start timestamptz, p_period_end timestamptz, p_cancel_at_period_end boolean,
+    p_cancel_at timestamptz, p_canceled_at timestamptz, p_started_at timestamptz,
+    p_ended_at timestamptz, p_quantity integer, p_trial_end timestamptz,
+    p_event_created bigint, p_changed_at timestamptz,
+    OUT verdict text, OUT tied boolean,
+    OUT held_plan text[], OUT held_status text[], OUT held_backed boolean[],
+    OUT held_period_end timestamptz[], OUT held_started_at timestamptz[],
+    OUT held_quantity integer[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_newer boolean;
+    v_tied boolean;
+    v_scheduled timestamptz;
+BEGIN
+    -- The guard, and whether the state there tied with this one. Within a second, two
+    -- events are ordered by status precedence; a read and any state of its second tie.
+    WITH before AS (
+        SELECT source_created, source_rank, source_digest, source_read
+        FROM stripe_subscriptions WHERE id = p_id
+    ), up AS (
+        INSERT INTO stripe_subscriptions AS g
+            (id, customer_pk, plan_id, status, source_created, source_rank, source_digest,
+             source_read)
+        VALUES (p_id, p_customer_pk, p_plan_id, p_stripe_status, p_event_created, p_rank,
+                p_digest, p_read)
+        ON CONFLICT (id) DO UPDATE
+            SET plan_id = EXCLUDED.plan_id, status = EXCLUDED.status,
+                source_created = EXCLUDED.source_created, source_rank = EXCLUDED.source_rank,
+                source_digest = EXCLUDED.source_digest, source_read = EXCLUDED.source_read
+            WHERE g.source_created < EXCLUDED.source_created
+               OR (g.source_created = EXCLUDED.source_created
+                   AND NOT g.source_read AND NOT EXCLUDED.source_read
+                   AND g.source_rank < EXCLUDED.source_rank)
+               OR (g.source_created = EXCLUDED.source_created
+                   AND (g.source_read OR EXCLUDED.source_read
+                        OR g.source_rank = EXCLUDED.source_rank)
+                   AND NOT (p_defer AND g.source_digest IS DISTINCT FROM EXCLUDED.source_digest))
+        RETURNING true AS applied
+    )
+    SELECT (SELECT applied FROM up),
+           EXISTS (SELECT 1 FROM before
+                   WHERE source_created = p_event_created
+                     AND (source_read OR p_read OR source_rank = p_rank)
+                     AND source_digest IS DISTINCT FROM p_digest)
+    INTO v_newer, v_tied;
+    tied := v_tied;
+
+    IF v_newer IS NULL THEN
+        verdict := CASE WHEN v_tied AND p_defer THEN 'tied' ELSE 'stale' END;
+    ELSE
+        -- A downgrade scheduled on this subscription bills its new price from the moment
+        -- it is made: a newer state billing another plan means it was dropped.
+        UPDATE customer_plans SET status = 'expired', ended_at = p_changed_at, updated_at = now()
+        WHERE stripe_subscription_id = p_id AND plan_id <> p_plan_id AND status = 'scheduled';
+        SELECT started_at INTO v_scheduled FROM customer_plans
+        WHERE stripe_subscription_id = p_id AND plan_id = p_plan_id AND status = 'scheduled';
+        IF FOUND AND (p_period_start IS NULL OR p_period_start < v_scheduled) THEN
+            verdict := 'scheduled';
+        ELSE
+            verdict := CASE WHEN v_tied THEN 'applied_over_tie' ELSE 'applied' END;
+        END IF;
+    END IF;
+
+    IF verdict IN ('applied', 'applied_over_tie') THEN
+        SELECT a.* INTO held_plan, held_status, held_backed, held_period_end, held_started_at,
+                        held_quantity
+        FROM apply_subscription_state(
+            p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_default_id, p_default_add_on,
+            p_stripe_status, p_status, p_period_start, p_period_end, p_cancel_at_period_end,
+            p_cancel_at, p_canceled_at, p_started_at, p_ended_at, p_quantity, p_trial_end,
+            p_event_created, p_changed_at) a;
+    END IF;
+
+    -- What the applier does whatever the verdict: a trial's end on its attach, and an attach
+    -- waiting on the first payment follows the subscription's newest status.
+    IF p_trial_end IS NOT NULL THEN
+        UPDATE attaches SET trial_end = p_trial_end
+        WHERE stripe_subscription_id = p_id AND trial_days IS NOT NULL
+          AND trial_end IS DISTINCT FROM p_trial_end;
+    END IF;
+    PERFORM follow_subscription(p_id);
+END
+$$;
