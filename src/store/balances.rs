@@ -100,6 +100,19 @@ pub async fn provision_from(
                  WHEN NOT EXCLUDED.subscription_backed
                       AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
                       AND balances.next_reset_at > EXCLUDED.next_reset_at
+                 THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END
+         -- Most events change no allowance: a row that would stay the same is not written.
+         WHERE (balances.included, balances.unlimited, balances.overage_allowed,
+                balances.subscription_backed, balances.reset, balances.reset_plan_id,
+                balances.suspended)
+               IS DISTINCT FROM
+               (EXCLUDED.included, EXCLUDED.unlimited, EXCLUDED.overage_allowed,
+                EXCLUDED.subscription_backed, EXCLUDED.reset, EXCLUDED.reset_plan_id,
+                EXCLUDED.suspended)
+            OR balances.next_reset_at IS DISTINCT FROM CASE
+                 WHEN NOT EXCLUDED.subscription_backed
+                      AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
+                      AND balances.next_reset_at > EXCLUDED.next_reset_at
                  THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
     )
     .bind(customer_pk)
