@@ -212,7 +212,7 @@ async fn a_database_of_the_previous_release_migrates_keeps_its_queue_serves_and_
         stripe_id
             .as_deref()
             .is_some_and(|id| id.starts_with("cus_")),
-        "{stripe_id:?}"
+        "the queued stripe.create_customer job did not run: user_456's stripe_id is {stripe_id:?}"
     );
     // user_123's cancellation, queued behind the failed renewal, is applied.
     let cancel_at_period_end: bool = sqlx::query_scalar(
