@@ -49,7 +49,8 @@ help_of >"$assets/usage.txt"
 # CARGO_TARGET_DIR-independent: cargo-deb maps target/release/ in the assets to the profile's
 # folder.
 echo "==> cargo deb --no-build --profile $profile" >&2
-fast=(); [[ $profile == dev ]] && fast=(--fast)   # a test package: compress quickly
+# A test package: compressed quickly, its debug info left in the binary.
+fast=(); [[ $profile == dev ]] && fast=(--fast --no-separate-debug-symbols --no-compress-debug-symbols)
 out=$(cargo deb --no-build --profile "$profile" --locked "${fast[@]}" -o target/debian/ 2>&1) || { echo "$out" >&2; exit 1; }
 version=$(cargo metadata --no-deps --format-version 1 |
     python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "stripe-reconciler"))')
