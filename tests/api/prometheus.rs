@@ -331,18 +331,18 @@ async fn a_real_prometheus_fires_the_dead_letter_alert_and_finds_every_metric() 
     )
     .await;
     let database_url = fresh_database().await;
-    let scratch = std::env::temp_dir().join(format!(
+    let scratch = ScratchFile(std::env::temp_dir().join(format!(
         "stripe-reconciler-prom-config-{}-{:08x}.toml",
         std::process::id(),
         rand::random::<u32>()
-    ));
+    )));
     std::fs::write(
-        &scratch,
+        &scratch.0,
         "[stripe]\ncatch_up_interval_secs = 1\naudit_interval_secs = 1\n",
     )
     .unwrap();
     let stripe_url = stripe.url();
-    let config = scratch.display().to_string();
+    let config = scratch.0.display().to_string();
     let daemon = Daemon::spawn(
         &database_url,
         &[
@@ -515,5 +515,13 @@ async fn a_real_prometheus_fires_the_dead_letter_alert_and_finds_every_metric() 
 
     drop(prometheus);
     drop(daemon);
-    let _ = std::fs::remove_file(&scratch);
+}
+
+/// A file removed on drop, also when the test fails.
+struct ScratchFile(PathBuf);
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
