@@ -25,6 +25,17 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends systemd >&2
 fi
 
+# tests/api/prometheus.rs runs a real Prometheus (Debian's `prometheus` package, which also
+# ships promtool); it never skips. Installing it does not start a server here.
+if ! command -v prometheus >/dev/null 2>&1; then
+    echo "==> installing prometheus (tests/api/prometheus.rs)" >&2
+    sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >&2
+    $sudo service prometheus stop >/dev/null 2>&1 || true
+fi
+
 name="test-$$"
 trap 'pg_stop; rm -rf ".pgdata/$name" "${PG_DATA:-/nonexistent}"' EXIT
 pg_start "$name" "$(pg_free_port)"

@@ -21,7 +21,9 @@ pub const SIGNATURE_FAILURES: &str = "stripe_webhook_signature_failures_total";
 pub const INGEST_SECONDS: &str = "stripe_webhook_ingest_seconds";
 pub const OUTBOX_JOBS: &str = "reconciler_outbox_jobs";
 pub const OUTBOX_OLDEST_PENDING: &str = "reconciler_outbox_oldest_pending_seconds";
-pub use outbox::metrics::{DEAD_LETTERS, EVENT_PROCESSING_SECONDS, EVENTS, JOB_RETRIES};
+pub use outbox::metrics::{
+    APPLY_LAG_SECONDS, DEAD_LETTERS, EVENT_PROCESSING_SECONDS, EVENTS, JOB_RETRIES,
+};
 pub const STRIPE_API_CALLS: &str = "stripe_api_calls_total";
 pub const DUPLICATE_SUBSCRIPTIONS: &str = "reconciler_duplicate_subscriptions";
 pub const EVENT_API_VERSIONS: &str = "stripe_events_by_api_version_total";
@@ -32,6 +34,13 @@ pub const AUDIT_LAST_RUN: &str = "reconciler_audit_last_run_timestamp_seconds";
 /// Upper bounds of the latency histograms, in seconds: 1 ms (a group commit) to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Upper bounds of the apply lag histogram, in seconds: a group commit's wait to an hour
+/// (an outage's backlog, a retried event).
+const LAG_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+    3600.0,
 ];
 
 /// The signature failure codes, counted from zero so that `rate()` has a series at once.
@@ -61,12 +70,16 @@ pub fn install() -> &'static PrometheusHandle {
 }
 
 fn latency_buckets(builder: PrometheusBuilder) -> PrometheusBuilder {
-    [INGEST_SECONDS, EVENT_PROCESSING_SECONDS]
-        .into_iter()
-        .fold(builder, |b, name| {
-            b.set_buckets_for_metric(Matcher::Full(name.to_owned()), LATENCY_BUCKETS)
-                .expect("the bucket list is not empty")
-        })
+    [
+        (INGEST_SECONDS, LATENCY_BUCKETS),
+        (EVENT_PROCESSING_SECONDS, LATENCY_BUCKETS),
+        (APPLY_LAG_SECONDS, LAG_BUCKETS),
+    ]
+    .into_iter()
+    .fold(builder, |b, (name, buckets)| {
+        b.set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+            .expect("the bucket list is not empty")
+    })
 }
 
 fn describe() {

@@ -11,6 +11,7 @@ pub const EVENT_PROCESSING_SECONDS: &str = "reconciler_event_processing_seconds"
 pub const EVENTS: &str = "reconciler_events_total";
 pub const JOB_RETRIES: &str = "reconciler_job_retries_total";
 pub const DEAD_LETTERS: &str = "reconciler_dead_letters_total";
+pub const APPLY_LAG_SECONDS: &str = "reconciler_apply_lag_seconds";
 
 /// Describes the runner's metrics to the installed recorder.
 pub fn describe() {
@@ -28,6 +29,11 @@ pub fn describe() {
         "Failed attempts scheduled for a retry, by job kind."
     );
     describe_counter!(DEAD_LETTERS, "Jobs moved to the dead letters, by job kind.");
+    describe_histogram!(
+        APPLY_LAG_SECONDS,
+        Unit::Seconds,
+        "Time from queueing an event (its receipt) to the commit that applied or skipped it."
+    );
 }
 
 /// What one attempt at an event came to.
@@ -60,6 +66,17 @@ pub(crate) fn event_processed(event_type: &str, outcome: EventOutcome, elapsed: 
         EventOutcome::Retry => job_retried(EVENT_JOB),
         EventOutcome::Dead => dead_letter(EVENT_JOB),
         EventOutcome::Applied | EventOutcome::Skipped => {}
+    }
+}
+
+/// The apply lag of an event that reached its final state (applied or skipped) in a
+/// committed claim: from its job's `enqueued_at` to now.
+pub(crate) fn event_finished(outcome: EventOutcome, enqueued_at: chrono::DateTime<chrono::Utc>) {
+    if matches!(outcome, EventOutcome::Applied | EventOutcome::Skipped) {
+        let lag = (chrono::Utc::now() - enqueued_at)
+            .to_std()
+            .unwrap_or_default();
+        histogram!(APPLY_LAG_SECONDS).record(lag);
     }
 }
 

@@ -21,6 +21,8 @@ struct Attempt {
     event_type: String,
     outcome: EventOutcome,
     elapsed: Duration,
+    /// When its job was queued: the apply lag is measured from it once the claim commits.
+    enqueued_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// How a claim transaction begins, in one round trip.
@@ -119,6 +121,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
                     event_type: event.event_type,
                     outcome: EventOutcome::Skipped,
                     elapsed: Duration::ZERO,
+                    enqueued_at: job.enqueued_at,
                 });
             }
             Some(handler) => {
@@ -148,6 +151,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     tx.commit().await?;
     for a in attempts {
         metrics::event_processed(&a.event_type, a.outcome, a.elapsed);
+        metrics::event_finished(a.outcome, a.enqueued_at);
     }
     if let Some(lease) = lease {
         for job in &outbound {
@@ -227,6 +231,7 @@ async fn apply_event<'j>(
             event_type: event.event_type.clone(),
             outcome,
             elapsed: started.elapsed(),
+            enqueued_at: job.enqueued_at,
         }))
     }
     .instrument(event_span(event))
