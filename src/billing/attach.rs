@@ -21,20 +21,18 @@
 
 use std::collections::HashMap;
 
-use crate::jobs::ExecuteAttach;
 use chrono::Utc;
-use outbox::{Done, Job, JobError, Lease};
+use outbox::JobError;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::StripeContext;
 use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
 use super::coupons::ensure_coupon;
 use super::customers::ensure_stripe_customer;
 use super::reward::redeems;
+use super::{Carried, StripeContext};
 use crate::appliers::discount;
 use crate::appliers::subscription::{apply, plan_of};
 use crate::catalog::Plan;
-use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
 use crate::store::reward_grants::{self, Offer};
 use crate::store::stripe_ids::PlanObjects;
@@ -44,61 +42,33 @@ use crate::stripe::coupons::{CheckoutDiscount, DiscountChange, NewDiscount, disc
 use crate::stripe::discount::Discount;
 use crate::stripe::objects::Subscription;
 
-impl Job for ExecuteAttach {
-    const KIND: &'static str = "attach.execute";
-    type Context = StripeContext;
-
-    fn key(&self) -> String {
-        format!("{}:{}", Self::KIND, self.attach_id)
-    }
-
-    fn ordering_key(&self) -> Option<String> {
-        Some(ordering(self.customer_pk))
-    }
-
-    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
-        let pool = lease.pool();
-        let mut conn = pool.acquire().await?;
-        let attach = attaches::get(&mut conn, &self.attach_id).await?;
-        let offer = reward_grants::attach_offer(&mut conn, &self.attach_id).await?;
-        drop(conn);
-        let Some(attach) = attach.filter(|a| a.state == "pending") else {
-            // Deleted with its customer, or carried out already.
-            return lease.complete_alone().await;
-        };
-        let Some(plan) = stripe.catalog.plan(&attach.plan_id) else {
-            let mut tx = pool.begin().await?;
-            attaches::fail(&mut tx, &attach.id, "the plan is no longer in the catalog").await?;
-            return lease.complete(tx).await;
-        };
-        let discount = match checkout_discount(stripe, pool, &offer).await? {
-            Ok(discount) => discount,
-            Err(why) => {
-                let mut tx = pool.begin().await?;
-                attaches::fail(&mut tx, &attach.id, &why).await?;
-                return lease.complete(tx).await;
-            }
-        };
-        let run = Run {
-            stripe,
-            pool,
-            attach: &attach,
-            plan,
-            discount: &discount,
-            key_suffix: "",
-        };
-        run.execute().await?.finish(lease).await
-    }
-
-    async fn on_dead(
-        &self,
-        _stripe: &StripeContext,
-        pool: &PgPool,
-        error: &str,
-    ) -> Result<(), sqlx::Error> {
-        let mut conn = pool.acquire().await?;
-        attaches::fail(&mut conn, &self.attach_id, error).await
-    }
+/// Carries out a pending attach: what it did (its state moved on with it), uncommitted, or
+/// why it cannot be done.
+pub(crate) async fn carry_out(
+    stripe: &StripeContext,
+    pool: &PgPool,
+    attach: &Attach,
+) -> Result<Carried<()>, JobError> {
+    let mut conn = pool.acquire().await?;
+    let offer = reward_grants::attach_offer(&mut conn, &attach.id).await?;
+    drop(conn);
+    let Some(plan) = stripe.catalog.plan(&attach.plan_id) else {
+        return Ok(Err("the plan is no longer in the catalog".to_owned()));
+    };
+    let discount = match checkout_discount(stripe, pool, &offer).await? {
+        Ok(discount) => discount,
+        Err(why) => return Ok(Err(why)),
+    };
+    let run = Run {
+        stripe,
+        pool,
+        attach,
+        plan,
+        discount: &discount,
+        key_suffix: "",
+    };
+    let Effects(tx) = run.execute().await?;
+    Ok(Ok((tx, ())))
 }
 
 /// One attach being carried out.
@@ -543,9 +513,3 @@ fn lost_catalog_object(error: &JobError) -> bool {
 
 /// What an attach did, uncommitted: committed together with the job's completion.
 struct Effects(Transaction<'static, Postgres>);
-
-impl Effects {
-    async fn finish(self, lease: Lease<'_>) -> Result<Done, JobError> {
-        lease.complete(self.0).await
-    }
-}
