@@ -37,6 +37,7 @@ mod plan_changes;
 mod plan_history;
 mod real_accounts;
 mod relink;
+mod requests;
 mod reward_convergence;
 mod rewards;
 mod same_second;
