@@ -4,7 +4,9 @@
 //! flight (one at a time per plan: a unique index), answered with the first whatever it
 //! asks. Unlike the other kinds, an attach goes on after its job: the job leaves it
 //! `checkout_required`, `awaiting_payment` or `requires_action` when the customer still has
-//! to pay, and webhooks finish it ([`crate::appliers`]).
+//! to pay, and webhooks finish it ([`crate::appliers`]). `POST /v1/attach` still records its
+//! attach with steps of its own (`http/attach.rs`: the same insert, in-flight lookup and job);
+//! [`super::record`] with [`New`] does those steps.
 
 use outbox::{Done, Job, JobError, Lease};
 use sqlx::{PgConnection, PgPool};
