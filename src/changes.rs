@@ -6,8 +6,8 @@
 use sqlx::PgPool;
 
 use crate::catalog::Catalog;
-use crate::jobs::ChangePlan;
-use crate::store::plan_changes::{self, NewChange, PlanChange};
+use crate::requests::{self, RecordError};
+use crate::store::plan_changes::{NewChange, PlanChange};
 use crate::store::{customers, plans};
 
 /// What an operator asks to change about one plan of one customer.
@@ -75,8 +75,8 @@ pub enum ChangeError {
     Database(#[from] sqlx::Error),
 }
 
-/// Records the change and queues its job, in one transaction; returns it and whether it is
-/// the one an earlier request with the same idempotency key made.
+/// Records the change and queues its job, in one transaction ([`requests::record`]); returns
+/// it and whether it is the one an earlier request with the same idempotency key made.
 pub async fn request(
     pool: &PgPool,
     catalog: &Catalog,
@@ -105,10 +105,8 @@ pub async fn request(
         actor: request.actor,
         idempotency_key: request.idempotency_key,
     };
-    if let Some(key) = request.idempotency_key
-        && let Some(earlier) = plan_changes::by_key(&mut tx, customer.pk, key).await?
-    {
-        same_change(&earlier, &new, key)?;
+    let reused = |e| key_reused(e, request.idempotency_key);
+    if let Some(earlier) = requests::earlier(&mut tx, &new).await.map_err(reused)? {
         tx.commit().await?;
         return Ok((earlier, true));
     }
@@ -119,41 +117,21 @@ pub async fn request(
             plan: plan.id.clone(),
         })?;
     allowed(&request.change, &held, &plan.id)?;
-    let (change, duplicate) = plan_changes::create(&mut tx, &new).await?;
-    if let (true, Some(key)) = (duplicate, request.idempotency_key) {
-        same_change(&change, &new, key)?;
-    }
-    if !duplicate {
-        let job = ChangePlan {
-            change_id: change.id.clone(),
-            customer_pk: customer.pk,
-        };
-        outbox::enqueue(&mut tx, &job).await?;
-    }
+    let (change, duplicate) = requests::record(&mut tx, &new).await.map_err(reused)?;
     tx.commit().await?;
     Ok((change, duplicate))
 }
 
 /// A key seen before answers the change it made only for the same request (Stripe's rule:
 /// a key reused with other parameters is an `idempotency_error`).
-fn same_change(earlier: &PlanChange, new: &NewChange<'_>, key: &str) -> Result<(), ChangeError> {
-    let differs = if earlier.kind != new.kind {
-        "the kind of change"
-    } else if earlier.plan_id != new.plan_id {
-        "plan_id"
-    } else if earlier.cancel_at.as_deref() != new.cancel_at {
-        "at"
-    } else if earlier.quantity != new.quantity {
-        "quantity"
-    } else if new.kind == "quantity" && earlier.prorate != new.prorate {
-        "prorate"
-    } else {
-        return Ok(());
-    };
-    Err(ChangeError::KeyReused {
-        key: key.to_owned(),
-        differs,
-    })
+fn key_reused(error: RecordError, key: Option<&str>) -> ChangeError {
+    match error {
+        RecordError::Reused { differs } => ChangeError::KeyReused {
+            key: key.unwrap_or_default().to_owned(),
+            differs,
+        },
+        RecordError::Database(e) => ChangeError::Database(e),
+    }
 }
 
 /// Whether `change` can be made to a plan that stands as `held`.

@@ -1,5 +1,6 @@
 //! The outbound jobs' arguments: what the API and the event appliers enqueue
-//! ([`outbox::enqueue`]) and the billing workflows run (`impl outbox::Job` in [`crate::billing`]).
+//! ([`outbox::enqueue`]) and the billing workflows run (`impl outbox::Job` in [`crate::billing`];
+//! the durable requests' jobs, attach, plan change and reward grant, in [`crate::requests`]).
 //!
 //! Jobs of one of our customers share the ordering key `customer:{pk}`, so they run one at a
 //! time in order: ten concurrent attaches for a new customer create one Stripe customer.

@@ -81,6 +81,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod pending;
+pub mod requests;
 pub mod rewards;
 pub mod store;
 pub mod stripe;

@@ -8,7 +8,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 
 use crate::catalog::{Catalog, Plan};
-use crate::jobs::ApplyReward;
+use crate::requests::{self, RecordError, reward_grant};
 use crate::store::reward_grants::{self, Grant, NewGrant, Offer};
 use crate::store::{customers, plans};
 use crate::stripe::client::{CallError, StripeApi};
@@ -191,7 +191,8 @@ pub struct GrantRequest<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// Checks the request, records the grant and queues its job (in one transaction); returns
+/// Checks the request, records the grant and queues its job (in one transaction:
+/// [`requests::record`]); returns
 /// it and whether it is the one an earlier request with the same idempotency key made.
 pub async fn grant(
     pool: &PgPool,
@@ -214,10 +215,11 @@ pub async fn grant(
     let customer = customers::by_id(&mut conn, request.customer_id)
         .await?
         .ok_or_else(|| RewardError::CustomerNotFound(request.customer_id.to_owned()))?;
-    if let Some(key) = request.idempotency_key
-        && let Some(earlier) = reward_grants::by_key(&mut conn, customer.pk, key).await?
+    let reused = |e| key_reused(e, request.idempotency_key);
+    if let Some(earlier) = requests::earlier(&mut conn, &asked(request, customer.pk))
+        .await
+        .map_err(reused)?
     {
-        same_grant(&earlier, request, key)?;
         return Ok((earlier, true));
     }
     let (plan_id, _) = target(&mut conn, customer.pk, request).await?;
@@ -241,55 +243,53 @@ pub async fn grant(
     let customer = customers::lock_by_id(&mut tx, request.customer_id)
         .await?
         .ok_or_else(|| RewardError::CustomerNotFound(request.customer_id.to_owned()))?;
-    if let Some(key) = request.idempotency_key
-        && let Some(earlier) = reward_grants::by_key(&mut tx, customer.pk, key).await?
-    {
-        same_grant(&earlier, request, key)?;
+    let asked = asked(request, customer.pk);
+    if let Some(earlier) = requests::earlier(&mut tx, &asked).await.map_err(reused)? {
         tx.commit().await?;
         return Ok((earlier, true));
     }
     let (plan_id, subscription) = target(&mut tx, customer.pk, request).await?;
-    let new = NewGrant {
-        customer_pk: customer.pk,
-        offer: &offer,
-        plan_id: &plan_id,
-        subscription_id: &subscription,
-        actor: request.actor,
-        idempotency_key: request.idempotency_key,
-    };
-    let (grant, duplicate) = reward_grants::create(&mut tx, &new).await?;
-    if let (true, Some(key)) = (duplicate, request.idempotency_key) {
-        same_grant(&grant, request, key)?;
-    }
-    if !duplicate {
-        let job = ApplyReward {
-            grant_id: grant.id.clone(),
+    let new = reward_grant::New {
+        asked,
+        grant: NewGrant {
             customer_pk: customer.pk,
-        };
-        outbox::enqueue(&mut tx, &job).await?;
-    }
+            offer: &offer,
+            plan_id: &plan_id,
+            subscription_id: &subscription,
+            actor: request.actor,
+            idempotency_key: request.idempotency_key,
+        },
+    };
+    let (grant, duplicate) = requests::record(&mut tx, &new).await.map_err(reused)?;
     tx.commit().await?;
     Ok((grant, duplicate))
 }
 
+/// What the request asks for, as a repeat of it (the same idempotency key) is compared on.
+fn asked<'a>(request: &GrantRequest<'a>, customer_pk: i64) -> reward_grant::Asked<'a> {
+    let (reward, promotion_code) = match request.asked {
+        Asked::Reward(id) => (Some(id), None),
+        Asked::PromotionCode(code) => (None, Some(code)),
+    };
+    reward_grant::Asked {
+        customer_pk,
+        reward,
+        promotion_code,
+        plan_id: request.plan_id,
+        idempotency_key: request.idempotency_key,
+    }
+}
+
 /// A key seen before answers the grant it made only for the same request: the same reward
 /// or promotion code, and the same plan when the request names one.
-fn same_grant(earlier: &Grant, request: &GrantRequest<'_>, key: &str) -> Result<(), RewardError> {
-    let same_offer = match request.asked {
-        Asked::Reward(id) => earlier.reward_id.as_deref() == Some(id),
-        Asked::PromotionCode(code) => earlier.promotion_code.as_deref() == Some(code),
-    };
-    let differs = if !same_offer {
-        "reward or promotion_code"
-    } else if request.plan_id.is_some_and(|p| p != earlier.plan_id) {
-        "plan_id"
-    } else {
-        return Ok(());
-    };
-    Err(RewardError::KeyReused {
-        key: key.to_owned(),
-        differs,
-    })
+fn key_reused(error: RecordError, key: Option<&str>) -> RewardError {
+    match error {
+        RecordError::Reused { differs } => RewardError::KeyReused {
+            key: key.unwrap_or_default().to_owned(),
+            differs,
+        },
+        RecordError::Database(e) => RewardError::Database(e),
+    }
 }
 
 /// The plan and live subscription the reward goes to.

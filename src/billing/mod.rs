@@ -15,23 +15,28 @@
 //! nothing twice. Workflows record what Stripe returned through the same appliers webhooks
 //! take ([`crate::appliers`]).
 
-mod attach;
+pub(crate) mod attach;
 mod catalog_sync;
 mod coupons;
 mod customers;
-mod plan_change;
+pub(crate) mod plan_change;
 mod refresh;
-mod reward;
+pub(crate) mod reward;
 mod usage;
 
 use std::sync::Arc;
 
 use outbox::Registry;
 use sha2::{Digest, Sha256};
+use sqlx::{Postgres, Transaction};
 
 use crate::catalog::Catalog;
 use crate::config::{Secret, StripeSettings};
 use crate::stripe::client::StripeApi;
+
+/// What carrying out a durable request ([`crate::requests`]) did, uncommitted (its effects,
+/// and what the request records), or why it cannot be done.
+pub(crate) type Carried<D> = Result<(Transaction<'static, Postgres>, D), String>;
 
 /// What the jobs that call Stripe share.
 #[derive(Clone)]

@@ -14,82 +14,43 @@
 //! whatever order they come. Idempotency keys are `rc-change-{id}-{step}`.
 
 use chrono::Utc;
-use outbox::{Done, Job, JobError, Lease};
+use outbox::JobError;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::StripeContext;
 use super::catalog_sync::ensure_plan_objects;
+use super::{Carried, StripeContext};
 use crate::appliers::subscription::apply;
 use crate::catalog::Plan;
-use crate::jobs::{ChangePlan, ordering};
 use crate::store::activity;
-use crate::store::plan_changes::{self, PlanChange};
+use crate::store::plan_changes::PlanChange;
 use crate::store::plans::{self, HeldPlan};
 use crate::stripe::objects::Subscription;
 
-impl Job for ChangePlan {
-    const KIND: &'static str = "plan.change";
-    type Context = StripeContext;
-
-    fn key(&self) -> String {
-        format!("{}:{}", Self::KIND, self.change_id)
-    }
-
-    fn ordering_key(&self) -> Option<String> {
-        Some(ordering(self.customer_pk))
-    }
-
-    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
-        let pool = lease.pool();
-        let mut conn = pool.acquire().await?;
-        let change = plan_changes::get(&mut conn, &self.change_id).await?;
-        let Some(change) = change.filter(|c| c.state == "pending") else {
-            // Deleted with its customer, or carried out already.
-            drop(conn);
-            return lease.complete_alone().await;
-        };
-        let held = plans::held(&mut conn, change.customer_pk, &change.plan_id).await?;
-        drop(conn);
-        let run = Run {
-            stripe,
-            pool,
-            change: &change,
-        };
-        let carried = match (stripe.catalog.plan(&change.plan_id), held) {
-            (None, _) => Carried::Refused("the plan is no longer in the catalog".to_owned()),
-            (Some(plan), None) => {
-                Carried::Refused(format!("the customer no longer has plan {}", plan.id))
-            }
-            (Some(plan), Some(held)) => run.carry_out(plan, &held).await?,
-        };
-        match carried {
-            Carried::Done(Outcome {
-                mut tx,
-                what,
-                subscription,
-            }) => {
-                plan_changes::finish(&mut tx, &change.id, what, subscription.as_deref()).await?;
-                lease.complete(tx).await
-            }
-            Carried::Refused(why) => {
-                let mut tx = pool.begin().await?;
-                plan_changes::fail(&mut tx, &change.id, &why).await?;
-                lease.complete(tx).await
-            }
-        }
-    }
-
-    async fn on_dead(
-        &self,
-        _stripe: &StripeContext,
-        pool: &PgPool,
-        error: &str,
-    ) -> Result<(), sqlx::Error> {
-        let mut conn = pool.acquire().await?;
-        plan_changes::fail(&mut conn, &self.change_id, error).await?;
-        Ok(())
+/// Carries out a pending change: reads the subscription from Stripe, changes it if it is not
+/// that way already, and applies Stripe's answer; what it did, uncommitted, or why it cannot
+/// be done.
+pub(crate) async fn carry_out(
+    stripe: &StripeContext,
+    pool: &PgPool,
+    change: &PlanChange,
+) -> Result<Carried<Done>, JobError> {
+    let mut conn = pool.acquire().await?;
+    let held = plans::held(&mut conn, change.customer_pk, &change.plan_id).await?;
+    drop(conn);
+    let run = Run {
+        stripe,
+        pool,
+        change,
+    };
+    match (stripe.catalog.plan(&change.plan_id), held) {
+        (None, _) => Ok(Err("the plan is no longer in the catalog".to_owned())),
+        (Some(plan), None) => Ok(Err(format!("the customer no longer has plan {}", plan.id))),
+        (Some(plan), Some(held)) => run.carry_out(plan, &held).await,
     }
 }
+
+/// What a done change did (`canceled`, `ended`, ...), and to which subscription.
+type Done = (&'static str, Option<String>);
 
 /// One change being carried out.
 struct Run<'a> {
@@ -98,22 +59,8 @@ struct Run<'a> {
     change: &'a PlanChange,
 }
 
-/// What a change did, uncommitted: committed with the change marked done and the job's
-/// completion.
-struct Outcome {
-    tx: Transaction<'static, Postgres>,
-    what: &'static str,
-    subscription: Option<String>,
-}
-
-enum Carried {
-    Done(Outcome),
-    /// The change cannot be made (the plan's state moved on since it was asked for).
-    Refused(String),
-}
-
 impl Run<'_> {
-    async fn carry_out(&self, plan: &Plan, held: &HeldPlan) -> Result<Carried, JobError> {
+    async fn carry_out(&self, plan: &Plan, held: &HeldPlan) -> Result<Carried<Done>, JobError> {
         let Some(subscription) = held.stripe_subscription_id.as_deref() else {
             return self.local(plan).await;
         };
@@ -130,8 +77,8 @@ impl Run<'_> {
         let key = |step: &str| format!("rc-change-{}-{step}", change.id);
         let (what, updated) = match (change.kind.as_str(), change.cancel_at.as_deref()) {
             ("cancel", _) if held.status == "scheduled" => {
-                return Ok(Carried::Refused(
-                    "a scheduled downgrade is dropped with uncancel".to_owned(),
+                return Ok(Err(
+                    "a scheduled downgrade is dropped with uncancel".to_owned()
                 ));
             }
             ("cancel", Some("now")) => {
@@ -174,7 +121,7 @@ impl Run<'_> {
                     ("quantity", Some(updated))
                 }
             }
-            (kind, _) => return Ok(Carried::Refused(format!("unknown change {kind}"))),
+            (kind, _) => return Ok(Err(format!("unknown change {kind}"))),
         };
         let view = updated.as_ref().map_or(view, Subscription::from);
         let mut tx = self.begin().await?;
@@ -184,9 +131,9 @@ impl Run<'_> {
 
     /// A plan without a subscription: a cancel ends it now; there is nothing to uncancel or
     /// count.
-    async fn local(&self, plan: &Plan) -> Result<Carried, JobError> {
+    async fn local(&self, plan: &Plan) -> Result<Carried<Done>, JobError> {
         if self.change.kind != "cancel" {
-            return Ok(Carried::Refused(format!(
+            return Ok(Err(format!(
                 "plan {} has no Stripe subscription: only cancel applies to it",
                 plan.id
             )));
@@ -196,11 +143,7 @@ impl Run<'_> {
         let customer_pk = self.change.customer_pk;
         let ended = plans::end_local(&mut tx, catalog, customer_pk, plan, Utc::now()).await?;
         let what = if ended { "ended" } else { "unchanged" };
-        Ok(Carried::Done(Outcome {
-            tx,
-            what,
-            subscription: None,
-        }))
+        Ok(Ok((tx, (what, None))))
     }
 
     /// Drops the downgrade to `plan` scheduled on `subscription`: its price goes back to the
@@ -210,13 +153,13 @@ impl Run<'_> {
         subscription: &stripe_shared::Subscription,
         plan: &Plan,
         observed: i64,
-    ) -> Result<Carried, JobError> {
+    ) -> Result<Carried<Done>, JobError> {
         let mut conn = self.pool.acquire().await?;
         let current = plans::live_plan_of(&mut conn, subscription.id.as_str()).await?;
         drop(conn);
         let catalog = &self.stripe.catalog;
         let Some(current) = current.as_deref().and_then(|id| catalog.plan(id)) else {
-            return Ok(Carried::Refused(format!(
+            return Ok(Err(format!(
                 "subscription {} grants no plan of the catalog to go back to",
                 subscription.id
             )));
@@ -250,12 +193,8 @@ impl Run<'_> {
         tx: Transaction<'static, Postgres>,
         what: &'static str,
         view: &Subscription,
-    ) -> Carried {
-        Carried::Done(Outcome {
-            tx,
-            what,
-            subscription: Some(view.id.clone()),
-        })
+    ) -> Carried<Done> {
+        Ok((tx, (what, Some(view.id.clone()))))
     }
 
     /// A transaction whose plan changes the timeline attributes to whoever asked.

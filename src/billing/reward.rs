@@ -11,77 +11,30 @@
 //! `customer.discount.created` about it changes nothing more.
 
 use chrono::Utc;
-use outbox::{Done, Job, JobError, Lease};
+use outbox::JobError;
 use sqlx::PgPool;
 
-use super::StripeContext;
 use super::coupons::ensure_coupon;
+use super::{Carried, StripeContext};
 use crate::appliers::discount;
-use crate::jobs::{ApplyReward, ordering};
 use crate::store::activity;
-use crate::store::reward_grants::{self, Grant};
+use crate::store::reward_grants::Grant;
 use crate::stripe::coupons::{DiscountChange, NewDiscount, discounts_of};
 use crate::stripe::discount::Discount;
 use crate::stripe::objects::{Expandable, Subscription};
 
-impl Job for ApplyReward {
-    const KIND: &'static str = "reward.apply";
-    type Context = StripeContext;
-
-    fn key(&self) -> String {
-        format!("{}:{}", Self::KIND, self.grant_id)
-    }
-
-    fn ordering_key(&self) -> Option<String> {
-        Some(ordering(self.customer_pk))
-    }
-
-    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
-        let pool = lease.pool();
-        let mut conn = pool.acquire().await?;
-        let grant = reward_grants::get(&mut conn, &self.grant_id).await?;
-        drop(conn);
-        let Some(grant) = grant.filter(|g| g.state == "pending") else {
-            // Deleted with its customer, or carried out already.
-            return lease.complete_alone().await;
-        };
-        match carry_out(stripe, pool, &grant).await? {
-            Ok((tx, outcome, discount)) => {
-                let mut tx = tx;
-                reward_grants::finish(&mut tx, &grant.id, outcome, discount.as_deref()).await?;
-                lease.complete(tx).await
-            }
-            Err(why) => {
-                let mut tx = pool.begin().await?;
-                reward_grants::fail(&mut tx, &grant.id, &why).await?;
-                lease.complete(tx).await
-            }
-        }
-    }
-
-    async fn on_dead(
-        &self,
-        _stripe: &StripeContext,
-        pool: &PgPool,
-        error: &str,
-    ) -> Result<(), sqlx::Error> {
-        let mut conn = pool.acquire().await?;
-        reward_grants::fail(&mut conn, &self.grant_id, error).await?;
-        Ok(())
-    }
-}
-
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
-/// What a grant did (uncommitted: its effects, the outcome and the discount), or why it
-/// cannot be done.
-type Carried = Result<(Tx, &'static str, Option<String>), String>;
+/// What a done grant did (`applied`, `unchanged`), and the discount it is on the
+/// subscription as.
+type Done = (&'static str, Option<String>);
 
-async fn carry_out(
+/// Carries out a pending grant: what it did, uncommitted, or why it cannot be done.
+pub(crate) async fn carry_out(
     stripe: &StripeContext,
     pool: &PgPool,
     grant: &Grant,
-) -> Result<Carried, JobError> {
+) -> Result<Carried<Done>, JobError> {
     let wanted = match (&grant.reward_id, &grant.promotion_code_id) {
         (Some(reward), _) => match stripe.catalog.reward(reward) {
             Some(reward) => NewDiscount::Coupon(ensure_coupon(stripe, pool, reward).await?),
@@ -105,7 +58,7 @@ async fn carry_out(
     let existing = discounts_of(&current);
     if let Some(same) = existing.iter().find(|d| redeems(d, &wanted)) {
         let tx = record(pool, grant, &existing, observed).await?;
-        return Ok(Ok((tx, "unchanged", Some(same.id.clone()))));
+        return Ok(Ok((tx, ("unchanged", Some(same.id.clone())))));
     }
     let keep: Vec<String> = current
         .discounts
@@ -127,7 +80,7 @@ async fn carry_out(
         .or_else(|| now.iter().find(|d| !keep.contains(&d.id)))
         .map(|d| d.id.clone());
     let tx = record(pool, grant, &now, observed).await?;
-    Ok(Ok((tx, "applied", added)))
+    Ok(Ok((tx, ("applied", added))))
 }
 
 /// Whether `discount` is the one `wanted` would redeem.

@@ -128,23 +128,13 @@ async fn newest_of_plan(
     .await
 }
 
-impl crate::pending::Pending for Attach {
-    fn is_pending(&self) -> bool {
-        self.state == "pending"
-    }
-
-    async fn reread(&self, conn: &mut PgConnection) -> Result<Option<Self>, sqlx::Error> {
-        get(conn, &self.id).await
-    }
+impl super::requests::Table for Attach {
+    const TABLE: &'static str = "attaches";
+    const COLUMNS: &'static str = COLUMNS;
 }
 
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Attach>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM attaches WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    super::requests::get(conn, id).await
 }
 
 /// Moves an attach to `state` from one of `from`; false if it was in none of them.
@@ -198,13 +188,6 @@ pub async fn set_checkout(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// Records why an attach could not be carried out (only while it is still pending: one that
-/// reached Stripe's checkout or a subscription has an outcome of its own).
-pub async fn fail(conn: &mut PgConnection, id: &str, error: &str) -> Result<(), sqlx::Error> {
-    end(conn, id, &["pending"], "failed", error).await?;
-    Ok(())
 }
 
 /// Moves an attach to `state` (`failed`, `expired`) from one of `from`, with the reason.

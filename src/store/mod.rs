@@ -12,6 +12,7 @@ pub mod entities;
 pub mod invoices;
 pub mod plan_changes;
 pub mod plans;
+pub mod requests;
 pub mod reward_grants;
 pub mod stripe_ids;
 pub mod trials;

@@ -50,13 +50,18 @@ pub struct NewChange<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// Records a pending change; with an idempotency key the customer used before, the change
-/// made then and `true` (nothing new is recorded).
-pub async fn create(
+impl super::requests::Table for PlanChange {
+    const TABLE: &'static str = "plan_changes";
+    const COLUMNS: &'static str = COLUMNS;
+}
+
+/// Records a pending change; `None` when the customer used its idempotency key before
+/// (the unique index says so, whatever the concurrency).
+pub async fn insert(
     conn: &mut PgConnection,
     change: &NewChange<'_>,
-) -> Result<(PlanChange, bool), sqlx::Error> {
-    let created: Option<PlanChange> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> Result<Option<PlanChange>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO plan_changes (id, customer_pk, plan_id, kind, cancel_at, quantity, prorate,
                                    actor, idempotency_key)
          VALUES ('pc_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6, $7, $8)
@@ -71,48 +76,12 @@ pub async fn create(
     .bind(change.prorate)
     .bind(change.actor)
     .bind(change.idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(created) = created {
-        return Ok((created, false));
-    }
-    let key = change.idempotency_key.unwrap_or_default();
-    let earlier = by_key(conn, change.customer_pk, key).await?;
-    Ok((earlier.ok_or(sqlx::Error::RowNotFound)?, true))
-}
-
-/// The customer's change made with idempotency key `key`, if any.
-pub async fn by_key(
-    conn: &mut PgConnection,
-    customer_pk: i64,
-    key: &str,
-) -> Result<Option<PlanChange>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM plan_changes WHERE customer_pk = $1 AND idempotency_key = $2"
-    )))
-    .bind(customer_pk)
-    .bind(key)
     .fetch_optional(conn)
     .await
-}
-
-impl crate::pending::Pending for PlanChange {
-    fn is_pending(&self) -> bool {
-        self.state == "pending"
-    }
-
-    async fn reread(&self, conn: &mut PgConnection) -> Result<Option<Self>, sqlx::Error> {
-        get(conn, &self.id).await
-    }
 }
 
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<PlanChange>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM plan_changes WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    super::requests::get(conn, id).await
 }
 
 /// A pending change was carried out: `outcome` says what it did.
@@ -130,19 +99,6 @@ pub async fn finish(
     .bind(id)
     .bind(outcome)
     .bind(subscription_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// A pending change could not be carried out, for `error`.
-pub async fn fail(conn: &mut PgConnection, id: &str, error: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE plan_changes SET state = 'failed', error = $2, updated_at = now()
-         WHERE id = $1 AND state = 'pending'",
-    )
-    .bind(id)
-    .bind(error)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

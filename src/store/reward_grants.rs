@@ -101,13 +101,18 @@ pub struct NewGrant<'a> {
     pub idempotency_key: Option<&'a str>,
 }
 
-/// Records a pending grant; with an idempotency key the customer used before, the grant
-/// made then and `true` (nothing new is recorded).
-pub async fn create(
+impl super::requests::Table for Grant {
+    const TABLE: &'static str = "reward_grants";
+    const COLUMNS: &'static str = COLUMNS;
+}
+
+/// Records a pending grant; `None` when the customer used its idempotency key before (the
+/// unique index says so, whatever the concurrency).
+pub async fn insert(
     conn: &mut PgConnection,
     grant: &NewGrant<'_>,
-) -> Result<(Grant, bool), sqlx::Error> {
-    let created: Option<Grant> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> Result<Option<Grant>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO reward_grants (id, customer_pk, reward_id, promotion_code, promotion_code_id,
                                     plan_id, stripe_subscription_id, actor, idempotency_key)
          VALUES ('rwd_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3, $4, $5, $6,
@@ -123,48 +128,12 @@ pub async fn create(
     .bind(grant.subscription_id)
     .bind(grant.actor)
     .bind(grant.idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(created) = created {
-        return Ok((created, false));
-    }
-    let key = grant.idempotency_key.unwrap_or_default();
-    let earlier = by_key(conn, grant.customer_pk, key).await?;
-    Ok((earlier.ok_or(sqlx::Error::RowNotFound)?, true))
-}
-
-/// The customer's grant made with idempotency key `key`, if any.
-pub async fn by_key(
-    conn: &mut PgConnection,
-    customer_pk: i64,
-    key: &str,
-) -> Result<Option<Grant>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM reward_grants WHERE customer_pk = $1 AND idempotency_key = $2"
-    )))
-    .bind(customer_pk)
-    .bind(key)
     .fetch_optional(conn)
     .await
-}
-
-impl crate::pending::Pending for Grant {
-    fn is_pending(&self) -> bool {
-        self.state == "pending"
-    }
-
-    async fn reread(&self, conn: &mut PgConnection) -> Result<Option<Self>, sqlx::Error> {
-        get(conn, &self.id).await
-    }
 }
 
 pub async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<Grant>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM reward_grants WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    super::requests::get(conn, id).await
 }
 
 /// A pending grant was carried out: `outcome` says what it did.
@@ -182,19 +151,6 @@ pub async fn finish(
     .bind(id)
     .bind(outcome)
     .bind(discount_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// A pending grant could not be carried out, for `error`.
-pub async fn fail(conn: &mut PgConnection, id: &str, error: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE reward_grants SET state = 'failed', error = $2, updated_at = now()
-         WHERE id = $1 AND state = 'pending'",
-    )
-    .bind(id)
-    .bind(error)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -38,6 +38,7 @@ mod plan_history;
 mod prometheus;
 mod real_accounts;
 mod relink;
+mod requests;
 mod reward_convergence;
 mod rewards;
 mod same_second;

@@ -1,33 +1,29 @@
-//! Just enough WebDriver (W3C, JSON over HTTP) to drive Debian's headless Chromium through
-//! `chromedriver`: sessions, navigation, elements, keys, scripts and screenshots.
+//! Debian's headless Chromium driven through `chromedriver` with `fantoccini` (a WebDriver
+//! client): the few steps the console's browser test takes, each waiting for the page as a
+//! person would.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use stripe_reconciler::cli::HttpClient;
 
-/// The key W3C WebDriver names an element reference by.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long a step waits for the page to show what it looks for.
+const PATIENCE: Duration = Duration::from_secs(5);
+/// How often it looks meanwhile.
+const EVERY: Duration = Duration::from_millis(100);
 
 /// A `chromedriver` process and one browser session in it; both end on drop.
 pub struct Browser {
     driver: Child,
-    base: String,
+    address: String,
+    client: Client,
     session: String,
-    client: HttpClient,
     screenshots: PathBuf,
 }
-
-#[derive(Clone)]
-pub struct Element(String);
 
 impl Browser {
     /// Starts `chromedriver` and a headless Chromium of `width` × `height`. Fails (never
@@ -45,27 +41,8 @@ impl Browser {
             .expect(
                 "chromedriver (Debian's chromium-driver) must be installed: run scripts/test.sh",
             );
-        let mut browser = Self {
-            driver,
-            base: format!("http://127.0.0.1:{port}"),
-            session: String::new(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            screenshots: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"),
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(status) = browser.call(Method::GET, "/status", None).await
-                && status["ready"] == true
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
+        let address = format!("127.0.0.1:{port}");
+        let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium(),
@@ -74,132 +51,108 @@ impl Browser {
                          "--force-color-profile=srgb", "--lang=en-US",
                          format!("--window-size={width},{height}")],
             },
-        }}});
-        let session = browser
-            .call(Method::POST, "/session", Some(capabilities))
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
+        };
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        // chromedriver takes a moment to listen.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match builder.connect(&format!("http://{address}")).await {
+                Ok(client) => break client,
+                Err(error) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no Chromium session: {error}"
+                ),
+            }
+            tokio::time::sleep(EVERY).await;
+        };
+        let session = client
+            .session_id()
             .await
-            .expect("a Chromium session");
-        browser.session = session["sessionId"].as_str().unwrap().to_owned();
-        std::fs::create_dir_all(&browser.screenshots).unwrap();
-        browser
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let bytes = body.map_or(Bytes::new(), |b| Bytes::from(b.to_string()));
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(bytes))
-            .unwrap();
-        let response = self.client.request(req).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let value: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("{status}: {}", value["value"]));
+            .unwrap()
+            .expect("the session has an id");
+        let screenshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&screenshots).unwrap();
+        Self {
+            driver,
+            address,
+            client,
+            session,
+            screenshots,
         }
-        Ok(value["value"].clone())
-    }
-
-    async fn session_call(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let path = format!("/session/{}{path}", self.session);
-        self.call(method, &path, body)
-            .await
-            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
     }
 
     pub async fn goto(&self, url: &str) {
-        self.session_call(Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver goto {url}: {e}"));
     }
 
     pub async fn url(&self) -> String {
-        let url = self.session_call(Method::GET, "/url", None).await;
-        url.as_str().unwrap().to_owned()
+        self.client.current_url().await.unwrap().to_string()
     }
 
     /// Waits up to 5 s for the address to contain `part` (a navigation finished).
     pub async fn wait_for_url(&self, part: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while !self.url().await.contains(part) {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "never got to {part}: at {}",
                 self.url().await
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(EVERY).await;
         }
     }
 
     /// The first element matching the CSS `selector`, waiting up to 5 s for it.
     pub async fn find(&self, selector: &str) -> Element {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let path = format!("/session/{}/element", self.session);
-            let found = self
-                .call(
-                    Method::POST,
-                    &path,
-                    Some(json!({"using": "css selector", "value": selector})),
-                )
-                .await;
-            let found = found.and_then(|element| match element[ELEMENT].as_str() {
-                Some(id) => Ok(id.to_owned()),
-                None => Err(format!("not an element: {element}")),
-            });
-            match found {
-                Ok(id) => return Element(id),
-                Err(error) if tokio::time::Instant::now() >= deadline => {
-                    let page = self.text("body").await.unwrap_or_default();
-                    panic!("no element {selector}: {error}\npage:\n{page}");
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        let found = self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .every(EVERY)
+            .for_element(Locator::Css(selector))
+            .await;
+        match found {
+            Ok(element) => element,
+            Err(error) => {
+                let page = self.text("body").await.unwrap_or_default();
+                panic!("no element {selector}: {error}\npage:\n{page}");
             }
         }
     }
 
     pub async fn click(&self, selector: &str) {
         let element = self.find(selector).await;
-        self.session_call(
-            Method::POST,
-            &format!("/element/{}/click", element.0),
-            Some(json!({})),
-        )
-        .await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver click {selector}: {e}"));
     }
 
     pub async fn type_into(&self, selector: &str, text: &str) {
         let element = self.find(selector).await;
-        self.session_call(
-            Method::POST,
-            &format!("/element/{}/value", element.0),
-            Some(json!({"text": text})),
-        )
-        .await;
+        element
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver keys into {selector}: {e}"));
     }
 
     /// The rendered text of the first element matching `selector`, if any.
     pub async fn text(&self, selector: &str) -> Option<String> {
-        let path = format!("/session/{}/element", self.session);
-        let element = self
-            .call(
-                Method::POST,
-                &path,
-                Some(json!({"using": "css selector", "value": selector})),
-            )
-            .await
-            .ok()?;
-        let id = element[ELEMENT].as_str()?.to_owned();
+        let element = self.client.find(Locator::Css(selector)).await.ok()?;
         // A page that is being replaced makes the element stale: no text yet.
-        let path = format!("/session/{}/element/{id}/text", self.session);
-        let text = self.call(Method::GET, &path, None).await.ok()?;
-        text.as_str().map(str::to_owned)
+        element.text().await.ok()
     }
 
     /// Waits up to 5 s for `selector`'s text to contain `expected`; returns the text.
     pub async fn wait_for_text(&self, selector: &str, expected: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let text = self.text(selector).await.unwrap_or_default();
             if text.contains(expected) {
@@ -209,67 +162,56 @@ impl Browser {
                 tokio::time::Instant::now() < deadline,
                 "{selector} never showed {expected:?}; it shows:\n{text}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(EVERY).await;
         }
     }
 
     pub async fn script(&self, script: &str) -> Value {
-        self.session_call(
-            Method::POST,
-            "/execute/sync",
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver script: {e}"))
     }
 
     /// Saves a PNG of the whole page as `target/screenshots/{name}.png` (the window grows to
     /// the page's height first, then goes back).
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let rect = self.session_call(Method::GET, "/window/rect", None).await;
+        let (_, _, width, window_height) = self.client.get_window_rect().await.unwrap();
         let height = self
             .script("return Math.max(document.documentElement.scrollHeight, window.innerHeight);")
             .await
-            .as_i64()
+            .as_u64()
             .unwrap_or(900);
-        let chrome = rect["height"].as_i64().unwrap_or(900)
-            - self
-                .script("return window.innerHeight;")
-                .await
-                .as_i64()
-                .unwrap_or(900);
-        self.resize(rect["width"].as_i64().unwrap(), height + chrome)
-            .await;
-        let png = self.session_call(Method::GET, "/screenshot", None).await;
-        self.resize(
-            rect["width"].as_i64().unwrap(),
-            rect["height"].as_i64().unwrap(),
-        )
-        .await;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap())
-            .unwrap();
+        let inner = self
+            .script("return window.innerHeight;")
+            .await
+            .as_u64()
+            .unwrap_or(900);
+        let chrome = window_height.saturating_sub(inner);
+        self.resize(width, height + chrome).await;
+        let png = self.client.screenshot().await.unwrap();
+        self.resize(width, window_height).await;
         let path = self.screenshots.join(format!("{name}.png"));
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(&path, png).unwrap();
         path
     }
 
-    async fn resize(&self, width: i64, height: i64) {
-        self.session_call(
-            Method::POST,
-            "/window/rect",
-            Some(json!({"width": width, "height": height})),
-        )
-        .await;
+    async fn resize(&self, width: u64, height: u64) {
+        let size = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        self.client
+            .set_window_size(size(width), size(height))
+            .await
+            .unwrap();
     }
 }
 
 impl Drop for Browser {
     /// Ends the session (which closes Chromium), then chromedriver; also when a test
     /// panicked, so no browser outlives its test. A plain blocking request: drop cannot wait
-    /// on the runtime.
+    /// on the runtime (fantoccini's own close is async).
     fn drop(&mut self) {
         use std::io::{Read, Write};
-        let address = self.base.trim_start_matches("http://");
+        let address = &self.address;
         if let Ok(mut stream) = std::net::TcpStream::connect(address) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
             let _ = write!(

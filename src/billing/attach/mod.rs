@@ -19,86 +19,59 @@
 //! never doubled. A price Stripe no longer knows is created again, once, and the call retried.
 //! An attach whose job dies is marked `failed` with the error, so its caller learns.
 
+mod change;
+mod subscribe;
+
 use std::collections::HashMap;
 
-use crate::jobs::ExecuteAttach;
 use chrono::Utc;
-use outbox::{Done, Job, JobError, Lease};
+use outbox::JobError;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::StripeContext;
 use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
 use super::coupons::ensure_coupon;
 use super::customers::ensure_stripe_customer;
-use super::reward::redeems;
+use super::{Carried, StripeContext};
 use crate::appliers::discount;
 use crate::appliers::subscription::{apply, plan_of};
 use crate::catalog::Plan;
-use crate::jobs::ordering;
 use crate::store::attaches::{self, Attach};
 use crate::store::reward_grants::{self, Offer};
 use crate::store::stripe_ids::PlanObjects;
 use crate::store::{activity, customers, entities, plans};
-use crate::stripe::client::{CallError, FirstPayment, Trial};
-use crate::stripe::coupons::{CheckoutDiscount, DiscountChange, NewDiscount, discounts_of};
+use crate::stripe::client::CallError;
+use crate::stripe::coupons::{CheckoutDiscount, NewDiscount};
 use crate::stripe::discount::Discount;
 use crate::stripe::objects::Subscription;
+use crate::stripe::subscriptions::{FirstPayment, Trial};
 
-impl Job for ExecuteAttach {
-    const KIND: &'static str = "attach.execute";
-    type Context = StripeContext;
-
-    fn key(&self) -> String {
-        format!("{}:{}", Self::KIND, self.attach_id)
-    }
-
-    fn ordering_key(&self) -> Option<String> {
-        Some(ordering(self.customer_pk))
-    }
-
-    async fn run(&self, stripe: &StripeContext, lease: Lease<'_>) -> Result<Done, JobError> {
-        let pool = lease.pool();
-        let mut conn = pool.acquire().await?;
-        let attach = attaches::get(&mut conn, &self.attach_id).await?;
-        let offer = reward_grants::attach_offer(&mut conn, &self.attach_id).await?;
-        drop(conn);
-        let Some(attach) = attach.filter(|a| a.state == "pending") else {
-            // Deleted with its customer, or carried out already.
-            return lease.complete_alone().await;
-        };
-        let Some(plan) = stripe.catalog.plan(&attach.plan_id) else {
-            let mut tx = pool.begin().await?;
-            attaches::fail(&mut tx, &attach.id, "the plan is no longer in the catalog").await?;
-            return lease.complete(tx).await;
-        };
-        let discount = match checkout_discount(stripe, pool, &offer).await? {
-            Ok(discount) => discount,
-            Err(why) => {
-                let mut tx = pool.begin().await?;
-                attaches::fail(&mut tx, &attach.id, &why).await?;
-                return lease.complete(tx).await;
-            }
-        };
-        let run = Run {
-            stripe,
-            pool,
-            attach: &attach,
-            plan,
-            discount: &discount,
-            key_suffix: "",
-        };
-        run.execute().await?.finish(lease).await
-    }
-
-    async fn on_dead(
-        &self,
-        _stripe: &StripeContext,
-        pool: &PgPool,
-        error: &str,
-    ) -> Result<(), sqlx::Error> {
-        let mut conn = pool.acquire().await?;
-        attaches::fail(&mut conn, &self.attach_id, error).await
-    }
+/// Carries out a pending attach: what it did (its state moved on with it), uncommitted, or
+/// why it cannot be done.
+pub(crate) async fn carry_out(
+    stripe: &StripeContext,
+    pool: &PgPool,
+    attach: &Attach,
+) -> Result<Carried<()>, JobError> {
+    let mut conn = pool.acquire().await?;
+    let offer = reward_grants::attach_offer(&mut conn, &attach.id).await?;
+    drop(conn);
+    let Some(plan) = stripe.catalog.plan(&attach.plan_id) else {
+        return Ok(Err("the plan is no longer in the catalog".to_owned()));
+    };
+    let discount = match checkout_discount(stripe, pool, &offer).await? {
+        Ok(discount) => discount,
+        Err(why) => return Ok(Err(why)),
+    };
+    let run = Run {
+        stripe,
+        pool,
+        attach,
+        plan,
+        discount: &discount,
+        key_suffix: "",
+    };
+    let Effects(tx) = run.execute().await?;
+    Ok(Ok((tx, ())))
 }
 
 /// One attach being carried out.
@@ -220,193 +193,6 @@ impl Run<'_> {
             }
         }
         Ok(None)
-    }
-
-    /// Within a group: an upgrade prorates and switches now; a downgrade is billed from the
-    /// next period and the plan is `scheduled` until then.
-    async fn change_plan(
-        &self,
-        current: &str,
-        subscription: &str,
-        price: &str,
-    ) -> Result<Effects, JobError> {
-        let api = &self.stripe.api;
-        let subscription = api.retrieve_with_discounts(subscription).await?;
-        let upgrade = self.amount(&self.plan.id) >= self.amount(current);
-        let metadata = self.metadata().await?;
-        let observed = Utc::now().timestamp();
-        let quantity = Some(self.quantity());
-        let prorate = upgrade && self.attach.prorate;
-        // The subscription's discounts stay; the attach's is added unless it is there.
-        let keep: Vec<String> = subscription
-            .discounts
-            .iter()
-            .map(|d| d.id().to_string())
-            .collect();
-        let had = discounts_of(&subscription);
-        let add = self
-            .redeemed()
-            .filter(|wanted| !had.iter().any(|d| redeems(d, wanted)));
-        let change = add.map(|add| DiscountChange { keep: &keep, add });
-        let updated = api
-            .swap_price(
-                &self.key("swap"),
-                &subscription,
-                price,
-                quantity,
-                prorate,
-                change,
-                metadata,
-            )
-            .await?;
-        let view = Subscription::from(&updated);
-        let mut tx = self.begin().await?;
-        record_discounts(&mut tx, &discounts_of(&updated), observed).await?;
-        let state = if upgrade {
-            "active"
-        } else {
-            // Scheduled first, so the subscription (already billing the new price) is read
-            // as granting the current plan until the next period.
-            let starts_at = view.period().1.unwrap_or_else(Utc::now);
-            plans::schedule(
-                &mut tx,
-                self.attach.customer_pk,
-                self.plan,
-                &view.id,
-                starts_at,
-            )
-            .await?;
-            "scheduled"
-        };
-        // Either way the answer is the subscription's newest state: an older event still on
-        // its way (the price before the swap) cannot undo the change.
-        self.provision(&mut tx, &view, observed).await?;
-        attaches::transition(
-            &mut tx,
-            &self.attach.id,
-            &["pending"],
-            state,
-            Some(&view.id),
-        )
-        .await?;
-        Ok(Effects(tx))
-    }
-
-    /// The customer can pay: a subscription, charged at once.
-    async fn subscribe(&self, customer: &str, price: &str) -> Result<Effects, JobError> {
-        let metadata = self.metadata().await?;
-        let key = self.key("subscription");
-        // Taken before the call: an event Stripe makes about the subscription after it is
-        // newer than what the call returns, and wins.
-        let observed = Utc::now().timestamp();
-        let (created, payment) = self
-            .stripe
-            .api
-            .create_subscription(
-                &key,
-                customer,
-                price,
-                self.quantity(),
-                self.trial(),
-                self.redeemed(),
-                metadata,
-            )
-            .await?;
-        let discounts = discounts_of(&created);
-        self.settle(
-            &Subscription::from(&created),
-            &payment,
-            &discounts,
-            observed,
-        )
-        .await
-    }
-
-    /// The attach's outcome from its subscription as read at `observed`, recorded through the
-    /// same path as its webhooks (so a newer event already applied wins): paid → `active`
-    /// and provisioned; the first payment needs the customer → `requires_action` with the
-    /// invoice's hosted page; still processing → `awaiting_payment`. Its webhooks finish it.
-    async fn settle(
-        &self,
-        view: &Subscription,
-        payment: &FirstPayment,
-        discounts: &[Discount],
-        observed: i64,
-    ) -> Result<Effects, JobError> {
-        let mut tx = self.begin().await?;
-        apply(&mut tx, &self.stripe.catalog, view, false, observed).await?;
-        record_discounts(&mut tx, discounts, observed).await?;
-        let status = plans::subscription_status(&mut tx, &view.id)
-            .await?
-            .unwrap_or_else(|| view.status.clone());
-        let id = &self.attach.id;
-        match (status.as_str(), payment.status.as_deref()) {
-            ("incomplete", Some("processing") | None) => {
-                // A bank debit on its way: invoice.paid or the subscription's update finish it.
-                attaches::transition(
-                    &mut tx,
-                    id,
-                    &["pending"],
-                    "awaiting_payment",
-                    Some(&view.id),
-                )
-                .await?;
-            }
-            ("incomplete", Some(intent)) => {
-                let reason = match (intent, &payment.error) {
-                    ("requires_action", _) => "authentication_required: the customer must \
-                                               confirm the payment (3-D Secure)"
-                        .to_owned(),
-                    (_, Some(error)) => format!("payment_failed: {error}"),
-                    (other, None) => format!("payment_required: the payment is {other}"),
-                };
-                let url = payment.hosted_invoice_url.as_deref();
-                attaches::require_action(&mut tx, id, &view.id, url, &reason).await?;
-            }
-            ("incomplete_expired" | "canceled", _) => {
-                let why = format!("the subscription ended before its first payment ({status})");
-                attaches::end(&mut tx, id, &["pending"], "expired", &why).await?;
-            }
-            _ => {
-                attaches::transition(&mut tx, id, &["pending"], "active", Some(&view.id)).await?;
-            }
-        }
-        Ok(Effects(tx))
-    }
-
-    /// The customer cannot pay yet: a Checkout Session, finished by its webhook.
-    async fn checkout(&self, customer: &str, price: &str) -> Result<Effects, JobError> {
-        let metadata = self.metadata().await?;
-        let mut subscription_metadata = HashMap::from([
-            ("customer_id".to_owned(), metadata["customer_id"].clone()),
-            ("plan_id".to_owned(), self.plan.id.clone()),
-        ]);
-        if let Some(entity) = metadata.get("entity_id") {
-            subscription_metadata.insert("entity_id".to_owned(), entity.clone());
-        }
-        // The API requires both URLs; an attach without them fails at Stripe, visibly.
-        let success = self.attach.success_url.as_deref().unwrap_or_default();
-        let cancel = self.attach.cancel_url.as_deref().unwrap_or_default();
-        let key = self.key("checkout");
-        let (session, url) = self
-            .stripe
-            .api
-            .create_checkout_session(
-                &key,
-                customer,
-                price,
-                self.quantity(),
-                self.trial().map(|t| t.days),
-                self.discount,
-                success,
-                cancel,
-                metadata,
-                subscription_metadata,
-            )
-            .await?;
-        let mut tx = self.begin().await?;
-        attaches::set_checkout(&mut tx, &self.attach.id, &session, url.as_deref()).await?;
-        Ok(Effects(tx))
     }
 
     /// Provisions from the subscription as the API returned it, read at `observed`.
@@ -543,9 +329,3 @@ fn lost_catalog_object(error: &JobError) -> bool {
 
 /// What an attach did, uncommitted: committed together with the job's completion.
 struct Effects(Transaction<'static, Postgres>);
-
-impl Effects {
-    async fn finish(self, lease: Lease<'_>) -> Result<Done, JobError> {
-        lease.complete(self.0).await
-    }
-}
