@@ -32,7 +32,10 @@
 //!   delivered (`catch-up`, and periodically in the daemon).
 //! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction
 //!   (subscriptions, checkouts, invoices, customers, discounts and coupons).
-//! - [`pending`]: waiting briefly for what the outbox carries out (attach, plan change, grant).
+//! - [`requests`]: the durable request (recorded with its idempotency key or the earlier one
+//!   returned, carried out by a job under a lease, finished or failed, waited for), written
+//!   once; attach, plan change and reward grant are one file each. [`pending`] re-exports
+//!   its wait for the front doors.
 //! - [`jobs`]: the outbound jobs' arguments, enqueued by `http` and `appliers`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
 //!   attaches, the catalog's Stripe objects and coupons, rewards, usage billing).
@@ -47,8 +50,9 @@
 //!   writer names its source), entities (a customer's teams: their plans and balances kept
 //!   under a holder row of their own, so the plans and balances code serves them unchanged).
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
-//!   `client` (async-stripe with idempotency keys; `coupons` for coupons, promotion codes and
-//!   discounts), `objects` and `discount` (the fields we read), `ids`.
+//!   `client` (the transport: async-stripe with idempotency keys, errors and their classes),
+//!   the calls by object (`customers`, `catalog`, `subscriptions`, `checkout`, `coupons`),
+//!   `objects`, `invoice`, `fields` and `discount` (the fields we read), `ids`.
 //! - [`db`]: the pool and the embedded migrations.
 //! - [`cli`]: the command line; `main.rs` only parses and calls it.
 //! - [`telemetry`], [`metrics`], [`systemd`]: logs, Prometheus metrics, sd_notify.

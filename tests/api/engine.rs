@@ -22,7 +22,9 @@ const TYPE: &str = "test.effect";
 /// `unreadable` with a payload that does not parse (as its type).
 /// Each application's start and end (`clock_timestamp()`) are recorded; ids with `slow`
 /// sleep 5 ms inside it.
-/// It also proves exclusion: two events of one customer at once would fail the advisory lock.
+/// It also proves exclusion: two events of one customer at once would fail the advisory lock
+/// (keyed by the test's database too: advisory locks are the whole server's, and other tests'
+/// customers share names).
 struct Recorder;
 
 impl EventHandler for Recorder {
@@ -46,11 +48,12 @@ impl EventHandler for Recorder {
                 sqlx::query_scalar("SELECT clock_timestamp()")
                     .fetch_one(&mut *conn)
                     .await?;
-            let exclusive: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext($1))")
-                    .bind(&customer)
-                    .fetch_one(&mut *conn)
-                    .await?;
+            let exclusive: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_database() || ':' || $1))",
+            )
+            .bind(&customer)
+            .fetch_one(&mut *conn)
+            .await?;
             if event.id.contains("poison") {
                 let cured: bool =
                     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cures WHERE event_id = $1)")
@@ -721,5 +724,50 @@ async fn an_unreadable_event_leaves_its_batch_applied_in_one_pass() {
     assert!(
         runs.contains(&2),
         "a rejected event rolls its batch back, so a neighbour runs twice: {runs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_customers_queued_events_are_applied_in_one_batch_in_order() {
+    let app = spawn(|_| {}).await;
+    for n in 0..5 {
+        let id = format!("evt_burst_{n}");
+        app.post_event(&event_at(&id, TYPE, "cus_burst", 1_795_000_000 + n))
+            .await;
+    }
+    // One step: the key's head and the four queued behind it, not one batch per event.
+    assert_eq!(app.engine.step().await.unwrap(), 5);
+    let order: Vec<String> = sqlx::query_scalar("SELECT event_id FROM effects ORDER BY seq")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let expected: Vec<String> = (0..5).map(|n| format!("evt_burst_{n}")).collect();
+    assert_eq!(order, expected);
+}
+
+#[tokio::test]
+async fn a_retrying_event_holds_the_events_queued_behind_it_in_its_batch() {
+    let app = spawn(|_| {}).await;
+    app.post_event(&event_at("evt_hold_0", TYPE, "cus_hold", 1_795_000_000))
+        .await;
+    app.post_event(&event_at(
+        "evt_hold_1_flaky",
+        TYPE,
+        "cus_hold",
+        1_795_000_001,
+    ))
+    .await;
+    app.post_event(&event_at("evt_hold_2", TYPE, "cus_hold", 1_795_000_002))
+        .await;
+    app.engine.run_until_idle().await.unwrap();
+    assert_eq!(state_of(&app, "evt_hold_0").await["state"], "applied");
+    assert_eq!(state_of(&app, "evt_hold_1_flaky").await["state"], "failed");
+    let behind = state_of(&app, "evt_hold_2").await;
+    assert_eq!(behind["state"], "received", "{behind}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM effects WHERE event_id = 'evt_hold_2'")
+            .await,
+        0,
+        "an event behind a retry is not applied before it"
     );
 }

@@ -55,6 +55,53 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob
     .await
 }
 
+/// How many of one ordering key's queued events a batch takes after its head.
+pub const FOLLOWERS_PER_KEY: i64 = 16;
+
+/// The events queued right behind claimed heads (`keys`, the heads' ordering keys; `heads`,
+/// their ids), up to `limit` and [`FOLLOWERS_PER_KEY`] a key, locked in `conn`'s
+/// transaction: a customer's burst of events is applied in one batch, in order, instead of
+/// one batch per event. Only an unbroken run of due event jobs follows a head; an outbound
+/// job or one waiting for its retry ends its key's run. No other claimer can take these
+/// (their head is pending and locked here), so they are locked without skipping.
+pub async fn claim_followers(
+    conn: &mut PgConnection,
+    keys: &[&str],
+    heads: &[i64],
+    limit: i64,
+) -> Result<Vec<ClaimedJob>, sqlx::Error> {
+    if keys.is_empty() || limit <= 0 {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "WITH queued AS (
+             SELECT j.id, j.sort_key,
+                    bool_and(j.kind = $4 AND j.run_at <= now() AND j.locked_until IS NULL)
+                        OVER w AS unbroken,
+                    row_number() OVER w AS n
+             FROM jobs j
+             WHERE j.ordering_key = ANY($1) AND j.state = 'pending' AND j.id <> ALL($2)
+             WINDOW w AS (PARTITION BY j.ordering_key ORDER BY j.sort_key, j.id)
+         ), picked AS (
+             SELECT id FROM queued WHERE unbroken AND n <= $5
+             ORDER BY sort_key, id LIMIT $3
+         )
+         SELECT j.id, j.kind, j.job_key, j.ordering_key, j.args, j.attempts, j.enqueued_at
+         FROM jobs j WHERE j.id IN (SELECT id FROM picked)
+         ORDER BY j.sort_key, j.id
+         FOR UPDATE OF j",
+    )
+    // Planned afresh, as the other statements over the queue (see `claim`).
+    .persistent(false)
+    .bind(keys)
+    .bind(heads)
+    .bind(limit)
+    .bind(EVENT_JOB)
+    .bind(FOLLOWERS_PER_KEY)
+    .fetch_all(conn)
+    .await
+}
+
 /// The events behind claimed event jobs, in one query; pruned ones are missing. Only events
 /// of a `handled` type carry their payload (others are skipped unread; theirs is empty).
 /// Planned afresh for the same reason as [`claim`]: a generic plan from when the log was

@@ -1,7 +1,7 @@
 //! One step of a worker: claim a batch, apply events in the claim transaction, then run
 //! leased outbound jobs outside it. Event metrics are counted once the claim commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -83,7 +83,18 @@ pub(crate) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
 
 async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, sqlx::Error> {
     let mut tx = inner.pool.begin_with(APPLY_BEGIN).await?;
-    let jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
+    let mut jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
+    // The events queued right behind the claimed heads come along (after every head, so
+    // each key's events stay in order), as long as the batch has room.
+    let room = inner.settings.batch_size - jobs.len() as i64;
+    let keys: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.is_event())
+        .filter_map(|j| j.ordering_key.as_deref())
+        .collect();
+    let heads: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let followers = queue::claim_followers(&mut tx, &keys, &heads, room).await?;
+    jobs.extend(followers);
     let oldest = jobs.iter().map(ClaimedJob::age).max().unwrap_or_default();
     inner
         .claimed_age_ms
@@ -103,7 +114,16 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
         .into_iter()
         .map(|e| (e.id.clone(), e))
         .collect();
+    // Keys whose event failed and will be retried: their later events wait for it.
+    let mut held: HashSet<&str> = HashSet::new();
     for job in &events {
+        if job
+            .ordering_key
+            .as_deref()
+            .is_some_and(|k| held.contains(k))
+        {
+            continue; // left pending, behind its key's retry
+        }
         let Some(event) = stored.remove(&job.job_key) else {
             // The event was pruned while queued; nothing is left to apply.
             queue::drop_job(&mut tx, job.id).await?;
@@ -131,7 +151,14 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
                     failed: &mut failed,
                 };
                 match apply_event(inner, &mut tx, job, &event, handler, mode, done).await? {
-                    Ok(attempt) => attempts.push(attempt),
+                    Ok(attempt) => {
+                        if attempt.outcome == EventOutcome::Retry
+                            && let Some(key) = job.ordering_key.as_deref()
+                        {
+                            held.insert(key);
+                        }
+                        attempts.push(attempt);
+                    }
                     Err(RolledBack) => {
                         tx.rollback().await?;
                         return Ok(Err(RolledBack));
