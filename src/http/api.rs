@@ -1,16 +1,15 @@
-//! The `/v1` API: bearer-token protected reads (and, in later issues, writes).
+//! The `/v1` API: a bearer token, then routes to the handlers beside this file, which
+//! translate between HTTP and [`crate::ops`].
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode, header};
+use hyper::{Method, Request, header};
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use serde::de::DeserializeOwned;
-
-use super::error::{ApiError, HttpResponse, json};
-use super::{
-    AppState, attach, customers, entities, input, plan_changes, rewards, timeline, webhook,
-};
-use outbox::log as events;
+use super::respond::ok;
+use super::{AppState, attach, balances, customers, entities, input, plan_changes, rewards};
+use crate::ops;
+use crate::web::{self, ApiError, HttpResponse};
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 pub(super) fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -36,63 +35,58 @@ pub(super) async fn route(
     // Every id in the path (`{what}/{id}` and `customers/{id}/{what}/{id}`) is checked
     // before any route reads it.
     if let Some(id) = path.get(1) {
-        input::id("id", id)?;
+        crate::domain::check_id("id", id)?;
     }
     if let Some(id) = path.get(3) {
-        input::id("id", id)?;
+        crate::domain::check_id("id", id)?;
     }
+    let ctx = &state.ops;
+    let query = req.uri().query().map(str::to_owned);
+    let query = query.as_deref();
     match (req.method().clone(), path) {
-        (Method::GET, ["events", id]) => get_event(state, id).await,
-        (Method::POST, ["customers"]) => customers::create(state, body(state, req).await?).await,
-        (Method::GET, ["customers"]) => customers::list(state, req.uri().query()).await,
-        (Method::GET, ["customers", id]) => customers::get(state, id).await,
+        (Method::GET, ["events", id]) => Ok(ok(&ops::events::get(ctx, id).await?)),
+        (Method::POST, ["customers"]) => customers::create(ctx, body(state, req).await?).await,
+        (Method::GET, ["customers"]) => customers::list(ctx, query).await,
+        (Method::GET, ["customers", id]) => customers::get(ctx, id).await,
         (Method::GET, ["customers", id, "usage"]) => {
             let csv = req
                 .headers()
-                .get(hyper::header::ACCEPT)
+                .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/csv"));
-            customers::usage(state, id, req.uri().query(), csv).await
+            balances::usage(ctx, id, query, csv).await
         }
         (Method::GET, ["customers", id, "invoices", invoice]) => {
-            customers::invoice(state, id, invoice).await
+            customers::invoice(ctx, id, invoice).await
         }
-        (Method::GET, ["customers", id, "timeline"]) => {
-            timeline::get(state, id, req.uri().query()).await
-        }
+        (Method::GET, ["customers", id, "timeline"]) => customers::timeline(ctx, id, query).await,
         (Method::POST, ["customers", id, "rewards"]) => {
-            rewards::create(state, id, body(state, req).await?).await
+            rewards::create(ctx, id, body(state, req).await?).await
         }
-        (Method::GET, ["customers", id, "rewards", grant]) => rewards::get(state, id, grant).await,
+        (Method::GET, ["customers", id, "rewards", grant]) => rewards::get(ctx, id, grant).await,
         (Method::PATCH, ["customers", id]) => {
-            customers::update(state, id, body(state, req).await?).await
+            customers::update(ctx, id, body(state, req).await?).await
         }
-        (Method::DELETE, ["customers", id]) => customers::delete(state, id).await,
+        (Method::DELETE, ["customers", id]) => customers::delete(ctx, id).await,
         (Method::POST, ["customers", id, "entities"]) => {
-            entities::create(state, id, body(state, req).await?).await
+            entities::create(ctx, id, body(state, req).await?).await
         }
-        (Method::GET, ["customers", id, "entities"]) => entities::list(state, id).await,
+        (Method::GET, ["customers", id, "entities"]) => entities::list(ctx, id).await,
         (Method::GET, ["customers", id, "entities", entity]) => {
-            entities::get(state, id, entity).await
+            entities::get(ctx, id, entity).await
         }
         (Method::DELETE, ["customers", id, "entities", entity]) => {
-            entities::delete(state, id, entity).await
+            entities::delete(ctx, id, entity).await
         }
-        (Method::POST, ["check"]) => customers::check(state, body(state, req).await?).await,
-        (Method::POST, ["track"]) => customers::track(state, body(state, req).await?).await,
-        (Method::POST, ["balances"]) => {
-            customers::edit_balance(state, body(state, req).await?).await
-        }
-        (Method::POST, ["attach"]) => attach::create(state, body(state, req).await?).await,
-        (Method::GET, ["attach", id]) => attach::get(state, id).await,
-        (Method::POST, ["cancel"]) => plan_changes::cancel(state, body(state, req).await?).await,
-        (Method::POST, ["uncancel"]) => {
-            plan_changes::uncancel(state, body(state, req).await?).await
-        }
-        (Method::POST, ["quantity"]) => {
-            plan_changes::quantity(state, body(state, req).await?).await
-        }
-        (Method::GET, ["plan_changes", id]) => plan_changes::get(state, id).await,
+        (Method::POST, ["check"]) => balances::check(ctx, body(state, req).await?).await,
+        (Method::POST, ["track"]) => balances::track(ctx, body(state, req).await?).await,
+        (Method::POST, ["balances"]) => balances::edit(ctx, body(state, req).await?).await,
+        (Method::POST, ["attach"]) => attach::create(ctx, body(state, req).await?).await,
+        (Method::GET, ["attach", id]) => Ok(ok(&ops::attach::get(ctx, id).await?)),
+        (Method::POST, ["cancel"]) => plan_changes::cancel(ctx, body(state, req).await?).await,
+        (Method::POST, ["uncancel"]) => plan_changes::uncancel(ctx, body(state, req).await?).await,
+        (Method::POST, ["quantity"]) => plan_changes::quantity(ctx, body(state, req).await?).await,
+        (Method::GET, ["plan_changes", id]) => Ok(ok(&ops::plan_changes::get(ctx, id).await?)),
         (
             _,
             ["events", _]
@@ -126,29 +120,9 @@ async fn body<T: DeserializeOwned>(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
-    let bytes = webhook::read_body(state, req).await?;
+    let bytes = web::read_body(state.body_limits, req).await?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     input::storable(&value)?;
     serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string()))
-}
-
-async fn get_event(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
-    let event = events::get(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            code: "event_not_found",
-            what: format!("event {id}"),
-        })?;
-    // The public shape of an event: what happened to it, not where it came from.
-    let summary = serde_json::json!({
-        "id": event.id,
-        "type": event.event_type,
-        "created": event.created,
-        "received_at": event.received_at,
-        "state": event.state,
-        "attempts": event.attempts,
-        "last_error": event.last_error,
-    });
-    Ok(json(StatusCode::OK, &summary))
 }
