@@ -37,8 +37,9 @@
 //!   printed by the CLI.
 //! - [`web`]: what the API and the console share: the response type, bounded bodies, the
 //!   peer address, and errors → status, code and body in one place (`web/error.rs`).
-//! - [`http`]: server, routing, and the `/v1` handlers (HTTP ⇄ ops); webhooks, health,
-//!   metrics. Mounts the console.
+//! - [`http`]: server, the `/v1` route table (`http/routes.rs`: 404s and 405s), the `/v1`
+//!   handlers (HTTP ⇄ ops), the OpenAPI document made from them (`http/openapi.rs`,
+//!   `docs/openapi.json`); webhooks, health, metrics. Mounts the console.
 //! - [`console`]: the operator console under `/console` (server-rendered HTML, signed session
 //!   cookies, CSRF tokens), forms ⇄ ops, with a state of its own.
 //! - [`cli`]: the command line (argv ⇄ ops); `main.rs` only parses and calls it.

@@ -175,7 +175,7 @@ fn summary(entry: &TimelineEntry) -> String {
 
 /// A plan change's outcome in a line (an error when it failed).
 pub(super) fn show_change(done: &PlanChangeView) -> anyhow::Result<()> {
-    let (change, customer_id) = (&done.change, &done.customer_id);
+    let (change, customer_id) = (done, &done.customer_id);
     let plan_id = &change.plan_id;
     match change.state.as_str() {
         "done" => println!(

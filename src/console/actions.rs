@@ -52,7 +52,7 @@ async fn plan_change(ctx: &ops::Ctx, request: &ChangeRequest) -> Result<Outcome,
 }
 
 fn plan_change_outcome(plan_id: &str, answer: &Requested<PlanChangeView>) -> Outcome {
-    let change = &answer.view.change;
+    let change = &answer.view;
     let error = change.error.as_deref().unwrap_or_default();
     match (
         change.state.as_str(),

@@ -1,14 +1,15 @@
-//! The `/v1` API: a bearer token, then routes to the handlers beside this file, which
-//! translate between HTTP and [`crate::ops`].
+//! The `/v1` API: a bearer token, then the route ([`super::routes`]) to the handlers beside
+//! this file, which translate between HTTP and [`crate::ops`].
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, header};
+use hyper::{Request, header};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use super::respond::ok;
-use super::{AppState, attach, balances, customers, entities, input, plan_changes, rewards};
-use crate::ops;
+use super::routes::{self, Route};
+use super::{
+    AppState, attach, balances, customers, entities, events, input, plan_changes, rewards,
+};
 use crate::web::{self, ApiError, HttpResponse};
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -40,15 +41,22 @@ pub(super) async fn route(
     if let Some(id) = path.get(3) {
         crate::domain::check_id("id", id)?;
     }
+    let route = routes::resolve(req.method(), path)?;
     let ctx = &state.ops;
     let query = req.uri().query().map(str::to_owned);
     let query = query.as_deref();
-    match (req.method().clone(), path) {
-        (Method::GET, ["events", id]) => Ok(ok(&ops::events::get(ctx, id).await?)),
-        (Method::POST, ["customers"]) => customers::create(ctx, body(state, req).await?).await,
-        (Method::GET, ["customers"]) => customers::list(ctx, query).await,
-        (Method::GET, ["customers", id]) => customers::get(ctx, id).await,
-        (Method::GET, ["customers", id, "usage"]) => {
+    // The ids a route's template names: `{id}` second, the other one fourth.
+    let id = path.get(1).copied().unwrap_or_default();
+    let other = path.get(3).copied().unwrap_or_default();
+    match route {
+        Route::OpenApi => Ok(super::openapi::serve()),
+        Route::GetEvent => events::get(ctx, id).await,
+        Route::CreateCustomer => customers::create(ctx, body(state, req).await?).await,
+        Route::ListCustomers => customers::list(ctx, query).await,
+        Route::GetCustomer => customers::get(ctx, id).await,
+        Route::UpdateCustomer => customers::update(ctx, id, body(state, req).await?).await,
+        Route::DeleteCustomer => customers::delete(ctx, id).await,
+        Route::Usage => {
             let csv = req
                 .headers()
                 .get(header::ACCEPT)
@@ -56,60 +64,23 @@ pub(super) async fn route(
                 .is_some_and(|v| v.contains("text/csv"));
             balances::usage(ctx, id, query, csv).await
         }
-        (Method::GET, ["customers", id, "invoices", invoice]) => {
-            customers::invoice(ctx, id, invoice).await
-        }
-        (Method::GET, ["customers", id, "timeline"]) => customers::timeline(ctx, id, query).await,
-        (Method::POST, ["customers", id, "rewards"]) => {
-            rewards::create(ctx, id, body(state, req).await?).await
-        }
-        (Method::GET, ["customers", id, "rewards", grant]) => rewards::get(ctx, id, grant).await,
-        (Method::PATCH, ["customers", id]) => {
-            customers::update(ctx, id, body(state, req).await?).await
-        }
-        (Method::DELETE, ["customers", id]) => customers::delete(ctx, id).await,
-        (Method::POST, ["customers", id, "entities"]) => {
-            entities::create(ctx, id, body(state, req).await?).await
-        }
-        (Method::GET, ["customers", id, "entities"]) => entities::list(ctx, id).await,
-        (Method::GET, ["customers", id, "entities", entity]) => {
-            entities::get(ctx, id, entity).await
-        }
-        (Method::DELETE, ["customers", id, "entities", entity]) => {
-            entities::delete(ctx, id, entity).await
-        }
-        (Method::POST, ["check"]) => balances::check(ctx, body(state, req).await?).await,
-        (Method::POST, ["track"]) => balances::track(ctx, body(state, req).await?).await,
-        (Method::POST, ["balances"]) => balances::edit(ctx, body(state, req).await?).await,
-        (Method::POST, ["attach"]) => attach::create(ctx, body(state, req).await?).await,
-        (Method::GET, ["attach", id]) => Ok(ok(&ops::attach::get(ctx, id).await?)),
-        (Method::POST, ["cancel"]) => plan_changes::cancel(ctx, body(state, req).await?).await,
-        (Method::POST, ["uncancel"]) => plan_changes::uncancel(ctx, body(state, req).await?).await,
-        (Method::POST, ["quantity"]) => plan_changes::quantity(ctx, body(state, req).await?).await,
-        (Method::GET, ["plan_changes", id]) => Ok(ok(&ops::plan_changes::get(ctx, id).await?)),
-        (
-            _,
-            ["events", _]
-            | ["customers"]
-            | ["customers", _]
-            | ["customers", _, "usage"]
-            | ["customers", _, "invoices", _]
-            | ["customers", _, "entities"]
-            | ["customers", _, "entities", _]
-            | ["check"]
-            | ["track"]
-            | ["balances"]
-            | ["attach"]
-            | ["attach", _]
-            | ["cancel"]
-            | ["uncancel"]
-            | ["quantity"]
-            | ["plan_changes", _]
-            | ["customers", _, "timeline"]
-            | ["customers", _, "rewards"]
-            | ["customers", _, "rewards", _],
-        ) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NoRoute),
+        Route::Invoice => customers::invoice(ctx, id, other).await,
+        Route::Timeline => customers::timeline(ctx, id, query).await,
+        Route::GiveReward => rewards::create(ctx, id, body(state, req).await?).await,
+        Route::GetGrant => rewards::get(ctx, id, other).await,
+        Route::CreateEntity => entities::create(ctx, id, body(state, req).await?).await,
+        Route::ListEntities => entities::list(ctx, id).await,
+        Route::GetEntity => entities::get(ctx, id, other).await,
+        Route::DeleteEntity => entities::delete(ctx, id, other).await,
+        Route::Check => balances::check(ctx, body(state, req).await?).await,
+        Route::Track => balances::track(ctx, body(state, req).await?).await,
+        Route::EditBalance => balances::edit(ctx, body(state, req).await?).await,
+        Route::Attach => attach::create(ctx, body(state, req).await?).await,
+        Route::GetAttach => attach::get(ctx, id).await,
+        Route::Cancel => plan_changes::cancel(ctx, body(state, req).await?).await,
+        Route::Uncancel => plan_changes::uncancel(ctx, body(state, req).await?).await,
+        Route::Quantity => plan_changes::quantity(ctx, body(state, req).await?).await,
+        Route::GetPlanChange => plan_changes::get(ctx, id).await,
     }
 }
 

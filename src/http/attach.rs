@@ -3,13 +3,14 @@
 //! outcome.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::respond::requested;
+use super::respond::{ok, requested};
 use crate::domain::{self, Quantity};
 use crate::ops::{self, Ctx};
 use crate::web::{ApiError, HttpResponse};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateAttach {
     customer_id: String,
@@ -40,6 +41,17 @@ fn yes() -> bool {
     true
 }
 
+#[utoipa::path(post, path = "/v1/attach", operation_id = "attach", tag = "requests",
+    request_body = CreateAttach,
+    responses(
+        (status = 201, description = "Attached (or its first outcome)", body = crate::views::AttachAnswer),
+        (status = 202, description = "Still pending: poll GET /v1/attach/{id}", body = crate::views::AttachAnswer),
+        (status = 200, description = "An attach in flight, or the plan held", body = crate::views::AttachAnswer),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn create(ctx: &Ctx, body: CreateAttach) -> Result<HttpResponse, ApiError> {
     let new = ops::attach::NewAttach {
         customer_id: domain::parse("customer_id", &body.customer_id)?,
@@ -54,4 +66,16 @@ pub(super) async fn create(ctx: &Ctx, body: CreateAttach) -> Result<HttpResponse
         entity_id: domain::parse_opt("entity_id", body.entity_id.as_deref())?,
     };
     Ok(requested(&ops::attach::start(ctx, &new).await?))
+}
+
+/// `GET /v1/attach/{id}`.
+#[utoipa::path(get, path = "/v1/attach/{id}", operation_id = "getAttach", tag = "requests",
+    params(("id" = String, Path, description = "The attach's id")),
+    responses(
+        (status = 200, description = "The attach", body = crate::views::AttachView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
+pub(super) async fn get(ctx: &Ctx, id: &str) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&ops::attach::get(ctx, id).await?))
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::respond::ok;
 use crate::domain::{self, Amount, CustomerId};
@@ -12,7 +13,7 @@ use crate::store::balances::{Bucket, UsageRecord};
 use crate::views::Time;
 use crate::web::{ApiError, HttpResponse};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Check {
     customer_id: String,
@@ -23,7 +24,7 @@ pub(super) struct Check {
     entity_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Track {
     customer_id: String,
@@ -35,7 +36,7 @@ pub(super) struct Track {
     entity_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EditBalance {
     customer_id: String,
@@ -55,6 +56,13 @@ fn amount(field: &'static str, value: i64) -> Result<Amount, domain::Invalid> {
 }
 
 /// `POST /v1/check`: `{allowed, balance}`.
+#[utoipa::path(post, path = "/v1/check", operation_id = "check", tag = "balances",
+    request_body = Check,
+    responses(
+        (status = 200, description = "Whether the units are there", body = crate::views::Checked),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn check(ctx: &Ctx, body: Check) -> Result<HttpResponse, ApiError> {
     let check = ops::balances::Check {
         customer_id: domain::parse("customer_id", &body.customer_id)?,
@@ -66,6 +74,13 @@ pub(super) async fn check(ctx: &Ctx, body: Check) -> Result<HttpResponse, ApiErr
 }
 
 /// `POST /v1/track`: records usage once per `idempotency_key`.
+#[utoipa::path(post, path = "/v1/track", operation_id = "track", tag = "balances",
+    request_body = Track,
+    responses(
+        (status = 200, description = "Recorded (once per idempotency_key)", body = crate::views::Tracked),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn track(ctx: &Ctx, body: Track) -> Result<HttpResponse, ApiError> {
     let track = ops::balances::Track {
         customer_id: domain::parse("customer_id", &body.customer_id)?,
@@ -79,6 +94,13 @@ pub(super) async fn track(ctx: &Ctx, body: Track) -> Result<HttpResponse, ApiErr
 
 /// `POST /v1/balances`: grant, set or deduct a balance until the feature's next reset, once
 /// per `idempotency_key`.
+#[utoipa::path(post, path = "/v1/balances", operation_id = "editBalance", tag = "balances",
+    request_body = EditBalance,
+    responses(
+        (status = 200, description = "The balance after the edit", body = crate::views::BalanceEdited),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn edit(ctx: &Ctx, body: EditBalance) -> Result<HttpResponse, ApiError> {
     let edit = ops::balances::Edit {
         customer_id: domain::parse("customer_id", &body.customer_id)?,
@@ -93,6 +115,18 @@ pub(super) async fn edit(ctx: &Ctx, body: EditBalance) -> Result<HttpResponse, A
 
 /// `GET /v1/customers/{id}/usage?feature_id=&from=&to=&group_by=day|hour`: usage totals per
 /// bucket; with `Accept: text/csv`, the raw records (the seeds' "export raw event data").
+#[utoipa::path(get, path = "/v1/customers/{id}/usage", operation_id = "getUsage", tag = "balances",
+    params(("id" = String, Path, description = "The customer's id"),
+        ("feature_id" = String, Query, description = "The feature"),
+        ("from" = Option<String>, Query, description = "RFC 3339 (30 days before `to`)"),
+        ("to" = Option<String>, Query, description = "RFC 3339 (now)"),
+        ("group_by" = Option<String>, Query, description = "day or hour"),
+    ),
+    responses(
+        (status = 200, description = "Totals per bucket (with `Accept: text/csv`, the raw records as CSV)", body = crate::views::UsageView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn usage(
     ctx: &Ctx,
     id: &str,

@@ -4,13 +4,14 @@
 use hyper::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::respond::ok;
 use crate::domain::{self, CustomerId, Limit};
 use crate::ops::{self, Ctx};
 use crate::web::{ApiError, HttpResponse, json};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCustomer {
     id: Option<String>,
@@ -23,7 +24,7 @@ pub(super) struct CreateCustomer {
     stripe_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpdateCustomer {
     name: Option<String>,
@@ -34,6 +35,15 @@ pub(super) struct UpdateCustomer {
 }
 
 /// `POST /v1/customers`: get-or-create; 201 when created, 200 when it existed.
+#[utoipa::path(post, path = "/v1/customers", operation_id = "createCustomer", tag = "customers",
+    request_body = CreateCustomer,
+    responses(
+        (status = 201, description = "Created, with the default plans of every group", body = crate::views::CustomerView),
+        (status = 200, description = "It existed: the given fields refreshed", body = crate::views::CustomerView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn create(ctx: &Ctx, body: CreateCustomer) -> Result<HttpResponse, ApiError> {
     let new = ops::customers::NewCustomer {
         id: domain::parse_opt("id", body.id.as_deref())?,
@@ -53,11 +63,28 @@ pub(super) async fn create(ctx: &Ctx, body: CreateCustomer) -> Result<HttpRespon
     Ok(json(status, &view))
 }
 
+#[utoipa::path(get, path = "/v1/customers/{id}", operation_id = "getCustomer", tag = "customers",
+    params(("id" = String, Path, description = "The customer's id")),
+    responses(
+        (status = 200, description = "The customer's view", body = crate::views::CustomerView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn get(ctx: &Ctx, id: &str) -> Result<HttpResponse, ApiError> {
     let id: CustomerId = domain::parse("id", id)?;
     Ok(ok(&ops::customers::get(ctx, &id).await?))
 }
 
+#[utoipa::path(patch, path = "/v1/customers/{id}", operation_id = "updateCustomer", tag = "customers",
+    params(("id" = String, Path, description = "The customer's id")),
+    request_body = UpdateCustomer,
+    responses(
+        (status = 200, description = "The customer's view", body = crate::views::CustomerView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn update(
     ctx: &Ctx,
     id: &str,
@@ -74,6 +101,13 @@ pub(super) async fn update(
 }
 
 /// `DELETE /v1/customers/{id}`: ours only; the Stripe customer is left alone.
+#[utoipa::path(delete, path = "/v1/customers/{id}", operation_id = "deleteCustomer", tag = "customers",
+    params(("id" = String, Path, description = "The customer's id")),
+    responses(
+        (status = 200, description = "Deleted here (nothing in Stripe)", body = crate::views::CustomerDeleted),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn delete(ctx: &Ctx, id: &str) -> Result<HttpResponse, ApiError> {
     let id: CustomerId = domain::parse("id", id)?;
     Ok(ok(&ops::customers::delete(ctx, &id).await?))
@@ -81,6 +115,18 @@ pub(super) async fn delete(ctx: &Ctx, id: &str) -> Result<HttpResponse, ApiError
 
 /// `GET /v1/customers?search=&plan_id=&status=&limit=&cursor=`: newest first, a page at a
 /// time (`next_cursor` until the last page).
+#[utoipa::path(get, path = "/v1/customers", operation_id = "listCustomers", tag = "customers",
+    params(
+        ("search" = Option<String>, Query, description = "A substring of the id, name or email"),
+        ("plan_id" = Option<String>, Query, description = "Customers holding this plan"),
+        ("status" = Option<String>, Query, description = "...in this status"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (20)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
+    responses(
+        (status = 200, description = "A page, newest first", body = crate::views::Page<crate::views::ListedCustomer>),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn list(ctx: &Ctx, query: Option<&str>) -> Result<HttpResponse, ApiError> {
     let mut list = ops::search::ListQuery::default();
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -103,6 +149,13 @@ pub(super) async fn list(ctx: &Ctx, query: Option<&str>) -> Result<HttpResponse,
 
 /// `GET /v1/customers/{id}/invoices/{invoice_id}`: one of the customer's invoices, as the
 /// view lists it, with its period and lines.
+#[utoipa::path(get, path = "/v1/customers/{id}/invoices/{invoice_id}", operation_id = "getInvoice", tag = "customers",
+    params(("id" = String, Path, description = "The customer's id"), ("invoice_id" = String, Path, description = "The invoice's Stripe id")),
+    responses(
+        (status = 200, description = "The invoice with its lines and discounts", body = crate::views::InvoiceDetail),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn invoice(
     ctx: &Ctx,
     id: &str,
@@ -115,6 +168,16 @@ pub(super) async fn invoice(
 
 /// `GET /v1/customers/{id}/timeline?limit=&cursor=`: what happened to a customer, newest
 /// first.
+#[utoipa::path(get, path = "/v1/customers/{id}/timeline", operation_id = "getTimeline", tag = "customers",
+    params(("id" = String, Path, description = "The customer's id"),
+        ("limit" = Option<i64>, Query, description = "1 to 100 (20)"),
+        ("cursor" = Option<String>, Query, description = "The next_cursor of the page before"),
+    ),
+    responses(
+        (status = 200, description = "What happened, newest first", body = crate::views::Page<crate::views::TimelineEntry>),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn timeline(
     ctx: &Ctx,
     id: &str,

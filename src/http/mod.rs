@@ -11,12 +11,15 @@ mod attach;
 mod balances;
 mod customers;
 mod entities;
+mod events;
 mod health;
 mod input;
 mod metrics;
+mod openapi;
 mod plan_changes;
 mod respond;
 mod rewards;
+mod routes;
 mod webhook;
 
 use std::convert::Infallible;

@@ -3,15 +3,16 @@
 //! POST answers 202 with the id to poll while the change is pending.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::respond::requested;
+use super::respond::{ok, requested};
 use crate::changes::{CancelAt, Change};
 use crate::domain::{self, Quantity};
 use crate::ops::plan_changes::ChangeRequest;
 use crate::ops::{self, API_ACTOR, Ctx};
 use crate::web::{ApiError, HttpResponse};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Cancel {
     customer_id: String,
@@ -21,7 +22,7 @@ pub(super) struct Cancel {
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Uncancel {
     customer_id: String,
@@ -29,7 +30,7 @@ pub(super) struct Uncancel {
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct QuantityBody {
     customer_id: String,
@@ -40,6 +41,17 @@ pub(super) struct QuantityBody {
     idempotency_key: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/cancel", operation_id = "cancel", tag = "requests",
+    request_body = Cancel,
+    responses(
+        (status = 201, description = "Done", body = crate::views::PlanChangeView),
+        (status = 202, description = "Still pending: poll GET /v1/plan_changes/{id}", body = crate::views::PlanChangeView),
+        (status = 200, description = "The change an earlier request with this key made", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn cancel(ctx: &Ctx, body: Cancel) -> Result<HttpResponse, ApiError> {
     let at = match body.at.as_deref() {
         None => CancelAt::PeriodEnd,
@@ -57,6 +69,17 @@ pub(super) async fn cancel(ctx: &Ctx, body: Cancel) -> Result<HttpResponse, ApiE
     .await
 }
 
+#[utoipa::path(post, path = "/v1/uncancel", operation_id = "uncancel", tag = "requests",
+    request_body = Uncancel,
+    responses(
+        (status = 201, description = "Done", body = crate::views::PlanChangeView),
+        (status = 202, description = "Still pending", body = crate::views::PlanChangeView),
+        (status = 200, description = "The change an earlier request with this key made", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn uncancel(ctx: &Ctx, body: Uncancel) -> Result<HttpResponse, ApiError> {
     let change = Change::Uncancel;
     submit(
@@ -69,6 +92,17 @@ pub(super) async fn uncancel(ctx: &Ctx, body: Uncancel) -> Result<HttpResponse, 
     .await
 }
 
+#[utoipa::path(post, path = "/v1/quantity", operation_id = "setQuantity", tag = "requests",
+    request_body = QuantityBody,
+    responses(
+        (status = 201, description = "Done", body = crate::views::PlanChangeView),
+        (status = 202, description = "Still pending", body = crate::views::PlanChangeView),
+        (status = 200, description = "The change an earlier request with this key made", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn quantity(ctx: &Ctx, body: QuantityBody) -> Result<HttpResponse, ApiError> {
     let quantity = Quantity::try_from(body.quantity).map_err(|e| e.field("quantity"))?;
     let change = Change::Quantity {
@@ -101,4 +135,16 @@ async fn submit(
     Ok(requested(
         &ops::plan_changes::request(ctx, &request, API_ACTOR).await?,
     ))
+}
+
+/// `GET /v1/plan_changes/{id}`.
+#[utoipa::path(get, path = "/v1/plan_changes/{id}", operation_id = "getPlanChange", tag = "requests",
+    params(("id" = String, Path, description = "The plan change's id")),
+    responses(
+        (status = 200, description = "The plan change", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
+pub(super) async fn get(ctx: &Ctx, id: &str) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&ops::plan_changes::get(ctx, id).await?))
 }

@@ -40,9 +40,8 @@ pub(crate) async fn request(
     let pending = change.state == "pending";
     Ok(Requested {
         view: PlanChangeView {
-            change,
-            customer_id: customer_id.to_owned(),
             duplicate: Some(duplicate),
+            ..PlanChangeView::new(change, customer_id.to_owned())
         },
         duplicate,
         pending,
@@ -59,9 +58,6 @@ pub(crate) async fn get(ctx: &Ctx, id: &str) -> Result<PlanChangeView> {
             what: format!("plan change {id}"),
         })?;
     let customer = customers::by_pk(&mut conn, change.customer_pk).await?;
-    Ok(PlanChangeView {
-        change,
-        customer_id: customer.and_then(|c| c.id).unwrap_or_default(),
-        duplicate: None,
-    })
+    let customer_id = customer.and_then(|c| c.id).unwrap_or_default();
+    Ok(PlanChangeView::new(change, customer_id))
 }

@@ -44,9 +44,8 @@ pub(crate) async fn give(
     let pending = grant.state == "pending";
     Ok(Requested {
         view: GrantView {
-            grant,
-            customer_id: customer_id.to_owned(),
             duplicate: Some(duplicate),
+            ..GrantView::new(grant, customer_id.to_owned())
         },
         duplicate,
         pending,
@@ -64,9 +63,5 @@ pub(crate) async fn get(ctx: &Ctx, customer_id: &CustomerId, grant_id: &str) -> 
             code: "reward_grant_not_found",
             what: format!("reward grant {grant_id} of customer {customer_id}"),
         })?;
-    Ok(GrantView {
-        grant,
-        customer_id: customer_id.to_string(),
-        duplicate: None,
-    })
+    Ok(GrantView::new(grant, customer_id.to_string()))
 }

@@ -1,12 +1,13 @@
 //! Balances, and the answers of checking, tracking and editing them.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Time;
 use crate::store::balances::Balance;
 
 /// A balance as the view shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct BalanceView {
     pub feature_id: String,
     pub included: i64,
@@ -41,7 +42,7 @@ impl BalanceView {
 
 /// `POST /v1/check`'s answer; `entity_id` and `scope` (`entity` or `customer`: whose
 /// balance answered) for an entity's check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Checked {
     pub customer_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +60,7 @@ pub(crate) struct Checked {
 }
 
 /// `POST /v1/track`'s answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Tracked {
     pub customer_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,7 +73,7 @@ pub(crate) struct Tracked {
 }
 
 /// `POST /v1/balances`' answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct BalanceEdited {
     pub customer_id: String,
     pub feature_id: String,
@@ -85,7 +86,7 @@ pub(crate) struct BalanceEdited {
 }
 
 /// `GET /v1/customers/{id}/usage`'s answer: totals per bucket.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct UsageView {
     pub customer_id: String,
     pub feature_id: String,
@@ -94,7 +95,7 @@ pub(crate) struct UsageView {
     pub data: Vec<UsageBucket>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct UsageBucket {
     pub bucket: Time,
     pub total: i64,

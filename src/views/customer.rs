@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{BalanceView, DiscountView, EntityView, InvoiceSummary, PaymentDue, PlanView, Time};
 use crate::store::customers::Listed;
@@ -9,7 +10,7 @@ use crate::store::customers::Listed;
 /// The customer as the API shows it: its fields, the plans that have not ended
 /// (`products`) and those that did (`ended_products`), balances, entities, invoices, what
 /// is due (`payment_due`: open invoices of plans not paid up) and the discounts that apply.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct CustomerView {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -28,7 +29,7 @@ pub(crate) struct CustomerView {
 }
 
 /// A customer as the list shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ListedCustomer {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -38,7 +39,7 @@ pub(crate) struct ListedCustomer {
 }
 
 /// A plan that has not ended, and its status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct PlanStatus {
     pub plan_id: String,
     pub status: String,
@@ -64,7 +65,7 @@ impl From<&Listed> for ListedCustomer {
 }
 
 /// `DELETE /v1/customers/{id}`'s answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct CustomerDeleted {
     pub id: String,
     pub deleted: bool,
@@ -72,7 +73,7 @@ pub(crate) struct CustomerDeleted {
 
 /// The public shape of a Stripe event we received: what happened to it, not where it came
 /// from (`GET /v1/events/{id}`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EventView {
     pub id: String,
     #[serde(rename = "type")]

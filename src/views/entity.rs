@@ -1,11 +1,12 @@
 //! A customer's entities (teams, workspaces): each with its own plans and balances.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{BalanceView, PlanView, Time};
 
 /// An entity: who, the feature it uses, its plans that have not ended and its balances.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EntityView {
     pub id: String,
     pub name: Option<String>,
@@ -23,7 +24,7 @@ impl EntityView {
 }
 
 /// One entity with its customer's id (`GET`), and whether it existed (create's answer).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EntityAnswer {
     #[serde(flatten)]
     pub entity: EntityView,
@@ -33,7 +34,7 @@ pub(crate) struct EntityAnswer {
 }
 
 /// `GET /v1/customers/{id}/entities`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EntityList {
     pub customer_id: String,
     pub data: Vec<EntityView>,
@@ -41,7 +42,7 @@ pub(crate) struct EntityList {
 
 /// `DELETE /v1/customers/{id}/entities/{entity_id}`: what is left in Stripe for the
 /// operator to cancel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct EntityDeleted {
     pub id: String,
     pub customer_id: String,

@@ -2,13 +2,14 @@
 //! the discounts that apply.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Time;
 use crate::store::discounts::DiscountRow;
 use crate::store::invoices::{InvoiceRow, Line};
 
 /// An invoice as the customer view lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct InvoiceSummary {
     pub stripe_id: String,
     pub status: String,
@@ -38,7 +39,7 @@ impl From<&InvoiceRow> for InvoiceSummary {
 }
 
 /// An open invoice of a plan not paid up, with where the customer pays it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct PaymentDue {
     pub stripe_id: String,
     pub plan_ids: Vec<String>,
@@ -65,7 +66,7 @@ impl From<&InvoiceRow> for PaymentDue {
 
 /// `GET /v1/customers/{id}/invoices/{invoice_id}`: the summary, its period, lines and
 /// what each discount took off.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct InvoiceDetail {
     #[serde(flatten)]
     pub summary: InvoiceSummary,
@@ -78,7 +79,7 @@ pub(crate) struct InvoiceDetail {
     pub discounts: Vec<InvoiceDiscount>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct InvoiceLine {
     pub id: Option<String>,
     pub description: Option<String>,
@@ -110,7 +111,7 @@ impl From<&Line> for InvoiceLine {
 }
 
 /// What one discount took off an invoice, with its coupon and reward when known.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct InvoiceDiscount {
     pub discount_id: String,
     pub amount: i64,
@@ -119,7 +120,7 @@ pub(crate) struct InvoiceDiscount {
 }
 
 /// A discount that applies, with what it takes off (null until its coupon is known).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct DiscountView {
     pub id: String,
     pub reward_id: Option<String>,

@@ -13,6 +13,7 @@ mod timeline;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
 
 pub(crate) use balance::{BalanceEdited, BalanceView, Checked, Tracked, UsageBucket, UsageView};
 pub(crate) use customer::{CustomerDeleted, CustomerView, EventView, ListedCustomer};
@@ -48,6 +49,21 @@ impl std::fmt::Display for Time {
     }
 }
 
+impl utoipa::PartialSchema for Time {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "RFC 3339, UTC, written `+00:00` with as many fractional digits as it has",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for Time {}
+
 impl Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -55,7 +71,7 @@ impl Serialize for Time {
 }
 
 /// A page of a list, newest first: `next_cursor` until the last page.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,

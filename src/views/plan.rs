@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Time;
 use crate::catalog::{Catalog, Interval};
@@ -9,7 +10,7 @@ use crate::store::plans::Product;
 
 /// A plan as the view shows it: its state, its history's times, and its catalog price
 /// (`interval`, `amount` and `currency` are null for a plan without a price).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct PlanView {
     pub plan_id: String,
     pub status: String,

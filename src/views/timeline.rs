@@ -1,13 +1,14 @@
 //! A timeline entry: what happened to a customer, when, and what made it happen.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Time;
 use crate::store::activity::Entry;
 
 /// `kind`, `at` and `source`, then the entry's details as the store's triggers wrote them
 /// (their keys depend on the kind: `plan_id`, `status`, `from`, `feature_id`, `amount`...).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct TimelineEntry {
     pub kind: String,
     pub at: Time,

@@ -11,6 +11,20 @@ use crate::ops;
 use crate::stripe::event::InvalidPayload;
 use crate::stripe::signature::SignatureError;
 
+/// Every error's body: `{"error":{"code","message"}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// Stable: `invalid_request`, `customer_not_found`, `idempotency_error`...
+    code: &'static str,
+    /// For people; never an internal cause.
+    message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
     #[error(transparent)]
@@ -91,9 +105,12 @@ impl ApiError {
     pub(crate) fn into_response(self) -> HttpResponse {
         let status = self.status();
         self.log();
-        let body = serde_json::json!({
-            "error": { "code": self.code(), "message": self.to_string() }
-        });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
         let mut response = json(status, &body);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
