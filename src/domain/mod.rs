@@ -34,6 +34,12 @@ impl Refused {
     }
 }
 
+/// Whether a serde error's words are a domain type's refusal (they all begin `must `),
+/// rather than serde's own (`missing field`, `invalid type`...).
+pub fn is_refusal(message: &str) -> bool {
+    message.starts_with("must ")
+}
+
 /// Parses `value` for `field`: `parse::<CustomerId>("customer_id", s)?`.
 pub fn parse<T>(field: &'static str, value: &str) -> Result<T, Invalid>
 where

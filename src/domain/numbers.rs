@@ -14,6 +14,47 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000_000;
 /// Postgres' `integer`.
 pub const MAX_QUANTITY: i64 = 1_000_000;
 
+/// A whole number's schema, from `min` to `max`.
+fn integer_schema(min: i64, max: i64) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(min))
+        .maximum(Some(max))
+        .into()
+}
+
+impl utoipa::PartialSchema for Amount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        integer_schema(0, MAX_AMOUNT)
+    }
+}
+
+impl utoipa::ToSchema for Amount {}
+
+impl utoipa::PartialSchema for Quantity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        integer_schema(1, MAX_QUANTITY)
+    }
+}
+
+impl utoipa::ToSchema for Quantity {}
+
+impl utoipa::PartialSchema for BalanceOp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["grant", "set", "deduct"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BalanceOp {}
+
 fn whole(value: &str) -> Result<i64, Refused> {
     value
         .trim()

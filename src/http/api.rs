@@ -95,5 +95,5 @@ async fn body<T: DeserializeOwned>(
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     input::storable(&value)?;
-    serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string()))
+    input::typed(value)
 }

@@ -6,20 +6,20 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::respond::{ok, requested};
-use crate::domain::{self, Quantity};
+use crate::domain::{CustomerId, EntityId, PlanId, Quantity};
 use crate::ops::{self, Ctx};
 use crate::web::{ApiError, HttpResponse};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateAttach {
-    customer_id: String,
-    plan_id: String,
+    customer_id: CustomerId,
+    plan_id: PlanId,
     success_url: String,
     cancel_url: String,
     /// Units of the plan (seats), 1 by default.
     #[serde(default = "one")]
-    quantity: i64,
+    quantity: Quantity,
     /// Whether an upgrade prorates (Stripe's default) or is billed from the next period.
     #[serde(default = "yes")]
     prorate: bool,
@@ -30,11 +30,11 @@ pub(super) struct CreateAttach {
     #[serde(default)]
     allow_promotion_codes: bool,
     #[serde(default)]
-    entity_id: Option<String>,
+    entity_id: Option<EntityId>,
 }
 
-fn one() -> i64 {
-    1
+fn one() -> Quantity {
+    Quantity::ONE
 }
 
 fn yes() -> bool {
@@ -54,16 +54,16 @@ fn yes() -> bool {
     ))]
 pub(super) async fn create(ctx: &Ctx, body: CreateAttach) -> Result<HttpResponse, ApiError> {
     let new = ops::attach::NewAttach {
-        customer_id: domain::parse("customer_id", &body.customer_id)?,
-        plan_id: domain::parse("plan_id", &body.plan_id)?,
+        customer_id: body.customer_id,
+        plan_id: body.plan_id,
         success_url: body.success_url,
         cancel_url: body.cancel_url,
-        quantity: Quantity::try_from(body.quantity).map_err(|e| e.field("quantity"))?,
+        quantity: body.quantity,
         prorate: body.prorate,
         reward: body.reward,
         promotion_code: body.promotion_code,
         allow_promotion_codes: body.allow_promotion_codes,
-        entity_id: domain::parse_opt("entity_id", body.entity_id.as_deref())?,
+        entity_id: body.entity_id,
     };
     Ok(requested(&ops::attach::start(ctx, &new).await?))
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::respond::ok;
-use crate::domain::{self, Amount, CustomerId};
+use crate::domain::{self, Amount, BalanceOp, CustomerId, EntityId, FeatureId, IdempotencyKey};
 use crate::ops::{self, API_ACTOR, Ctx};
 use crate::store::balances::{Bucket, UsageRecord};
 use crate::views::Time;
@@ -16,43 +16,39 @@ use crate::web::{ApiError, HttpResponse};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Check {
-    customer_id: String,
-    feature_id: String,
+    customer_id: CustomerId,
+    feature_id: FeatureId,
     #[serde(default = "one")]
-    required: i64,
+    required: Amount,
     /// The entity's balance, else (without a grant of its own) the customer's.
-    entity_id: Option<String>,
+    entity_id: Option<EntityId>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Track {
-    customer_id: String,
-    feature_id: String,
+    customer_id: CustomerId,
+    feature_id: FeatureId,
     #[serde(default = "one")]
-    value: i64,
-    idempotency_key: Option<String>,
+    value: Amount,
+    idempotency_key: Option<IdempotencyKey>,
     /// The entity's balance, else (without a grant of its own) the customer's.
-    entity_id: Option<String>,
+    entity_id: Option<EntityId>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EditBalance {
-    customer_id: String,
-    feature_id: String,
-    op: String,
-    amount: i64,
+    customer_id: CustomerId,
+    feature_id: FeatureId,
+    op: BalanceOp,
+    amount: Amount,
     reason: Option<String>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
-fn one() -> i64 {
-    1
-}
-
-fn amount(field: &'static str, value: i64) -> Result<Amount, domain::Invalid> {
-    Amount::try_from(value).map_err(|e| e.field(field))
+fn one() -> Amount {
+    Amount::ONE
 }
 
 /// `POST /v1/check`: `{allowed, balance}`.
@@ -65,10 +61,10 @@ fn amount(field: &'static str, value: i64) -> Result<Amount, domain::Invalid> {
     ))]
 pub(super) async fn check(ctx: &Ctx, body: Check) -> Result<HttpResponse, ApiError> {
     let check = ops::balances::Check {
-        customer_id: domain::parse("customer_id", &body.customer_id)?,
-        feature_id: domain::parse("feature_id", &body.feature_id)?,
-        required: amount("required", body.required)?,
-        entity_id: domain::parse_opt("entity_id", body.entity_id.as_deref())?,
+        customer_id: body.customer_id,
+        feature_id: body.feature_id,
+        required: body.required,
+        entity_id: body.entity_id,
     };
     Ok(ok(&ops::balances::check(ctx, &check).await?))
 }
@@ -83,11 +79,11 @@ pub(super) async fn check(ctx: &Ctx, body: Check) -> Result<HttpResponse, ApiErr
     ))]
 pub(super) async fn track(ctx: &Ctx, body: Track) -> Result<HttpResponse, ApiError> {
     let track = ops::balances::Track {
-        customer_id: domain::parse("customer_id", &body.customer_id)?,
-        feature_id: domain::parse("feature_id", &body.feature_id)?,
-        value: amount("value", body.value)?,
-        idempotency_key: domain::parse_opt("idempotency_key", body.idempotency_key.as_deref())?,
-        entity_id: domain::parse_opt("entity_id", body.entity_id.as_deref())?,
+        customer_id: body.customer_id,
+        feature_id: body.feature_id,
+        value: body.value,
+        idempotency_key: body.idempotency_key,
+        entity_id: body.entity_id,
     };
     Ok(ok(&ops::balances::track(ctx, &track).await?))
 }
@@ -103,12 +99,12 @@ pub(super) async fn track(ctx: &Ctx, body: Track) -> Result<HttpResponse, ApiErr
     ))]
 pub(super) async fn edit(ctx: &Ctx, body: EditBalance) -> Result<HttpResponse, ApiError> {
     let edit = ops::balances::Edit {
-        customer_id: domain::parse("customer_id", &body.customer_id)?,
-        feature_id: domain::parse("feature_id", &body.feature_id)?,
-        op: domain::parse("op", &body.op)?,
-        amount: amount("amount", body.amount)?,
+        customer_id: body.customer_id,
+        feature_id: body.feature_id,
+        op: body.op,
+        amount: body.amount,
         reason: body.reason,
-        idempotency_key: domain::parse_opt("idempotency_key", body.idempotency_key.as_deref())?,
+        idempotency_key: body.idempotency_key,
     };
     Ok(ok(&ops::balances::edit(ctx, &edit, API_ACTOR).await?))
 }

@@ -14,7 +14,7 @@ use crate::web::{ApiError, HttpResponse, json};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateCustomer {
-    id: Option<String>,
+    id: Option<CustomerId>,
     name: Option<String>,
     email: Option<String>,
     fingerprint: Option<String>,
@@ -46,7 +46,7 @@ pub(super) struct UpdateCustomer {
     ))]
 pub(super) async fn create(ctx: &Ctx, body: CreateCustomer) -> Result<HttpResponse, ApiError> {
     let new = ops::customers::NewCustomer {
-        id: domain::parse_opt("id", body.id.as_deref())?,
+        id: body.id,
         name: body.name,
         email: body.email,
         fingerprint: body.fingerprint,

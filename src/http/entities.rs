@@ -6,17 +6,17 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::respond::ok;
-use crate::domain::{self, CustomerId, EntityId};
+use crate::domain::{self, CustomerId, EntityId, FeatureId};
 use crate::ops::{self, Ctx};
 use crate::web::{ApiError, HttpResponse, json};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateEntity {
-    id: String,
+    id: EntityId,
     name: Option<String>,
     /// The customer's feature one unit of which the entity uses (e.g. `seats`).
-    feature_id: String,
+    feature_id: FeatureId,
 }
 
 /// `POST /v1/customers/{id}/entities`: 201 with the entity, 200 `duplicate` when it exists
@@ -37,12 +37,10 @@ pub(super) async fn create(
     body: CreateEntity,
 ) -> Result<HttpResponse, ApiError> {
     let customer_id: CustomerId = domain::parse("id", customer_id)?;
-    let id = domain::parse("id", &body.id)?;
-    domain::text("name", body.name.as_deref(), domain::MAX_TEXT_CHARS)?;
     let new = ops::entities::NewEntity {
-        id,
+        id: body.id,
         name: body.name,
-        feature_id: domain::parse("feature_id", &body.feature_id)?,
+        feature_id: body.feature_id,
     };
     let (created, answer) = ops::entities::create(ctx, &customer_id, &new).await?;
     let status = if created {

@@ -9,6 +9,22 @@ use serde_json::Value;
 
 use crate::web::ApiError;
 
+/// The body as `T`, whose fields are [`crate::domain`] types: a value one of them refuses
+/// is a 400 naming the field (`` `customer_id` must be 1-255 printable characters ``), as
+/// the API has always worded it; any other mismatch (a missing field, a wrong type) is
+/// `invalid_request` with serde's words.
+pub(super) fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let field = error.path().to_string();
+        let message = error.inner().to_string();
+        if crate::domain::is_refusal(&message) {
+            ApiError::invalid(&field, &message)
+        } else {
+            ApiError::InvalidJson(message)
+        }
+    })
+}
+
 /// Refuses a NUL anywhere in the strings (keys and values, at any depth) of a JSON body.
 pub(super) fn storable(value: &Value) -> Result<(), ApiError> {
     let mut path = String::new();
@@ -93,5 +109,42 @@ mod tests {
             refused_field(&json!({"metadata": {"ü": ["\u{1}", {"a": null}]}})),
             None
         );
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        customer_id: crate::domain::CustomerId,
+        amount: crate::domain::Amount,
+    }
+
+    #[test]
+    fn a_typed_body_refuses_a_value_in_its_fields_words() {
+        let refusal = |value: Value| match typed::<Body>(value) {
+            Ok(_) => panic!("accepted"),
+            Err(error) => (error.status().as_u16(), error.to_string()),
+        };
+        assert_eq!(
+            refusal(json!({"customer_id": "", "amount": 1})),
+            (
+                400,
+                "`customer_id` must be 1-255 printable characters".to_owned()
+            )
+        );
+        assert_eq!(
+            refusal(json!({"customer_id": "u", "amount": -3})),
+            (
+                400,
+                "`amount` must be between 0 and 1000000000000".to_owned()
+            )
+        );
+        let (status, words) = refusal(json!({"customer_id": "u", "amount": "3"}));
+        assert_eq!(status, 400);
+        assert!(
+            words.starts_with("the body is not valid JSON for this endpoint: invalid type"),
+            "{words}"
+        );
+        assert!(typed::<Body>(json!({"customer_id": "u", "amount": 3})).is_ok());
     }
 }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::respond::{ok, requested};
 use crate::changes::{CancelAt, Change};
-use crate::domain::{self, Quantity};
+use crate::domain::{CustomerId, IdempotencyKey, PlanId, Quantity};
 use crate::ops::plan_changes::ChangeRequest;
 use crate::ops::{self, API_ACTOR, Ctx};
 use crate::web::{ApiError, HttpResponse};
@@ -15,30 +15,30 @@ use crate::web::{ApiError, HttpResponse};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Cancel {
-    customer_id: String,
-    plan_id: String,
+    customer_id: CustomerId,
+    plan_id: PlanId,
     /// `period_end` (the default: the customer keeps what they paid for) or `now`.
     at: Option<String>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Uncancel {
-    customer_id: String,
-    plan_id: String,
-    idempotency_key: Option<String>,
+    customer_id: CustomerId,
+    plan_id: PlanId,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct QuantityBody {
-    customer_id: String,
-    plan_id: String,
-    quantity: i64,
+    customer_id: CustomerId,
+    plan_id: PlanId,
+    quantity: Quantity,
     /// Whether Stripe prorates the change (the default) or bills it from the next period.
     prorate: Option<bool>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 #[utoipa::path(post, path = "/v1/cancel", operation_id = "cancel", tag = "requests",
@@ -61,8 +61,8 @@ pub(super) async fn cancel(ctx: &Ctx, body: Cancel) -> Result<HttpResponse, ApiE
     let change = Change::Cancel { at };
     submit(
         ctx,
-        &body.customer_id,
-        &body.plan_id,
+        body.customer_id,
+        body.plan_id,
         body.idempotency_key,
         change,
     )
@@ -84,8 +84,8 @@ pub(super) async fn uncancel(ctx: &Ctx, body: Uncancel) -> Result<HttpResponse, 
     let change = Change::Uncancel;
     submit(
         ctx,
-        &body.customer_id,
-        &body.plan_id,
+        body.customer_id,
+        body.plan_id,
         body.idempotency_key,
         change,
     )
@@ -104,15 +104,14 @@ pub(super) async fn uncancel(ctx: &Ctx, body: Uncancel) -> Result<HttpResponse, 
         (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
     ))]
 pub(super) async fn quantity(ctx: &Ctx, body: QuantityBody) -> Result<HttpResponse, ApiError> {
-    let quantity = Quantity::try_from(body.quantity).map_err(|e| e.field("quantity"))?;
     let change = Change::Quantity {
-        quantity: quantity.get(),
+        quantity: body.quantity.get(),
         prorate: body.prorate.unwrap_or(true),
     };
     submit(
         ctx,
-        &body.customer_id,
-        &body.plan_id,
+        body.customer_id,
+        body.plan_id,
         body.idempotency_key,
         change,
     )
@@ -121,16 +120,16 @@ pub(super) async fn quantity(ctx: &Ctx, body: QuantityBody) -> Result<HttpRespon
 
 async fn submit(
     ctx: &Ctx,
-    customer_id: &str,
-    plan_id: &str,
-    idempotency_key: Option<String>,
+    customer_id: CustomerId,
+    plan_id: PlanId,
+    idempotency_key: Option<IdempotencyKey>,
     change: Change,
 ) -> Result<HttpResponse, ApiError> {
     let request = ChangeRequest {
-        customer_id: domain::parse("customer_id", customer_id)?,
-        plan_id: domain::parse("plan_id", plan_id)?,
+        customer_id,
+        plan_id,
         change,
-        idempotency_key: domain::parse_opt("idempotency_key", idempotency_key.as_deref())?,
+        idempotency_key,
     };
     Ok(requested(
         &ops::plan_changes::request(ctx, &request, API_ACTOR).await?,

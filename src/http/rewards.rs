@@ -6,18 +6,18 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::respond::{ok, requested};
-use crate::domain::{self, CustomerId};
+use crate::domain::{self, CustomerId, IdempotencyKey, PlanId, RewardId};
 use crate::ops::{self, API_ACTOR, Ctx};
 use crate::web::{ApiError, HttpResponse};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GiveReward {
-    reward: Option<String>,
+    reward: Option<RewardId>,
     promotion_code: Option<String>,
     /// The plan whose subscription gets it, when the customer has several.
-    plan_id: Option<String>,
-    idempotency_key: Option<String>,
+    plan_id: Option<PlanId>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
 #[utoipa::path(post, path = "/v1/customers/{id}/rewards", operation_id = "giveReward", tag = "requests",
@@ -39,10 +39,10 @@ pub(super) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let customer_id: CustomerId = domain::parse("id", customer_id)?;
     let give = ops::rewards::GiveReward {
-        reward: domain::parse_opt("reward", body.reward.as_deref())?,
+        reward: body.reward,
         promotion_code: body.promotion_code,
-        plan_id: domain::parse_opt("plan_id", body.plan_id.as_deref())?,
-        idempotency_key: domain::parse_opt("idempotency_key", body.idempotency_key.as_deref())?,
+        plan_id: body.plan_id,
+        idempotency_key: body.idempotency_key,
     };
     Ok(requested(
         &ops::rewards::give(ctx, &customer_id, &give, API_ACTOR).await?,
