@@ -14,9 +14,11 @@ use tokio_util::task::TaskTracker;
 use crate::billing::StripeContext;
 use crate::catalog::Catalog;
 use crate::config::Settings;
+use crate::console::ConsoleState;
 use crate::http::{self, AppState};
 use crate::ingest::Ingest;
 use crate::stripe::client::StripeApi;
+use crate::web::BodyLimits;
 use crate::{metrics, systemd};
 
 /// A bound, ready-to-run daemon.
@@ -89,19 +91,30 @@ impl Application {
             .api_token
             .clone()
             .context("api_token is required")?;
-        let state = Arc::new(AppState {
+        let ops = crate::ops::Ctx {
             pool,
             catalog,
+            stripe_enabled,
+            stripe_api,
+            wait: Duration::from_millis(settings.stripe.attach_wait_ms),
+        };
+        let body_limits = BodyLimits::from_settings(&settings.http);
+        let console = ConsoleState {
+            ops: ops.clone(),
+            api_token: api_token.clone(),
+            body_limits,
+            console: crate::console::Console::new(&api_token),
+        };
+        let state = Arc::new(AppState {
+            ops,
             ingest,
             webhook_secrets: settings.webhook_secrets(),
-            console: crate::console::Console::new(&api_token),
             api_token,
             signature_tolerance_secs: settings.signature_tolerance_secs,
             http: settings.http.clone(),
+            body_limits,
             metrics: settings.metrics.clone(),
-            stripe_enabled,
-            stripe_api,
-            attach_wait: std::time::Duration::from_millis(settings.stripe.attach_wait_ms),
+            console,
         });
         Ok(Self {
             listener,
@@ -140,23 +153,23 @@ impl Application {
             let stripe = &settings.stripe;
             tasks.spawn(crate::catchup::periodically(
                 api,
-                state.pool.clone(),
+                state.ops.pool.clone(),
                 state.ingest.clone(),
                 Duration::from_secs(stripe.catch_up_interval_secs),
                 Duration::from_secs(stripe.catch_up_window_secs),
                 shutdown.clone(),
             ));
         }
-        if let Some(stripe) = audit_context(&settings, &state.catalog)? {
+        if let Some(stripe) = audit_context(&settings, &state.ops.catalog)? {
             tasks.spawn(crate::audit::periodically(
                 stripe,
-                state.pool.clone(),
+                state.ops.pool.clone(),
                 Duration::from_secs(settings.stripe.audit_interval_secs),
                 i64::from(settings.stripe.audit_sample),
                 shutdown.clone(),
             ));
         }
-        systemd::watchdog::start(&tasks, &shutdown, state.pool.clone(), engine.clone());
+        systemd::watchdog::start(&tasks, &shutdown, state.ops.pool.clone(), engine.clone());
         tracing::info!(addr = %listener.local_addr()?, workers = settings.engine.workers, "listening");
         let drain = settings.shutdown_timeout();
         let work = async {

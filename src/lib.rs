@@ -8,23 +8,41 @@
 //!                                     events (log) + jobs (queue) in Postgres ◀┘
 //!                                                                              │ claim
 //!                                                                              ▼
-//! app ──/v1──▶ http::{customers, attach} ──▶ store ◀── appliers ◀──── outbox::Engine
-//!                    │ outbox::enqueue(jobs::*)        (in the claim tx)    │ (workers,
-//!                    └──────────────▶ jobs ──────────▶ billing ◀───────────┘  retries)
-//!                                                        └──▶ stripe::client ──▶ Stripe
-//! ops ──CLI──▶ cli::{serve, status, events, reconcile, replay, ...} ──▶ the same functions
+//!                                        store ◀── appliers ◀──────────── outbox::Engine
+//!                                          ▲        (in the claim tx)          │ (workers,
+//!                                          │                                   ▼  retries)
+//!                                          │              jobs ──────────▶ billing ──▶ Stripe
+//!                                          │               ▲
+//! app ──/v1 JSON──▶ http ────┐             │               │ outbox::enqueue
+//! ops ──/console──▶ console ─┼──▶ ops (use cases, ops::Error) ──▶ views (typed answers)
+//! ops ──argv─────▶ cli ──────┘     (domain types in)
 //! ```
+//!
+//! The three front doors only translate: bytes, forms or argv into [`domain`] types and an
+//! [`ops`] call; its [`views`] into JSON, HTML or text. Neither the console nor the CLI
+//! imports `http`; the API and the console share [`web`] (bodies, errors → status).
 //!
 //! Layout, one concept a file. Beside this crate: `crates/outbox` (the outbox itself) and
 //! `crates/fake-stripe` (the Stripe stand-in for tests and `scripts/run.sh`, a dev-dependency:
 //! the product binary has no fake).
 //! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
-//! - [`http`]: server, routing, errors → responses in one place (`http/error.rs`), handlers
-//!   for webhooks, health, metrics, customers/check/track/balances/usage, entities, the
-//!   timeline, attaches, plan changes and rewards; API JSON is shaped here.
+//! - [`domain`]: values parsed once (ids, amounts, quantities, balance ops), `FromStr` and
+//!   serde, refused in the API's words.
+//! - [`ops`]: the use cases (customers, search, balances, usage, invoices, entities, attach,
+//!   plan changes, rewards, timeline, events) on a small context (pool, catalog, Stripe),
+//!   with one error type, `ops::Error`.
+//! - [`views`]: the typed answers of `ops` (customer, plan, balance, invoice, entity,
+//!   request, timeline entry, page), `Serialize`d by the API, rendered by the console,
+//!   printed by the CLI.
+//! - [`web`]: what the API and the console share: the response type, bounded bodies, the
+//!   peer address, and errors → status, code and body in one place (`web/error.rs`).
+//! - [`http`]: server, the `/v1` route table (`http/routes.rs`: 404s and 405s), the `/v1`
+//!   handlers (HTTP ⇄ ops), the OpenAPI document made from them (`http/openapi.rs`,
+//!   `docs/openapi.json`); webhooks, health, metrics. Mounts the console.
 //! - [`console`]: the operator console under `/console` (server-rendered HTML, signed session
-//!   cookies, CSRF tokens), reading and acting through the same functions as `http`'s API.
+//!   cookies, CSRF tokens), forms ⇄ ops, with a state of its own.
+//! - [`cli`]: the command line (argv ⇄ ops); `main.rs` only parses and calls it.
 //! - [`ingest`]: Stripe deliveries into the outbox's log, scoped to the daemon's mode/account.
 //! - [`audit`]: the store compared with what Stripe has (changed customers and a sample, or
 //!   all), differences counted, recorded and repaired (`audit`, and periodically in the daemon).
@@ -36,15 +54,16 @@
 //!   returned, carried out by a job under a lease, finished or failed, waited for), written
 //!   once; attach, plan change and reward grant are one file each. [`pending`] re-exports
 //!   its wait for the front doors.
-//! - [`jobs`]: the outbound jobs' arguments, enqueued by `http` and `appliers`.
+//! - [`jobs`]: the outbound jobs' arguments, enqueued by `ops` and `appliers`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
 //!   attaches, the catalog's Stripe objects and coupons, rewards, usage billing).
 //! - [`changes`]: an operator's plan changes (cancel, uncancel, quantity), checked and queued
-//!   for `billing`; the API and the CLI share it.
+//!   for `billing`; `ops::plan_changes` calls it.
 //! - [`rewards`]: a reward or a promotion code someone asks for, checked (a code looked up in
 //!   Stripe) for an attach, or recorded and queued for `billing` for a live subscription.
 //! - [`catalog`]: features, plans and rewards from TOML, validated.
-//! - [`access`]: which subscription statuses grant access (`billing.past_due_access`).
+//! - [`access`]: which subscription statuses grant access (`billing.past_due_access`): domain
+//!   policy the store and the audit apply, not a use case.
 //! - [`store`]: SQL only: customers, plans, balances, invoices, attaches, catalog versions,
 //!   discounts and coupons, reward grants, the timeline's activity (written by triggers; the
 //!   writer names its source), entities (a customer's teams: their plans and balances kept
@@ -54,16 +73,17 @@
 //!   the calls by object (`customers`, `catalog`, `subscriptions`, `checkout`, `coupons`),
 //!   `objects`, `invoice`, `fields` and `discount` (the fields we read), `ids`.
 //! - [`db`]: the pool and the embedded migrations.
-//! - [`cli`]: the command line; `main.rs` only parses and calls it.
 //! - [`telemetry`], [`metrics`], [`systemd`]: logs, Prometheus metrics, sd_notify.
 //!
-//! Dependencies point one way: `http` knows `ingest`, `jobs`, `store`, `changes` and
-//! `rewards` (whose promotion-code lookup is the one Stripe call a request waits on); the
-//! outbox knows
-//! appliers and jobs only through its registry; `appliers` know `store` and `jobs`;
-//! `billing` knows `appliers` (to record what Stripe returned the way webhooks do), `store`
-//! and `stripe::client`; `store` knows only SQL. SQL lives in `store` and the outbox crate.
-//! Nothing below reaches back up into `http`.
+//! Dependencies point one way: `http`, `console` and `cli` know `ops`, `domain` and `views`
+//! (`http` and `console` also `web`); `ops` knows `store`, `jobs` (through
+//! `outbox::enqueue`), `changes`, `rewards` (whose promotion-code lookup is the one Stripe
+//! call a request waits on) and `pending`; the outbox knows appliers and jobs only through
+//! its registry; `appliers` know `store` and `jobs`; `billing` knows `appliers` (to record
+//! what Stripe returned the way webhooks do), `store` and `stripe::client`; `store` knows
+//! only SQL. SQL lives in `store` and the outbox crate. Nothing below reaches back up into a
+//! front door (`tests/module_cycles.rs` fails on an import cycle between the daemon's
+//! top-level modules).
 
 // The server's connection future holds the console's page futures, whose types are deep.
 #![recursion_limit = "256"]
@@ -80,10 +100,12 @@ pub mod cli;
 pub mod config;
 pub(crate) mod console;
 pub mod db;
+pub mod domain;
 pub(crate) mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub(crate) mod ops;
 pub mod pending;
 pub mod requests;
 pub mod rewards;
@@ -91,3 +113,5 @@ pub mod store;
 pub mod stripe;
 pub mod systemd;
 pub mod telemetry;
+pub(crate) mod views;
+pub(crate) mod web;

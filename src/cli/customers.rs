@@ -1,29 +1,36 @@
 //! `customers ...`: what the API's customer routes do, for operators with only the database
-//! (`DATABASE_URL`, and the catalog). Every command calls the function its route calls, so
-//! `--json` prints exactly the API's answer and refusals are worded the same; without it,
-//! a table or a line.
+//! (`DATABASE_URL`, and the catalog). Every command parses its arguments into the same
+//! domain types and calls the same use case ([`crate::ops`]) as its route, so `--json`
+//! prints exactly the API's answer and refusals are worded the same; without it, a table or
+//! a line ([`super::customers_print`]).
 //!
 //! Plan changes (`cancel`, `uncancel`, `quantity`) are recorded here and carried out in Stripe
 //! by the daemon's workers (which hold the Stripe key); the command waits `--wait` seconds for
 //! the outcome and otherwise prints the change's id (`GET /v1/plan_changes/{id}`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Subcommand, ValueEnum};
-use serde_json::Value;
+use clap::Subcommand;
 use sqlx::PgPool;
 
-use crate::catalog::Catalog;
-use crate::changes::{self, CancelAt, Change};
-use crate::http::customers::{self as api, EditBalance};
-use crate::http::error::ApiError;
-use crate::http::{input, plan_changes, timeline};
-use crate::pending;
-
 use super::UsageError;
+use super::customers_print::{print_json, show, show_change, show_edit, show_list, show_timeline};
+use crate::catalog::Catalog;
+use crate::changes::{CancelAt, Change};
+use crate::domain::{self, Amount, BalanceOp, CustomerId, FeatureId, IdempotencyKey, Limit};
+use crate::domain::{PlanId, Quantity};
+use crate::ops::{self, Ctx};
 
 /// Who the CLI's edits are recorded as (the timeline's `who` and source).
 const ACTOR: &str = "cli";
+
+/// A clap value parser for `field` that refuses in the API's words.
+macro_rules! parsed {
+    ($t:ty, $field:literal) => {
+        |value: &str| domain::parse::<$t>($field, value)
+    };
+}
 
 #[derive(Debug, Subcommand)]
 pub enum CustomersCommand {
@@ -32,8 +39,8 @@ pub enum CustomersCommand {
         #[arg(long)]
         search: Option<String>,
         /// Customers holding this plan.
-        #[arg(long)]
-        plan: Option<String>,
+        #[arg(long, value_parser = parsed!(PlanId, "plan_id"))]
+        plan: Option<PlanId>,
         /// With --plan or alone: the plan's status (active, trialing, past_due, ...).
         #[arg(long)]
         status: Option<String>,
@@ -48,14 +55,17 @@ pub enum CustomersCommand {
     },
     /// One customer: plans (live and ended), balances, invoices.
     Show {
-        id: String,
+        #[arg(value_parser = parsed!(CustomerId, "id"))]
+        id: CustomerId,
         #[arg(long)]
         json: bool,
     },
     /// Cancel a plan at the end of its paid period (or at once with --now).
     Cancel {
-        id: String,
-        plan: String,
+        #[arg(value_parser = parsed!(CustomerId, "customer_id"))]
+        id: CustomerId,
+        #[arg(value_parser = parsed!(PlanId, "plan_id"))]
+        plan: PlanId,
         #[arg(long)]
         now: bool,
         #[command(flatten)]
@@ -63,16 +73,22 @@ pub enum CustomersCommand {
     },
     /// Keep a plan set to cancel, or drop a downgrade scheduled for the period's end.
     Uncancel {
-        id: String,
-        plan: String,
+        #[arg(value_parser = parsed!(CustomerId, "customer_id"))]
+        id: CustomerId,
+        #[arg(value_parser = parsed!(PlanId, "plan_id"))]
+        plan: PlanId,
         #[command(flatten)]
         wait: Wait,
     },
     /// Set a plan's quantity (seats), prorated unless --no-prorate.
     Quantity {
-        id: String,
-        plan: String,
-        quantity: i64,
+        #[arg(value_parser = parsed!(CustomerId, "customer_id"))]
+        id: CustomerId,
+        #[arg(value_parser = parsed!(PlanId, "plan_id"))]
+        plan: PlanId,
+        /// 1 to 1000000.
+        #[arg(value_parser = parsed!(Quantity, "quantity"), allow_hyphen_values = true)]
+        quantity: Quantity,
         #[arg(long)]
         no_prorate: bool,
         #[command(flatten)]
@@ -80,21 +96,27 @@ pub enum CustomersCommand {
     },
     /// Grant, set or deduct a balance until the feature's next reset.
     Balance {
-        id: String,
-        feature: String,
+        #[arg(value_parser = parsed!(CustomerId, "customer_id"))]
+        id: CustomerId,
+        #[arg(value_parser = parsed!(FeatureId, "feature_id"))]
+        feature: FeatureId,
+        /// grant, set or deduct.
+        #[arg(value_parser = parsed!(BalanceOp, "op"))]
         op: BalanceOp,
-        amount: i64,
+        #[arg(value_parser = parsed!(Amount, "amount"), allow_hyphen_values = true)]
+        amount: Amount,
         #[arg(long)]
         reason: Option<String>,
         /// The same key applies once.
-        #[arg(long)]
-        idempotency_key: Option<String>,
+        #[arg(long, value_parser = parsed!(IdempotencyKey, "idempotency_key"))]
+        idempotency_key: Option<IdempotencyKey>,
         #[arg(long)]
         json: bool,
     },
     /// What happened to a customer, newest first.
     Timeline {
-        id: String,
+        #[arg(value_parser = parsed!(CustomerId, "id"))]
+        id: CustomerId,
         /// 1 to 100.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=100))]
         limit: i64,
@@ -103,13 +125,6 @@ pub enum CustomersCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum BalanceOp {
-    Grant,
-    Set,
-    Deduct,
 }
 
 /// How a plan change is waited for and printed.
@@ -124,9 +139,17 @@ pub struct Wait {
 
 pub async fn run(
     pool: &PgPool,
-    catalog: &Catalog,
+    catalog: &Arc<Catalog>,
     command: CustomersCommand,
 ) -> anyhow::Result<()> {
+    let ctx = Ctx {
+        pool: pool.clone(),
+        catalog: catalog.clone(),
+        // Recorded here, carried out by the daemon's workers (which hold the Stripe key).
+        stripe_enabled: true,
+        stripe_api: None,
+        wait: Duration::ZERO,
+    };
     match command {
         CustomersCommand::List {
             search,
@@ -136,36 +159,22 @@ pub async fn run(
             cursor,
             json,
         } => {
-            let filters = [("search", search), ("plan_id", plan), ("status", status)];
-            let query = page_query(limit, cursor, filters);
-            let page = api::list_page(pool, Some(&query)).await.map_err(refused)?;
+            let query = ops::search::ListQuery {
+                search,
+                plan_id: plan,
+                status,
+                limit: page_limit(limit),
+                cursor,
+            };
+            let page = ops::search::list(&ctx, &query).await.map_err(refused)?;
             if json {
                 return print_json(&page);
             }
-            let rows: Vec<Vec<String>> = list(&page["data"])
-                .iter()
-                .map(|c| {
-                    let plans: Vec<String> = list(&c["plans"])
-                        .iter()
-                        .map(|p| format!("{} ({})", text(&p["plan_id"]), text(&p["status"])))
-                        .collect();
-                    vec![
-                        text(&c["id"]),
-                        text(&c["name"]),
-                        text(&c["email"]),
-                        plans.join(", "),
-                        day(&c["created_at"]),
-                    ]
-                })
-                .collect();
-            print_table(&["id", "name", "email", "plans", "since"], &rows);
-            if let Some(next) = page["next_cursor"].as_str() {
-                println!("more: --cursor {next}");
-            }
+            show_list(&page);
             Ok(())
         }
         CustomersCommand::Show { id, json } => {
-            let view = api::view_of(pool, catalog, &id).await.map_err(refused)?;
+            let view = ops::customers::get(&ctx, &id).await.map_err(refused)?;
             if json {
                 return print_json(&view);
             }
@@ -183,10 +192,10 @@ pub async fn run(
             } else {
                 CancelAt::PeriodEnd
             };
-            change(pool, catalog, &id, &plan, Change::Cancel { at }, wait).await
+            change(ctx, id, plan, Change::Cancel { at }, wait).await
         }
         CustomersCommand::Uncancel { id, plan, wait } => {
-            change(pool, catalog, &id, &plan, Change::Uncancel, wait).await
+            change(ctx, id, plan, Change::Uncancel, wait).await
         }
         CustomersCommand::Quantity {
             id,
@@ -195,11 +204,9 @@ pub async fn run(
             no_prorate,
             wait,
         } => {
-            // The API's bounds, in its words.
-            let quantity = input::quantity("quantity", quantity).map_err(refused)?;
+            let quantity = quantity.get();
             let prorate = !no_prorate;
-            let change_ = Change::Quantity { quantity, prorate };
-            change(pool, catalog, &id, &plan, change_, wait).await
+            change(ctx, id, plan, Change::Quantity { quantity, prorate }, wait).await
         }
         CustomersCommand::Balance {
             id,
@@ -210,33 +217,21 @@ pub async fn run(
             idempotency_key,
             json,
         } => {
-            let body = EditBalance {
+            let edit = ops::balances::Edit {
                 customer_id: id,
                 feature_id: feature,
-                op: format!("{op:?}").to_lowercase(),
+                op,
                 amount,
                 reason,
                 idempotency_key,
             };
-            let answer = api::apply_balance_edit(pool, catalog, body, ACTOR)
+            let answer = ops::balances::edit(&ctx, &edit, ACTOR)
                 .await
                 .map_err(refused)?;
             if json {
                 return print_json(&answer);
             }
-            let again = if answer["duplicate"] == true {
-                " (that key was used before: nothing changed)"
-            } else {
-                ""
-            };
-            println!(
-                "{}: balance {} (included {}, adjustment {}, used {}){again}",
-                text(&answer["feature_id"]),
-                answer["balance"],
-                answer["included"],
-                answer["adjustment"],
-                answer["used"]
-            );
+            show_edit(&answer);
             Ok(())
         }
         CustomersCommand::Timeline {
@@ -245,222 +240,59 @@ pub async fn run(
             cursor,
             json,
         } => {
-            let query = page_query(limit, cursor, []);
-            let page = timeline::page(pool, &id, Some(&query))
+            let page = ops::timeline::page(&ctx, &id, page_limit(limit), cursor.as_deref())
                 .await
                 .map_err(refused)?;
             if json {
                 return print_json(&page);
             }
-            let rows: Vec<Vec<String>> = list(&page["data"])
-                .iter()
-                .map(|e| {
-                    vec![
-                        text(&e["at"]),
-                        text(&e["kind"]),
-                        summary(e),
-                        text(&e["source"]),
-                    ]
-                })
-                .collect();
-            print_table(&["at", "kind", "what", "source"], &rows);
-            if let Some(next) = page["next_cursor"].as_str() {
-                println!("more: --cursor {next}");
-            }
+            show_timeline(&page);
             Ok(())
         }
     }
 }
 
-/// The query string of a page of a list route: `limit`, `cursor` and the given filters.
-fn page_query<const N: usize>(
-    limit: i64,
-    cursor: Option<String>,
-    filters: [(&str, Option<String>); N],
-) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("limit", &limit.to_string());
-    let cursor = [("cursor", cursor)];
-    for (key, value) in filters.iter().chain(&cursor) {
-        if let Some(value) = value {
-            query.append_pair(key, value);
-        }
-    }
-    query.finish()
+/// A `--limit` clap has held to 1..=100.
+fn page_limit(limit: i64) -> Limit {
+    Limit::try_from(limit).expect("clap holds --limit to 1..=100")
 }
 
 /// Records a plan change as the CLI's and waits for the daemon's workers to carry it out.
 async fn change(
-    pool: &PgPool,
-    catalog: &Catalog,
-    customer_id: &str,
-    plan_id: &str,
+    ctx: Ctx,
+    customer_id: CustomerId,
+    plan_id: PlanId,
     change: Change,
     wait: Wait,
 ) -> anyhow::Result<()> {
-    let request = changes::Request {
+    let ctx = Ctx {
+        // The daemon's workers wake on the queue's notification; wait for them.
+        wait: Duration::from_secs(wait.wait),
+        ..ctx
+    };
+    let request = ops::plan_changes::ChangeRequest {
         customer_id,
         plan_id,
         change,
-        actor: ACTOR,
         idempotency_key: None,
     };
-    let (recorded, _) = changes::request(pool, catalog, &request)
+    let mut done = ops::plan_changes::request(&ctx, &request, ACTOR)
         .await
-        .map_err(|e| refused(e.into()))?;
-    // The daemon's workers wake on the queue's notification; wait for them.
-    let done = pending::wait(pool, recorded, Duration::from_secs(wait.wait)).await?;
-    let answer = plan_changes::view(&done, customer_id);
+        .map_err(refused)?
+        .view;
+    // The change as `GET /v1/plan_changes/{id}` shows it.
+    done.duplicate = None;
     if wait.json {
-        return print_json(&answer);
+        return print_json(&done);
     }
-    match done.state.as_str() {
-        "done" => println!(
-            "{} {plan_id} of {customer_id}: {} ({})",
-            done.kind,
-            done.outcome.as_deref().unwrap_or("done"),
-            done.id
-        ),
-        "failed" => {
-            return Err(anyhow::anyhow!(
-                "{} {plan_id} of {customer_id} failed: {} ({})",
-                done.kind,
-                done.error.as_deref().unwrap_or("unknown error"),
-                done.id
-            ));
-        }
-        _ => println!(
-            "{} {plan_id} of {customer_id}: recorded as {}, waiting for the daemon's workers \
-             (is `serve` running?); `GET /v1/plan_changes/{}` tells its outcome",
-            done.kind, done.id, done.id
-        ),
-    }
-    Ok(())
+    show_change(&done)
 }
 
 /// A refusal the user can correct (a 4xx of the API) exits 2 with the API's words.
-fn refused(error: ApiError) -> anyhow::Error {
-    if error.status().is_client_error() {
+fn refused(error: ops::Error) -> anyhow::Error {
+    if error.is_refusal() {
         anyhow::Error::new(UsageError(error.to_string()))
     } else {
         anyhow::Error::new(error)
     }
-}
-
-fn show(view: &Value) {
-    println!(
-        "{}  {}  {}  stripe: {}",
-        text(&view["id"]),
-        text(&view["name"]),
-        text(&view["email"]),
-        text(&view["stripe_id"])
-    );
-    let plan_row = |p: &Value| {
-        let cancel = if p["cancel_at_period_end"] == true {
-            "cancels at period end".to_owned()
-        } else {
-            text(&p["cancel_at"])
-        };
-        vec![
-            text(&p["plan_id"]),
-            text(&p["status"]),
-            p["quantity"].to_string(),
-            day(&p["started_at"]),
-            day(&p["next_renewal_at"]),
-            day(&p["ended_at"]),
-            cancel,
-        ]
-    };
-    let mut plans: Vec<Vec<String>> = list(&view["products"]).iter().map(plan_row).collect();
-    plans.extend(list(&view["ended_products"]).iter().map(plan_row));
-    println!();
-    print_table(
-        &[
-            "plan", "status", "qty", "started", "renews", "ended", "cancel",
-        ],
-        &plans,
-    );
-    let balances: Vec<Vec<String>> = list(&view["balances"])
-        .iter()
-        .map(|b| {
-            let balance = if b["unlimited"] == true {
-                "unlimited".to_owned()
-            } else {
-                b["balance"].to_string()
-            };
-            vec![
-                text(&b["feature_id"]),
-                balance,
-                b["included"].to_string(),
-                b["used"].to_string(),
-                day(&b["next_reset_at"]),
-            ]
-        })
-        .collect();
-    println!();
-    print_table(
-        &["feature", "balance", "included", "used", "resets"],
-        &balances,
-    );
-    let invoices: Vec<Vec<String>> = list(&view["invoices"])
-        .iter()
-        .map(|i| {
-            vec![
-                text(&i["stripe_id"]),
-                text(&i["status"]),
-                format!("{} {}", i["total"], text(&i["currency"])),
-                day(&i["created_at"]),
-            ]
-        })
-        .collect();
-    println!();
-    print_table(&["invoice", "status", "total", "date"], &invoices);
-}
-
-/// One timeline entry in a few words.
-fn summary(entry: &Value) -> String {
-    let fields = [
-        "plan_id",
-        "feature_id",
-        "amount",
-        "quantity",
-        "from",
-        "reason",
-        "invoice_id",
-        "total",
-        "who",
-    ];
-    fields
-        .iter()
-        .filter(|f| !entry[**f].is_null())
-        .map(|f| format!("{f}={}", text(&entry[*f])))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn list(value: &Value) -> Vec<Value> {
-    value.as_array().cloned().unwrap_or_default()
-}
-
-/// A JSON value as a cell: strings bare, null empty.
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The day of an RFC 3339 time.
-fn day(value: &Value) -> String {
-    text(value).chars().take(10).collect()
-}
-
-fn print_json(value: &Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    super::ops::print_table(headers, rows);
 }

@@ -3,6 +3,7 @@
 mod account;
 mod audit;
 mod customers;
+mod customers_print;
 mod ops;
 mod reconcile;
 mod replay;

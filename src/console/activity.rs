@@ -2,12 +2,13 @@
 //! Stripe events about them with their state (the outbox's log).
 
 use maud::{Markup, html};
-use serde_json::Value;
 
 use super::View;
 use super::layout::{at, badge, count, customer_path, event_path, money, query_value, when};
-use crate::http::error::ApiError;
-use crate::http::timeline;
+use crate::domain::{CustomerId, Limit};
+use crate::ops;
+use crate::views::TimelineEntry;
+use crate::web::ApiError;
 
 /// Timeline entries on one page.
 const TIMELINE_PAGE: i64 = 20;
@@ -25,17 +26,14 @@ pub(super) async fn panels(
     let cursor = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "timeline")
         .map(|(_, v)| v.into_owned());
-    let mut timeline_query = format!("limit={TIMELINE_PAGE}");
-    if let Some(cursor) = &cursor {
-        timeline_query.push_str("&cursor=");
-        timeline_query.push_str(&query_value(cursor));
-    }
-    let page = timeline::page(&view.state.pool, id, Some(&timeline_query)).await?;
-    let entries = page["data"].as_array().cloned().unwrap_or_default();
-    let next = page["next_cursor"].as_str();
+    let customer_id: CustomerId = crate::domain::parse("id", id)?;
+    let limit = Limit::try_from(TIMELINE_PAGE).expect("a page size within bounds");
+    let page = ops::timeline::page(&view.state.ops, &customer_id, limit, cursor.as_deref()).await?;
+    let entries = page.data;
+    let next = page.next_cursor.as_deref();
     let events = match stripe_id {
         Some(stripe_id) => {
-            outbox::log::of_subject(&view.state.pool, stripe_id, EVENTS_SCANNED, EVENTS).await?
+            outbox::log::of_subject(&view.state.ops.pool, stripe_id, EVENTS_SCANNED, EVENTS).await?
         }
         None => Vec::new(),
     };
@@ -91,17 +89,18 @@ pub(super) async fn panels(
 }
 
 /// One timeline entry in words.
-fn entry(view: &View<'_>, e: &Value) -> Markup {
-    let text = |key: &str| e[key].as_str().unwrap_or_default().to_owned();
-    let kind = text("kind");
+fn entry(view: &View<'_>, e: &TimelineEntry) -> Markup {
+    let text = |key: &str| e.str(key).unwrap_or_default().to_owned();
+    let kind = e.kind.clone();
     let plan = || {
         let id = text("plan_id");
         view.state
+            .ops
             .catalog
             .plan(&id)
             .map_or(id, |plan| plan.name.clone())
     };
-    let amount = e["amount"].as_i64().unwrap_or_default();
+    let amount = e.number("amount").unwrap_or_default();
     let (dot, what): (&str, String) = match kind.as_str() {
         "plan.attached" => ("plan", format!("{} attached", plan())),
         "plan.scheduled" => ("plan", format!("{} scheduled for the renewal", plan())),
@@ -114,8 +113,8 @@ fn entry(view: &View<'_>, e: &Value) -> Markup {
             format!(
                 "{} quantity {} → {}",
                 plan(),
-                e["from"],
-                e["quantity"].as_i64().unwrap_or_default()
+                e.json("from"),
+                e.number("quantity").unwrap_or_default()
             ),
         ),
         "plan.status" => (
@@ -144,8 +143,8 @@ fn entry(view: &View<'_>, e: &Value) -> Markup {
                     "payment failed:"
                 },
                 money(
-                    e["total"].as_i64().unwrap_or_default(),
-                    e["currency"].as_str().unwrap_or("usd")
+                    e.number("total").unwrap_or_default(),
+                    e.str("currency").unwrap_or("usd")
                 )
             ),
         ),
@@ -168,11 +167,11 @@ fn entry(view: &View<'_>, e: &Value) -> Markup {
         other => ("plan", other.to_owned()),
     };
     // An entity's plan (its entries are its customer's, naming it).
-    let what = match e["entity_id"].as_str() {
+    let what = match e.str("entity_id") {
         Some(entity) if kind.starts_with("plan.") => format!("{what} · entity {entity}"),
         _ => what,
     };
-    let source = text("source");
+    let source = e.source.clone();
     html! {
         li data-kind=(kind) {
             span class={ "dot " (dot) } {}
@@ -180,16 +179,16 @@ fn entry(view: &View<'_>, e: &Value) -> Markup {
                 div.what { (what) }
                 @if kind.starts_with("balance.") {
                     div.meta {
-                        "balance now " (count(e["balance"].as_i64().unwrap_or_default()))
-                        @if let Some(reason) = e["reason"].as_str() { " · “" (reason) "”" }
-                        @if let Some(who) = e["who"].as_str() { " · by " (who) }
+                        "balance now " (count(e.number("balance").unwrap_or_default()))
+                        @if let Some(reason) = e.str("reason") { " · “" (reason) "”" }
+                        @if let Some(who) = e.str("who") { " · by " (who) }
                     }
                 }
-                @if kind.starts_with("plan.") && !e["status"].is_null() {
+                @if kind.starts_with("plan.") && e.detail.get("status").is_some_and(|s| !s.is_null()) {
                     div.meta { (badge(&text("status"))) }
                 }
                 div.meta {
-                    (when(&e["at"])) " · "
+                    (when(e.at)) " · "
                     @if source.starts_with("evt_") {
                         a href=(event_path(&source)) { (source) }
                     } @else {

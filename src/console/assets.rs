@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode, header};
 
-use crate::http::error::HttpResponse;
+use crate::web::HttpResponse;
 
 pub(super) const CSS_PATH: &str = "/console/assets/console.css";
 pub(super) const JS_PATH: &str = "/console/assets/console.js";

@@ -2,37 +2,19 @@
 //! customer", through the functions of `GET` and `POST /v1/customers`.
 
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::actions::ConsoleAction;
 use super::form::Form;
 use super::layout::{self, Section, badge, customer_path, query_value, when};
 use super::{Back, Planned, Reply, View};
-use crate::http::customers::{self, CreateCustomer, PLAN_STATUSES};
+use crate::domain::{self, Limit};
+use crate::ops::customers::NewCustomer;
+use crate::ops::search::{self, ListQuery, PLAN_STATUSES};
+use crate::views::ListedCustomer;
+use crate::web::ApiError;
 
 /// Customers on one page.
 const PAGE: i64 = 25;
-
-#[derive(Deserialize)]
-struct Page {
-    data: Vec<Listed>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Listed {
-    id: Option<String>,
-    name: Option<String>,
-    email: Option<String>,
-    plans: Vec<PlanStatus>,
-    created_at: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct PlanStatus {
-    plan_id: String,
-    status: String,
-}
 
 /// The list's filters, as the console's query string has them.
 #[derive(Default)]
@@ -59,23 +41,16 @@ impl Filters {
         f
     }
 
-    /// The API's query for this page.
-    fn api_query(&self) -> String {
-        let mut q = form_urlencoded::Serializer::new(String::new());
-        q.append_pair("limit", &PAGE.to_string());
-        if !self.search.is_empty() {
-            q.append_pair("search", &self.search);
-        }
-        if !self.plan.is_empty() {
-            q.append_pair("plan_id", &self.plan);
-        }
-        if !self.status.is_empty() {
-            q.append_pair("status", &self.status);
-        }
-        if let Some(cursor) = &self.cursor {
-            q.append_pair("cursor", cursor);
-        }
-        q.finish()
+    /// The list's query for this page.
+    fn list_query(&self) -> Result<ListQuery, ApiError> {
+        let given = |s: &String| Some(s.clone()).filter(|s| !s.is_empty());
+        Ok(ListQuery {
+            search: given(&self.search),
+            plan_id: domain::parse_opt("plan_id", given(&self.plan).as_deref())?,
+            status: given(&self.status),
+            limit: Limit::try_from(PAGE).expect("a page size within bounds"),
+            cursor: self.cursor.clone(),
+        })
     }
 
     /// The console's link to this list at `cursor`.
@@ -100,12 +75,17 @@ impl Filters {
 
 pub(super) async fn page(view: &View<'_>, query: Option<&str>) -> Reply {
     let filters = Filters::parse(query);
-    let answer = match customers::list_page(&view.state.pool, Some(&filters.api_query())).await {
-        Ok(answer) => answer,
+    let listed = match filters.list_query() {
+        Ok(query) => search::list(&view.state.ops, &query)
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    let page = match listed {
+        Ok(page) => page,
         Err(error) => return Reply::error(error),
     };
-    let page: Page = serde_json::from_value(answer).expect("the customer list's shape");
-    let catalog = &view.state.catalog;
+    let catalog = &view.state.ops.catalog;
     let content = html! {
         div.page-head {
             div {
@@ -160,7 +140,7 @@ pub(super) async fn page(view: &View<'_>, query: Option<&str>) -> Reply {
     view.page("Customers", Section::Customers, content)
 }
 
-fn row(view: &View<'_>, c: &Listed) -> Markup {
+fn row(view: &View<'_>, c: &ListedCustomer) -> Markup {
     let title = c
         .name
         .as_deref()
@@ -185,14 +165,14 @@ fn row(view: &View<'_>, c: &Listed) -> Markup {
                 div.plans {
                     @for p in &c.plans {
                         span.plan-chip {
-                            (view.state.catalog.plan(&p.plan_id).map_or(p.plan_id.as_str(), |plan| plan.name.as_str()))
+                            (view.state.ops.catalog.plan(&p.plan_id).map_or(p.plan_id.as_str(), |plan| plan.name.as_str()))
                             (badge(&p.status))
                         }
                     }
                     @if c.plans.is_empty() { span.none { "no plan" } }
                 }
             }
-            td { (when(&c.created_at)) }
+            td { (when(c.created_at)) }
         }
     }
 }
@@ -230,16 +210,15 @@ pub(super) fn create_action(form: &Form) -> Planned {
         }
         (None, None) => Back::To("/console/customers".to_owned()),
     };
-    let body = CreateCustomer {
-        id,
-        name: form.text("name"),
-        email,
-        fingerprint: None,
-        metadata: None,
-        create_in_stripe: false,
-        stripe_id: None,
-    };
-    (Ok(ConsoleAction::CreateCustomer(body)), back)
+    let action = domain::parse_opt("id", id.as_deref()).map(|id| {
+        ConsoleAction::CreateCustomer(NewCustomer {
+            id,
+            name: form.text("name"),
+            email,
+            ..NewCustomer::default()
+        })
+    });
+    (action.map_err(ApiError::from), back)
 }
 
 #[cfg(test)]
@@ -247,9 +226,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_console_query_becomes_the_apis() {
+    fn the_console_query_becomes_the_lists() {
         let f = Filters::parse(Some("search=+ada+&plan=pro&status=&cursor=42&x=1"));
-        assert_eq!(f.api_query(), "limit=25&search=ada&plan_id=pro&cursor=42");
+        let q = f.list_query().unwrap();
+        assert_eq!(q.search.as_deref(), Some("ada"));
+        assert_eq!(q.plan_id.as_ref().map(|p| p.as_str()), Some("pro"));
+        assert_eq!(q.status, None);
+        assert_eq!(q.limit.get(), 25);
+        assert_eq!(q.cursor.as_deref(), Some("42"));
         assert_eq!(
             f.link(Some("7")),
             "/console/customers?search=ada&plan=pro&status=&cursor=7"

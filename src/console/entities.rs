@@ -4,25 +4,9 @@
 //! choice of who holds the plan (the customer or an entity).
 
 use maud::{Markup, html};
-use serde::Deserialize;
 
-use super::customer::{BalanceView, PlanView};
 use super::layout::{badge, count, customer_path, query_value};
-
-#[derive(Deserialize)]
-pub(super) struct EntityView {
-    pub id: String,
-    pub name: Option<String>,
-    pub feature_id: String,
-    pub products: Vec<PlanView>,
-    pub balances: Vec<BalanceView>,
-}
-
-impl EntityView {
-    fn label(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.id)
-    }
-}
+use crate::views::EntityView;
 
 /// The entity a page's query asks for (`entity=`), if any.
 pub(super) fn asked(query: Option<&str>) -> Option<String> {

@@ -4,16 +4,19 @@
 use hyper::Request;
 use hyper::body::Incoming;
 
-use crate::http::AppState;
-use crate::http::error::ApiError;
-use crate::http::webhook::read_body;
+use super::ConsoleState;
+use crate::web::ApiError;
+use crate::web::read_body;
 
 #[derive(Debug, Default)]
 pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
-    pub(super) async fn read(state: &AppState, req: Request<Incoming>) -> Result<Self, ApiError> {
-        let bytes = read_body(state, req).await?;
+    pub(super) async fn read(
+        state: &ConsoleState,
+        req: Request<Incoming>,
+    ) -> Result<Self, ApiError> {
+        let bytes = read_body(state.body_limits, req).await?;
         Self::parse(&bytes)
     }
 
@@ -47,16 +50,6 @@ impl Form {
             .map(str::to_owned)
     }
 
-    /// A whole number (blank: `None`).
-    pub(super) fn number(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        self.text(key)
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::invalid(key, "must be a whole number"))
-            })
-            .transpose()
-    }
-
     /// A checkbox: present and not `off`.
     pub(super) fn checked(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| v != "off" && v != "false")
@@ -73,9 +66,8 @@ mod tests {
         assert_eq!(form.text("a").as_deref(), Some("x"));
         assert_eq!(form.get("b"), Some("1/2"));
         assert_eq!(form.text("c"), None);
-        assert_eq!(form.number("n").unwrap(), Some(12));
-        assert!(form.number("bad").is_err());
-        assert_eq!(form.number("missing").unwrap(), None);
+        assert_eq!(form.text("n").as_deref(), Some("12"));
+        assert_eq!(form.text("missing"), None);
         assert!(Form::parse(b"name=a%00b").is_err());
     }
 }

@@ -1,10 +1,10 @@
 //! The page shell (head, navigation, the outcome banner) and the small formatters every
 //! page uses: dates, money, status badges, links to a customer or an event.
 
+use crate::views::Time;
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::Value;
 
 use super::assets;
 use super::flash::{Kind, Outcome};
@@ -109,17 +109,17 @@ pub(super) fn badge(status: &str) -> Markup {
     html! { span class={ "badge " (tone) } { (status.replace('_', " ")) } }
 }
 
-/// An API time (RFC 3339) as `2026-12-18 11:06 UTC`; `—` for none.
-pub(super) fn when(value: &Value) -> Markup {
-    match value.as_str().and_then(parse_time) {
+/// A view's time as `2026-12-18 11:06 UTC`; `—` for none.
+pub(super) fn when(value: impl Into<Option<Time>>) -> Markup {
+    match value.into().map(|t| t.0) {
         Some(at) => html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) } },
         None => html! { span.none { "—" } },
     }
 }
 
-/// An API time's day (`2027-01-01`), the whole time on hover; `—` for none.
-pub(super) fn day(value: &Value) -> Markup {
-    match value.as_str().and_then(parse_time) {
+/// A view's time's day (`2027-01-01`), the whole time on hover; `—` for none.
+pub(super) fn day(value: impl Into<Option<Time>>) -> Markup {
+    match value.into().map(|t| t.0) {
         Some(at) => html! {
             time datetime=(at.to_rfc3339()) title=(at.format("%Y-%m-%d %H:%M UTC")) { (at.format("%Y-%m-%d")) }
         },
@@ -130,12 +130,6 @@ pub(super) fn day(value: &Value) -> Markup {
 /// A time as the console writes it.
 pub(super) fn at(at: DateTime<Utc>) -> Markup {
     html! { time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S UTC")) } }
-}
-
-pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// An amount in minor units: `$20.00`, `€5.00`, `¥500`, `12.00 CHF`.

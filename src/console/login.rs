@@ -5,22 +5,26 @@ use hyper::{Request, StatusCode, header};
 use maud::html;
 use subtle::ConstantTimeEq;
 
+use super::ConsoleState;
 use super::flash::Outcome;
 use super::form::Form;
 use super::layout::{self, Section, Shell};
 use super::limiter::{Failure, OVERALL};
 use super::session::{self, COOKIE, SESSION_TTL_SECS, Session, random_hex};
 use super::{Reply, csrf, now, peer};
-use crate::http::AppState;
 
 /// `GET /console/login`: the form, with a fresh sign-in nonce.
-pub(super) fn form(state: &AppState, req: &Request<Incoming>, outcome: Option<Outcome>) -> Reply {
+pub(super) fn form(
+    state: &ConsoleState,
+    req: &Request<Incoming>,
+    outcome: Option<Outcome>,
+) -> Reply {
     let next = next_path(req.uri().query());
     page(state, req.headers(), StatusCode::OK, &next, None, outcome)
 }
 
 fn page(
-    state: &AppState,
+    state: &ConsoleState,
     headers: &header::HeaderMap,
     status: StatusCode,
     next: &str,
@@ -66,7 +70,7 @@ fn page(
 
 /// `POST /console/login`: a session for the right token; failures are limited per address
 /// and logged (with the client's address, never what was typed).
-pub(super) async fn submit(state: &AppState, req: Request<Incoming>) -> Reply {
+pub(super) async fn submit(state: &ConsoleState, req: Request<Incoming>) -> Reply {
     let address = peer(&req).ip();
     let headers = req.headers().clone();
     let now = now();
@@ -139,11 +143,11 @@ pub(super) async fn submit(state: &AppState, req: Request<Incoming>) -> Reply {
 /// `POST /console/logout` (its CSRF token checked by the caller): the session is refused
 /// everywhere from now on, after restarts too.
 pub(super) async fn logout(
-    state: &AppState,
+    state: &ConsoleState,
     headers: &header::HeaderMap,
     session: &Session,
 ) -> Reply {
-    if let Err(error) = session::sign_out(&state.pool, session, now()).await {
+    if let Err(error) = session::sign_out(&state.ops.pool, session, now()).await {
         return Reply::error(error.into());
     }
     tracing::info!("console sign-out");

@@ -4,13 +4,14 @@
 //! ```text
 //! browser ──/console/*──▶ route ──session? (session)──▶ pages: customers, customer, outbox
 //!                           │  └─ none: 303 to /console/login (login)
-//!                           └─ POST: form (bounded) ─▶ csrf ─▶ actions ─▶ the /v1 handlers'
-//!                                                     functions ─▶ 303 + outcome (flash)
+//!                           └─ POST: form (bounded) ─▶ csrf ─▶ actions ─▶ crate::ops
+//!                                                     ─▶ 303 + outcome (flash)
 //! ```
 //!
-//! Pages read through the functions the JSON API answers with (`http::customers`,
-//! `http::timeline`, `http::attach`) and the outbox's reads, so the console shows what the
-//! API says. Errors become HTML here, in [`Reply::error`], from the API's own error type.
+//! Pages read through [`crate::ops`], the use cases the JSON API calls, and render their
+//! typed views ([`crate::views`]), so the console shows what the API says; the outbox pages
+//! read the outbox's log. Errors become HTML here, in [`Reply::error`], with the status
+//! [`crate::web::error`] gives them. Nothing here imports [`crate::http`].
 
 mod actions;
 mod activity;
@@ -18,6 +19,7 @@ mod assets;
 mod chart;
 mod csrf;
 mod customer;
+mod customer_forms;
 mod customers;
 mod entities;
 mod flash;
@@ -28,6 +30,7 @@ mod login;
 mod outbox;
 mod pretty;
 mod session;
+mod usage;
 
 use std::net::SocketAddr;
 
@@ -38,8 +41,8 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use maud::{Markup, html};
 
-use crate::http::error::{ApiError, HttpResponse};
-use crate::http::{AppState, Peer};
+use crate::config::Secret;
+use crate::web::{ApiError, BodyLimits, HttpResponse};
 use actions::ConsoleAction;
 use flash::Outcome;
 use form::Form;
@@ -47,8 +50,24 @@ use layout::{Section, Shell};
 pub(crate) use session::Console;
 use session::Session;
 
+/// What the console's pages and forms share.
+pub(crate) struct ConsoleState {
+    /// What the use cases need (the pool, the catalog, Stripe).
+    pub ops: crate::ops::Ctx,
+    /// The API token: what an operator signs in with.
+    pub api_token: Secret,
+    /// How much of a form is read, and for how long.
+    pub body_limits: BodyLimits,
+    /// Sessions and sign-in limits.
+    pub console: Console,
+}
+
 /// Routes `/console/...`; `path` is the percent-decoded segments after `console`.
-pub(crate) async fn route(state: &AppState, req: Request<Incoming>, path: &[&str]) -> HttpResponse {
+pub(crate) async fn route(
+    state: &ConsoleState,
+    req: Request<Incoming>,
+    path: &[&str],
+) -> HttpResponse {
     let method = req.method().clone();
     // Ids in the path are what `/v1` accepts: printable, at most 255 characters.
     if path
@@ -76,7 +95,7 @@ pub(crate) async fn route(state: &AppState, req: Request<Incoming>, path: &[&str
         (&Method::POST, ["login"]) => return login::submit(state, req).await.into_response(),
         _ => {}
     }
-    let session = match state.console.session(&state.pool, &req, now()).await {
+    let session = match state.console.session(&state.ops.pool, &req, now()).await {
         Ok(Some(session)) => session,
         Ok(None) => return to_login(&req).into_response(),
         // Whether it was signed out cannot be known: no page rather than a revoked session.
@@ -94,7 +113,7 @@ pub(crate) async fn route(state: &AppState, req: Request<Incoming>, path: &[&str
 
 /// The pages: reading only.
 async fn pages(
-    state: &AppState,
+    state: &ConsoleState,
     req: &Request<Incoming>,
     session: &Session,
     path: &[&str],
@@ -122,7 +141,12 @@ async fn pages(
 }
 
 /// The forms: the CSRF token first, then the action, then back to a page with its outcome.
-async fn post(state: &AppState, req: Request<Incoming>, session: &Session, path: &[&str]) -> Reply {
+async fn post(
+    state: &ConsoleState,
+    req: Request<Incoming>,
+    session: &Session,
+    path: &[&str],
+) -> Reply {
     let headers = req.headers().clone();
     let form = match Form::read(state, req).await {
         Ok(form) => form,
@@ -135,9 +159,11 @@ async fn post(state: &AppState, req: Request<Incoming>, session: &Session, path:
     let (action, back) = match path {
         ["logout"] => return login::logout(state, &headers, session).await,
         ["customers"] => customers::create_action(&form),
-        ["customers", id, "attach"] => customer::attach_action(id, &form),
-        ["customers", id, "balance"] => customer::balance_action(id, &form),
-        ["customers", id, "plans", plan, change] => customer::plan_action(id, plan, change, &form),
+        ["customers", id, "attach"] => customer_forms::attach_action(id, &form),
+        ["customers", id, "balance"] => customer_forms::balance_action(id, &form),
+        ["customers", id, "plans", plan, change] => {
+            customer_forms::plan_action(id, plan, change, &form)
+        }
         ["events", id, "retry"] => outbox::retry_action(id, &form),
         _ => return not_found(),
     };
@@ -164,7 +190,7 @@ enum Back {
 /// What every page gets: the state, the forms' CSRF token, and the outcome of the action
 /// that led here.
 struct View<'a> {
-    pub state: &'a AppState,
+    pub state: &'a ConsoleState,
     pub csrf: String,
     pub outcome: Option<Outcome>,
 }
@@ -312,9 +338,7 @@ fn to_login(req: &Request<Incoming>) -> Reply {
 
 /// The connection's address (the server puts it on every request).
 fn peer<B>(req: &Request<B>) -> SocketAddr {
-    req.extensions()
-        .get::<Peer>()
-        .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.0)
+    crate::web::peer(req)
 }
 
 fn now() -> i64 {

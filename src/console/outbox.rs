@@ -10,8 +10,8 @@ use super::actions::ConsoleAction;
 use super::form::Form;
 use super::layout::{self, Section, at, badge, count, customer_path, event_path};
 use super::{Back, Planned, Reply, View, chart, not_found, pretty};
-use crate::http::error::ApiError;
 use crate::store::{audits, customers};
+use crate::web::ApiError;
 use outbox::log::{self as events, ListFilter};
 
 /// The chart's span, in minutes.
@@ -40,7 +40,7 @@ pub(super) async fn page(view: &View<'_>) -> Reply {
 }
 
 async fn read(view: &View<'_>) -> Result<Markup, ApiError> {
-    let pool = &view.state.pool;
+    let pool = &view.state.ops.pool;
     let status = events::status(pool).await?;
     let dead = events::dead_letters(pool, LISTED).await?;
     let latest = events::list(
@@ -210,7 +210,7 @@ fn retry_button(view: &View<'_>, key: &str, back: &str) -> Markup {
 
 /// `/console/events/{id}`.
 pub(super) async fn event(view: &View<'_>, id: &str) -> Reply {
-    let pool = &view.state.pool;
+    let pool = &view.state.ops.pool;
     let read = async {
         let Some(event) = events::get(pool, id).await? else {
             return Ok(None);

@@ -1,16 +1,16 @@
-//! The `/v1` API: bearer-token protected reads (and, in later issues, writes).
+//! The `/v1` API: a bearer token, then the route ([`super::routes`]) to the handlers beside
+//! this file, which translate between HTTP and [`crate::ops`].
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode, header};
+use hyper::{Request, header};
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
-use serde::de::DeserializeOwned;
-
-use super::error::{ApiError, HttpResponse, json};
+use super::routes::{self, Route};
 use super::{
-    AppState, attach, customers, entities, input, plan_changes, rewards, timeline, webhook,
+    AppState, attach, balances, customers, entities, events, input, plan_changes, rewards,
 };
-use outbox::log as events;
+use crate::web::{self, ApiError, HttpResponse};
 
 /// Checks `Authorization: Bearer <token>` in constant time.
 pub(super) fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(), ApiError> {
@@ -36,86 +36,51 @@ pub(super) async fn route(
     // Every id in the path (`{what}/{id}` and `customers/{id}/{what}/{id}`) is checked
     // before any route reads it.
     if let Some(id) = path.get(1) {
-        input::id("id", id)?;
+        crate::domain::check_id("id", id)?;
     }
     if let Some(id) = path.get(3) {
-        input::id("id", id)?;
+        crate::domain::check_id("id", id)?;
     }
-    match (req.method().clone(), path) {
-        (Method::GET, ["events", id]) => get_event(state, id).await,
-        (Method::POST, ["customers"]) => customers::create(state, body(state, req).await?).await,
-        (Method::GET, ["customers"]) => customers::list(state, req.uri().query()).await,
-        (Method::GET, ["customers", id]) => customers::get(state, id).await,
-        (Method::GET, ["customers", id, "usage"]) => {
+    let route = routes::resolve(req.method(), path)?;
+    let ctx = &state.ops;
+    let query = req.uri().query().map(str::to_owned);
+    let query = query.as_deref();
+    // The ids a route's template names: `{id}` second, the other one fourth.
+    let id = path.get(1).copied().unwrap_or_default();
+    let other = path.get(3).copied().unwrap_or_default();
+    match route {
+        Route::OpenApi => Ok(super::openapi::serve()),
+        Route::GetEvent => events::get(ctx, id).await,
+        Route::CreateCustomer => customers::create(ctx, body(state, req).await?).await,
+        Route::ListCustomers => customers::list(ctx, query).await,
+        Route::GetCustomer => customers::get(ctx, id).await,
+        Route::UpdateCustomer => customers::update(ctx, id, body(state, req).await?).await,
+        Route::DeleteCustomer => customers::delete(ctx, id).await,
+        Route::Usage => {
             let csv = req
                 .headers()
-                .get(hyper::header::ACCEPT)
+                .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/csv"));
-            customers::usage(state, id, req.uri().query(), csv).await
+            balances::usage(ctx, id, query, csv).await
         }
-        (Method::GET, ["customers", id, "invoices", invoice]) => {
-            customers::invoice(state, id, invoice).await
-        }
-        (Method::GET, ["customers", id, "timeline"]) => {
-            timeline::get(state, id, req.uri().query()).await
-        }
-        (Method::POST, ["customers", id, "rewards"]) => {
-            rewards::create(state, id, body(state, req).await?).await
-        }
-        (Method::GET, ["customers", id, "rewards", grant]) => rewards::get(state, id, grant).await,
-        (Method::PATCH, ["customers", id]) => {
-            customers::update(state, id, body(state, req).await?).await
-        }
-        (Method::DELETE, ["customers", id]) => customers::delete(state, id).await,
-        (Method::POST, ["customers", id, "entities"]) => {
-            entities::create(state, id, body(state, req).await?).await
-        }
-        (Method::GET, ["customers", id, "entities"]) => entities::list(state, id).await,
-        (Method::GET, ["customers", id, "entities", entity]) => {
-            entities::get(state, id, entity).await
-        }
-        (Method::DELETE, ["customers", id, "entities", entity]) => {
-            entities::delete(state, id, entity).await
-        }
-        (Method::POST, ["check"]) => customers::check(state, body(state, req).await?).await,
-        (Method::POST, ["track"]) => customers::track(state, body(state, req).await?).await,
-        (Method::POST, ["balances"]) => {
-            customers::edit_balance(state, body(state, req).await?).await
-        }
-        (Method::POST, ["attach"]) => attach::create(state, body(state, req).await?).await,
-        (Method::GET, ["attach", id]) => attach::get(state, id).await,
-        (Method::POST, ["cancel"]) => plan_changes::cancel(state, body(state, req).await?).await,
-        (Method::POST, ["uncancel"]) => {
-            plan_changes::uncancel(state, body(state, req).await?).await
-        }
-        (Method::POST, ["quantity"]) => {
-            plan_changes::quantity(state, body(state, req).await?).await
-        }
-        (Method::GET, ["plan_changes", id]) => plan_changes::get(state, id).await,
-        (
-            _,
-            ["events", _]
-            | ["customers"]
-            | ["customers", _]
-            | ["customers", _, "usage"]
-            | ["customers", _, "invoices", _]
-            | ["customers", _, "entities"]
-            | ["customers", _, "entities", _]
-            | ["check"]
-            | ["track"]
-            | ["balances"]
-            | ["attach"]
-            | ["attach", _]
-            | ["cancel"]
-            | ["uncancel"]
-            | ["quantity"]
-            | ["plan_changes", _]
-            | ["customers", _, "timeline"]
-            | ["customers", _, "rewards"]
-            | ["customers", _, "rewards", _],
-        ) => Err(ApiError::MethodNotAllowed),
-        _ => Err(ApiError::NoRoute),
+        Route::Invoice => customers::invoice(ctx, id, other).await,
+        Route::Timeline => customers::timeline(ctx, id, query).await,
+        Route::GiveReward => rewards::create(ctx, id, body(state, req).await?).await,
+        Route::GetGrant => rewards::get(ctx, id, other).await,
+        Route::CreateEntity => entities::create(ctx, id, body(state, req).await?).await,
+        Route::ListEntities => entities::list(ctx, id).await,
+        Route::GetEntity => entities::get(ctx, id, other).await,
+        Route::DeleteEntity => entities::delete(ctx, id, other).await,
+        Route::Check => balances::check(ctx, body(state, req).await?).await,
+        Route::Track => balances::track(ctx, body(state, req).await?).await,
+        Route::EditBalance => balances::edit(ctx, body(state, req).await?).await,
+        Route::Attach => attach::create(ctx, body(state, req).await?).await,
+        Route::GetAttach => attach::get(ctx, id).await,
+        Route::Cancel => plan_changes::cancel(ctx, body(state, req).await?).await,
+        Route::Uncancel => plan_changes::uncancel(ctx, body(state, req).await?).await,
+        Route::Quantity => plan_changes::quantity(ctx, body(state, req).await?).await,
+        Route::GetPlanChange => plan_changes::get(ctx, id).await,
     }
 }
 
@@ -126,29 +91,9 @@ async fn body<T: DeserializeOwned>(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
-    let bytes = webhook::read_body(state, req).await?;
+    let bytes = web::read_body(state.body_limits, req).await?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     input::storable(&value)?;
-    serde_json::from_value(value).map_err(|e| ApiError::InvalidJson(e.to_string()))
-}
-
-async fn get_event(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
-    let event = events::get(&state.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            code: "event_not_found",
-            what: format!("event {id}"),
-        })?;
-    // The public shape of an event: what happened to it, not where it came from.
-    let summary = serde_json::json!({
-        "id": event.id,
-        "type": event.event_type,
-        "created": event.created,
-        "received_at": event.received_at,
-        "state": event.state,
-        "attempts": event.attempts,
-        "last_error": event.last_error,
-    });
-    Ok(json(StatusCode::OK, &summary))
+    input::typed(value)
 }

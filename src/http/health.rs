@@ -3,14 +3,14 @@
 use hyper::StatusCode;
 
 use super::AppState;
-use super::error::{HttpResponse, json};
+use crate::web::{HttpResponse, json};
 
 pub(super) fn live() -> HttpResponse {
     json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
 pub(super) async fn ready(state: &AppState) -> HttpResponse {
-    let reason = match crate::db::migrations_applied(&state.pool).await {
+    let reason = match crate::db::migrations_applied(&state.ops.pool).await {
         Ok(true) => return json(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
         Ok(false) => "migrations are pending",
         Err(error) => {

@@ -8,8 +8,8 @@ use hyper::{Request, Response, StatusCode, header};
 
 use super::AppState;
 use super::api;
-use super::error::{ApiError, HttpResponse};
 use crate::metrics;
+use crate::web::{ApiError, HttpResponse};
 use outbox::log as events;
 
 use crate::store::duplicates;
@@ -38,10 +38,10 @@ pub(super) async fn scrape(
 }
 
 async fn gauges(state: &AppState) -> Result<metrics::Gauges, sqlx::Error> {
-    let (drift, audit_last_run) = crate::store::audits::totals(&state.pool).await?;
+    let (drift, audit_last_run) = crate::store::audits::totals(&state.ops.pool).await?;
     Ok(metrics::Gauges {
-        queue: events::queue_counts(&state.pool).await?,
-        duplicate_subscriptions: duplicates::count(&state.pool).await?,
+        queue: events::queue_counts(&state.ops.pool).await?,
+        duplicate_subscriptions: duplicates::count(&state.ops.pool).await?,
         drift,
         audit_last_run,
     })

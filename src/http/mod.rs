@@ -1,22 +1,26 @@
-//! The HTTP server: connection handling, routing, and the handlers in the files beside it.
+//! The HTTP server: connection handling, routing, and the `/v1` handlers in the files beside
+//! it, which translate HTTP to [`crate::ops`] calls and their views to JSON. The console
+//! ([`crate::console`]) is mounted at `/console`; both share [`crate::web`].
 //!
 //! The server takes an already-bound listener and a shutdown token. It caps concurrent
 //! connections (further ones wait in the kernel's accept queue), times out slow headers and
 //! bodies, and on shutdown stops accepting, lets in-flight requests finish, and returns.
 
 mod api;
-// The console (`crate::console`) renders what these answer, through the same functions.
-pub(crate) mod attach;
-pub(crate) mod customers;
+mod attach;
+mod balances;
+mod customers;
 mod entities;
-pub(crate) mod error;
+mod events;
 mod health;
-pub(crate) mod input;
+mod input;
 mod metrics;
-pub(crate) mod plan_changes;
+mod openapi;
+mod plan_changes;
+mod respond;
 mod rewards;
-pub(crate) mod timeline;
-pub(crate) mod webhook;
+mod routes;
+mod webhook;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,41 +31,29 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::catalog::Catalog;
 use crate::config::{HttpSettings, MetricsSettings, Secret};
 use crate::ingest::Ingest;
-use error::{ApiError, HttpResponse};
+use crate::web::{ApiError, BodyLimits, HttpResponse, Peer};
 
 /// What the handlers share.
 pub(crate) struct AppState {
-    pub pool: PgPool,
-    pub catalog: Arc<Catalog>,
+    /// What the use cases need (the pool, the catalog, Stripe).
+    pub ops: crate::ops::Ctx,
     pub ingest: Ingest,
     pub webhook_secrets: Vec<Secret>,
     pub api_token: Secret,
     pub signature_tolerance_secs: u64,
     pub http: HttpSettings,
+    pub body_limits: BodyLimits,
     pub metrics: MetricsSettings,
-    /// Whether a Stripe API key is configured (attaches and Stripe customers need it).
-    pub stripe_enabled: bool,
-    /// Stripe, for what a request needs answered before it is recorded (a promotion code's
-    /// lookup); everything else goes through jobs.
-    pub stripe_api: Option<crate::stripe::client::StripeApi>,
-    /// How long `POST /v1/attach` waits for the first outcome.
-    pub attach_wait: std::time::Duration,
-    /// The operator console's sessions and sign-in limits (`/console`).
-    pub console: crate::console::Console,
+    /// The operator console (`/console`): its own state.
+    pub console: crate::console::ConsoleState,
 }
-
-/// The address a request's connection came from (a request extension).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub std::net::SocketAddr);
 
 /// Accepts connections until `shutdown`, then waits for open connections to finish.
 pub(crate) async fn serve(
@@ -162,7 +154,7 @@ async fn dispatch(
         (&Method::GET, ["healthz"]) => Ok(health::live()),
         (&Method::GET, ["readyz"]) => Ok(health::ready(state).await),
         (&Method::GET, ["metrics"]) => metrics::scrape(state, &req).await,
-        (_, ["console", rest @ ..]) => Ok(crate::console::route(state, req, rest).await),
+        (_, ["console", rest @ ..]) => Ok(crate::console::route(&state.console, req, rest).await),
         (_, ["v1", ..]) => match api::authorize(state, &req) {
             Ok(()) => api::route(state, req, &segments[1..]).await,
             Err(e) => Err(e),

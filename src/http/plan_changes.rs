@@ -1,152 +1,149 @@
-//! `POST /v1/cancel`, `/v1/uncancel`, `/v1/quantity` and `GET /v1/plan_changes/{id}`: a
-//! durable plan change ([`crate::changes`]), carried out by the outbox; the POST waits up to
-//! `stripe.attach_wait_ms` for the outcome, like attach, else answers 202 with the id to poll.
+//! `POST /v1/cancel`, `/v1/uncancel`, `/v1/quantity` (`GET /v1/plan_changes/{id}` is routed
+//! to [`crate::ops::plan_changes::get`] directly): bodies into a plan change request; the
+//! POST answers 202 with the id to poll while the change is pending.
 
-use hyper::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::AppState;
-use super::customers::API_ACTOR;
-use super::error::{ApiError, HttpResponse, json};
-use super::input;
-use crate::changes::{self, CancelAt, Change};
-use crate::pending;
-use crate::store::customers;
-use crate::store::plan_changes::{self, PlanChange};
+use super::respond::{ok, requested};
+use crate::changes::{CancelAt, Change};
+use crate::domain::{CustomerId, IdempotencyKey, PlanId, Quantity};
+use crate::ops::plan_changes::ChangeRequest;
+use crate::ops::{self, API_ACTOR, Ctx};
+use crate::web::{ApiError, HttpResponse};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Cancel {
-    customer_id: String,
-    plan_id: String,
+    customer_id: CustomerId,
+    plan_id: PlanId,
     /// `period_end` (the default: the customer keeps what they paid for) or `now`.
     at: Option<String>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Uncancel {
-    customer_id: String,
-    plan_id: String,
-    idempotency_key: Option<String>,
+    customer_id: CustomerId,
+    plan_id: PlanId,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Quantity {
-    customer_id: String,
-    plan_id: String,
-    quantity: i64,
+pub(super) struct QuantityBody {
+    customer_id: CustomerId,
+    plan_id: PlanId,
+    quantity: Quantity,
     /// Whether Stripe prorates the change (the default) or bills it from the next period.
     prorate: Option<bool>,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
-pub(super) async fn cancel(state: &AppState, body: Cancel) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(post, path = "/v1/cancel", operation_id = "cancel", tag = "requests",
+    request_body = Cancel,
+    responses(
+        (status = 201, description = "Done", body = crate::views::PlanChangeView),
+        (status = 202, description = "Still pending: poll GET /v1/plan_changes/{id}", body = crate::views::PlanChangeView),
+        (status = 200, description = "The change an earlier request with this key made", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
+pub(super) async fn cancel(ctx: &Ctx, body: Cancel) -> Result<HttpResponse, ApiError> {
     let at = match body.at.as_deref() {
         None => CancelAt::PeriodEnd,
         Some(at) => CancelAt::parse(at)
             .ok_or_else(|| ApiError::invalid("at", "must be period_end or now"))?,
     };
-    let target = Target {
-        customer_id: &body.customer_id,
-        plan_id: &body.plan_id,
-        idempotency_key: body.idempotency_key.as_deref(),
-    };
-    submit(state, target, Change::Cancel { at }).await
+    let change = Change::Cancel { at };
+    submit(
+        ctx,
+        body.customer_id,
+        body.plan_id,
+        body.idempotency_key,
+        change,
+    )
+    .await
 }
 
-pub(super) async fn uncancel(state: &AppState, body: Uncancel) -> Result<HttpResponse, ApiError> {
-    let target = Target {
-        customer_id: &body.customer_id,
-        plan_id: &body.plan_id,
-        idempotency_key: body.idempotency_key.as_deref(),
-    };
-    submit(state, target, Change::Uncancel).await
+#[utoipa::path(post, path = "/v1/uncancel", operation_id = "uncancel", tag = "requests",
+    request_body = Uncancel,
+    responses(
+        (status = 201, description = "Done", body = crate::views::PlanChangeView),
+        (status = 202, description = "Still pending", body = crate::views::PlanChangeView),
+        (status = 200, description = "The change an earlier request with this key made", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
+pub(super) async fn uncancel(ctx: &Ctx, body: Uncancel) -> Result<HttpResponse, ApiError> {
+    let change = Change::Uncancel;
+    submit(
+        ctx,
+        body.customer_id,
+        body.plan_id,
+        body.idempotency_key,
+        change,
+    )
+    .await
 }
 
-pub(super) async fn quantity(state: &AppState, body: Quantity) -> Result<HttpResponse, ApiError> {
-    let quantity = input::quantity("quantity", body.quantity)?;
-    let target = Target {
-        customer_id: &body.customer_id,
-        plan_id: &body.plan_id,
-        idempotency_key: body.idempotency_key.as_deref(),
+#[utoipa::path(post, path = "/v1/quantity", operation_id = "setQuantity", tag = "requests",
+    request_body = QuantityBody,
+    responses(
+        (status = 201, description = "Done", body = crate::views::PlanChangeView),
+        (status = 202, description = "Still pending", body = crate::views::PlanChangeView),
+        (status = 200, description = "The change an earlier request with this key made", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
+pub(super) async fn quantity(ctx: &Ctx, body: QuantityBody) -> Result<HttpResponse, ApiError> {
+    let change = Change::Quantity {
+        quantity: body.quantity.get(),
+        prorate: body.prorate.unwrap_or(true),
     };
-    let prorate = body.prorate.unwrap_or(true);
-    submit(state, target, Change::Quantity { quantity, prorate }).await
-}
-
-/// Which plan of which customer, and the request's idempotency key.
-pub(crate) struct Target<'a> {
-    pub(crate) customer_id: &'a str,
-    pub(crate) plan_id: &'a str,
-    pub(crate) idempotency_key: Option<&'a str>,
+    submit(
+        ctx,
+        body.customer_id,
+        body.plan_id,
+        body.idempotency_key,
+        change,
+    )
+    .await
 }
 
 async fn submit(
-    state: &AppState,
-    target: Target<'_>,
+    ctx: &Ctx,
+    customer_id: CustomerId,
+    plan_id: PlanId,
+    idempotency_key: Option<IdempotencyKey>,
     change: Change,
 ) -> Result<HttpResponse, ApiError> {
-    let (status, answer) = request(state, target, change, API_ACTOR).await?;
-    Ok(json(status, &answer))
-}
-
-/// Records a plan change for `actor` and waits for it like the API does: the status and
-/// answer of `POST /v1/cancel|uncancel|quantity` (the API's and the console's).
-pub(crate) async fn request(
-    state: &AppState,
-    target: Target<'_>,
-    change: Change,
-    actor: &str,
-) -> Result<(StatusCode, serde_json::Value), ApiError> {
-    if let Change::Quantity { quantity, .. } = change {
-        input::quantity("quantity", i64::from(quantity))?;
-    }
-    input::id("customer_id", target.customer_id)?;
-    input::id("plan_id", target.plan_id)?;
-    if let Some(key) = target.idempotency_key {
-        input::id("idempotency_key", key)?;
-    }
-    if !state.stripe_enabled {
-        return Err(ApiError::StripeNotConfigured);
-    }
-    let request = changes::Request {
-        customer_id: target.customer_id,
-        plan_id: target.plan_id,
+    let request = ChangeRequest {
+        customer_id,
+        plan_id,
         change,
-        actor,
-        idempotency_key: target.idempotency_key,
+        idempotency_key,
     };
-    let (change, duplicate) = changes::request(&state.pool, &state.catalog, &request).await?;
-    let change = pending::wait(&state.pool, change, state.attach_wait).await?;
-    let status = match (change.state.as_str(), duplicate) {
-        ("pending", _) => StatusCode::ACCEPTED,
-        (_, true) => StatusCode::OK,
-        (_, false) => StatusCode::CREATED,
-    };
-    let mut answer = view(&change, target.customer_id);
-    answer["duplicate"] = duplicate.into();
-    Ok((status, answer))
+    Ok(requested(
+        &ops::plan_changes::request(ctx, &request, API_ACTOR).await?,
+    ))
 }
 
 /// `GET /v1/plan_changes/{id}`.
-pub(super) async fn get(state: &AppState, id: &str) -> Result<HttpResponse, ApiError> {
-    let mut conn = state.pool.acquire().await?;
-    let change = plan_changes::get(&mut conn, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound {
-            code: "plan_change_not_found",
-            what: format!("plan change {id}"),
-        })?;
-    let customer = customers::by_pk(&mut conn, change.customer_pk).await?;
-    let customer_id = customer.and_then(|c| c.id).unwrap_or_default();
-    Ok(json(StatusCode::OK, &view(&change, &customer_id)))
-}
-
-pub(crate) fn view(change: &PlanChange, customer_id: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(change).expect("plan changes serialize");
-    v["customer_id"] = customer_id.into();
-    v
+#[utoipa::path(get, path = "/v1/plan_changes/{id}", operation_id = "getPlanChange", tag = "requests",
+    params(("id" = String, Path, description = "The plan change's id")),
+    responses(
+        (status = 200, description = "The plan change", body = crate::views::PlanChangeView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
+pub(super) async fn get(ctx: &Ctx, id: &str) -> Result<HttpResponse, ApiError> {
+    Ok(ok(&ops::plan_changes::get(ctx, id).await?))
 }

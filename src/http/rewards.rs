@@ -1,91 +1,68 @@
 //! `POST /v1/customers/{id}/rewards` and `GET /v1/customers/{id}/rewards/{grant_id}`: a
-//! reward (or a promotion code) for the customer's live subscription, recorded as a grant
-//! ([`crate::rewards`]) and carried out by the outbox; the POST waits up to
-//! `stripe.attach_wait_ms` for the outcome, like attach, else answers 202 with the id to poll.
+//! reward (or a promotion code) for the customer's live subscription
+//! ([`crate::ops::rewards`]); the POST answers 202 with the id to poll while it is pending.
 
-use hyper::StatusCode;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
-use super::AppState;
-use super::customers::{API_ACTOR, find};
-use super::error::{ApiError, HttpResponse, json};
-use super::input;
-use crate::pending;
-use crate::rewards::{self, Asked, GrantRequest};
-use crate::store::reward_grants::{self, Grant};
+use super::respond::{ok, requested};
+use crate::domain::{self, CustomerId, IdempotencyKey, PlanId, RewardId};
+use crate::ops::{self, API_ACTOR, Ctx};
+use crate::web::{ApiError, HttpResponse};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct GiveReward {
-    reward: Option<String>,
+    reward: Option<RewardId>,
     promotion_code: Option<String>,
     /// The plan whose subscription gets it, when the customer has several.
-    plan_id: Option<String>,
-    idempotency_key: Option<String>,
+    plan_id: Option<PlanId>,
+    idempotency_key: Option<IdempotencyKey>,
 }
 
+#[utoipa::path(post, path = "/v1/customers/{id}/rewards", operation_id = "giveReward", tag = "requests",
+    params(("id" = String, Path, description = "The customer's id")),
+    request_body = GiveReward,
+    responses(
+        (status = 201, description = "Applied", body = crate::views::GrantView),
+        (status = 202, description = "Still pending: poll its GET", body = crate::views::GrantView),
+        (status = 200, description = "The grant an earlier request with this key made", body = crate::views::GrantView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+        (status = 409, description = "conflict", body = crate::web::error::ErrorBody),
+        (status = 503, description = "Stripe not configured, or the database unavailable", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn create(
-    state: &AppState,
+    ctx: &Ctx,
     customer_id: &str,
     body: GiveReward,
 ) -> Result<HttpResponse, ApiError> {
-    input::id("id", customer_id)?;
-    for (field, value) in [
-        ("reward", &body.reward),
-        ("plan_id", &body.plan_id),
-        ("idempotency_key", &body.idempotency_key),
-    ] {
-        if let Some(value) = value {
-            input::id(field, value)?;
-        }
-    }
-    let asked = Asked::from_fields(body.reward.as_deref(), body.promotion_code.as_deref())?
-        .ok_or_else(|| ApiError::invalid("reward", "is required (or `promotion_code`)"))?;
-    if !state.stripe_enabled {
-        return Err(ApiError::StripeNotConfigured);
-    }
-    let request = GrantRequest {
-        customer_id,
-        plan_id: body.plan_id.as_deref(),
-        asked,
-        actor: API_ACTOR,
-        idempotency_key: body.idempotency_key.as_deref(),
+    let customer_id: CustomerId = domain::parse("id", customer_id)?;
+    let give = ops::rewards::GiveReward {
+        reward: body.reward,
+        promotion_code: body.promotion_code,
+        plan_id: body.plan_id,
+        idempotency_key: body.idempotency_key,
     };
-    let api = state.stripe_api.as_ref();
-    let (grant, duplicate) = rewards::grant(&state.pool, &state.catalog, api, &request).await?;
-    let grant = pending::wait(&state.pool, grant, state.attach_wait).await?;
-    let status = match (grant.state.as_str(), duplicate) {
-        ("pending", _) => StatusCode::ACCEPTED,
-        (_, true) => StatusCode::OK,
-        (_, false) => StatusCode::CREATED,
-    };
-    let mut answer = view(&grant, customer_id);
-    answer["duplicate"] = duplicate.into();
-    Ok(json(status, &answer))
+    Ok(requested(
+        &ops::rewards::give(ctx, &customer_id, &give, API_ACTOR).await?,
+    ))
 }
 
 /// `GET /v1/customers/{id}/rewards/{grant_id}`.
+#[utoipa::path(get, path = "/v1/customers/{id}/rewards/{grant_id}", operation_id = "getRewardGrant", tag = "requests",
+    params(("id" = String, Path, description = "The customer's id"), ("grant_id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The grant", body = crate::views::GrantView),
+        (status = 400, description = "invalid_request", body = crate::web::error::ErrorBody),
+        (status = 404, description = "not found", body = crate::web::error::ErrorBody),
+    ))]
 pub(super) async fn get(
-    state: &AppState,
+    ctx: &Ctx,
     customer_id: &str,
     grant_id: &str,
 ) -> Result<HttpResponse, ApiError> {
-    input::id("id", customer_id)?;
-    input::id("grant_id", grant_id)?;
-    let mut conn = state.pool.acquire().await?;
-    let customer = find(&mut conn, customer_id).await?;
-    let grant = reward_grants::get(&mut conn, grant_id)
-        .await?
-        .filter(|g| g.customer_pk == customer.pk)
-        .ok_or_else(|| ApiError::NotFound {
-            code: "reward_grant_not_found",
-            what: format!("reward grant {grant_id} of customer {customer_id}"),
-        })?;
-    Ok(json(StatusCode::OK, &view(&grant, customer_id)))
-}
-
-fn view(grant: &Grant, customer_id: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(grant).expect("grants serialize");
-    v["customer_id"] = customer_id.into();
-    v
+    let customer_id: CustomerId = domain::parse("id", customer_id)?;
+    domain::check_id("grant_id", grant_id)?;
+    Ok(ok(&ops::rewards::get(ctx, &customer_id, grant_id).await?))
 }

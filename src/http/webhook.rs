@@ -1,20 +1,19 @@
 //! `POST /webhooks/stripe`: read the raw body (bounded), verify, index, store, then answer.
 //! Every delivery is counted by outcome; acknowledged ones also time verify-to-ack.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode, header};
 use tracing::Instrument;
 
 use super::AppState;
-use super::error::{ApiError, HttpResponse, json};
 use crate::ingest::Stored;
 use crate::metrics::{self, Delivery};
 use crate::stripe::event::Envelope;
 use crate::stripe::signature;
+use crate::web::{ApiError, HttpResponse, json, read_body};
 
 pub(super) async fn receive(
     state: &AppState,
@@ -53,25 +52,8 @@ async fn read(
     req: Request<Incoming>,
 ) -> Result<(Option<header::HeaderValue>, Bytes), ApiError> {
     let signature_header = req.headers().get("stripe-signature").cloned();
-    let body = read_body(state, req).await?;
+    let body = read_body(state.body_limits, req).await?;
     Ok((signature_header, body))
-}
-
-/// A request's body, bounded in size (a larger `Content-Length` is refused before reading)
-/// and in time (`http.body_read_timeout_ms`), so a client that never finishes its body
-/// cannot hold a connection slot. The `/v1` API reads its bodies through this too.
-pub(crate) async fn read_body(state: &AppState, req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let limit = state.http.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let timeout = Duration::from_millis(state.http.body_read_timeout_ms);
-    collect_within(req.into_body(), limit, timeout).await
 }
 
 /// Checks the signature on the raw bytes, then parses the envelope.
@@ -96,21 +78,6 @@ fn count_refusal(error: &ApiError) {
         metrics::signature_failure(e.code());
     }
     metrics::webhook_received(None, Delivery::Rejected);
-}
-
-async fn collect_within(
-    body: Incoming,
-    limit: usize,
-    timeout: Duration,
-) -> Result<Bytes, ApiError> {
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Err(_) => Err(ApiError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::PayloadTooLarge { limit })
-        }
-        Ok(Err(_)) => Err(ApiError::BadBody),
-    }
 }
 
 fn unix_now() -> i64 {

@@ -30,6 +30,7 @@ mod idempotency;
 mod lifecycle;
 mod logs;
 mod metrics;
+mod openapi;
 mod ops_cli;
 mod payment_truth;
 mod plan_change_convergence;
