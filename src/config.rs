@@ -4,7 +4,6 @@
 //! (`--config PATH` or `RECONCILER_CONFIG`), then the environment variables of the public
 //! contract listed in [`ENV_CONTRACT`]. Secrets are [`Secret`]s: `Debug` prints `[redacted]`.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -39,26 +38,7 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_PAST_DUE_ACCESS", "billing.past_due_access"),
 ];
 
-/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The only way to read the value; grep for it to audit where secrets go.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+pub use crate::secret::Secret;
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Settings {

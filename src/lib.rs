@@ -25,7 +25,8 @@
 //! Layout, one concept a file. Beside this crate: `crates/outbox` (the outbox itself) and
 //! `crates/fake-stripe` (the Stripe stand-in for tests and `scripts/run.sh`, a dev-dependency:
 //! the product binary has no fake).
-//! - [`config`]: layered settings (defaults < file < environment), [`config::Secret`].
+//! - [`config`]: layered settings (defaults < file < environment); [`secret::Secret`], a
+//!   value `Debug` never shows.
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`domain`]: values parsed once (ids, amounts, quantities, balance ops), `FromStr` and
 //!   serde, refused in the API's words.
@@ -109,6 +110,7 @@ pub(crate) mod ops;
 pub mod pending;
 pub mod requests;
 pub mod rewards;
+pub mod secret;
 pub mod store;
 pub mod stripe;
 pub mod systemd;

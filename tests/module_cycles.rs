@@ -12,17 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Cycles left on purpose for now, each as its sorted members and why.
-const KNOWN: &[(&[&str], &str)] = &[
-    (
-        &["config", "stripe"],
-        "config builds stripe::event::Scope and checks ids with stripe::ids; stripe's client \
-         takes config::Secret (src/stripe/ is another change's)",
-    ),
-    (
-        &["stripe::client", "stripe::coupons"],
-        "issue 25 part B splits the coupon calls from the client",
-    ),
-];
+const KNOWN: &[(&[&str], &str)] = &[];
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 

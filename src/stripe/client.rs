@@ -12,7 +12,7 @@ use outbox::JobError;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError};
 use stripe_client_core::StripeRequest;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::stripe::ids;
 
 pub type Metadata = HashMap<String, String>;
