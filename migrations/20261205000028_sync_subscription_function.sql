@@ -35,6 +35,70 @@ BEGIN
 END
 $$;
 
+-- (Re)activates a plan that needs no Stripe subscription (a default plan), from `p_at`. An
+-- ended one restarts at `p_at`, unless it ended after `p_at`: then it was never replaced as of
+-- `p_at` (a newer event ended it first) and keeps its start. With `p_restart`, a live one
+-- restarts at `p_at` if that is later: a plan of its group ended then, which in another
+-- delivery order replaced it first. (store::plans::activate_default calls it too.)
+CREATE FUNCTION activate_default_plan(
+    p_customer_pk bigint, p_plan_id text, p_group text, p_add_on boolean, p_at timestamptz,
+    p_restart boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
+    VALUES (p_customer_pk, p_plan_id, p_group, p_add_on, 'active', p_at)
+    ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
+    DO UPDATE SET status = 'active', ended_at = NULL, updated_at = now(),
+        started_at = CASE
+            WHEN customer_plans.status <> 'active'
+                 AND customer_plans.ended_at > EXCLUDED.started_at
+            THEN customer_plans.started_at
+            ELSE EXCLUDED.started_at END
+    WHERE customer_plans.status <> 'active'
+       OR (p_restart AND customer_plans.started_at < EXCLUDED.started_at);
+END
+$$;
+
+-- One held plan per group: a plan that just became held (`p_winner`: live or suspended)
+-- replaces the others of its group (add-ons stand apart; an `incomplete` one replaces
+-- nothing), and a plan of the group without a subscription that ended later had ended by
+-- `p_at`. When the group is left with no held plan but its default (`p_default_id`), the
+-- default plan (re)starts at `p_at`; an entity's holder has no default plans.
+-- (store::plans::settle_group calls it too.)
+CREATE FUNCTION settle_group(
+    p_customer_pk bigint, p_group text, p_winner bigint, p_at timestamptz, p_default_id text,
+    p_default_add_on boolean, p_restart boolean) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    held_statuses constant text[] := ARRAY['active', 'trialing', 'past_due', 'unpaid', 'paused'];
+BEGIN
+    IF p_winner IS NOT NULL THEN
+        -- The rivals end at `p_at`; a local plan that ended later ended by then (disjoint
+        -- rows: held ones, ended ones).
+        WITH winner AS (SELECT 1 FROM customer_plans w
+                        WHERE w.id = p_winner AND w.status = ANY (held_statuses)),
+        rivals AS (
+            UPDATE customer_plans SET status = 'expired', ended_at = p_at, updated_at = now()
+            WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
+              AND id <> p_winner AND status = ANY (held_statuses)
+              AND EXISTS (SELECT 1 FROM winner))
+        UPDATE customer_plans SET ended_at = p_at, updated_at = now()
+        WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
+          AND stripe_subscription_id IS NULL AND status = 'expired'
+          AND ended_at > p_at AND started_at <= p_at
+          AND EXISTS (SELECT 1 FROM winner);
+    END IF;
+    IF p_default_id IS NOT NULL AND NOT (
+        EXISTS (SELECT 1 FROM customer_plans
+                WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
+                  AND status = ANY (held_statuses)
+                  AND NOT (plan_id = p_default_id AND stripe_subscription_id IS NULL))
+        OR EXISTS (SELECT 1 FROM customers WHERE pk = p_customer_pk AND parent_pk IS NOT NULL))
+    THEN
+        PERFORM activate_default_plan(p_customer_pk, p_default_id, p_group, p_default_add_on,
+                                      p_at, p_restart);
+    END IF;
+END
+$$;
+
 -- A subscription's state applied to its plans (the guard has let it through): the old plan
 -- of an upgrade ends, an ended subscription takes its scheduled downgrade with it, the plan
 -- row is written, its group settled; answers with the customer's held plans.
@@ -94,37 +158,8 @@ BEGIN
     -- became held end when it changed, and a plan without a subscription that ended
     -- later had ended by then; with no held plan left, the default plan (re)starts.
     IF p_group IS NOT NULL AND NOT p_add_on THEN
-        WITH winner AS (SELECT 1 FROM customer_plans w
-                        WHERE w.id = v_row AND w.status = ANY (held_statuses)),
-        rivals AS (
-            UPDATE customer_plans SET status = 'expired', ended_at = p_changed_at, updated_at = now()
-            WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
-              AND id <> v_row AND status = ANY (held_statuses) AND EXISTS (SELECT 1 FROM winner))
-        UPDATE customer_plans SET ended_at = p_changed_at, updated_at = now()
-        WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
-          AND stripe_subscription_id IS NULL AND status = 'expired'
-          AND ended_at > p_changed_at AND started_at <= p_changed_at
-          AND EXISTS (SELECT 1 FROM winner);
-        IF p_default_id IS NOT NULL AND NOT (
-            EXISTS (SELECT 1 FROM customer_plans
-                    WHERE customer_pk = p_customer_pk AND plan_group = p_group AND NOT add_on
-                      AND status = ANY (held_statuses)
-                      AND NOT (plan_id = p_default_id AND stripe_subscription_id IS NULL))
-            OR EXISTS (SELECT 1 FROM customers WHERE pk = p_customer_pk AND parent_pk IS NOT NULL))
-        THEN
-            -- activate_default, restarting a live default when a plan ended (canceled).
-            INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
-            VALUES (p_customer_pk, p_default_id, p_group, p_default_add_on, 'active', p_changed_at)
-            ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
-            DO UPDATE SET status = 'active', ended_at = NULL, updated_at = now(),
-                started_at = CASE
-                    WHEN customer_plans.status <> 'active'
-                         AND customer_plans.ended_at > EXCLUDED.started_at
-                    THEN customer_plans.started_at
-                    ELSE EXCLUDED.started_at END
-            WHERE customer_plans.status <> 'active'
-               OR (p_stripe_status = 'canceled' AND customer_plans.started_at < EXCLUDED.started_at);
-        END IF;
+        PERFORM settle_group(p_customer_pk, p_group, v_row, p_changed_at, p_default_id,
+                             p_default_add_on, p_stripe_status = 'canceled');
     END IF;
 
     -- What balances are provisioned from (balances::provision's read).
@@ -138,15 +173,15 @@ BEGIN
 END
 $$;
 
+-- Its parameters are apply_subscription_state's, then the guard's.
 CREATE FUNCTION sync_subscription_state(
     p_id text, p_customer_pk bigint, p_plan_id text, p_group text, p_add_on boolean,
-    p_default_id text, p_default_add_on boolean,
-    p_stripe_status text, p_status text, p_rank integer, p_digest text,
-    p_defer boolean, p_read boolean,
+    p_default_id text, p_default_add_on boolean, p_stripe_status text, p_status text,
     p_period_start timestamptz, p_period_end timestamptz, p_cancel_at_period_end boolean,
     p_cancel_at timestamptz, p_canceled_at timestamptz, p_started_at timestamptz,
     p_ended_at timestamptz, p_quantity integer, p_trial_end timestamptz,
     p_event_created bigint, p_changed_at timestamptz,
+    p_rank integer, p_digest text, p_defer boolean, p_read boolean,
     OUT verdict text, OUT tied boolean,
     OUT held_plan text[], OUT held_status text[], OUT held_backed boolean[],
     OUT held_period_end timestamptz[], OUT held_started_at timestamptz[],

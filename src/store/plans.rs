@@ -96,37 +96,17 @@ pub async fn sync_subscription(
 ) -> Result<Sync, sqlx::Error> {
     // One round trip (migration 28): the guard, then the state applied to the plans, the
     // group settled, and the held plans read back for the balances.
-    let default = default_of(catalog, s.plan);
-    let row: SyncRow = sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT * FROM sync_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                  $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
-    )
-    .bind(s.id)
-    .bind(s.customer_pk)
-    .bind(&s.plan.id)
-    .bind(&s.plan.group)
-    .bind(s.plan.add_on)
-    .bind(default.map(|d| &d.id))
-    .bind(default.is_some_and(|d| d.add_on))
-    .bind(s.stripe_status)
-    .bind(access::our_status(s.stripe_status))
-    .bind(access::status_rank(s.stripe_status))
-    .bind(s.digest())
-    .bind(defer_ties)
-    .bind(s.read)
-    .bind(s.period_start)
-    .bind(s.period_end)
-    .bind(s.cancel_at_period_end)
-    .bind(s.cancel_at)
-    .bind(s.canceled_at)
-    .bind(s.started_at)
-    .bind(s.ended_at)
-    .bind(s.quantity)
-    .bind(s.trial_end)
-    .bind(s.event_created)
-    .bind(changed_at(s))
-    .fetch_one(&mut *conn)
-    .await?;
+    );
+    let row: SyncRow = bind_state(query, catalog, s)
+        .bind(access::status_rank(s.stripe_status))
+        .bind(s.digest())
+        .bind(defer_ties)
+        .bind(s.read)
+        .fetch_one(&mut *conn)
+        .await?;
     let applied = if row.tied {
         Sync::AppliedOverTie
     } else {
@@ -211,33 +191,41 @@ async fn apply_state(
     catalog: &Catalog,
     s: &SubscriptionState<'_>,
 ) -> Result<HeldArrays, sqlx::Error> {
-    let default = default_of(catalog, s.plan);
-    sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT * FROM apply_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                  $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-    )
-    .bind(s.id)
-    .bind(s.customer_pk)
-    .bind(&s.plan.id)
-    .bind(&s.plan.group)
-    .bind(s.plan.add_on)
-    .bind(default.map(|d| &d.id))
-    .bind(default.is_some_and(|d| d.add_on))
-    .bind(s.stripe_status)
-    .bind(access::our_status(s.stripe_status))
-    .bind(s.period_start)
-    .bind(s.period_end)
-    .bind(s.cancel_at_period_end)
-    .bind(s.cancel_at)
-    .bind(s.canceled_at)
-    .bind(s.started_at)
-    .bind(s.ended_at)
-    .bind(s.quantity)
-    .bind(s.trial_end)
-    .bind(s.event_created)
-    .bind(changed_at(s))
-    .fetch_one(conn)
-    .await
+    );
+    bind_state(query, catalog, s).fetch_one(conn).await
+}
+
+/// Binds a state as the functions of migration 28 take it first (`$1`..`$20`).
+fn bind_state<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    catalog: &'q Catalog,
+    s: &'q SubscriptionState<'_>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let default = default_of(catalog, s.plan);
+    query
+        .bind(s.id)
+        .bind(s.customer_pk)
+        .bind(&s.plan.id)
+        .bind(&s.plan.group)
+        .bind(s.plan.add_on)
+        .bind(default.map(|d| &d.id))
+        .bind(default.is_some_and(|d| d.add_on))
+        .bind(s.stripe_status)
+        .bind(access::our_status(s.stripe_status))
+        .bind(s.period_start)
+        .bind(s.period_end)
+        .bind(s.cancel_at_period_end)
+        .bind(s.cancel_at)
+        .bind(s.canceled_at)
+        .bind(s.started_at)
+        .bind(s.ended_at)
+        .bind(s.quantity)
+        .bind(s.trial_end)
+        .bind(s.event_created)
+        .bind(changed_at(s))
 }
 
 /// A completed checkout activates its plan, provisionally: only while no subscription event
@@ -299,7 +287,8 @@ pub async fn activate_defaults(
 /// replaces the others of its group (add-ons stand apart); an `incomplete` one replaces
 /// nothing. When the group is left with no held plan but its default, the default plan
 /// (re)starts at `at`, the moment the other plan ended, whichever order the events came in
-/// (`restart`: a live default restarts too, see [`activate_default`]).
+/// (`restart`: a live default restarts too, see [`activate_default`]). The rules are the SQL
+/// function `settle_group` (migration 28), which applying a subscription runs too.
 async fn settle_group(
     conn: &mut PgConnection,
     catalog: &Catalog,
@@ -312,49 +301,17 @@ async fn settle_group(
     let Some(group) = plan.group.as_deref().filter(|_| !plan.add_on) else {
         return Ok(());
     };
-    if let Some(winner) = winner {
-        // The winner's rivals end at `at`, and a plan of the group without a subscription
-        // that ended later is ended by `at` ([`end_local_by`]), in one statement: the two
-        // parts change disjoint rows (held ones; ended ones), and a rival ended here ends at
-        // `at`, which the second part would leave as it is.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "WITH winner AS (SELECT 1 FROM customer_plans w WHERE w.id = $3 AND w.status IN {HELD_SQL}),
-             rivals AS (
-                 UPDATE customer_plans SET status = 'expired', ended_at = $4, updated_at = now()
-                 WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on AND id <> $3
-                   AND status IN {HELD_SQL} AND EXISTS (SELECT 1 FROM winner))
-             UPDATE customer_plans SET ended_at = $4, updated_at = now()
-             WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
-               AND stripe_subscription_id IS NULL AND status = 'expired'
-               AND ended_at > $4 AND started_at <= $4 AND EXISTS (SELECT 1 FROM winner)"
-        )))
+    let default = catalog.default_plan(group);
+    sqlx::query("SELECT settle_group($1, $2, $3, $4, $5, $6, $7)")
         .bind(customer_pk)
         .bind(group)
         .bind(winner)
         .bind(at)
-        .execute(&mut *conn)
+        .bind(default.map(|d| &d.id))
+        .bind(default.is_some_and(|d| d.add_on))
+        .bind(restart)
+        .execute(conn)
         .await?;
-    }
-    let Some(default) = catalog.default_plan(group) else {
-        return Ok(());
-    };
-    // An entity's holder (migration 21) has no default plans: without a plan of its own,
-    // the entity uses its customer's balances.
-    let other_held: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT EXISTS (SELECT 1 FROM customer_plans
-                        WHERE customer_pk = $1 AND plan_group = $2 AND NOT add_on
-                          AND status IN {HELD_SQL}
-                          AND NOT (plan_id = $3 AND stripe_subscription_id IS NULL))
-             OR EXISTS (SELECT 1 FROM customers WHERE pk = $1 AND parent_pk IS NOT NULL)"
-    )))
-    .bind(customer_pk)
-    .bind(group)
-    .bind(&default.id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !other_held {
-        activate_default(conn, default, customer_pk, at, restart).await?;
-    }
     Ok(())
 }
 
@@ -398,27 +355,16 @@ async fn activate_default(
     at: DateTime<Utc>,
     restart: bool,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
-         VALUES ($1, $2, $3, $4, 'active', $5)
-         ON CONFLICT (customer_pk, plan_id) WHERE stripe_subscription_id IS NULL
-         DO UPDATE SET status = 'active', ended_at = NULL, updated_at = now(),
-             started_at = CASE
-                 WHEN customer_plans.status <> 'active'
-                      AND customer_plans.ended_at > EXCLUDED.started_at
-                 THEN customer_plans.started_at
-                 ELSE EXCLUDED.started_at END
-         WHERE customer_plans.status <> 'active'
-            OR ($6 AND customer_plans.started_at < EXCLUDED.started_at)",
-    )
-    .bind(customer_pk)
-    .bind(&plan.id)
-    .bind(&plan.group)
-    .bind(plan.add_on)
-    .bind(at)
-    .bind(restart)
-    .execute(conn)
-    .await?;
+    // The statement is SQL's (`activate_default_plan`, migration 28): `settle_group` runs it.
+    sqlx::query("SELECT activate_default_plan($1, $2, $3, $4, $5, $6)")
+        .bind(customer_pk)
+        .bind(&plan.id)
+        .bind(&plan.group)
+        .bind(plan.add_on)
+        .bind(at)
+        .bind(restart)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -110,13 +110,7 @@ async fn a_dashboard_name_change_then_ours_moments_later_end_the_same_on_both_si
         w.drain().await;
         w.app.post_event(dashboard[0].to_string().as_bytes()).await;
         settle(&w).await;
-        let stripe_name = w
-            .stripe
-            .customers()
-            .into_iter()
-            .find(|c| c["id"] == stripe_id.as_str())
-            .unwrap()["name"]
-            .clone();
+        let stripe_name = stripe_name(&w, &stripe_id);
         assert_eq!(stripe_name, "Our Olive", "round {n}");
         let ours = w.customer(&customer).await;
         assert_eq!(ours["name"], stripe_name, "round {n}: {ours:#}");
@@ -178,14 +172,18 @@ async fn a_name_changed_and_changed_back_is_pushed_again() {
         w.drain().await;
     }
     settle(&w).await;
-    let stripe_name = w
-        .stripe
-        .customers()
-        .into_iter()
-        .find(|c| c["id"] == stripe_id.as_str())
-        .unwrap()["name"]
-        .clone();
+    let stripe_name = stripe_name(&w, &stripe_id);
     assert_eq!(stripe_name, "Back Bea");
     let ours = w.customer(customer).await;
     assert_eq!(ours["name"], "Back Bea", "{ours:#}");
+}
+
+/// The name the fake Stripe holds for `stripe_id`.
+fn stripe_name(w: &World, stripe_id: &str) -> Value {
+    w.stripe
+        .customers()
+        .into_iter()
+        .find(|c| c["id"] == stripe_id)
+        .unwrap()["name"]
+        .clone()
 }
