@@ -179,20 +179,24 @@ impl PricePlans {
         prices: &[&str],
         metadata: &[Option<&Metadata>],
     ) -> Result<Option<&'c Plan>, sqlx::Error> {
-        let mut plans = Vec::with_capacity(prices.len());
-        for price in prices {
-            let known = self.known().get(*price).cloned();
-            let plan = match known {
-                Some(plan) => Some(plan),
-                None => {
-                    let found = stripe_ids::plan_of_prices(conn, &[price]).await?;
-                    if let Some(id) = &found {
-                        self.known().insert((*price).to_owned(), id.clone());
-                    }
-                    found
+        let (mut plans, unknown): (Vec<String>, Vec<&str>) = {
+            let known = self.known();
+            let mut plans = Vec::with_capacity(prices.len());
+            let mut unknown = Vec::new();
+            for price in prices {
+                match known.get(*price) {
+                    Some(plan) => plans.push(plan.clone()),
+                    None => unknown.push(*price),
                 }
-            };
-            plans.extend(plan);
+            }
+            (plans, unknown)
+        };
+        // The prices not seen before, in one query; those a plan has are kept.
+        if !unknown.is_empty() {
+            for (price, plan) in stripe_ids::plans_of_prices(conn, &unknown).await? {
+                self.known().insert(price, plan.clone());
+                plans.push(plan);
+            }
         }
         Ok(plans
             .into_iter()

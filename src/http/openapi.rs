@@ -71,6 +71,10 @@ pub(super) fn document() -> String {
         + "\n"
 }
 
+/// The document, made once on the first request.
+static SERVED: std::sync::LazyLock<bytes::Bytes> =
+    std::sync::LazyLock::new(|| bytes::Bytes::from(document()));
+
 /// `GET /v1/openapi.json`.
 #[utoipa::path(get, path = "/v1/openapi.json", operation_id = "getOpenApi", tag = "meta",
     responses((status = 200, description = "This document (OpenAPI 3.1)")))]
@@ -78,7 +82,7 @@ pub(super) fn serve() -> HttpResponse {
     hyper::Response::builder()
         .status(StatusCode::OK)
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(document())))
+        .body(http_body_util::Full::new(SERVED.clone()))
         .expect("static response parts are valid")
 }
 

@@ -123,17 +123,17 @@ pub async fn usage_between(
     .await
 }
 
-/// The plan whose stored Stripe prices include one of `price_ids` (first by id).
-pub async fn plan_of_prices(
+/// The plan of each of `price_ids` that a plan's stored Stripe prices include (its price or
+/// one of its usage prices), in one query: `(price, plan)` pairs.
+pub async fn plans_of_prices(
     conn: &mut PgConnection,
     price_ids: &[&str],
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM catalog_plans
-         WHERE stripe_price_id = ANY($1) OR usage_prices ?| $1
-         ORDER BY id LIMIT 1",
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.price, c.id FROM unnest($1::text[]) AS p (price)
+         JOIN catalog_plans c ON c.stripe_price_id = p.price OR c.usage_prices ? p.price",
     )
     .bind(price_ids)
-    .fetch_optional(conn)
+    .fetch_all(conn)
     .await
 }
