@@ -44,4 +44,16 @@ export DATABASE_URL="$PG_ADMIN_URL"
 export PG_BIN_DIR="$PG_STARTED_BIN"
 
 echo "==> cargo test --workspace" >&2
-cargo test --workspace --all-targets "$@" -- --test-threads "${TEST_THREADS:-4}"
+status=0
+cargo test --workspace --all-targets "$@" -- --test-threads "${TEST_THREADS:-4}" || status=$?
+if [[ $status -ne 0 ]]; then
+    # A run that fails on a fresh machine must say whether the machine was the cause:
+    # free disk and memory, and what the test server logged about itself.
+    echo "==> the tests failed (exit $status); the machine and the test server:" >&2
+    df -h "$PWD" "${PG_DATA:-/tmp}" >&2 || true
+    free -m >&2 || true
+    du -sh target "${PG_DATA:-/nonexistent}" 2>/dev/null >&2 || true
+    grep -E "PANIC|FATAL|No space|out of memory|terminated by signal|too many" "${PG_LOG:-/dev/null}" \
+        | tail -n 30 >&2 || true
+fi
+exit $status
