@@ -80,10 +80,19 @@ if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
     psql_admin -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
     # Nested statements too (the triggers' inserts), each under its own text.
     psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" >/dev/null
+    # Planning too: a statement the plan cache re-plans on every call shows plans = calls.
+    psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track_planning = on" >/dev/null
     pg_stop_keep=$PG_STARTED_BIN
     pg_as_owner "$PG_STARTED_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
     pg_ctl_start "$pg_stop_keep" "$PG_PORT"
 fi
+# What-if runs only (never the reported numbers): BENCH_PG_SET="name=value ..." sets those
+# server-wide, e.g. to see what a planner setting is worth.
+for kv in ${BENCH_PG_SET:-}; do
+    psql_admin -c "ALTER SYSTEM SET ${kv%%=*} = '${kv#*=}'" >/dev/null
+    psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+    say "what-if: ${kv%%=*} = ${kv#*=}"
+done
 pg_version=$(psql_admin -c "SHOW server_version")
 settings=$(psql_admin -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings
     WHERE name IN ('jit', 'jit_above_cost', 'shared_buffers', 'synchronous_commit', 'work_mem', 'max_connections')")
@@ -183,7 +192,8 @@ drain() {
     stop_server
     if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
         "$PG_STARTED_BIN/psql" "$db" -X -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
-            round((total_exec_time / calls)::numeric, 3) AS ms_per_call, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+            round((total_exec_time / calls)::numeric, 3) AS ms_per_call, plans,
+            round(total_plan_time::numeric, 1) AS plan_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40" >"$logs/$phase.statements.txt"
     fi
     python3 - "$json" "$phase" "$total" "$applied" "$skipped" "$dead" "$ready" "$last" \
