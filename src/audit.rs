@@ -33,13 +33,13 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::our_status;
-use crate::appliers::subscription::{apply, plan_of};
 use crate::billing::StripeContext;
 use crate::catalog::Catalog;
 use crate::store::audits::{self, Counts, Linked};
 use crate::store::{activity, customers};
 use crate::stripe::client::StripeApi;
 use crate::stripe::objects::{Subscription, timestamp};
+use crate::sync::subscription::{apply, plan_of};
 
 /// How far back the first "changed since" run looks when no run was stored before.
 const FIRST_LOOKBACK_SECS: i64 = 86_400;
