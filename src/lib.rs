@@ -120,7 +120,7 @@ pub mod rewards;
 pub mod secret;
 pub mod store;
 pub mod stripe;
-pub(crate) mod sync;
+pub mod sync;
 pub mod systemd;
 pub mod telemetry;
 pub(crate) mod views;
