@@ -1,4 +1,4 @@
-//! The outbound jobs' arguments: what the API and the event appliers enqueue
+//! The outbound jobs' arguments: what the API, the event appliers and `sync` enqueue
 //! ([`outbox::enqueue`]) and the billing workflows run (`impl outbox::Job` in [`crate::billing`];
 //! the durable requests' jobs, attach, plan change and reward grant, in [`crate::requests`]).
 //!

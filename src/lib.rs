@@ -8,10 +8,11 @@
 //!                                     events (log) + jobs (queue) in Postgres ◀┘
 //!                                                                              │ claim
 //!                                                                              ▼
-//!                                        store ◀── appliers ◀──────────── outbox::Engine
-//!                                          ▲        (in the claim tx)          │ (workers,
-//!                                          │                                   ▼  retries)
-//!                                          │              jobs ──────────▶ billing ──▶ Stripe
+//!                                        store ◀── sync ◀── appliers ◀───── outbox::Engine
+//!                                          ▲        ▲     (in the claim tx)    │ (workers,
+//!                                          │        │                          ▼  retries)
+//!                                          │        └────────────────────── billing ──▶ Stripe
+//!                                          │              jobs ────────────────┘
 //!                                          │               ▲
 //! app ──/v1 JSON──▶ http ────┐             │               │ outbox::enqueue
 //! ops ──/console──▶ console ─┼──▶ ops (use cases, ops::Error) ──▶ views (typed answers)
@@ -50,12 +51,17 @@
 //! - [`catchup`]: events Stripe's Events API lists that no webhook brought, stored as if
 //!   delivered (`catch-up`, and periodically in the daemon).
 //! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction
-//!   (subscriptions, checkouts, invoices, customers, discounts and coupons).
+//!   (subscriptions, checkouts, invoices, customers, discounts and coupons): each parses its
+//!   event and has [`sync`] write the Stripe object it carries.
+//! - [`sync`]: a Stripe object → the store, in one place for the appliers, `billing`, the
+//!   audit and `reconcile`: subscriptions (a plan's state, same-second ties), discounts and
+//!   coupons, and the mapping they need (our customer for a Stripe object, the plans of
+//!   Stripe prices).
 //! - [`requests`]: the durable request (recorded with its idempotency key or the earlier one
 //!   returned, carried out by a job under a lease, finished or failed, waited for), written
 //!   once; attach, plan change and reward grant are one file each. [`pending`] re-exports
 //!   its wait for the front doors.
-//! - [`jobs`]: the outbound jobs' arguments, enqueued by `ops` and `appliers`.
+//! - [`jobs`]: the outbound jobs' arguments, enqueued by `ops`, `appliers` and `sync`.
 //! - [`billing`]: the outbound Stripe workflows that run those jobs (Stripe customers,
 //!   attaches, the catalog's Stripe objects and coupons, rewards, usage billing).
 //! - [`changes`]: an operator's plan changes (cancel, uncancel, quantity), checked and queued
@@ -80,9 +86,10 @@
 //! (`http` and `console` also `web`); `ops` knows `store`, `jobs` (through
 //! `outbox::enqueue`), `changes`, `rewards` (whose promotion-code lookup is the one Stripe
 //! call a request waits on) and `pending`; the outbox knows appliers and jobs only through
-//! its registry; `appliers` know `store` and `jobs`; `billing` knows `appliers` (to record
-//! what Stripe returned the way webhooks do), `store` and `stripe::client`; `store` knows
-//! only SQL. SQL lives in `store` and the outbox crate. Nothing below reaches back up into a
+//! its registry; `appliers` know `sync`, `store` and `jobs`; `sync` knows `store` and `jobs`;
+//! `billing` knows `sync` (to record what Stripe returned the way webhooks do), `store` and
+//! `stripe::client`, and never `appliers` (nor the audit and `reconcile`, which use `sync`
+//! too); `store` knows only SQL. SQL lives in `store` and the outbox crate. Nothing below reaches back up into a
 //! front door (`tests/module_cycles.rs` fails on an import cycle between the daemon's
 //! top-level modules).
 
@@ -113,6 +120,7 @@ pub mod rewards;
 pub mod secret;
 pub mod store;
 pub mod stripe;
+pub mod sync;
 pub mod systemd;
 pub mod telemetry;
 pub(crate) mod views;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::{PricePlans, resolve_customer, unknown_customer};
 use crate::catalog::Catalog;
 use crate::jobs::BillUsage;
 use crate::store::entities::{self, SubscriptionOwner};
@@ -17,6 +16,8 @@ use crate::store::invoices::{self, InvoiceState, Owner};
 use crate::store::{activity, attaches, balances};
 use crate::stripe::event::object;
 use crate::stripe::objects::{Expandable, Invoice, timestamp};
+use crate::sync::customer::{resolve_customer, unknown_customer};
+use crate::sync::prices::PricePlans;
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[

@@ -1,19 +1,21 @@
-//! `customer.subscription.*`: sync status, period, cancellation; deletion expires the plan
-//! and lets the group's default plan take over; an attach waiting on the first payment
-//! follows the subscription (paid → done, ended unpaid → expired).
+//! `customer.subscription.*`: the subscription synced into the store ([`sync::subscription`]:
+//! status, period, cancellation; deletion expires the plan and lets the group's default plan
+//! take over; an attach waiting on the first payment follows the subscription); and
+//! `trial_will_end`'s timeline entry.
+//!
+//! [`sync::subscription`]: crate::sync::subscription
 
 use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::{PricePlans, link_found, resolve_customer, unknown_customer};
-use crate::catalog::{Catalog, Plan};
-use crate::jobs::RefreshSubscription;
-use crate::store::activity;
-use crate::store::entities::{self, SubscriptionOwner};
-use crate::store::plans::{self, SubscriptionState, Sync};
+use crate::catalog::Catalog;
+use crate::store::{activity, plans};
 use crate::stripe::event::object;
 use crate::stripe::objects::{Subscription, timestamp};
+use crate::sync::customer::resolve_customer;
+use crate::sync::prices::PricePlans;
+use crate::sync::subscription::apply_event;
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
@@ -44,18 +46,17 @@ impl EventHandler for SubscriptionHandler {
         let sub: Subscription = object(event)?;
         // A deleted subscription is over, whatever else the payload says.
         let ended = event.event_type == "customer.subscription.deleted";
-        let ties = if self.refresh_ties {
-            Ties::Defer
-        } else {
-            Ties::Ignore
-        };
-        let source = Some((event.id.as_str(), event.created));
-        let seen = Seen {
-            at: event.created,
-            ties,
+        let source = (event.id.as_str(), event.created);
+        let outcome = apply_event(
+            conn,
+            &self.catalog,
+            &self.prices,
+            &sub,
+            ended,
             source,
-        };
-        let outcome = apply_with(conn, &self.catalog, &self.prices, &sub, ended, seen).await?;
+            self.refresh_ties,
+        )
+        .await?;
         if event.event_type == "customer.subscription.trial_will_end" {
             trial_will_end(conn, &sub).await?;
         }
@@ -76,190 +77,4 @@ async fn trial_will_end(conn: &mut PgConnection, sub: &Subscription) -> Result<(
     });
     activity::record(conn, customer_pk, "plan.trial_will_end", detail).await?;
     Ok(())
-}
-
-/// The catalog plan a subscription is for: by its items' stored prices (or legacy plans),
-/// else by `metadata.plan_id` on it or its prices.
-pub(crate) async fn plan_of<'c>(
-    conn: &mut PgConnection,
-    catalog: &'c Catalog,
-    sub: &Subscription,
-) -> Result<Option<&'c Plan>, sqlx::Error> {
-    plan_with(conn, catalog, &PricePlans::default(), sub).await
-}
-
-/// [`plan_of`], the prices' plans looked up in `prices` first.
-async fn plan_with<'c>(
-    conn: &mut PgConnection,
-    catalog: &'c Catalog,
-    prices: &PricePlans,
-    sub: &Subscription,
-) -> Result<Option<&'c Plan>, sqlx::Error> {
-    let items: Vec<_> = sub.items.data.iter().filter_map(|i| i.price()).collect();
-    let price_ids: Vec<&str> = items.iter().map(|p| p.id.as_str()).collect();
-    let mut metadata = vec![Some(&sub.metadata)];
-    metadata.extend(items.iter().map(|p| Some(&p.metadata)));
-    prices
-        .resolve_many(conn, catalog, &price_ids, &metadata)
-        .await
-}
-
-/// Applies a subscription as read from the API at `observed`: the same path as webhooks, for
-/// attaches, plan changes, `reconcile` and tie reads. A read is applied also when it ties in
-/// its second with an event's state (it was made after whatever that event told), and the
-/// tie queues a read of the subscription from Stripe all the same.
-pub(crate) async fn apply(
-    conn: &mut PgConnection,
-    catalog: &Catalog,
-    sub: &Subscription,
-    ended: bool,
-    observed: i64,
-) -> Result<Outcome, JobError> {
-    let seen = Seen {
-        at: observed,
-        ties: Ties::Apply(Some(0)),
-        source: None,
-    };
-    apply_with(conn, catalog, &PricePlans::default(), sub, ended, seen).await
-}
-
-/// [`apply`] for a read that settles a tie (`subscription.refresh`): a tie again queues the
-/// read of `next_round`, none when there is no next round.
-pub(crate) async fn apply_read(
-    conn: &mut PgConnection,
-    catalog: &Catalog,
-    sub: &Subscription,
-    observed: i64,
-    next_round: Option<u32>,
-) -> Result<Outcome, JobError> {
-    let seen = Seen {
-        at: observed,
-        ties: Ties::Apply(next_round),
-        source: None,
-    };
-    apply_with(conn, catalog, &PricePlans::default(), sub, false, seen).await
-}
-
-/// What a state that ties in its second with the newest applied one does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ties {
-    /// A read of ours: applied, and the subscription read again (`subscription.refresh`,
-    /// this round; none after the last round).
-    Apply(Option<u32>),
-    /// An event, with Stripe configured: not applied; the subscription is read.
-    Defer,
-    /// An event without Stripe: applied (the later-arriving holds).
-    Ignore,
-}
-
-/// How a state was seen: when (`at`), what a tie with it does, and what the changes are
-/// attributed to in the timeline (an event: its id and `created`; else whatever the
-/// transaction named).
-struct Seen<'e> {
-    at: i64,
-    ties: Ties,
-    source: Option<(&'e str, i64)>,
-}
-
-/// [`apply`] for a state as `seen`.
-async fn apply_with(
-    conn: &mut PgConnection,
-    catalog: &Catalog,
-    prices: &PricePlans,
-    sub: &Subscription,
-    ended: bool,
-    seen: Seen<'_>,
-) -> Result<Outcome, JobError> {
-    let Seen {
-        at: observed,
-        ties,
-        source,
-    } = seen;
-    // An item we cannot read at all makes the event dead, naming it (never a guess).
-    sub.prices()
-        .map_err(|e| JobError::Unreadable(anyhow::anyhow!(e)))?;
-    let stripe_customer = sub.customer.id();
-    // One statement: the customer, whom the subscription's state was stored for, the source.
-    let our_id = sub.metadata.get("customer_id").map(String::as_str);
-    let refs = entities::subscription_refs(conn, source, stripe_customer, our_id, &sub.id).await?;
-    let Some(customer_pk) = link_found(conn, refs.customer, Some(stripe_customer)).await? else {
-        return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
-    };
-    // An entity's subscription (`metadata.entity_id`) is kept under the entity's holder.
-    let entity = sub.metadata.get("entity_id").map(String::as_str);
-    let owner = entities::owner_of(conn, customer_pk, refs.stored, entity).await?;
-    let owner_pk = match owner {
-        SubscriptionOwner::Pk(pk) => pk,
-        SubscriptionOwner::Deleted { entity_id, .. } => {
-            return Ok(Outcome::Skipped(format!(
-                "subscription {} is entity {entity_id}'s, which was deleted",
-                sub.id
-            )));
-        }
-        SubscriptionOwner::Unknown(entity) => {
-            return Ok(Outcome::Skipped(format!(
-                "subscription {} names entity {entity}, which the customer does not have",
-                sub.id
-            )));
-        }
-    };
-    let Some(plan) = plan_with(conn, catalog, prices, sub).await? else {
-        return Ok(Outcome::Skipped(format!(
-            "subscription {} maps to no plan in the catalog",
-            sub.id
-        )));
-    };
-    let status = if ended {
-        "canceled"
-    } else {
-        sub.status.as_str()
-    };
-    let (period_start, period_end) = sub.period();
-    let state = SubscriptionState {
-        id: &sub.id,
-        customer_pk: owner_pk,
-        plan,
-        stripe_status: status,
-        period_start,
-        period_end,
-        cancel_at_period_end: sub.cancel_at_period_end,
-        cancel_at: sub.cancel_at.and_then(timestamp),
-        canceled_at: sub.canceled_at.and_then(timestamp),
-        started_at: sub.start_date.and_then(timestamp),
-        ended_at: sub.ended_at.and_then(timestamp),
-        quantity: sub.quantity(),
-        trial_end: sub.trial_end.and_then(timestamp),
-        event_created: observed,
-        read: matches!(ties, Ties::Apply(_)),
-    };
-    // Also, whichever event came last, an attach waiting on the first payment follows the
-    // subscription's newest status.
-    let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
-    let tied = matches!(sync, Sync::Tied | Sync::AppliedOverTie);
-    let round = match ties {
-        Ties::Apply(round) => round,
-        Ties::Defer => Some(0),
-        Ties::Ignore => None,
-    };
-    if tied && let Some(round) = round {
-        let job = RefreshSubscription {
-            subscription_id: sub.id.clone(),
-            customer_pk,
-            tied_at: observed,
-            round,
-            cause: (ties == Ties::Defer).then(|| state.digest()),
-        };
-        outbox::enqueue(conn, &job).await?;
-    }
-    Ok(match sync {
-        Sync::Applied | Sync::AppliedOverTie => Outcome::Applied,
-        Sync::Tied => Outcome::Skipped(format!(
-            "tied: another state of {} from the same second was applied; reading it from Stripe",
-            sub.id
-        )),
-        Sync::Stale => Outcome::Skipped(format!(
-            "stale: a newer event for {} was applied already",
-            sub.id
-        )),
-    })
 }

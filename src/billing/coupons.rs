@@ -12,10 +12,10 @@ use outbox::{Done, Job, JobError, Lease};
 use sqlx::PgPool;
 
 use super::StripeContext;
-use crate::appliers::discount::stored;
 use crate::catalog::Reward;
 use crate::jobs::FetchCoupon;
 use crate::store::discounts::{self, RewardCoupon};
+use crate::sync::discount::save_coupon;
 
 /// The reward's coupon in the current account, created if it is missing.
 pub(super) async fn ensure_coupon(
@@ -42,7 +42,7 @@ pub(super) async fn ensure_coupon(
     let observed = Utc::now().timestamp();
     let coupon = stripe.api.create_coupon(&key, reward, metadata).await?;
     let mut conn = pool.acquire().await?;
-    discounts::save_coupon(&mut conn, &stored(&coupon, false), Some(made_for), observed).await?;
+    save_coupon(&mut conn, &coupon, false, Some(made_for), observed).await?;
     Ok(coupon.id)
 }
 
@@ -77,7 +77,7 @@ impl Job for FetchCoupon {
             Err(error) => return Err(error.into()),
         };
         let mut tx = pool.begin().await?;
-        discounts::save_coupon(&mut tx, &stored(&coupon, false), None, observed).await?;
+        save_coupon(&mut tx, &coupon, false, None, observed).await?;
         lease.complete(tx).await
     }
 }

@@ -12,12 +12,12 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::StripeContext;
-use crate::appliers::subscription::apply;
 use crate::jobs::{
     CreateCustomer, ImportCustomer, LinkCustomer, RefreshCustomer, SyncCustomer, ordering,
 };
 use crate::store::{customers, entities};
 use crate::stripe::objects::Subscription;
+use crate::sync::subscription::apply;
 
 /// Our customer's Stripe id, creating the Stripe customer if there is none yet. The
 /// idempotency key is derived from our customer (and how many times it was unlinked from a

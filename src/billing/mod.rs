@@ -12,8 +12,8 @@
 //! - `usage`: in-arrear usage on renewal invoices.
 //!
 //! Every Stripe call has an idempotency key derived from the job, so a retried job creates
-//! nothing twice. Workflows record what Stripe returned through the same appliers webhooks
-//! take ([`crate::appliers`]).
+//! nothing twice. Workflows record what Stripe returned through the same path webhooks take
+//! ([`crate::sync`]).
 
 pub(crate) mod attach;
 mod catalog_sync;

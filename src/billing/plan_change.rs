@@ -19,12 +19,12 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::catalog_sync::ensure_plan_objects;
 use super::{Carried, StripeContext};
-use crate::appliers::subscription::apply;
 use crate::catalog::Plan;
 use crate::store::activity;
 use crate::store::plan_changes::PlanChange;
 use crate::store::plans::{self, HeldPlan};
 use crate::stripe::objects::Subscription;
+use crate::sync::subscription::apply;
 
 /// Carries out a pending change: reads the subscription from Stripe, changes it if it is not
 /// that way already, and applies Stripe's answer; what it did, uncommitted, or why it cannot

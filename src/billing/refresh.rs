@@ -16,10 +16,10 @@
 use outbox::{Done, Job, JobError, Lease};
 
 use super::StripeContext;
-use crate::appliers::subscription::apply_read;
 use crate::jobs::{RefreshSubscription, ordering};
 use crate::store::activity;
 use crate::stripe::objects::Subscription;
+use crate::sync::subscription::apply_read;
 
 /// Reads of one tie, at most (each queued by the one before, when it tied again).
 pub const MAX_ROUNDS: u32 = 5;

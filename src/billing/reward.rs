@@ -16,12 +16,12 @@ use sqlx::PgPool;
 
 use super::coupons::ensure_coupon;
 use super::{Carried, StripeContext};
-use crate::appliers::discount;
 use crate::store::activity;
 use crate::store::reward_grants::Grant;
 use crate::stripe::coupons::{DiscountChange, NewDiscount, discounts_of};
 use crate::stripe::discount::Discount;
 use crate::stripe::objects::{Expandable, Subscription};
+use crate::sync::discount;
 
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 

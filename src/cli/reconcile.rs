@@ -15,12 +15,12 @@ use chrono::Utc;
 use sqlx::PgConnection;
 
 use super::UsageError;
-use crate::appliers::subscription::{apply, plan_of};
 use crate::billing::StripeContext;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::store::{customers, duplicates, plans};
 use crate::stripe::objects::Subscription;
+use crate::sync::subscription::{apply, plan_of};
 use crate::{app, db};
 
 /// Exit status when some customer is billed twice for one plan.

@@ -32,8 +32,6 @@ use super::catalog_sync::{ensure_plan_objects, recreate_plan_objects};
 use super::coupons::ensure_coupon;
 use super::customers::ensure_stripe_customer;
 use super::{Carried, StripeContext};
-use crate::appliers::discount;
-use crate::appliers::subscription::{apply, plan_of};
 use crate::catalog::Plan;
 use crate::store::attaches::{self, Attach};
 use crate::store::reward_grants::{self, Offer};
@@ -44,6 +42,8 @@ use crate::stripe::coupons::{CheckoutDiscount, NewDiscount};
 use crate::stripe::discount::Discount;
 use crate::stripe::objects::Subscription;
 use crate::stripe::subscriptions::{FirstPayment, Trial};
+use crate::sync::discount;
+use crate::sync::subscription::{apply, plan_of};
 
 /// Carries out a pending attach: what it did (its state moved on with it), uncommitted, or
 /// why it cannot be done.

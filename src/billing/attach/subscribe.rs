@@ -7,12 +7,12 @@ use chrono::Utc;
 use outbox::JobError;
 
 use super::{Effects, Run, record_discounts};
-use crate::appliers::subscription::apply;
 use crate::store::{attaches, plans};
 use crate::stripe::coupons::discounts_of;
 use crate::stripe::discount::Discount;
 use crate::stripe::objects::Subscription;
 use crate::stripe::subscriptions::FirstPayment;
+use crate::sync::subscription::apply;
 
 impl Run<'_> {
     /// The customer can pay: a subscription, charged at once.
