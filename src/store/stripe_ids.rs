@@ -2,6 +2,7 @@
 //! account), and the usage items added to renewal invoices.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -42,6 +43,15 @@ pub async fn plan_objects(
     }))
 }
 
+/// How many times this process recorded plan objects: a price remembered as unknown before
+/// the latest is looked up again (`sync::prices`).
+static PLAN_OBJECTS_SAVED: AtomicU64 = AtomicU64::new(0);
+
+/// See [`PLAN_OBJECTS_SAVED`].
+pub fn plan_objects_saved() -> u64 {
+    PLAN_OBJECTS_SAVED.load(Ordering::Acquire)
+}
+
 /// Records the plan's objects in `account` (replacing those of another account).
 pub async fn save_plan_objects(
     conn: &mut PgConnection,
@@ -61,6 +71,7 @@ pub async fn save_plan_objects(
     .bind(Json(&objects.usage_prices))
     .execute(conn)
     .await?;
+    PLAN_OBJECTS_SAVED.fetch_add(1, Ordering::AcqRel);
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use sqlx::PgConnection;
 
@@ -22,11 +23,38 @@ fn plan_in_metadata<'c>(catalog: &'c Catalog, metadata: &[Option<&Metadata>]) ->
 ///
 /// The catalog sync creates each Stripe price for one plan and never gives it to another,
 /// so a plan found for a price stays right, also when the catalog or the Stripe account
-/// changes later (old invoices still name the plan they billed). A price not found is read
-/// again next time, since a sync may store it at any moment. Only found prices are kept, so
-/// the map grows with the prices the catalog ever had, not with what events carry.
+/// changes later (old invoices still name the plan they billed). The map grows with the
+/// prices the catalog ever had, not with what events carry.
+///
+/// A price no plan has (a product outside the catalog, or a price the catalog sync has not
+/// stored yet) is remembered as unknown for [`UNKNOWN_FOR`], and only used so when the
+/// object's metadata names a plan: the answer is then that plan whether the price is read or
+/// not, unless a sync stored the price for another plan in the meantime. A sync in this
+/// process forgets them at once; one in another instance, after [`UNKNOWN_FOR`]. Without a
+/// plan in the metadata a price no plan had is read every time (else the object would be
+/// skipped for a stale reason). At most [`UNKNOWN_MAX`] are remembered.
 #[derive(Default)]
-pub(crate) struct PricePlans(Mutex<HashMap<String, String>>);
+pub(crate) struct PricePlans(Mutex<Known>);
+
+/// How long a price found in no plan is not read again.
+const UNKNOWN_FOR: Duration = Duration::from_secs(30);
+/// How many prices found in no plan are remembered at most (all are forgotten past it).
+const UNKNOWN_MAX: usize = 10_000;
+
+#[derive(Default)]
+struct Known {
+    plans: HashMap<String, String>,
+    /// Price → when it was found in no plan, and `stripe_ids::plan_objects_saved()` then.
+    unknown: HashMap<String, (Instant, u64)>,
+}
+
+impl Known {
+    fn unknown_still(&self, price: &str, saved: u64) -> bool {
+        self.unknown
+            .get(price)
+            .is_some_and(|(at, seen)| *seen == saved && at.elapsed() < UNKNOWN_FOR)
+    }
+}
 
 impl PricePlans {
     /// The plan of `price`, else of `plan_id` in `metadata`.
@@ -51,33 +79,48 @@ impl PricePlans {
         prices: &[&str],
         metadata: &[Option<&Metadata>],
     ) -> Result<Option<&'c Plan>, sqlx::Error> {
-        let (mut plans, unknown): (Vec<String>, Vec<&str>) = {
+        let in_metadata = plan_in_metadata(catalog, metadata);
+        let saved = stripe_ids::plan_objects_saved();
+        let (mut plans, unread): (Vec<String>, Vec<&str>) = {
             let known = self.known();
             let mut plans = Vec::with_capacity(prices.len());
-            let mut unknown = Vec::new();
+            let mut unread = Vec::new();
             for price in prices {
-                match known.get(*price) {
+                match known.plans.get(*price) {
                     Some(plan) => plans.push(plan.clone()),
-                    None => unknown.push(*price),
+                    None if in_metadata.is_some() && known.unknown_still(price, saved) => {}
+                    None => unread.push(*price),
                 }
             }
-            (plans, unknown)
+            (plans, unread)
         };
-        // The prices not seen before, in one query; those a plan has are kept.
-        if !unknown.is_empty() {
-            for (price, plan) in stripe_ids::plans_of_prices(conn, &unknown).await? {
-                self.known().insert(price, plan.clone());
+        // The prices not known, in one query; what it finds is kept, and what it does not.
+        if !unread.is_empty() {
+            let found = stripe_ids::plans_of_prices(conn, &unread).await?;
+            let mut known = self.known();
+            for (price, plan) in found {
+                known.unknown.remove(&price);
+                known.plans.insert(price, plan.clone());
                 plans.push(plan);
+            }
+            let now = Instant::now();
+            for price in unread {
+                if !known.plans.contains_key(price) {
+                    if known.unknown.len() >= UNKNOWN_MAX {
+                        known.unknown.clear();
+                    }
+                    known.unknown.insert(price.to_owned(), (now, saved));
+                }
             }
         }
         Ok(plans
             .into_iter()
             .min()
             .and_then(|id| catalog.plan(&id))
-            .or_else(|| plan_in_metadata(catalog, metadata)))
+            .or(in_metadata))
     }
 
-    fn known(&self) -> MutexGuard<'_, HashMap<String, String>> {
+    fn known(&self) -> MutexGuard<'_, Known> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
