@@ -26,8 +26,9 @@
 //! Layout, one concept a file. Beside this crate: `crates/outbox` (the outbox itself) and
 //! `crates/fake-stripe` (the Stripe stand-in for tests and `scripts/run.sh`, a dev-dependency:
 //! the product binary has no fake).
-//! - [`config`]: layered settings (defaults < file < environment); [`secret::Secret`], a
-//!   value `Debug` never shows.
+//! - [`config`]: layered settings (defaults < file < environment): their shape (`mod.rs`),
+//!   the layers and `ENV_CONTRACT` (`load.rs`), validation and the Stripe scope
+//!   (`validate.rs`), `ConfigError`; [`secret::Secret`], a value `Debug` never shows.
 //! - [`app`]: builds and runs the daemon; `main` and the tests share it.
 //! - [`domain`]: values parsed once (ids, amounts, quantities, balance ops), `FromStr` and
 //!   serde, refused in the API's words.
@@ -75,6 +76,9 @@
 //!   discounts and coupons, reward grants, the timeline's activity (written by triggers; the
 //!   writer names its source), entities (a customer's teams: their plans and balances kept
 //!   under a holder row of their own, so the plans and balances code serves them unchanged).
+//!   Balances are a folder, `store/balances/`: the balance and its reads (`mod.rs`),
+//!   provisioning from the held plans, resets (renewal and clock), edits, usage (`track` and
+//!   its reads).
 //! - [`stripe`]: `signature` (pure HMAC verification), `event` (the envelope we index),
 //!   `client` (the transport: async-stripe with idempotency keys, errors and their classes),
 //!   the calls by object (`customers`, `catalog`, `subscriptions`, `checkout`, `coupons`),

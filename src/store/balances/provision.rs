@@ -1,0 +1,197 @@
+//! Provisioning: a customer's balances recomputed from the plans they hold.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::reset::reset_name;
+use crate::access::HELD_SQL;
+use crate::catalog::{Catalog, FeatureKind, Reset};
+
+/// A held plan of a customer (live or suspended), as provisioning needs it.
+#[derive(sqlx::FromRow)]
+pub struct HeldPlan {
+    pub plan_id: String,
+    pub status: String,
+    pub backed: bool,
+    pub period_end: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    /// Units of the plan (seats): what `per_unit` items scale by.
+    pub quantity: i32,
+}
+
+#[derive(Debug, Default)]
+struct Allowance {
+    included: i64,
+    unlimited: bool,
+    overage_allowed: bool,
+    subscription_backed: bool,
+    reset: Option<Reset>,
+    reset_plan_id: Option<String>,
+    next_reset_at: Option<DateTime<Utc>>,
+    /// Granted only by suspended plans: kept, but `check` refuses it.
+    suspended: bool,
+}
+
+/// Recomputes every balance of a customer from their held plans. Live plans grant; a
+/// feature that only suspended plans grant (paused, or past due beyond
+/// `billing.past_due_access`) keeps its balance, marked suspended. `used` is kept; a feature
+/// no held plan grants any more is removed. A clock reset already stepped forward (lazily,
+/// on read) by the same plan is kept.
+pub async fn provision(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+) -> Result<(), sqlx::Error> {
+    let held: Vec<HeldPlan> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT plan_id, status, stripe_subscription_id IS NOT NULL AS backed,
+                current_period_end AS period_end, started_at, quantity
+         FROM customer_plans
+         WHERE customer_pk = $1 AND status IN {HELD_SQL}
+         ORDER BY add_on, id"
+    )))
+    .bind(customer_pk)
+    .fetch_all(&mut *conn)
+    .await?;
+    provision_from(conn, catalog, customer_pk, &held).await
+}
+
+/// [`provision`] from the customer's held plans as read already (in the order add-ons last,
+/// then by row id), by whoever wrote them (`sync_subscription_state`, migration 28).
+pub async fn provision_from(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    held: &[HeldPlan],
+) -> Result<(), sqlx::Error> {
+    let (live, suspended): (Vec<&HeldPlan>, Vec<&HeldPlan>) =
+        held.iter().partition(|p| catalog.access.is_live(&p.status));
+    let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();
+    grant(catalog, &live, &mut allowances);
+    // What only suspended plans grant stays, refused, so nothing is lost when they return.
+    let mut kept: BTreeMap<&str, Allowance> = BTreeMap::new();
+    grant(catalog, &suspended, &mut kept);
+    for (feature, mut a) in kept {
+        if !allowances.contains_key(feature) {
+            a.suspended = true;
+            allowances.insert(feature, a);
+        }
+    }
+    // One statement: what no held plan grants goes, the rest is upserted (disjoint rows, so
+    // the two parts cannot see each other's changes).
+    let features: Vec<&str> = allowances.keys().copied().collect();
+    let a: Vec<&Allowance> = allowances.values().collect();
+    sqlx::query(
+        "WITH gone AS (DELETE FROM balances WHERE customer_pk = $1 AND NOT (feature_id = ANY($2)))
+         INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
+                               subscription_backed, reset, reset_plan_id, next_reset_at,
+                               suspended)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::bool[], $5::bool[], $6::bool[],
+                                  $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
+         ON CONFLICT (customer_pk, feature_id) DO UPDATE
+         SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
+             overage_allowed = EXCLUDED.overage_allowed,
+             subscription_backed = EXCLUDED.subscription_backed, reset = EXCLUDED.reset,
+             reset_plan_id = EXCLUDED.reset_plan_id, suspended = EXCLUDED.suspended,
+             next_reset_at = CASE
+                 WHEN NOT EXCLUDED.subscription_backed
+                      AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
+                      AND balances.next_reset_at > EXCLUDED.next_reset_at
+                 THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END
+         -- Most events change no allowance: a row that would stay the same is not written.
+         WHERE (balances.included, balances.unlimited, balances.overage_allowed,
+                balances.subscription_backed, balances.reset, balances.reset_plan_id,
+                balances.suspended)
+               IS DISTINCT FROM
+               (EXCLUDED.included, EXCLUDED.unlimited, EXCLUDED.overage_allowed,
+                EXCLUDED.subscription_backed, EXCLUDED.reset, EXCLUDED.reset_plan_id,
+                EXCLUDED.suspended)
+            OR balances.next_reset_at IS DISTINCT FROM CASE
+                 WHEN NOT EXCLUDED.subscription_backed
+                      AND balances.reset_plan_id IS NOT DISTINCT FROM EXCLUDED.reset_plan_id
+                      AND balances.next_reset_at > EXCLUDED.next_reset_at
+                 THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
+    )
+    .bind(customer_pk)
+    .bind(&features)
+    .bind(a.iter().map(|a| a.included).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.unlimited).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.overage_allowed).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.subscription_backed).collect::<Vec<_>>())
+    .bind(
+        a.iter()
+            .map(|a| a.reset.map(reset_name))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        a.iter()
+            .map(|a| a.reset_plan_id.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(a.iter().map(|a| a.next_reset_at).collect::<Vec<_>>())
+    .bind(a.iter().map(|a| a.suspended).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Provisions again every customer with a `past_due` or `unpaid` plan, so a changed
+/// `billing.past_due_access` applies to them at start; returns how many there were.
+pub async fn provision_past_due(pool: &PgPool, catalog: &Catalog) -> Result<usize, sqlx::Error> {
+    let customers: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT customer_pk FROM customer_plans WHERE status IN ('past_due', 'unpaid')",
+    )
+    .fetch_all(pool)
+    .await?;
+    for &pk in &customers {
+        let mut tx = pool.begin().await?;
+        provision(&mut tx, catalog, pk).await?;
+        tx.commit().await?;
+    }
+    Ok(customers.len())
+}
+
+/// Adds what `plans` grant to `allowances` (the first plan granting a metered feature sets
+/// its reset).
+fn grant<'c>(
+    catalog: &'c Catalog,
+    plans: &[&HeldPlan],
+    allowances: &mut BTreeMap<&'c str, Allowance>,
+) {
+    for held in plans {
+        let Some(plan) = catalog.plan(&held.plan_id) else {
+            continue; // a plan removed from the catalog grants nothing
+        };
+        for item in &plan.items {
+            let Some(feature) = catalog.feature(&item.feature) else {
+                continue;
+            };
+            let a = allowances.entry(feature.id.as_str()).or_default();
+            match feature.kind {
+                FeatureKind::Boolean => a.unlimited = true,
+                FeatureKind::Metered => {
+                    let units = if item.per_unit {
+                        i64::from(held.quantity.max(0))
+                    } else {
+                        1
+                    };
+                    let included = item.included.unwrap_or(0).saturating_mul(units);
+                    a.included = a.included.saturating_add(included);
+                    a.overage_allowed |= item.usage_price.is_some();
+                    if a.reset.is_none() {
+                        let reset = item.reset.unwrap_or(Reset::Never);
+                        a.reset = Some(reset);
+                        a.reset_plan_id = Some(plan.id.clone());
+                        a.subscription_backed = held.backed;
+                        a.next_reset_at = match (reset, held.backed) {
+                            (Reset::Never, _) => None,
+                            (_, true) => held.period_end,
+                            (_, false) => reset.next_after(held.started_at),
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
