@@ -78,13 +78,15 @@ pg_start "$pg_name" "$(pg_free_port)"
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' "$PG_STARTED_BIN/psql" "$PG_ADMIN_URL" -qtAX "$@"; }
 if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
     psql_admin -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" >/dev/null
-    # Nested statements too (the triggers' inserts), each under its own text.
-    psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" >/dev/null
-    # Planning too: a statement the plan cache re-plans on every call shows plans = calls.
-    psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track_planning = on" >/dev/null
     pg_stop_keep=$PG_STARTED_BIN
     pg_as_owner "$PG_STARTED_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
     pg_ctl_start "$pg_stop_keep" "$PG_PORT"
+    # (The module's settings exist once it is loaded.) Nested statements too (the triggers'
+    # inserts), each under its own text, and planning: a statement that the plan cache
+    # re-plans on every call shows plans = calls.
+    psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track = 'all'" >/dev/null
+    psql_admin -c "ALTER SYSTEM SET pg_stat_statements.track_planning = on" >/dev/null
+    psql_admin -c "SELECT pg_reload_conf()" >/dev/null
 fi
 # What-if runs only (never the reported numbers): BENCH_PG_SET="name=value ..." sets those
 # server-wide, e.g. to see what a planner setting is worth.
@@ -192,7 +194,7 @@ drain() {
     stop_server
     if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
         "$PG_STARTED_BIN/psql" "$db" -X -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
-            round((total_exec_time / calls)::numeric, 3) AS ms_per_call, plans,
+            round((total_exec_time / nullif(calls, 0))::numeric, 3) AS ms_per_call, plans,
             round(total_plan_time::numeric, 1) AS plan_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40" >"$logs/$phase.statements.txt"
     fi

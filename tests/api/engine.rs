@@ -771,3 +771,55 @@ async fn a_retrying_event_holds_the_events_queued_behind_it_in_its_batch() {
         "an event behind a retry is not applied before it"
     );
 }
+
+#[tokio::test]
+async fn an_event_stored_late_and_earlier_waits_for_its_key_and_never_jumps_it() {
+    // evt_k3 is being applied by claim A when evt_k1 (earlier `created`) and evt_k4 arrive.
+    // evt_k1 is the earliest pending job of its key, but its key is in flight: no other claim
+    // takes it until A ends (two transactions writing one customer's rows deadlocked, found
+    // after 1 s). And a run of followers neither waits for a row another claim holds nor takes
+    // one across it.
+    let app = spawn(|_| {}).await;
+    app.post_event(&event_at("evt_k3", TYPE, "cus_k", 1_795_000_003))
+        .await;
+    let mut a = app.pool.begin().await.unwrap();
+    let held = outbox::queue::claim(&mut a, 32).await.unwrap();
+    assert_eq!(job_keys(&held), ["evt_k3"]);
+    app.post_event(&event_at("evt_k1", TYPE, "cus_k", 1_795_000_001))
+        .await;
+    app.post_event(&event_at("evt_k4", TYPE, "cus_k", 1_795_000_004))
+        .await;
+    app.post_event(&event_at("evt_x1", TYPE, "cus_x", 1_795_000_002))
+        .await;
+
+    let mut b = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL lock_timeout = '500ms'")
+        .execute(&mut *b)
+        .await
+        .unwrap();
+    let heads = outbox::queue::claim(&mut b, 32).await.unwrap();
+    assert_eq!(job_keys(&heads), ["evt_x1"], "cus_k is A's until A ends");
+    let k1: i64 = sqlx::query_scalar("SELECT id FROM jobs WHERE job_key = 'evt_k1'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let followers = outbox::queue::claim_followers(&mut b, &[k1], 31)
+        .await
+        .expect("a follower held by another claim is skipped, not waited for");
+    assert_eq!(job_keys(&followers), Vec::<&str>::new());
+    b.rollback().await.unwrap();
+
+    // Once A lets go, evt_k1 is claimed, and the run behind it is whole again, in order.
+    a.rollback().await.unwrap();
+    let mut c = app.pool.begin().await.unwrap();
+    let heads = outbox::queue::claim(&mut c, 32).await.unwrap();
+    assert_eq!(job_keys(&heads), ["evt_k1", "evt_x1"]);
+    let followers = outbox::queue::claim_followers(&mut c, &[heads[0].id], 30)
+        .await
+        .unwrap();
+    assert_eq!(job_keys(&followers), ["evt_k3", "evt_k4"]);
+}
+
+fn job_keys(jobs: &[outbox::queue::ClaimedJob]) -> Vec<&str> {
+    jobs.iter().map(|j| j.job_key.as_str()).collect()
+}

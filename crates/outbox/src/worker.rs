@@ -87,13 +87,12 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     // The events queued right behind the claimed heads come along (after every head, so
     // each key's events stay in order), as long as the batch has room.
     let room = inner.settings.batch_size - jobs.len() as i64;
-    let keys: Vec<&str> = jobs
+    let heads: Vec<i64> = jobs
         .iter()
-        .filter(|j| j.is_event())
-        .filter_map(|j| j.ordering_key.as_deref())
+        .filter(|j| j.is_event() && j.ordering_key.is_some())
+        .map(|j| j.id)
         .collect();
-    let heads: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-    let followers = queue::claim_followers(&mut tx, &keys, &heads, room).await?;
+    let followers = queue::claim_followers(&mut tx, &heads, room).await?;
     jobs.extend(followers);
     let oldest = jobs.iter().map(ClaimedJob::age).max().unwrap_or_default();
     inner
