@@ -17,8 +17,10 @@
 //! - [`job`]: the [`Job`] trait, [`enqueue`], [`Lease`] (the one way to finish).
 //! - [`runner`]: the [`Engine`]: worker loops, LISTEN, the pruner; `run_until_idle` for tests.
 //! - [`worker`] (private): one step: claim a batch, apply events, run leased jobs.
-//! - [`queue`]: every statement on `jobs` and `events` the runner makes (claim, finish,
-//!   fail, lease, complete, enqueue, retry, replay, prune).
+//! - `shared` (private): what the runner's loops and a worker step share.
+//! - [`queue`]: every statement on `jobs` and `events` the runner makes: `queue/claim.rs`
+//!   (heads, followers, their events), `queue/settle.rs` (finish, fail, lease, complete),
+//!   and enqueue, retry, replay, prune.
 //! - [`log`]: reads of the log and the queue's counts.
 //! - [`errors`], [`retry`]: failure classes (of handlers and of Postgres) and the backoff.
 //! - [`wakeup`], [`heartbeat`](runner): waking workers; whether they come round.
@@ -38,6 +40,7 @@ pub mod registry;
 pub mod retry;
 pub mod runner;
 pub mod settings;
+mod shared;
 pub mod wakeup;
 mod worker;
 

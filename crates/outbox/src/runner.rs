@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::heartbeat::{Heartbeats, WorkerStalled};
+use crate::shared::Inner;
 use crate::{EngineSettings, Registry, RetryPolicy, Wakeup, queue, worker};
 
 /// A handle on the engine; cheap to clone.
@@ -21,29 +22,11 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) pool: PgPool,
-    pub(crate) registry: Registry,
-    pub(crate) policy: RetryPolicy,
-    pub(crate) settings: EngineSettings,
-    wakeup: Arc<Wakeup>,
-    heartbeats: Heartbeats,
-    /// Age (ms) of the oldest job in the latest claim: how far applying lags behind.
-    pub(crate) claimed_age_ms: AtomicU64,
-}
-
-impl Inner {
-    pub(crate) fn lease(&self) -> Duration {
-        Duration::from_secs(self.settings.lease_secs)
-    }
-
-    /// How long a worker may be silent before it counts as stuck: its longest pause, one
-    /// batch (whose outbound jobs must end within their lease), and a margin for a slow
-    /// database.
-    fn stall_limit(&self) -> Duration {
-        let poll = Duration::from_millis(self.settings.poll_interval_ms);
-        poll.max(error_pause(u32::MAX)) + self.lease() + STALL_MARGIN
-    }
+/// How long a worker may be silent before it counts as stuck: its longest pause, one batch
+/// (whose outbound jobs must end within their lease), and a margin for a slow database.
+fn stall_limit(inner: &Inner) -> Duration {
+    let poll = Duration::from_millis(inner.settings.poll_interval_ms);
+    poll.max(error_pause(u32::MAX)) + inner.lease() + STALL_MARGIN
 }
 
 /// How long a worker other than the first waits while ingest is under a burst.
@@ -120,7 +103,7 @@ impl Engine {
     /// workers, always `Ok`.
     pub fn check_workers(&self) -> Result<(), WorkerStalled> {
         let inner = &self.inner;
-        inner.heartbeats.check(inner.stall_limit(), Instant::now())
+        inner.heartbeats.check(stall_limit(inner), Instant::now())
     }
 
     /// True while a burst of deliveries waits for its commit and applying is not yet more

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use crate::metrics::{self, EventOutcome};
 use crate::queue::{self, ClaimedJob, Failed, Finished};
 use crate::registry::DynEventHandler;
-use crate::runner::Inner;
+use crate::shared::Inner;
 use crate::{JobError, LeasedJob, Outcome, StoredEvent, Verdict};
 
 /// One attempt at an event, counted after its transaction committed.
