@@ -286,3 +286,55 @@ fn every_fixture_parses_with_async_stripes_own_types() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_price_the_catalog_sync_stores_is_read_again_at_once() {
+    // A price found in no plan is remembered as unknown for a while (the object's metadata
+    // names the plan meanwhile); a catalog sync that stores it makes the next event read it.
+    let app = TestApp::spawn().await;
+    fixture_customer(&app).await;
+    let paid: Value =
+        serde_json::from_slice(&std::fs::read(fixtures_dir().join("invoice.paid.json")).unwrap())
+            .unwrap();
+    let (status, _) = app.post_event(&serde_json::to_vec(&paid).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.engine.run_until_idle().await.unwrap();
+
+    let mut conn = app.pool.acquire().await.unwrap();
+    let objects = stripe_reconciler::store::stripe_ids::PlanObjects {
+        product: Some("prod_RcnBusiness".to_owned()),
+        price: Some("price_RcnProMonthly".to_owned()),
+        usage_prices: Default::default(),
+    };
+    stripe_reconciler::store::stripe_ids::save_plan_objects(
+        &mut conn,
+        "business",
+        "acct_test",
+        &objects,
+    )
+    .await
+    .unwrap();
+    let mut later = paid.clone();
+    later["id"] = json!("evt_RcnSyncedPrice");
+    later["data"]["object"]["id"] = json!("in_RcnSyncedPrice");
+    let (status, _) = app.post_event(&serde_json::to_vec(&later).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.engine.run_until_idle().await.unwrap();
+
+    let c = customer(&app).await;
+    let plans = |id: &str| {
+        c["invoices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["stripe_id"] == id)
+            .map(|i| i["plan_ids"].clone())
+    };
+    // The fixture's metadata says pro; once the price is stored for business, it wins.
+    assert_eq!(plans("in_RcnSyncedPrice"), Some(json!(["business"])), "{c}");
+    assert_eq!(
+        plans(paid["data"]["object"]["id"].as_str().unwrap()),
+        Some(json!(["pro"])),
+        "{c}"
+    );
+}
