@@ -1,7 +1,7 @@
 //! The `/v1` endpoints: routing, Stripe's error bodies and shared parameter helpers (and
 //! list paging, [`page`]). The endpoints themselves are in `customers`, `catalog`,
-//! `subscriptions`, `cancellation`, `checkout`, `invoices`, `coupons` (coupons and
-//! promotion codes), `events` and `endpoints`; PaymentIntents can only be retrieved.
+//! `subscriptions`, `cancellation`, `checkout`, `invoices`, `coupons`, `promotion_codes`,
+//! `events` and `endpoints`; PaymentIntents can only be retrieved.
 //!
 //! Handlers run with the state locked and return the response body plus the events the
 //! change causes; the server queues those events before it lets go of the lock.
@@ -15,7 +15,8 @@ use super::objects;
 use super::state::State;
 use super::webhooks::{EventRequest, PendingEvent};
 use super::{
-    cancellation, catalog, checkout, coupons, customers, endpoints, events, invoices, subscriptions,
+    cancellation, catalog, checkout, coupons, customers, endpoints, events, invoices,
+    promotion_codes, subscriptions,
 };
 
 /// One API request, as the handlers see it.
@@ -202,12 +203,12 @@ pub(super) fn route(
         ("POST", ["coupons", id]) => coupons::update(state, call.params, id, &call.request),
         ("DELETE", ["coupons", id]) => coupons::delete(state, id, &call.request),
         ("POST", ["promotion_codes"]) => {
-            coupons::create_promotion_code(state, call.params, &call.request)
+            promotion_codes::create_promotion_code(state, call.params, &call.request)
         }
-        ("GET", ["promotion_codes"]) => coupons::list_promotion_codes(state, call.params),
+        ("GET", ["promotion_codes"]) => promotion_codes::list_promotion_codes(state, call.params),
         ("GET", ["promotion_codes", id]) => retrieve(&state.promotion_codes, "promotion_code", id),
         ("POST", ["promotion_codes", id]) => {
-            coupons::update_promotion_code(state, call.params, id, &call.request)
+            promotion_codes::update_promotion_code(state, call.params, id, &call.request)
         }
         ("POST", ["checkout", "sessions"]) => checkout::create(state, call.params, base_url),
         ("GET", ["checkout", "sessions", id]) => retrieve(&state.sessions, "checkout.session", id),

@@ -174,7 +174,7 @@ pub(super) fn invoice(i: NewInvoice<'_>) -> Value {
 }
 
 /// Totals from the lines: `subtotal` is what the lines come to, `total` (and `amount_due`)
-/// that less the lines' `discount_amounts` (see `discounts::price`); no tax.
+/// that less the lines' `discount_amounts` (see `discount_amounts::price`); no tax.
 pub(super) fn recompute_totals(invoice: &mut Value) {
     let lines = invoice["lines"]["data"]
         .as_array()

@@ -20,13 +20,14 @@ use serde_json::{Value, json};
 
 use super::PaymentMethodKind;
 use super::api::{Answer, ApiError, boolean, integer};
-use super::coupons;
 use super::customers;
+use super::discount_amounts;
 use super::discounts::{self, Wanted};
 use super::form::{Form, MetadataUpdate};
 use super::intents::{self, Outcome};
 use super::lifecycle::{self, Start};
 use super::objects::{self, NewSession};
+use super::promotion_codes;
 use super::state::State;
 use super::trials::{self, TrialRequest};
 use super::webhooks::{EventRequest, PendingEvent};
@@ -160,7 +161,7 @@ pub(super) fn create(state: &mut State, params: &Form, base_url: &str) -> Result
 fn show_amounts(state: &State, session: &mut Value, wanted: &[Wanted], amounts: &[i64]) {
     let currency = session["currency"].as_str().unwrap_or_default().to_owned();
     let subtotal: i64 = amounts.iter().sum();
-    let discount = discounts::preview(state, wanted, amounts, &currency);
+    let discount = discount_amounts::preview(state, wanted, amounts, &currency);
     set_amounts(session, subtotal, discount);
     session["discounts"] = discounts::session_entries(wanted);
 }
@@ -204,14 +205,18 @@ pub(super) fn complete(
                 Some("promotion_code"),
             ));
         }
-        let id = coupons::find_code(state, code).ok_or_else(|| {
+        let id = promotion_codes::find_code(state, code).ok_or_else(|| {
             ApiError::invalid(
                 format!("This code is invalid: no active promotion code {code}."),
                 Some("promotion_code"),
             )
         })?;
-        let (_, coupon) =
-            coupons::redeemable_code(state, &id, session["customer"].as_str(), "promotion_code")?;
+        let (_, coupon) = promotion_codes::redeemable_code(
+            state,
+            &id,
+            session["customer"].as_str(),
+            "promotion_code",
+        )?;
         purchase.discounts = vec![Wanted::New {
             coupon: coupon["id"].as_str().unwrap_or_default().to_owned(),
             promotion_code: Some(id),
@@ -233,7 +238,8 @@ pub(super) fn complete(
     let subtotal: i64 = amounts.iter().sum();
     let nothing_due = session["mode"] == "subscription"
         && (purchase.trial.end.is_some()
-            || subtotal <= discounts::preview(state, &purchase.discounts, &amounts, &currency));
+            || subtotal
+                <= discount_amounts::preview(state, &purchase.discounts, &amounts, &currency));
     let collects_nothing = purchase.collect_if_required && nothing_due;
     if collects_nothing && kind.is_some() {
         return Err(ApiError::invalid(

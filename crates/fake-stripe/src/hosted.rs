@@ -9,8 +9,8 @@ use http_body_util::Full;
 use hyper::{Response, header};
 use serde_json::Value;
 
-use super::Fake;
 use super::server::HttpResponse;
+use super::shared::Fake;
 
 pub(super) fn show(fake: &Fake, id: &str) -> HttpResponse {
     match fake.lock().sessions.get(id) {

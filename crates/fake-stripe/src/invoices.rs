@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::api::{Answer, ApiError, integer, required};
 use super::billing::{self, NewInvoice};
+use super::discount_amounts;
 use super::discounts;
 use super::expand;
 use super::form::{Form, MetadataUpdate};
@@ -123,7 +124,7 @@ fn attach(state: &mut State, invoice_id: &str, item: &Value) {
     if let Some(lines) = invoice["lines"]["data"].as_array_mut() {
         lines.push(line);
     }
-    discounts::price(state, &mut invoice);
+    discount_amounts::price(state, &mut invoice);
     state.invoices.insert(invoice_id.to_owned(), invoice);
 }
 
@@ -191,8 +192,9 @@ pub(super) fn renew(
 /// at the invoice): each item moves to a period starting at `start(item)` (one interval of
 /// its price), billed by a line; the customer's pending invoice items that go with the
 /// subscription are added; the subscription's discounts that still apply at the earliest
-/// start take their part (see `discounts.rs`). The invoice is stored. Returns its id and a
-/// `customer.discount.deleted` for each discount that ended (removed from `sub` too).
+/// start take their part (see `discounts.rs` and `discount_amounts.rs`). The invoice is
+/// stored. Returns its id and a `customer.discount.deleted` for each discount that ended
+/// (removed from `sub` too).
 pub(super) fn open_cycle(
     state: &mut State,
     sub: &mut Value,
@@ -241,7 +243,7 @@ pub(super) fn open_cycle(
         attach(state, &invoice_id, item);
     }
     let mut invoice = state.invoices[&invoice_id].clone();
-    discounts::apply(state, &mut invoice, &kept);
+    discount_amounts::apply(state, &mut invoice, &kept);
     state.invoices.insert(invoice_id.clone(), invoice);
     (invoice_id, ended)
 }

@@ -5,15 +5,17 @@
 //! card that needs nothing more), else `incomplete` with an open first invoice whose
 //! PaymentIntent says why: `requires_action` (3-D Secure), `requires_payment_method` (declined,
 //! or no charge attempted), `processing` (a bank debit). A first invoice with nothing due (a
-//! trial's, see `trials.rs`, or one a discount takes to 0, see `discounts.rs`) is paid without
-//! a charge or a PaymentIntent, whatever the payment method. Stripe's later status changes are
-//! in `transitions.rs` and `trials.rs`; charging invoices after the first is in `payments.rs`.
+//! trial's, see `trials.rs`, or one a discount takes to 0, see `discount_amounts.rs`) is paid
+//! without a charge or a PaymentIntent, whatever the payment method. Stripe's later status
+//! changes are in `transitions.rs` and `trials.rs`; charging invoices after the first is in
+//! `payments.rs`.
 
 use chrono::{DateTime, Days, Months, Utc};
 use serde_json::{Map, Value, json};
 
 use super::api::ApiError;
 use super::billing::{self, NewInvoice, NewSubscription};
+use super::discount_amounts;
 use super::discounts::{self, Wanted};
 use super::intents::{self, Outcome};
 use super::lines;
@@ -108,7 +110,7 @@ pub(super) fn start(
         period: (now, now),
         lines,
     });
-    discounts::apply(state, &mut invoice, &discount_ids);
+    discount_amounts::apply(state, &mut invoice, &discount_ids);
     let nothing_due = invoice["amount_due"].as_i64().unwrap_or(0) <= 0;
     let number = next_invoice_number(state, s.customer);
     let paid = nothing_due || s.outcome == Outcome::Succeeded;

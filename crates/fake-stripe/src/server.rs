@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::{self, ApiError, Call};
+use super::config::Fault;
 use super::form::Form;
+use super::hosted;
 use super::objects::API_VERSION;
-use super::state::{State, StoredResponse};
+use super::shared::Fake;
+use super::state::{RecordedRequest, State, StoredResponse};
 use super::webhooks::EventRequest;
-use super::{Fake, Fault, RecordedRequest, hosted};
 
 pub(super) type HttpResponse = Response<Full<Bytes>>;
 

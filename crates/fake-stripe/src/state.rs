@@ -16,8 +16,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::checkout::Purchase;
+use super::config::{Delivery, Fault, PaymentMethodKind};
 use super::objects::API_VERSION;
-use super::{Delivery, Fault, PaymentMethodKind, RecordedRequest};
 
 #[derive(Default)]
 pub(super) struct State {
@@ -95,6 +95,19 @@ pub(super) struct ArmedFault {
     pub path_prefix: String,
     pub fault: Fault,
     pub remaining: u32,
+}
+
+/// One `/v1` request as the fake saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Without the query string.
+    pub path: String,
+    pub idempotency_key: Option<String>,
+    /// The decoded parameters: the form body, or the query string of a GET.
+    pub form: Vec<(String, String)>,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl State {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::api::ApiError;
 use super::billing::{self, NewInvoice};
+use super::discount_amounts;
 use super::discounts;
 use super::intents::{self, Outcome};
 use super::lifecycle::{next_invoice_number, start_periods, updated_event};
@@ -151,7 +152,7 @@ fn paid_invoice(
         period: (now, now),
         lines,
     });
-    discounts::apply(state, &mut invoice, discount_ids);
+    discount_amounts::apply(state, &mut invoice, discount_ids);
     let number = next_invoice_number(state, &customer_id);
     billing::finalize(&mut invoice, now, &number, true);
     invoice["attempt_count"] = json!(1);
