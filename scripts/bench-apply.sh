@@ -194,7 +194,7 @@ drain() {
     stop_server
     if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
         "$PG_STARTED_BIN/psql" "$db" -X -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
-            round((total_exec_time / nullif(calls, 0))::numeric, 3) AS ms_per_call, plans,
+            round((total_exec_time / nullif(calls, 0))::numeric, 3) AS ms_per_call, rows, plans,
             round(total_plan_time::numeric, 1) AS plan_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40" >"$logs/$phase.statements.txt"
     fi
