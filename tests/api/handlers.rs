@@ -63,6 +63,26 @@ async fn event_state(app: &TestApp, id: &str) -> Value {
         .1
 }
 
+/// The invoice.paid fixture, and a copy of it as another event for another invoice.
+fn paid_invoice() -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures_dir().join("invoice.paid.json")).unwrap())
+        .unwrap()
+}
+
+fn another_invoice(paid: &Value, event_id: &str, invoice_id: &str) -> Value {
+    let mut later = paid.clone();
+    later["id"] = json!(event_id);
+    later["data"]["object"]["id"] = json!(invoice_id);
+    later
+}
+
+/// Delivers `event` (accepted) and applies everything queued.
+async fn deliver_one(app: &TestApp, event: &Value) {
+    let (status, _) = app.post_event(&serde_json::to_vec(event).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    app.engine.run_until_idle().await.unwrap();
+}
+
 #[tokio::test]
 async fn checkout_then_subscription_then_payment_activates_the_plan() {
     let app = TestApp::spawn().await;
@@ -239,21 +259,16 @@ async fn an_invoice_keeps_naming_the_plan_its_price_was_stored_for() {
     };
     // The fixture's metadata says pro, but its price is stored for business: the price wins.
     set_price("price_RcnProMonthly").await;
-    let paid: Value =
-        serde_json::from_slice(&std::fs::read(fixtures_dir().join("invoice.paid.json")).unwrap())
-            .unwrap();
-    let (status, _) = app.post_event(&serde_json::to_vec(&paid).unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-    app.engine.run_until_idle().await.unwrap();
+    let paid = paid_invoice();
+    deliver_one(&app, &paid).await;
 
     // The plan got a new price since; an invoice for the old price still bills business.
     set_price("price_RcnBusinessNew").await;
-    let mut later = paid.clone();
-    later["id"] = json!("evt_RcnLaterInvoice");
-    later["data"]["object"]["id"] = json!("in_RcnLater");
-    let (status, _) = app.post_event(&serde_json::to_vec(&later).unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-    app.engine.run_until_idle().await.unwrap();
+    deliver_one(
+        &app,
+        &another_invoice(&paid, "evt_RcnLaterInvoice", "in_RcnLater"),
+    )
+    .await;
 
     let c = customer(&app).await;
     let invoices: Vec<(&str, &Value)> = c["invoices"]
@@ -293,12 +308,8 @@ async fn a_price_the_catalog_sync_stores_is_read_again_at_once() {
     // names the plan meanwhile); a catalog sync that stores it makes the next event read it.
     let app = TestApp::spawn().await;
     fixture_customer(&app).await;
-    let paid: Value =
-        serde_json::from_slice(&std::fs::read(fixtures_dir().join("invoice.paid.json")).unwrap())
-            .unwrap();
-    let (status, _) = app.post_event(&serde_json::to_vec(&paid).unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-    app.engine.run_until_idle().await.unwrap();
+    let paid = paid_invoice();
+    deliver_one(&app, &paid).await;
 
     let mut conn = app.pool.acquire().await.unwrap();
     let objects = stripe_reconciler::store::stripe_ids::PlanObjects {
@@ -314,12 +325,11 @@ async fn a_price_the_catalog_sync_stores_is_read_again_at_once() {
     )
     .await
     .unwrap();
-    let mut later = paid.clone();
-    later["id"] = json!("evt_RcnSyncedPrice");
-    later["data"]["object"]["id"] = json!("in_RcnSyncedPrice");
-    let (status, _) = app.post_event(&serde_json::to_vec(&later).unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-    app.engine.run_until_idle().await.unwrap();
+    deliver_one(
+        &app,
+        &another_invoice(&paid, "evt_RcnSyncedPrice", "in_RcnSyncedPrice"),
+    )
+    .await;
 
     let c = customer(&app).await;
     let plans = |id: &str| {
