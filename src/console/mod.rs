@@ -106,7 +106,7 @@ pub(crate) async fn route(
     } else if method == Method::POST {
         post(state, req, &session, path).await
     } else {
-        Reply::error(ApiError::MethodNotAllowed)
+        Reply::error(ApiError::method_not_allowed(&["GET", "POST"]))
     };
     reply.into_response()
 }

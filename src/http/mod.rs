@@ -159,9 +159,8 @@ async fn dispatch(
             Ok(()) => api::route(state, req, &segments[1..]).await,
             Err(e) => Err(e),
         },
-        (_, ["webhooks", "stripe"] | ["healthz"] | ["readyz"] | ["metrics"]) => {
-            Err(ApiError::MethodNotAllowed)
-        }
+        (_, ["webhooks", "stripe"]) => Err(ApiError::method_not_allowed(&["POST"])),
+        (_, ["healthz"] | ["readyz"] | ["metrics"]) => Err(ApiError::method_not_allowed(&["GET"])),
         _ => Err(ApiError::NoRoute),
     }
 }

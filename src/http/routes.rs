@@ -122,11 +122,16 @@ pub(super) fn template(path: &[&str]) -> Option<&'static str> {
 /// The route for `method` on the segments after `v1`.
 pub(super) fn resolve(method: &Method, path: &[&str]) -> Result<Route, ApiError> {
     let template = template(path).ok_or(ApiError::NoRoute)?;
-    ROUTES
-        .iter()
-        .find(|(_, m, t)| m == method && *t == template)
-        .map(|(route, _, _)| *route)
-        .ok_or(ApiError::MethodNotAllowed)
+    let mut allowed = Vec::new();
+    for (route, m, t) in ROUTES {
+        if *t == template {
+            if m == method {
+                return Ok(*route);
+            }
+            allowed.push(m.as_str());
+        }
+    }
+    Err(ApiError::method_not_allowed(&allowed))
 }
 
 #[cfg(test)]
@@ -150,7 +155,7 @@ mod tests {
             assert!(
                 matches!(
                     resolve(&Method::PUT, &path),
-                    Err(ApiError::MethodNotAllowed)
+                    Err(ApiError::MethodNotAllowed { .. })
                 ),
                 "{template}"
             );

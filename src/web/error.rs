@@ -43,8 +43,9 @@ pub(crate) enum ApiError {
     Unauthorized,
     #[error("no such route")]
     NoRoute,
+    /// With the methods the path has (the `Allow` header RFC 9110 asks of a 405).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     /// What a use case refused or failed at.
     #[error(transparent)]
     Ops(#[from] ops::Error),
@@ -60,7 +61,7 @@ impl ApiError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Ops(e) => match e {
                 ops::Error::Invalid { .. } | ops::Error::Refused { .. } => StatusCode::BAD_REQUEST,
                 ops::Error::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -84,7 +85,7 @@ impl ApiError {
             Self::InvalidJson(_) => "invalid_request",
             Self::Unauthorized => "unauthorized",
             Self::NoRoute => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Ops(e) => e.code(),
         }
     }
@@ -102,9 +103,20 @@ impl ApiError {
         }
     }
 
+    /// A 405 for a path that answers only `methods`.
+    pub(crate) fn method_not_allowed(methods: &[&str]) -> Self {
+        Self::MethodNotAllowed {
+            allow: methods.join(", "),
+        }
+    }
+
     pub(crate) fn into_response(self) -> HttpResponse {
         let status = self.status();
         self.log();
+        let allow = match &self {
+            Self::MethodNotAllowed { allow } => header::HeaderValue::from_str(allow).ok(),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
@@ -112,6 +124,9 @@ impl ApiError {
             },
         };
         let mut response = json(status, &body);
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

@@ -197,3 +197,32 @@ async fn unknown_routes_and_methods_are_json_errors() {
         .unwrap();
     assert_eq!(app.send(req).await.0, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn a_405_says_which_methods_the_path_has() {
+    let app = TestApp::spawn().await;
+    let allow = |path: &'static str, method: hyper::Method| {
+        let app = &app;
+        async move {
+            let req = Request::builder()
+                .method(method)
+                .uri(app.url(path))
+                .header("authorization", format!("Bearer {API_TOKEN}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = app.client.request(req).await.expect("request sent");
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+            response.headers()["allow"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(allow("/webhooks/stripe", hyper::Method::GET).await, "POST");
+    assert_eq!(allow("/healthz", hyper::Method::PUT).await, "GET");
+    assert_eq!(
+        allow("/v1/customers", hyper::Method::PUT).await,
+        "POST, GET"
+    );
+    assert_eq!(
+        allow("/v1/customers/cus_1", hyper::Method::POST).await,
+        "GET, PATCH, DELETE"
+    );
+}
