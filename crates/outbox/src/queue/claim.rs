@@ -33,12 +33,13 @@ pub const FOLLOWERS_PER_KEY: i64 = 16;
 /// event. Only an unbroken run of due event jobs right after its head follows it; an outbound
 /// job or one waiting for its retry ends its key's run.
 ///
-/// A follower is locked with `SKIP LOCKED`, and a key's run ends before the first one that
-/// another transaction holds: an event stored late with an earlier `created` than a job
-/// being applied is a head of its own (nothing pending precedes it), so two claimers can hold
-/// jobs of one key, and one waiting here for the other's rows (which they did, before) could
-/// deadlock with it (Postgres finds that after `deadlock_timeout`, 1 s, then the whole batch
-/// failed and paused: the steady benchmark's 1 s apply lags).
+/// Only this transaction claims heads of these keys (the claim's per-key lock), so no other
+/// claimer holds their followers; still, a follower is locked with `SKIP LOCKED` and a key's
+/// run ends before the first row another transaction holds (an operator's retry, say), so a
+/// claim never waits for a lock. Before the per-key lock, an event stored late with an
+/// earlier `created` than a job being applied was a head of its own, two claimers held jobs
+/// of one key, and the one waiting here for the other's rows deadlocked with it (Postgres
+/// finds that after `deadlock_timeout`, 1 s: the steady benchmark's 1 s apply lags).
 pub async fn claim_followers(
     conn: &mut PgConnection,
     heads: &[i64],

@@ -1,11 +1,13 @@
 //! The queue's SQL: claim ([`claim`]: heads, their followers, their events), settle
 //! ([`settle`]: finish, fail, lease, complete), and here enqueue, retry, replay, prune.
 //!
-//! A job is runnable when it is pending, due, not under a live lease, and the head of its
-//! ordering key (no earlier pending job shares the key). Claims take runnable rows with
-//! `FOR UPDATE SKIP LOCKED`, so concurrent claimers never take the same row, and a job whose
-//! predecessor is being worked on is not even a candidate: per-key order and exclusion hold
-//! across processes.
+//! A job is runnable when it is pending, due, not under a live lease, the head of its
+//! ordering key (no earlier pending job shares the key), and its key is not held by another
+//! claim (a transaction-scoped advisory lock the claim takes per head's key, migration 31: an
+//! event that arrives late, with an earlier `created` than one being applied, waits for that
+//! one). Claims take runnable rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers
+//! never take the same row, and a job whose predecessor is being worked on is not even a
+//! candidate: per-key order and exclusion hold across processes.
 
 use std::time::Duration;
 
