@@ -18,7 +18,10 @@
 # Knobs: BENCH_APPLY_CUSTOMERS (1500), BENCH_APPLY_LIVES_PER_CUSTOMER (1), BENCH_APPLY_RATE (1000),
 #        BENCH_APPLY_SECS (20), BENCH_APPLY_PHASES ("lifecycle unknown unhandled poison steady"),
 #        BENCH_SKIP_BUILD=1, BENCH_PROFILE=1 (pg_stat_statements: the top statements of each
-#        drain in .run/bench-apply/<phase>.statements.txt; needs a server restart, so not stock).
+#        drain in .run/bench-apply/<phase>.statements.txt, with their planning and rows; needs a
+#        server restart, so not stock), BENCH_PG_SET="name=value ..." (a what-if: server
+#        settings changed for the run; never the reported numbers), RECONCILER_WORKERS and
+#        RECONCILER_BATCH_SIZE (the steady phase's daemon; drains use the default config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
