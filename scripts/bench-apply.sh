@@ -21,7 +21,7 @@
 #        drain in .run/bench-apply/<phase>.statements.txt, with their planning and rows; needs a
 #        server restart, so not stock), BENCH_PG_SET="name=value ..." (a what-if: server
 #        settings changed for the run; never the reported numbers), RECONCILER_WORKERS and
-#        RECONCILER_BATCH_SIZE (the steady phase's daemon; drains use the default config).
+#        RECONCILER_BATCH_SIZE (passed to the applying daemons; unset: the default config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
