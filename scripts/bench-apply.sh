@@ -21,7 +21,8 @@
 #        drain in .run/bench-apply/<phase>.statements.txt, with their planning and rows; needs a
 #        server restart, so not stock), BENCH_PG_SET="name=value ..." (a what-if: server
 #        settings changed for the run; never the reported numbers), RECONCILER_WORKERS and
-#        RECONCILER_BATCH_SIZE (passed to the applying daemons; unset: the default config).
+#        RECONCILER_BATCH_SIZE (passed to the applying daemons; unset: the default config),
+#        BENCH_SOCKET=1 (a what-if: Postgres over its Unix socket, not TCP on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -77,6 +78,9 @@ mkdir -p "$results" "$logs"
 pg_name=bench-apply
 [[ "${BENCH_PROFILE:-}" == 1 ]] && pg_name=bench-apply-profile
 rm -rf "$PWD/.pgdata/$pg_name"
+# BENCH_SOCKET=1: the daemons reach Postgres over its Unix socket instead of TCP on loopback
+# (a what-if for a database on the same host; the reported numbers use TCP).
+[[ "${BENCH_SOCKET:-}" == 1 ]] && export PG_SOCKET_DIR="$PWD/.pgdata/$pg_name"
 pg_start "$pg_name" "$(pg_free_port)"
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' "$PG_STARTED_BIN/psql" "$PG_ADMIN_URL" -qtAX "$@"; }
 if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
@@ -136,7 +140,11 @@ start_daemon() {
 fresh_db() { # name -> url
     psql_admin -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
     pg_create_db "$1"
-    echo "postgres://postgres@127.0.0.1:$PG_PORT/$1"
+    if [[ -n "${PG_SOCKET_DIR:-}" ]]; then
+        echo "postgres://postgres@localhost:$PG_PORT/$1?host=$PG_SOCKET_DIR"
+    else
+        echo "postgres://postgres@127.0.0.1:$PG_PORT/$1"
+    fi
 }
 
 # The run's events: total, applied, skipped, dead, last finished_at (epoch s).

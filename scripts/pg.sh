@@ -77,11 +77,12 @@ pg_start() {
 
 # Starts the server on PG_DATA (logging to PG_LOG) with BIN's pg_ctl, on 127.0.0.1:PORT.
 # PG_STOCK=1 keeps every server setting at its default (the apply benchmark's "as installed").
+# PG_SOCKET_DIR: also listen on a Unix socket there (none by default).
 pg_ctl_start() {
     local bin=$1 port=$2 opts="-c max_connections=400 -c shared_buffers=256MB"
     [[ "${PG_STOCK:-}" == 1 ]] && opts=""
     pg_as_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-        -o "-h 127.0.0.1 -p $port -k '' $opts" start >/dev/null \
+        -o "-h 127.0.0.1 -p $port -k '${PG_SOCKET_DIR:-}' $opts" start >/dev/null \
         || { echo "PostgreSQL did not start; see $PG_LOG" >&2; tail -n 20 "$PG_LOG" >&2; return 1; }
 }
 
