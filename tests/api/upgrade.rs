@@ -1,7 +1,8 @@
-//! Upgrades: a database written by the previous release (`fixtures/upgrade/v0.1.0.sql`, made
-//! by `scripts/upgrade-fixture.sh v0.1.0` with that release's binary: events applied,
+//! Upgrades: a database written by the previous release (`fixtures/upgrade/v0.2.0.sql`, made
+//! by `scripts/upgrade-fixture.sh v0.2.0` with that release's binary: events applied,
 //! skipped, dead, received and failed, a queued outbound job) is served by this binary:
-//! every migration applies, nothing queued is lost, the daemon serves and drains.
+//! every migration applies, nothing queued is lost, the daemon serves and drains. The release
+//! before it (`v0.1.0.sql`) too: an instance skipped a release.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,7 +16,9 @@ use stripe_reconciler::config::Secret;
 use crate::daemon::Daemon;
 use crate::helpers::*;
 
-const PREVIOUS: &str = "v0.1.0";
+const PREVIOUS: &str = "v0.2.0";
+/// The release before the previous one.
+const OLDER: &str = "v0.1.0";
 
 fn dump(tag: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/upgrade/{tag}.sql"));
@@ -73,8 +76,17 @@ fn migration_files() -> BTreeSet<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_of_the_previous_release_migrates_keeps_its_queue_serves_and_drains() {
+    upgrades_from(PREVIOUS).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_the_release_before_migrates_keeps_its_queue_serves_and_drains() {
+    upgrades_from(OLDER).await;
+}
+
+async fn upgrades_from(release: &str) {
     let database_url = fresh_database().await;
-    restore(&database_url, &dump(PREVIOUS)).await;
+    restore(&database_url, &dump(release)).await;
     let pool = PgPool::connect(&database_url).await.unwrap();
 
     // What the previous release left: every state, and queued work.
