@@ -55,6 +55,14 @@ impl PastDueAccess {
 /// list: a held plan is the customer's plan in its group, and its balances are kept.
 pub const HELD_SQL: &str = "('active', 'trialing', 'past_due', 'unpaid', 'paused')";
 
+/// Whether a plan in `status` (ours) holds its plan: one of [`HELD_SQL`]'s.
+pub fn is_held(status: &str) -> bool {
+    matches!(
+        status,
+        "active" | "trialing" | "past_due" | "unpaid" | "paused"
+    )
+}
+
 /// Our status for a Stripe subscription status.
 pub fn our_status(stripe_status: &str) -> &'static str {
     match stripe_status {
@@ -108,6 +116,7 @@ mod tests {
                     "{status} {policy:?}"
                 );
                 assert!(HELD_SQL.contains(&format!("'{status}'")), "{status} holds");
+                assert!(is_held(status), "{status} holds");
             }
         }
         assert!(PastDueAccess::default().is_live("past_due"));
@@ -119,6 +128,7 @@ mod tests {
                 !HELD_SQL.contains(&format!("'{status}'")),
                 "{status} does not hold"
             );
+            assert!(!is_held(status), "{status} does not hold");
         }
     }
 }

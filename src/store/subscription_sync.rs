@@ -52,7 +52,6 @@ pub enum Sync {
 }
 
 impl SubscriptionState<'_> {
-    /// What a same-second event must match not to be a tie: the fields we keep.
     /// What we keep of the state, hashed: two states of one second that differ in it tie.
     pub(crate) fn digest(&self) -> String {
         let state = format!(
@@ -249,11 +248,6 @@ async fn end_local_by(
     Ok(())
 }
 
-/// Whether our `status` holds its plan: one of [`HELD_SQL`]'s.
-fn is_held(status: &str) -> bool {
-    HELD_SQL.contains(&format!("'{status}'"))
-}
-
 /// When a subscription's state changed, by Stripe's clock: its end, else the event's time.
 fn changed_at(s: &SubscriptionState<'_>) -> DateTime<Utc> {
     s.ended_at
@@ -344,7 +338,7 @@ async fn observe_stale(
         }
         None => {}
     }
-    if is_held(access::our_status(s.stripe_status))
+    if access::is_held(access::our_status(s.stripe_status))
         && let Some(group) = s.plan.group.as_deref().filter(|_| !s.plan.add_on)
     {
         end_local_by(conn, s.customer_pk, group, changed_at(s), None).await?;
