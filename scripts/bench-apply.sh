@@ -22,7 +22,9 @@
 #        server restart, so not stock), BENCH_PG_SET="name=value ..." (a what-if: server
 #        settings changed for the run; never the reported numbers), RECONCILER_WORKERS and
 #        RECONCILER_BATCH_SIZE (passed to the applying daemons; unset: the default config),
-#        BENCH_SOCKET=1 (a what-if: Postgres over its Unix socket, not TCP on loopback).
+#        BENCH_SOCKET=1 (a what-if: Postgres over its Unix socket, not TCP on loopback),
+#        BENCH_WHATIF_SQL="..." (a what-if: SQL run on each phase's database before its drain,
+#        e.g. a trigger disabled; never the reported numbers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -186,6 +188,7 @@ drain() {
         --label "$phase-ingest" --json "$json" "${extra[@]}" >"$logs/$phase.ingest.txt"
     stop_server
     [[ "${BENCH_PROFILE:-}" == 1 ]] && "$PG_STARTED_BIN/psql" "$db" -qtAX -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+    [[ -n "${BENCH_WHATIF_SQL:-}" ]] && "$PG_STARTED_BIN/psql" "$db" -qtAX -c "$BENCH_WHATIF_SQL" >/dev/null
     say "$phase: draining with the default config"
     local pg_cpu0
     pg_cpu0=$(pg_cpu_secs)

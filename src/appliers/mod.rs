@@ -63,10 +63,10 @@ pub fn register(registry: Registry, catalog: Arc<Catalog>, stripe: bool) -> Regi
         };
         registry = registry.on_event(event_type, Sourced(handler));
     }
-    // Sourced in its first statement, which it needs to make anyway.
-    for event_type in subscription::EVENT_TYPES {
-        registry = registry.on_event(event_type, subscription.clone());
-    }
+    // Sourced in its first statement, which it needs to make anyway (or, applied together,
+    // in the statement that writes them). One handler for all its types: a batch's
+    // subscription events are applied together.
+    registry = registry.on_events(subscription::EVENT_TYPES, subscription);
     for event_type in checkout::EVENT_TYPES {
         registry = registry.on_event(event_type, Sourced(checkout.clone()));
     }

@@ -15,7 +15,7 @@ use crate::stripe::event::object;
 use crate::stripe::objects::{Subscription, timestamp};
 use crate::sync::customer::resolve_customer;
 use crate::sync::prices::PricePlans;
-use crate::sync::subscription::apply_event;
+use crate::sync::subscription::{Carried, apply_event, apply_events_together};
 use outbox::{EventHandler, JobError, Outcome, StoredEvent};
 
 pub(super) const EVENT_TYPES: &[&str] = &[
@@ -61,6 +61,54 @@ impl EventHandler for SubscriptionHandler {
             trial_will_end(conn, &sub).await?;
         }
         Ok(outcome)
+    }
+
+    /// The common case together (see [`apply_events_together`]), the rest one by one.
+    async fn handle_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<Vec<Result<Outcome, JobError>>, JobError> {
+        // Payloads that do not parse, and trial notices (an entry of their own), go alone.
+        let parsed: Vec<Option<Subscription>> = events
+            .iter()
+            .map(|e| {
+                let notice = e.event_type == "customer.subscription.trial_will_end";
+                (!notice).then(|| object(e).ok()).flatten()
+            })
+            .collect();
+        let carried: Vec<(usize, Carried<'_>)> = parsed
+            .iter()
+            .zip(events)
+            .enumerate()
+            .filter_map(|(n, (sub, event))| {
+                let carried = Carried {
+                    sub: sub.as_ref()?,
+                    ended: event.event_type == "customer.subscription.deleted",
+                    event: (event.id.as_str(), event.created),
+                };
+                Some((n, carried))
+            })
+            .collect();
+        let items: Vec<Carried<'_>> = carried.iter().map(|(_, c)| *c).collect();
+        let together = apply_events_together(conn, &self.catalog, &self.prices, &items).await?;
+        let mut applied = vec![false; events.len()];
+        for ((n, _), done) in carried.iter().zip(together) {
+            applied[*n] = done;
+        }
+        let mut answers = Vec::with_capacity(events.len());
+        for (event, applied) in events.iter().zip(applied) {
+            if applied {
+                answers.push(Ok(Outcome::Applied));
+                continue;
+            }
+            match self.handle(conn, event).await {
+                Err(JobError::Unreadable(e)) => answers.push(Err(JobError::Unreadable(e))),
+                Err(e) => return Err(e),
+                Ok(outcome) => answers.push(Ok(outcome)),
+            }
+        }
+        Ok(answers)
     }
 }
 

@@ -148,7 +148,7 @@ pub async fn subscription_owner(
 pub type StoredOwner = (i64, Option<String>, bool);
 
 /// [`StoredOwner`] of the subscription `$1`, if any of its state is stored.
-const STORED_OWNER: &str = "SELECT o.customer_pk, e.id, e.deleted_at IS NOT NULL
+pub(super) const STORED_OWNER: &str = "SELECT o.customer_pk, e.id, e.deleted_at IS NOT NULL
      FROM ((SELECT customer_pk FROM stripe_subscriptions WHERE id = $1)
            UNION ALL
            (SELECT customer_pk FROM customer_plans WHERE stripe_subscription_id = $1 LIMIT 1)

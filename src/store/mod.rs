@@ -19,5 +19,6 @@ pub mod requests;
 pub mod reward_grants;
 pub mod search_plan;
 pub mod stripe_ids;
+pub mod subscription_states;
 pub mod subscription_sync;
 pub mod trials;

@@ -19,6 +19,7 @@ use sqlx::PgConnection;
 
 use super::balances;
 pub use super::plan_reads::*;
+pub use super::subscription_states::{Preflight, Probe, apply_states, preflight};
 pub use super::subscription_sync::{SubscriptionState, Sync, sync_subscription};
 use crate::access::HELD_SQL;
 use crate::catalog::{Catalog, Plan};

@@ -131,7 +131,7 @@ pub async fn sync_subscription(
 }
 
 /// The default plan that takes a plan's group back when the group is left without one.
-fn default_of<'c>(catalog: &'c Catalog, plan: &Plan) -> Option<&'c Plan> {
+pub(super) fn default_of<'c>(catalog: &'c Catalog, plan: &Plan) -> Option<&'c Plan> {
     plan.group
         .as_deref()
         .filter(|_| !plan.add_on)
@@ -147,10 +147,11 @@ struct SyncRow {
     held: HeldArrays,
 }
 
-/// A customer's held plans as the functions of migration 28 answer them (column arrays, in
-/// [`balances::provision`]'s order); `NULL`s when nothing was applied or nothing is held.
+/// A customer's held plans as the functions of migrations 28 and 32 answer them (column
+/// arrays, in [`balances::provision`]'s order); `NULL`s when nothing was applied or nothing
+/// is held.
 #[derive(sqlx::FromRow)]
-struct HeldArrays {
+pub(super) struct HeldArrays {
     held_plan: Option<Vec<String>>,
     held_status: Option<Vec<String>>,
     held_backed: Option<Vec<bool>>,
@@ -160,7 +161,7 @@ struct HeldArrays {
 }
 
 impl HeldArrays {
-    fn plans(&self) -> Vec<balances::HeldPlan> {
+    pub(super) fn plans(&self) -> Vec<balances::HeldPlan> {
         let n = self.held_plan.as_ref().map_or(0, Vec::len);
         (0..n)
             .map(|i| balances::HeldPlan {
@@ -249,7 +250,7 @@ async fn end_local_by(
 }
 
 /// When a subscription's state changed, by Stripe's clock: its end, else the event's time.
-fn changed_at(s: &SubscriptionState<'_>) -> DateTime<Utc> {
+pub(super) fn changed_at(s: &SubscriptionState<'_>) -> DateTime<Utc> {
     s.ended_at
         .or_else(|| DateTime::from_timestamp(s.event_created, 0))
         .unwrap_or_else(Utc::now)

@@ -5,6 +5,8 @@
 //! changes, `reconcile`, the audit, tie reads); they differ only in what a same-second tie
 //! with the newest applied state does ([`Ties`]).
 
+use std::collections::HashSet;
+
 use sqlx::PgConnection;
 
 use super::customer::{link_found, unknown_customer};
@@ -12,7 +14,7 @@ use super::prices::PricePlans;
 use crate::catalog::{Catalog, Plan};
 use crate::jobs::RefreshSubscription;
 use crate::store::entities::{self, SubscriptionOwner};
-use crate::store::plans::{self, SubscriptionState, Sync};
+use crate::store::plans::{self, Probe, SubscriptionState, Sync};
 use crate::stripe::objects::{Subscription, timestamp};
 use outbox::{JobError, Outcome};
 
@@ -173,29 +175,14 @@ async fn apply_with(
             sub.id
         )));
     };
-    let status = if ended {
-        "canceled"
-    } else {
-        sub.status.as_str()
-    };
-    let (period_start, period_end) = sub.period();
-    let state = SubscriptionState {
-        id: &sub.id,
-        customer_pk: owner_pk,
+    let state = state_of(
+        sub,
+        ended,
+        owner_pk,
         plan,
-        stripe_status: status,
-        period_start,
-        period_end,
-        cancel_at_period_end: sub.cancel_at_period_end,
-        cancel_at: sub.cancel_at.and_then(timestamp),
-        canceled_at: sub.canceled_at.and_then(timestamp),
-        started_at: sub.start_date.and_then(timestamp),
-        ended_at: sub.ended_at.and_then(timestamp),
-        quantity: sub.quantity(),
-        trial_end: sub.trial_end.and_then(timestamp),
-        event_created: observed,
-        read: matches!(ties, Ties::Apply(_)),
-    };
+        observed,
+        matches!(ties, Ties::Apply(_)),
+    );
     // Also, whichever event came last, an attach waiting on the first payment follows the
     // subscription's newest status.
     let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
@@ -226,4 +213,113 @@ async fn apply_with(
             sub.id
         )),
     })
+}
+
+/// The state `sub` shows for `owner_pk`'s `plan`, seen at `observed` (`read`: by a read of
+/// ours, not an event).
+fn state_of<'a>(
+    sub: &'a Subscription,
+    ended: bool,
+    owner_pk: i64,
+    plan: &'a Plan,
+    observed: i64,
+    read: bool,
+) -> SubscriptionState<'a> {
+    let status = if ended {
+        "canceled"
+    } else {
+        sub.status.as_str()
+    };
+    let (period_start, period_end) = sub.period();
+    SubscriptionState {
+        id: &sub.id,
+        customer_pk: owner_pk,
+        plan,
+        stripe_status: status,
+        period_start,
+        period_end,
+        cancel_at_period_end: sub.cancel_at_period_end,
+        cancel_at: sub.cancel_at.and_then(timestamp),
+        canceled_at: sub.canceled_at.and_then(timestamp),
+        started_at: sub.start_date.and_then(timestamp),
+        ended_at: sub.ended_at.and_then(timestamp),
+        quantity: sub.quantity(),
+        trial_end: sub.trial_end.and_then(timestamp),
+        event_created: observed,
+        read,
+    }
+}
+
+/// A subscription as an event carried it, for [`apply_events_together`].
+#[derive(Clone, Copy)]
+pub(crate) struct Carried<'a> {
+    pub sub: &'a Subscription,
+    /// The event said the subscription was deleted.
+    pub ended: bool,
+    /// The event's id and `created`.
+    pub event: (&'a str, i64),
+}
+
+/// Applies subscriptions that independent events carried (no two of one Stripe customer),
+/// those that are the common case together ([`plans::apply_states`]: newer than what is
+/// stored, found by their Stripe customer, nothing else on the subscription, no two kept
+/// under one customer); answers which were applied. The others are for [`apply_event`], one
+/// at a time: the same rules either way, the common case in a statement for all.
+pub(crate) async fn apply_events_together(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    prices: &PricePlans,
+    carried: &[Carried<'_>],
+) -> Result<Vec<bool>, JobError> {
+    let mut plans = Vec::with_capacity(carried.len());
+    for c in carried {
+        // An item we cannot read at all is `apply_event`'s to refuse.
+        let plan = match c.sub.prices() {
+            Ok(_) => plan_with(conn, catalog, prices, c.sub).await?,
+            Err(_) => None,
+        };
+        plans.push(plan);
+    }
+    let probes: Vec<(usize, Probe<'_>)> = carried
+        .iter()
+        .zip(&plans)
+        .enumerate()
+        .filter_map(|(n, (c, plan))| {
+            let probe = Probe {
+                stripe_customer: c.sub.customer.id(),
+                our_id: c.sub.metadata.get("customer_id").map(String::as_str),
+                subscription_id: &c.sub.id,
+                plan_id: &plan.as_ref()?.id,
+            };
+            Some((n, probe))
+        })
+        .collect();
+    let found = plans::preflight(conn, &probes.iter().map(|(_, p)| *p).collect::<Vec<_>>()).await?;
+    let mut owners = HashSet::new();
+    let mut together = vec![false; carried.len()];
+    let mut states = Vec::new();
+    for ((n, _), pre) in probes.iter().zip(found) {
+        let c = &carried[*n];
+        let Some(((customer_pk, _), plan)) = pre.customer.zip(plans[*n]) else {
+            continue;
+        };
+        // Kept under the customer, or under whom it was stored for (an entity's holder).
+        let owner_pk = match (&pre.stored, c.sub.metadata.get("entity_id")) {
+            (Some((pk, _, false)), _) => *pk,
+            (None, None) => customer_pk,
+            _ => continue,
+        };
+        if !pre.plain(c.event.1) || !owners.insert(owner_pk) {
+            continue;
+        }
+        together[*n] = true;
+        states.push((
+            state_of(c.sub, c.ended, owner_pk, plan, c.event.1, false),
+            c.event.0,
+        ));
+    }
+    if !states.is_empty() {
+        plans::apply_states(conn, catalog, &states).await?;
+    }
+    Ok(together)
 }

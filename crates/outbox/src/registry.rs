@@ -60,7 +60,38 @@ pub trait EventHandler: Send + Sync + 'static {
         conn: &mut PgConnection,
         event: &StoredEvent,
     ) -> impl Future<Output = Result<Outcome, JobError>> + Send;
+
+    /// Applies several events together, as if one after the other: no two share an ordering
+    /// key (they are independent), and they are given in the order a one-by-one apply would
+    /// take. One answer per event, in their order: an event's `Err` may only be
+    /// [`JobError::Unreadable`] (raised before anything was written for it); any other
+    /// failure is the outer `Err`, and the worker rolls the batch back and applies its
+    /// events one by one ([`handle`](Self::handle), a savepoint each).
+    ///
+    /// The default calls `handle` for each; a handler overrides it to apply a batch with
+    /// set-based statements (a statement for all its rows instead of one per row).
+    fn handle_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> impl Future<Output = Result<Vec<Result<Outcome, JobError>>, JobError>> + Send {
+        async move {
+            let mut answers = Vec::with_capacity(events.len());
+            for event in events {
+                match self.handle(conn, event).await {
+                    Err(JobError::Unreadable(e)) => answers.push(Err(JobError::Unreadable(e))),
+                    Err(e) => return Err(e),
+                    Ok(outcome) => answers.push(Ok(outcome)),
+                }
+            }
+            Ok(answers)
+        }
+    }
 }
+
+/// What [`EventHandler::handle_many`] answers: one result per event, or a failure of the
+/// whole call.
+pub(crate) type ManyOutcomes = Result<Vec<Result<Outcome, JobError>>, JobError>;
 
 /// An event handler behind a pointer.
 pub(crate) trait DynEventHandler: Send + Sync {
@@ -69,6 +100,12 @@ pub(crate) trait DynEventHandler: Send + Sync {
         conn: &'a mut PgConnection,
         event: &'a StoredEvent,
     ) -> BoxFuture<'a, Result<Outcome, JobError>>;
+
+    fn handle_many<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [&'a StoredEvent],
+    ) -> BoxFuture<'a, ManyOutcomes>;
 }
 
 impl<H: EventHandler> DynEventHandler for H {
@@ -78,6 +115,14 @@ impl<H: EventHandler> DynEventHandler for H {
         event: &'a StoredEvent,
     ) -> BoxFuture<'a, Result<Outcome, JobError>> {
         Box::pin(EventHandler::handle(self, conn, event))
+    }
+
+    fn handle_many<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        events: &'a [&'a StoredEvent],
+    ) -> BoxFuture<'a, ManyOutcomes> {
+        Box::pin(EventHandler::handle_many(self, conn, events))
     }
 }
 
@@ -149,8 +194,18 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn on_event(mut self, event_type: &str, handler: impl EventHandler) -> Self {
-        self.events.insert(event_type.to_owned(), Arc::new(handler));
+    pub fn on_event(self, event_type: &str, handler: impl EventHandler) -> Self {
+        self.on_events(&[event_type], handler)
+    }
+
+    /// One handler for several event types: a batch's events of any of them are given to
+    /// its [`EventHandler::handle_many`] together.
+    pub fn on_events(mut self, event_types: &[&str], handler: impl EventHandler) -> Self {
+        let handler: Arc<dyn DynEventHandler> = Arc::new(handler);
+        for event_type in event_types {
+            self.events
+                .insert((*event_type).to_owned(), handler.clone());
+        }
         self
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -40,8 +41,10 @@ const APPLY_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 /// How a batch applies its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// No savepoints: the first failure rolls the whole batch back, to be run carefully
-    /// (unless it is [`JobError::Unreadable`]: raised before the handler wrote anything).
+    /// In waves of independent events (no two of a key), each wave's events of one handler
+    /// applied together (`handle_many`), with no savepoints: the first failure rolls the
+    /// whole batch back, to be run carefully (unless it is [`JobError::Unreadable`]: raised
+    /// before the handler wrote anything for that event).
     Fast,
     /// A savepoint per event, so a failure is recorded and the rest still commit.
     Careful,
@@ -115,54 +118,77 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
         .collect();
     // Keys whose event failed and will be retried: their later events wait for it.
     let mut held: HashSet<&str> = HashSet::new();
-    for job in &events {
-        if job
-            .ordering_key
-            .as_deref()
-            .is_some_and(|k| held.contains(k))
-        {
-            continue; // left pending, behind its key's retry
-        }
-        let Some(event) = stored.remove(&job.job_key) else {
-            // The event was pruned while queued; nothing is left to apply.
-            queue::drop_job(&mut tx, job.id).await?;
-            continue;
-        };
-        match inner.registry.event(&event.event_type) {
-            None => {
-                let reason = format!("no handler for {}", event.event_type);
-                event_span(&event).in_scope(|| tracing::info!(%reason, "skipped"));
-                finished.push(Finished {
-                    job,
-                    outcome: Outcome::Skipped(reason),
-                });
-                attempts.push(Attempt {
-                    event_type: event.event_type,
-                    outcome: EventOutcome::Skipped,
-                    elapsed: Duration::ZERO,
-                    enqueued_at: job.enqueued_at,
-                });
+    let queued: Vec<&ClaimedJob> = events.iter().collect();
+    for wave in waves(&queued, mode) {
+        // The wave's events by handler, in their order (one handler may serve many types).
+        let mut groups: Vec<Group<'_, '_>> = Vec::new();
+        for job in wave {
+            if job
+                .ordering_key
+                .as_deref()
+                .is_some_and(|k| held.contains(k))
+            {
+                continue; // left pending, behind its key's retry
             }
-            Some(handler) => {
-                let handler = handler.as_ref();
-                let done = Done {
-                    finished: &mut finished,
-                    failed: &mut failed,
-                };
-                match apply_event(inner, &mut tx, job, &event, handler, mode, done).await? {
-                    Ok(attempt) => {
-                        if attempt.outcome == EventOutcome::Retry
-                            && let Some(key) = job.ordering_key.as_deref()
-                        {
-                            held.insert(key);
-                        }
-                        attempts.push(attempt);
-                    }
-                    Err(RolledBack) => {
-                        tx.rollback().await?;
-                        return Ok(Err(RolledBack));
+            let Some(event) = stored.remove(&job.job_key) else {
+                // The event was pruned while queued; nothing is left to apply.
+                queue::drop_job(&mut tx, job.id).await?;
+                continue;
+            };
+            match inner.registry.event(&event.event_type) {
+                None => {
+                    let reason = format!("no handler for {}", event.event_type);
+                    event_span(&event).in_scope(|| tracing::info!(%reason, "skipped"));
+                    finished.push(Finished {
+                        job,
+                        outcome: Outcome::Skipped(reason),
+                    });
+                    attempts.push(Attempt {
+                        event_type: event.event_type,
+                        outcome: EventOutcome::Skipped,
+                        elapsed: Duration::ZERO,
+                        enqueued_at: job.enqueued_at,
+                    });
+                }
+                Some(handler) => {
+                    match groups.iter_mut().find(|g| Arc::ptr_eq(g.handler, handler)) {
+                        Some(group) => group.members.push((job, event)),
+                        None => groups.push(Group {
+                            handler,
+                            members: vec![(job, event)],
+                        }),
                     }
                 }
+            }
+        }
+        for group in groups {
+            let done = Done {
+                finished: &mut finished,
+                failed: &mut failed,
+            };
+            let applied = match mode {
+                Mode::Fast => apply_together(inner, &mut tx, &group, done).await?,
+                Mode::Careful => {
+                    let [(job, event)] = &group.members[..] else {
+                        unreachable!("a careful wave has one event")
+                    };
+                    let handler = group.handler.as_ref();
+                    apply_event(inner, &mut tx, job, event, handler, done)
+                        .await?
+                        .map(|attempt| vec![attempt])
+                }
+            };
+            let Ok(applied) = applied else {
+                tx.rollback().await?;
+                return Ok(Err(RolledBack));
+            };
+            for (attempt, (job, _)) in applied.into_iter().zip(&group.members) {
+                if attempt.outcome == EventOutcome::Retry
+                    && let Some(key) = job.ordering_key.as_deref()
+                {
+                    held.insert(key);
+                }
+                attempts.push(attempt);
             }
         }
     }
@@ -201,67 +227,158 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     }))
 }
 
-/// Applies one event in the claim transaction: its effects and its new state (added to
-/// `finished`, recorded for the batch) commit together, or neither does. Careful mode wraps
-/// it in a savepoint and records a failure; fast mode has no savepoint, so a failure leaves
-/// the transaction to be rolled back by the caller (`Err(RolledBack)`).
+/// A wave's events that one handler applies, with their jobs, in the wave's order.
+struct Group<'h, 'j> {
+    handler: &'h Arc<dyn DynEventHandler>,
+    members: Vec<(&'j ClaimedJob, StoredEvent)>,
+}
+
+/// The batch's events in waves, applied one wave after the other. Fast: the n-th wave holds
+/// the n-th event of each ordering key (so a key's events keep their order, and the events
+/// of a wave are independent and can be applied together); an event without a key is in
+/// the first. Careful: one event a wave, in the claim's order.
+fn waves<'j>(events: &[&'j ClaimedJob], mode: Mode) -> Vec<Vec<&'j ClaimedJob>> {
+    if mode == Mode::Careful {
+        return events.iter().map(|job| vec![*job]).collect();
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut waves: Vec<Vec<&ClaimedJob>> = Vec::new();
+    for job in events {
+        let n = match job.ordering_key.as_deref() {
+            Some(key) => {
+                let n = seen.entry(key).or_insert(0);
+                *n += 1;
+                *n - 1
+            }
+            None => 0,
+        };
+        if waves.len() <= n {
+            waves.resize_with(n + 1, Vec::new);
+        }
+        waves[n].push(*job);
+    }
+    waves
+}
+
+/// Applies a fast batch's group of independent events with one [`EventHandler::handle_many`]
+/// call, in the claim transaction (no savepoint): `Err(RolledBack)` when it failed, for the
+/// caller to roll the batch back and run it carefully.
+///
+/// [`EventHandler::handle_many`]: crate::EventHandler::handle_many
+async fn apply_together<'j>(
+    inner: &Inner,
+    tx: &mut PgConnection,
+    group: &Group<'_, 'j>,
+    done: Done<'_, 'j>,
+) -> Result<Result<Vec<Attempt>, RolledBack>, sqlx::Error> {
+    let started = Instant::now();
+    let events: Vec<&StoredEvent> = group.members.iter().map(|(_, e)| e).collect();
+    let answers = match guarded(group.handler.handle_many(&mut *tx, &events)).await {
+        Ok(answers) if answers.len() == events.len() => answers,
+        Ok(answers) => {
+            tracing::error!(
+                events = events.len(),
+                answers = answers.len(),
+                "a handler answered for another number of events; applying them one by one"
+            );
+            return Ok(Err(RolledBack));
+        }
+        Err(_) => return Ok(Err(RolledBack)),
+    };
+    // Only an event that could not be read may fail on its own (nothing was written for it).
+    if answers
+        .iter()
+        .any(|a| matches!(a, Err(e) if !matches!(e, JobError::Unreadable(_))))
+    {
+        return Ok(Err(RolledBack));
+    }
+    let elapsed = started.elapsed() / events.len().max(1) as u32;
+    let Done { finished, failed } = done;
+    let attempts = group
+        .members
+        .iter()
+        .zip(answers)
+        .map(|((job, event), answer)| {
+            event_span(event).in_scope(|| {
+                let done = Done {
+                    finished: &mut *finished,
+                    failed: &mut *failed,
+                };
+                record(inner, job, event, answer, elapsed, done)
+            })
+        })
+        .collect();
+    Ok(Ok(attempts))
+}
+
+/// Applies one event of a careful batch in the claim transaction, under a savepoint: its
+/// effects and its new state (added to `done`, recorded for the batch) commit together, or
+/// a failure is recorded and the rest of the batch still commits.
 async fn apply_event<'j>(
     inner: &Inner,
     tx: &mut PgConnection,
     job: &'j ClaimedJob,
     event: &StoredEvent,
     handler: &dyn DynEventHandler,
-    mode: Mode,
     done: Done<'_, 'j>,
 ) -> Result<Result<Attempt, RolledBack>, sqlx::Error> {
     async {
         let started = Instant::now();
-        let result = match mode {
-            Mode::Fast => match guarded(handler.handle(&mut *tx, event)).await {
-                Ok(outcome) => Ok(outcome),
-                // Raised before the handler wrote anything: the batch stands.
-                Err(error @ JobError::Unreadable(_)) => Err(error),
-                Err(_) => return Ok(Err(RolledBack)),
-            },
-            Mode::Careful => {
-                let mut savepoint = tx.begin().await?;
-                let result = guarded(handler.handle(&mut savepoint, event)).await;
-                match result {
-                    Ok(_) => savepoint.commit().await?,
-                    Err(_) => savepoint.rollback().await?,
-                }
-                result
-            }
-        };
-        let outcome = match result {
-            Ok(outcome) => {
-                let kind = log_outcome(&outcome, started);
-                done.finished.push(Finished { job, outcome });
-                kind
-            }
-            Err(error) => {
-                let verdict = inner.policy.verdict(&error, job.attempts + 1, job.age());
-                log_failure(&error, verdict, job.attempts + 1);
-                done.failed.push(Failed {
-                    job,
-                    error: error.to_string(),
-                    verdict,
-                });
-                match verdict {
-                    Verdict::RetryIn(_) => EventOutcome::Retry,
-                    Verdict::Dead => EventOutcome::Dead,
-                }
-            }
-        };
-        Ok(Ok(Attempt {
-            event_type: event.event_type.clone(),
-            outcome,
-            elapsed: started.elapsed(),
-            enqueued_at: job.enqueued_at,
-        }))
+        let mut savepoint = tx.begin().await?;
+        let result = guarded(handler.handle(&mut savepoint, event)).await;
+        match result {
+            Ok(_) => savepoint.commit().await?,
+            Err(_) => savepoint.rollback().await?,
+        }
+        Ok(Ok(record(
+            inner,
+            job,
+            event,
+            result,
+            started.elapsed(),
+            done,
+        )))
     }
     .instrument(event_span(event))
     .await
+}
+
+/// An event's result written down for the batch's closing statements (and logged): its
+/// outcome, or its failure with the policy's verdict.
+fn record<'j>(
+    inner: &Inner,
+    job: &'j ClaimedJob,
+    event: &StoredEvent,
+    result: Result<Outcome, JobError>,
+    elapsed: Duration,
+    done: Done<'_, 'j>,
+) -> Attempt {
+    let outcome = match result {
+        Ok(outcome) => {
+            let kind = log_outcome(&outcome, elapsed);
+            done.finished.push(Finished { job, outcome });
+            kind
+        }
+        Err(error) => {
+            let verdict = inner.policy.verdict(&error, job.attempts + 1, job.age());
+            log_failure(&error, verdict, job.attempts + 1);
+            done.failed.push(Failed {
+                job,
+                error: error.to_string(),
+                verdict,
+            });
+            match verdict {
+                Verdict::RetryIn(_) => EventOutcome::Retry,
+                Verdict::Dead => EventOutcome::Dead,
+            }
+        }
+    };
+    Attempt {
+        event_type: event.event_type.clone(),
+        outcome,
+        elapsed,
+        enqueued_at: job.enqueued_at,
+    }
 }
 
 fn event_span(event: &StoredEvent) -> tracing::Span {
@@ -278,10 +395,10 @@ async fn guarded<T>(
         .unwrap_or_else(|panic| Err(panicked(panic)))
 }
 
-fn log_outcome(outcome: &Outcome, started: Instant) -> EventOutcome {
+fn log_outcome(outcome: &Outcome, elapsed: Duration) -> EventOutcome {
     match outcome {
         Outcome::Applied => {
-            tracing::debug!(micros = started.elapsed().as_micros() as u64, "applied");
+            tracing::debug!(micros = elapsed.as_micros() as u64, "applied");
             EventOutcome::Applied
         }
         Outcome::Skipped(reason) => {

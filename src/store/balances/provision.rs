@@ -65,30 +65,41 @@ pub async fn provision_from(
     customer_pk: i64,
     held: &[HeldPlan],
 ) -> Result<(), sqlx::Error> {
-    let (live, suspended): (Vec<&HeldPlan>, Vec<&HeldPlan>) =
-        held.iter().partition(|p| catalog.access.is_live(&p.status));
-    let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();
-    grant(catalog, &live, &mut allowances);
-    // What only suspended plans grant stays, refused, so nothing is lost when they return.
-    let mut kept: BTreeMap<&str, Allowance> = BTreeMap::new();
-    grant(catalog, &suspended, &mut kept);
-    for (feature, mut a) in kept {
-        if !allowances.contains_key(feature) {
-            a.suspended = true;
-            allowances.insert(feature, a);
+    provision_many(conn, catalog, &[(customer_pk, held)]).await
+}
+
+/// [`provision_from`] for several customers (each once) in one statement.
+pub async fn provision_many(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customers: &[(i64, &[HeldPlan])],
+) -> Result<(), sqlx::Error> {
+    let mut rows = Rows::default();
+    for (customer_pk, held) in customers {
+        for (feature, a) in allowances(catalog, held) {
+            rows.push(*customer_pk, feature, a);
         }
     }
+    let customer_pks: Vec<i64> = customers.iter().map(|(pk, _)| *pk).collect();
     // One statement: what no held plan grants goes, the rest is upserted (disjoint rows, so
     // the two parts cannot see each other's changes).
-    let features: Vec<&str> = allowances.keys().copied().collect();
-    let a: Vec<&Allowance> = allowances.values().collect();
     sqlx::query(
-        "WITH gone AS (DELETE FROM balances WHERE customer_pk = $1 AND NOT (feature_id = ANY($2)))
+        "WITH granted AS (
+             SELECT * FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bool[],
+                                  $6::bool[], $7::bool[], $8::text[], $9::text[],
+                                  $10::timestamptz[], $11::bool[])
+                 AS g (customer_pk, feature_id, included, unlimited, overage_allowed,
+                       subscription_backed, reset, reset_plan_id, next_reset_at, suspended)
+         ), gone AS (
+             DELETE FROM balances b
+             WHERE b.customer_pk = ANY($1)
+               AND NOT EXISTS (SELECT 1 FROM granted g
+                               WHERE g.customer_pk = b.customer_pk
+                                 AND g.feature_id = b.feature_id))
          INSERT INTO balances (customer_pk, feature_id, included, unlimited, overage_allowed,
                                subscription_backed, reset, reset_plan_id, next_reset_at,
                                suspended)
-         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::bool[], $5::bool[], $6::bool[],
-                                  $7::text[], $8::text[], $9::timestamptz[], $10::bool[])
+         SELECT * FROM granted
          ON CONFLICT (customer_pk, feature_id) DO UPDATE
          SET included = EXCLUDED.included, unlimited = EXCLUDED.unlimited,
              overage_allowed = EXCLUDED.overage_allowed,
@@ -113,27 +124,68 @@ pub async fn provision_from(
                       AND balances.next_reset_at > EXCLUDED.next_reset_at
                  THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END",
     )
-    .bind(customer_pk)
-    .bind(&features)
-    .bind(a.iter().map(|a| a.included).collect::<Vec<_>>())
-    .bind(a.iter().map(|a| a.unlimited).collect::<Vec<_>>())
-    .bind(a.iter().map(|a| a.overage_allowed).collect::<Vec<_>>())
-    .bind(a.iter().map(|a| a.subscription_backed).collect::<Vec<_>>())
-    .bind(
-        a.iter()
-            .map(|a| a.reset.map(reset_name))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        a.iter()
-            .map(|a| a.reset_plan_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(a.iter().map(|a| a.next_reset_at).collect::<Vec<_>>())
-    .bind(a.iter().map(|a| a.suspended).collect::<Vec<_>>())
+    .bind(&customer_pks)
+    .bind(&rows.customer_pk)
+    .bind(&rows.feature_id)
+    .bind(&rows.included)
+    .bind(&rows.unlimited)
+    .bind(&rows.overage_allowed)
+    .bind(&rows.subscription_backed)
+    .bind(&rows.reset)
+    .bind(&rows.reset_plan_id)
+    .bind(&rows.next_reset_at)
+    .bind(&rows.suspended)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// What a customer's held plans grant, by feature.
+fn allowances<'c>(catalog: &'c Catalog, held: &[HeldPlan]) -> BTreeMap<&'c str, Allowance> {
+    let (live, suspended): (Vec<&HeldPlan>, Vec<&HeldPlan>) =
+        held.iter().partition(|p| catalog.access.is_live(&p.status));
+    let mut allowances: BTreeMap<&str, Allowance> = BTreeMap::new();
+    grant(catalog, &live, &mut allowances);
+    // What only suspended plans grant stays, refused, so nothing is lost when they return.
+    let mut kept: BTreeMap<&str, Allowance> = BTreeMap::new();
+    grant(catalog, &suspended, &mut kept);
+    for (feature, mut a) in kept {
+        if !allowances.contains_key(feature) {
+            a.suspended = true;
+            allowances.insert(feature, a);
+        }
+    }
+    allowances
+}
+
+/// Balance rows as the provisioning statement binds them, a column each.
+#[derive(Default)]
+struct Rows<'c> {
+    customer_pk: Vec<i64>,
+    feature_id: Vec<&'c str>,
+    included: Vec<i64>,
+    unlimited: Vec<bool>,
+    overage_allowed: Vec<bool>,
+    subscription_backed: Vec<bool>,
+    reset: Vec<Option<&'static str>>,
+    reset_plan_id: Vec<Option<String>>,
+    next_reset_at: Vec<Option<DateTime<Utc>>>,
+    suspended: Vec<bool>,
+}
+
+impl<'c> Rows<'c> {
+    fn push(&mut self, customer_pk: i64, feature: &'c str, a: Allowance) {
+        self.customer_pk.push(customer_pk);
+        self.feature_id.push(feature);
+        self.included.push(a.included);
+        self.unlimited.push(a.unlimited);
+        self.overage_allowed.push(a.overage_allowed);
+        self.subscription_backed.push(a.subscription_backed);
+        self.reset.push(a.reset.map(reset_name));
+        self.reset_plan_id.push(a.reset_plan_id);
+        self.next_reset_at.push(a.next_reset_at);
+        self.suspended.push(a.suspended);
+    }
 }
 
 /// Provisions again every customer with a `past_due` or `unpaid` plan, so a changed
