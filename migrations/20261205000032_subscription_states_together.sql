@@ -15,80 +15,96 @@
 -- all (a concurrent write since the read), the call fails and the worker applies the batch
 -- again one event at a time.
 --
--- The timeline: the plan rows' trigger names each change's source. One transaction used to
--- name one source at a time ('reconciler.source'); the states here come from many events, so
--- the call names each customer's (`reconciler.sources`, {customer_pk: [source, created]}) for
--- its statements and clears it before it answers.
+-- The timeline: the plan rows' trigger wrote an entry per changed row, a statement each
+-- (and its queue entry and call), with the one source a transaction names at a time; a
+-- batch's states come from many events. The entries a change makes are now one function,
+-- plan_changes(old row, new row), which the trigger calls, and which this call uses to write
+-- the entries of all its rows in one statement per write, each with its event as source; the
+-- trigger stands aside for those writes ('reconciler.plan_activity' = 'explicit', set only
+-- while the call runs).
 
-CREATE FUNCTION activity_source_of(p_customer_pk bigint) RETURNS text LANGUAGE sql STABLE AS $$
-    SELECT coalesce(nullif(current_setting('reconciler.sources', true), '')::jsonb
-                        -> p_customer_pk::text ->> 0,
-                    activity_source())
-$$;
-
-CREATE FUNCTION activity_at_of(p_customer_pk bigint) RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT coalesce(to_timestamp((nullif(current_setting('reconciler.sources', true), '')::jsonb
-                                      -> p_customer_pk::text ->> 1)::double precision),
-                    activity_at())
-$$;
-
--- Migration 28's trigger, the source and time read for the row's customer.
-CREATE OR REPLACE FUNCTION record_plan_activity() RETURNS trigger LANGUAGE plpgsql AS $$
+-- What a plan row's change means for the timeline (migration 28's trigger, as a function):
+-- its kinds, in order, and the entry's detail (built only when there are kinds). `o` is NULL
+-- for a new row.
+CREATE FUNCTION plan_changes(o customer_plans, n customer_plans,
+                             OUT kinds text[], OUT detail jsonb)
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     -- The statuses that hold a group's place: access::HELD_SQL.
     held_statuses constant text[] := ARRAY['active', 'trialing', 'past_due', 'unpaid', 'paused'];
-    held_new boolean := NEW.status = ANY (held_statuses);
-    held_old boolean := TG_OP = 'UPDATE' AND OLD.status = ANY (held_statuses);
-    canceling_new boolean := NEW.cancel_at_period_end OR NEW.cancel_at IS NOT NULL;
-    canceling_old boolean := TG_OP = 'UPDATE' AND (OLD.cancel_at_period_end OR OLD.cancel_at IS NOT NULL);
-    kinds text[] := '{}';
+    is_update boolean := o.id IS NOT NULL;
+    held_new boolean := n.status = ANY (held_statuses);
+    held_old boolean := is_update AND o.status = ANY (held_statuses);
+    canceling_new boolean := n.cancel_at_period_end OR n.cancel_at IS NOT NULL;
+    canceling_old boolean := is_update AND (o.cancel_at_period_end OR o.cancel_at IS NOT NULL);
     extra jsonb := '{}';
 BEGIN
+    kinds := '{}';
     IF held_new AND NOT held_old THEN
         kinds := kinds || 'plan.attached'::text;
-    ELSIF NEW.status = 'scheduled' AND (TG_OP = 'INSERT' OR OLD.status <> 'scheduled') THEN
+    ELSIF n.status = 'scheduled' AND (NOT is_update OR o.status <> 'scheduled') THEN
         kinds := kinds || 'plan.scheduled'::text;
-    ELSIF TG_OP = 'UPDATE' AND OLD.status = 'scheduled' AND NEW.status = 'expired' THEN
+    ELSIF is_update AND o.status = 'scheduled' AND n.status = 'expired' THEN
         kinds := kinds || 'plan.unscheduled'::text;
-    ELSIF TG_OP = 'UPDATE' AND NEW.status IN ('expired', 'canceled')
-          AND OLD.status NOT IN ('expired', 'canceled') THEN
+    ELSIF is_update AND n.status IN ('expired', 'canceled')
+          AND o.status NOT IN ('expired', 'canceled') THEN
         kinds := kinds || 'plan.expired'::text;
-    ELSIF held_new AND held_old AND NEW.status <> OLD.status THEN
+    ELSIF held_new AND held_old AND n.status <> o.status THEN
         kinds := kinds || 'plan.status'::text;
-        extra := extra || jsonb_build_object('from', OLD.status);
+        extra := extra || jsonb_build_object('from', o.status);
     END IF;
     IF held_new AND canceling_new AND NOT canceling_old THEN
         kinds := kinds || 'plan.canceled'::text;
     ELSIF held_new AND held_old AND canceling_old AND NOT canceling_new THEN
         kinds := kinds || 'plan.uncanceled'::text;
     END IF;
-    IF held_new AND held_old AND NEW.current_period_start > OLD.current_period_start THEN
+    IF held_new AND held_old AND n.current_period_start > o.current_period_start THEN
         kinds := kinds || 'plan.renewed'::text;
     END IF;
-    IF TG_OP = 'UPDATE' AND NEW.quantity <> OLD.quantity THEN
+    IF is_update AND n.quantity <> o.quantity THEN
         kinds := kinds || 'plan.quantity'::text;
-        extra := extra || jsonb_build_object('from', OLD.quantity);
+        extra := extra || jsonb_build_object('from', o.quantity);
     END IF;
-    IF cardinality(kinds) = 0 THEN
-        RETURN NULL;
+    IF cardinality(kinds) > 0 THEN
+        detail := jsonb_strip_nulls(jsonb_build_object(
+            'plan_id', n.plan_id, 'status', n.status,
+            'subscription_id', n.stripe_subscription_id, 'quantity', n.quantity,
+            'cancel_at', coalesce(n.cancel_at,
+                                  CASE WHEN n.cancel_at_period_end THEN n.current_period_end END),
+            'period_end', n.current_period_end)) || extra;
     END IF;
-    INSERT INTO activity (customer_pk, kind, at, source, detail)
-    SELECT NEW.customer_pk, k, activity_at_of(NEW.customer_pk), activity_source_of(NEW.customer_pk),
-           jsonb_strip_nulls(jsonb_build_object(
-               'plan_id', NEW.plan_id, 'status', NEW.status,
-               'subscription_id', NEW.stripe_subscription_id, 'quantity', NEW.quantity,
-               'cancel_at', coalesce(NEW.cancel_at,
-                                     CASE WHEN NEW.cancel_at_period_end THEN NEW.current_period_end END),
-               'period_end', NEW.current_period_end)) || extra
-    FROM unnest(kinds) AS k;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION record_plan_activity() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    change record;
+BEGIN
+    -- OLD is NULL on INSERT.
+    SELECT * INTO change FROM plan_changes(OLD, NEW);
+    IF cardinality(change.kinds) > 0 THEN
+        INSERT INTO activity (customer_pk, kind, at, source, detail)
+        SELECT NEW.customer_pk, k, activity_at(), activity_source(), change.detail
+        FROM unnest(change.kinds) AS k;
+    END IF;
     RETURN NULL;
 END
 $$;
 
+DROP TRIGGER customer_plans_activity ON customer_plans;
+CREATE TRIGGER customer_plans_activity AFTER INSERT OR UPDATE ON customer_plans
+    FOR EACH ROW
+    WHEN (current_setting('reconciler.plan_activity', true) IS DISTINCT FROM 'explicit')
+    EXECUTE FUNCTION record_plan_activity();
+
 -- The states, one per array position, bound as sync_subscription_state's parameters are
 -- (`p_customer_pk`: whom the state is kept under; no two alike, nor two of one subscription),
--- with each state's source (an event id). Answers each customer's held plans (as
--- apply_subscription_state does; none for a customer who holds none).
+-- with each state's source (an event id) for the timeline. Answers each customer's held plans
+-- (as apply_subscription_state does; none for a customer who holds none).
+--
+-- Each write of plan rows also writes their timeline entries (plan_changes of the row before
+-- and after, read in the same statement), attributed to the customer's event at its
+-- `created`, as the trigger would have with that event as the transaction's source.
 CREATE FUNCTION apply_subscription_states(
     p_id text[], p_customer_pk bigint[], p_plan_id text[], p_group text[], p_add_on boolean[],
     p_default_id text[], p_default_add_on boolean[], p_stripe_status text[], p_status text[],
@@ -106,10 +122,6 @@ DECLARE
     held_statuses constant text[] := ARRAY['active', 'trialing', 'past_due', 'unpaid', 'paused'];
     v_moved integer;
 BEGIN
-    PERFORM set_config('reconciler.sources',
-        (SELECT jsonb_object_agg(c::text, jsonb_build_array(s, e))
-         FROM unnest(p_customer_pk, p_source, p_event_created) AS u (c, s, e))::text, true);
-
     -- The guard: each state is newer than its subscription's stored one, so each moves it.
     WITH moved AS (
         INSERT INTO stripe_subscriptions AS g
@@ -131,76 +143,120 @@ BEGIN
             USING ERRCODE = 'serialization_failure';
     END IF;
 
-    -- The plan rows (apply_subscription_state's upsert, as an update and an insert).
-    UPDATE customer_plans cp
-    SET status = i.status,
-        current_period_start = coalesce(i.period_start, cp.current_period_start),
-        current_period_end = coalesce(i.period_end, cp.current_period_end),
-        cancel_at_period_end = i.cancel_at_period_end,
-        canceled_at = i.canceled_at,
-        -- a downgrade that waited keeps the start it was scheduled for
-        started_at = CASE WHEN cp.status = 'scheduled' THEN cp.started_at
-                          ELSE coalesce(i.started_at, cp.started_at) END,
-        ended_at = CASE WHEN i.status = 'expired' THEN i.changed_at ELSE i.ended_at END,
-        quantity = i.quantity,
-        cancel_at = i.cancel_at,
-        trial_end = i.trial_end,
-        first_seen = least(cp.first_seen, i.event_created),
-        last_seen = greatest(cp.last_seen, i.event_created),
-        updated_at = now()
-    FROM unnest(p_id, p_plan_id, p_status, p_period_start, p_period_end,
-                p_cancel_at_period_end, p_canceled_at, p_started_at, p_ended_at, p_quantity,
-                p_cancel_at, p_trial_end, p_event_created, p_changed_at)
-         AS i (id, plan_id, status, period_start, period_end, cancel_at_period_end,
-               canceled_at, started_at, ended_at, quantity, cancel_at, trial_end,
-               event_created, changed_at)
-    WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id;
+    PERFORM set_config('reconciler.plan_activity', 'explicit', true);
 
-    INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
-            stripe_subscription_id, current_period_start, current_period_end,
-            cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
-            first_seen, last_seen, trial_end)
-    SELECT i.customer_pk, i.plan_id, i.grp, i.add_on, i.status, i.id, i.period_start,
-           i.period_end, i.cancel_at_period_end, i.canceled_at, coalesce(i.started_at, now()),
-           CASE WHEN i.status = 'expired' THEN i.changed_at ELSE i.ended_at END,
-           i.quantity, i.cancel_at, i.event_created, i.event_created, i.trial_end
-    FROM unnest(p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_status, p_period_start,
-                p_period_end, p_cancel_at_period_end, p_canceled_at, p_started_at, p_ended_at,
-                p_quantity, p_cancel_at, p_event_created, p_trial_end, p_changed_at)
-         AS i (id, customer_pk, plan_id, grp, add_on, status, period_start, period_end,
-               cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
-               event_created, trial_end, changed_at)
-    WHERE NOT EXISTS (SELECT 1 FROM customer_plans cp
-                      WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id);
+    -- The plan rows (apply_subscription_state's upsert, as an update and an insert).
+    WITH i AS (
+        SELECT * FROM unnest(p_id, p_plan_id, p_status, p_period_start, p_period_end,
+                             p_cancel_at_period_end, p_canceled_at, p_started_at, p_ended_at,
+                             p_quantity, p_cancel_at, p_trial_end, p_event_created,
+                             p_changed_at, p_source)
+            AS i (id, plan_id, status, period_start, period_end, cancel_at_period_end,
+                  canceled_at, started_at, ended_at, quantity, cancel_at, trial_end,
+                  event_created, changed_at, source)
+    ), before AS (
+        SELECT cp.id, cp AS o FROM customer_plans cp
+        JOIN i ON cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id
+    ), written AS (
+        UPDATE customer_plans cp
+        SET status = i.status,
+            current_period_start = coalesce(i.period_start, cp.current_period_start),
+            current_period_end = coalesce(i.period_end, cp.current_period_end),
+            cancel_at_period_end = i.cancel_at_period_end,
+            canceled_at = i.canceled_at,
+            -- a downgrade that waited keeps the start it was scheduled for
+            started_at = CASE WHEN cp.status = 'scheduled' THEN cp.started_at
+                              ELSE coalesce(i.started_at, cp.started_at) END,
+            ended_at = CASE WHEN i.status = 'expired' THEN i.changed_at ELSE i.ended_at END,
+            quantity = i.quantity,
+            cancel_at = i.cancel_at,
+            trial_end = i.trial_end,
+            first_seen = least(cp.first_seen, i.event_created),
+            last_seen = greatest(cp.last_seen, i.event_created),
+            updated_at = now()
+        FROM i
+        WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id
+        RETURNING cp.id, cp AS n, i.source, i.event_created)
+    INSERT INTO activity (customer_pk, kind, at, source, detail)
+    SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
+    FROM written w JOIN before b USING (id)
+    CROSS JOIN LATERAL plan_changes(b.o, w.n) c
+    CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
+    ORDER BY w.id, k.ord;
+
+    WITH i AS (
+        SELECT * FROM unnest(p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_status,
+                             p_period_start, p_period_end, p_cancel_at_period_end,
+                             p_canceled_at, p_started_at, p_ended_at, p_quantity, p_cancel_at,
+                             p_event_created, p_trial_end, p_changed_at, p_source)
+            AS i (id, customer_pk, plan_id, grp, add_on, status, period_start, period_end,
+                  cancel_at_period_end, canceled_at, started_at, ended_at, quantity,
+                  cancel_at, event_created, trial_end, changed_at, source)
+        WHERE NOT EXISTS (SELECT 1 FROM customer_plans cp
+                          WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id)
+    ), written AS (
+        INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status,
+                stripe_subscription_id, current_period_start, current_period_end,
+                cancel_at_period_end, canceled_at, started_at, ended_at, quantity, cancel_at,
+                first_seen, last_seen, trial_end)
+        SELECT i.customer_pk, i.plan_id, i.grp, i.add_on, i.status, i.id, i.period_start,
+               i.period_end, i.cancel_at_period_end, i.canceled_at,
+               coalesce(i.started_at, now()),
+               CASE WHEN i.status = 'expired' THEN i.changed_at ELSE i.ended_at END,
+               i.quantity, i.cancel_at, i.event_created, i.event_created, i.trial_end
+        FROM i
+        RETURNING customer_plans AS n)
+    INSERT INTO activity (customer_pk, kind, at, source, detail)
+    SELECT (w.n).customer_pk, k.kind, to_timestamp(i.event_created), i.source, c.detail
+    FROM written w
+    JOIN i ON i.id = (w.n).stripe_subscription_id AND i.plan_id = (w.n).plan_id
+    CROSS JOIN LATERAL plan_changes(NULL, w.n) c
+    CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
+    ORDER BY (w.n).id, k.ord;
 
     -- settle_group's first statement for each plan that is held now: its group's rivals
-    -- end, and a plan without a subscription that ended later had ended by then.
+    -- end, and a plan without a subscription that ended later had ended by then (disjoint
+    -- rows: held ones, ended ones; the latter make no timeline entry).
     WITH winner AS (
-        SELECT w.id, i.customer_pk, i.grp, i.changed_at AS at
-        FROM unnest(p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_changed_at)
-             AS i (id, customer_pk, plan_id, grp, add_on, changed_at)
+        SELECT w.id, i.customer_pk, i.grp, i.changed_at AS at, i.event_created, i.source
+        FROM unnest(p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_changed_at,
+                    p_event_created, p_source)
+             AS i (id, customer_pk, plan_id, grp, add_on, changed_at, event_created, source)
         JOIN customer_plans w ON w.stripe_subscription_id = i.id AND w.plan_id = i.plan_id
         WHERE i.grp IS NOT NULL AND NOT i.add_on AND w.status = ANY (held_statuses)
+    ), before AS (
+        SELECT c.id, c AS o FROM customer_plans c
+        JOIN winner ON c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp
     ), rivals AS (
         UPDATE customer_plans c SET status = 'expired', ended_at = winner.at, updated_at = now()
         FROM winner
         WHERE c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp AND NOT c.add_on
-          AND c.id <> winner.id AND c.status = ANY (held_statuses))
-    UPDATE customer_plans c SET ended_at = winner.at, updated_at = now()
-    FROM winner
-    WHERE c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp AND NOT c.add_on
-      AND c.stripe_subscription_id IS NULL AND c.status = 'expired'
-      AND c.ended_at > winner.at AND c.started_at <= winner.at;
+          AND c.id <> winner.id AND c.status = ANY (held_statuses)
+        RETURNING c.id, c AS n, winner.source, winner.event_created
+    ), local_ended AS (
+        UPDATE customer_plans c SET ended_at = winner.at, updated_at = now()
+        FROM winner
+        WHERE c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp
+          AND NOT c.add_on AND c.stripe_subscription_id IS NULL AND c.status = 'expired'
+          AND c.ended_at > winner.at AND c.started_at <= winner.at
+        RETURNING c.id, c AS n, winner.source, winner.event_created)
+    INSERT INTO activity (customer_pk, kind, at, source, detail)
+    SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
+    FROM (SELECT * FROM rivals UNION ALL SELECT * FROM local_ended) w
+    JOIN before b USING (id)
+    CROSS JOIN LATERAL plan_changes(b.o, w.n) c
+    CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
+    ORDER BY w.id, k.ord;
 
     -- settle_group's second: a group left with no held plan but its default (and not an
     -- entity's holder) gets the default plan back (activate_default_plan).
     WITH d AS (
         SELECT i.customer_pk, i.default_id, i.grp, i.default_add_on, i.changed_at AS at,
-               i.stripe_status = 'canceled' AS restart
+               i.stripe_status = 'canceled' AS restart, i.event_created, i.source
         FROM unnest(p_customer_pk, p_default_id, p_group, p_add_on, p_default_add_on,
-                    p_changed_at, p_stripe_status)
+                    p_changed_at, p_stripe_status, p_event_created, p_source)
              AS i (customer_pk, default_id, grp, add_on, default_add_on, changed_at,
-                   stripe_status)
+                   stripe_status, event_created, source)
         WHERE i.grp IS NOT NULL AND NOT i.add_on AND i.default_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM customer_plans c
                           WHERE c.customer_pk = i.customer_pk AND c.plan_group = i.grp
@@ -208,6 +264,10 @@ BEGIN
                             AND NOT (c.plan_id = i.default_id AND c.stripe_subscription_id IS NULL))
           AND NOT EXISTS (SELECT 1 FROM customers
                           WHERE pk = i.customer_pk AND parent_pk IS NOT NULL)
+    ), before AS (
+        SELECT c.id, c AS o FROM customer_plans c
+        JOIN d ON c.customer_pk = d.customer_pk AND c.plan_id = d.default_id
+                  AND c.stripe_subscription_id IS NULL
     ), restarted AS (
         UPDATE customer_plans c SET status = 'active', ended_at = NULL, updated_at = now(),
             started_at = CASE WHEN c.status <> 'active' AND c.ended_at > d.at
@@ -215,14 +275,26 @@ BEGIN
         FROM d
         WHERE c.customer_pk = d.customer_pk AND c.plan_id = d.default_id
           AND c.stripe_subscription_id IS NULL
-          AND (c.status <> 'active' OR (d.restart AND c.started_at < d.at)))
-    INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
-    SELECT d.customer_pk, d.default_id, d.grp, d.default_add_on, 'active', d.at FROM d
-    WHERE NOT EXISTS (SELECT 1 FROM customer_plans c
-                      WHERE c.customer_pk = d.customer_pk AND c.plan_id = d.default_id
-                        AND c.stripe_subscription_id IS NULL);
+          AND (c.status <> 'active' OR (d.restart AND c.started_at < d.at))
+        RETURNING c.id, c AS n, d.source, d.event_created
+    ), started AS (
+        INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
+        SELECT d.customer_pk, d.default_id, d.grp, d.default_add_on, 'active', d.at FROM d
+        WHERE NOT EXISTS (SELECT 1 FROM customer_plans c
+                          WHERE c.customer_pk = d.customer_pk AND c.plan_id = d.default_id
+                            AND c.stripe_subscription_id IS NULL)
+        RETURNING customer_plans AS n)
+    INSERT INTO activity (customer_pk, kind, at, source, detail)
+    SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
+    FROM (SELECT r.n, b.o, r.source, r.event_created FROM restarted r JOIN before b USING (id)
+          UNION ALL
+          SELECT s.n, NULL, d.source, d.event_created
+          FROM started s JOIN d ON d.customer_pk = (s.n).customer_pk) w
+    CROSS JOIN LATERAL plan_changes(w.o, w.n) c
+    CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
+    ORDER BY (w.n).id, k.ord;
 
-    PERFORM set_config('reconciler.sources', '', true);
+    PERFORM set_config('reconciler.plan_activity', '', true);
 
     -- What balances are provisioned from (balances::provision's read), per customer.
     RETURN QUERY

@@ -92,14 +92,14 @@ impl EventHandler for SubscriptionHandler {
             .collect();
         let items: Vec<Carried<'_>> = carried.iter().map(|(_, c)| *c).collect();
         let together = apply_events_together(conn, &self.catalog, &self.prices, &items).await?;
-        let mut applied = vec![false; events.len()];
-        for ((n, _), done) in carried.iter().zip(together) {
-            applied[*n] = done;
+        let mut settled = vec![None; events.len()];
+        for ((n, _), outcome) in carried.iter().zip(together) {
+            settled[*n] = outcome;
         }
         let mut answers = Vec::with_capacity(events.len());
-        for (event, applied) in events.iter().zip(applied) {
-            if applied {
-                answers.push(Ok(Outcome::Applied));
+        for (event, settled) in events.iter().zip(settled) {
+            if let Some(outcome) = settled {
+                answers.push(Ok(outcome));
                 continue;
             }
             match self.handle(conn, event).await {

@@ -23,8 +23,6 @@ pub struct Probe<'a> {
     /// Our customer id from its metadata.
     pub our_id: Option<&'a str>,
     pub subscription_id: &'a str,
-    /// The catalog plan its state is for.
-    pub plan_id: &'a str,
 }
 
 /// What applying a subscription starts from.
@@ -37,10 +35,10 @@ pub struct Preflight {
     pub stored: Option<StoredOwner>,
     /// The `created` of the state the guard holds, if any.
     pub stored_created: Option<i64>,
-    /// The subscription has rows a state's apply weighs besides its own: a scheduled
-    /// downgrade, a live row of another plan (an upgrade's old plan), an attach that follows
-    /// it.
-    pub entangled: bool,
+    /// The subscription has a scheduled downgrade or an attach that follows it.
+    pub scheduled_or_attached: bool,
+    /// The plans of its rows that have not ended (nor wait to start).
+    pub live_plans: Vec<String>,
 }
 
 /// [`Preflight`] for each probe, in their order, in one statement.
@@ -56,18 +54,20 @@ pub async fn preflight(
         Option<bool>,
         Option<i64>,
         bool,
+        Vec<String>,
     );
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT c.pk, c.by_stripe, o.customer_pk, o.id, o.deleted, g.source_created,
                 EXISTS (SELECT 1 FROM customer_plans p
                         WHERE p.stripe_subscription_id = i.subscription_id
-                          AND (p.status = 'scheduled'
-                               OR (p.plan_id <> i.plan_id
-                                   AND p.status NOT IN ('expired', 'scheduled'))))
+                          AND p.status = 'scheduled')
                 OR EXISTS (SELECT 1 FROM attaches a
-                           WHERE a.stripe_subscription_id = i.subscription_id)
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-              AS i (stripe_customer, our_id, subscription_id, plan_id, n)
+                           WHERE a.stripe_subscription_id = i.subscription_id),
+                ARRAY(SELECT p.plan_id FROM customer_plans p
+                      WHERE p.stripe_subscription_id = i.subscription_id
+                        AND p.status NOT IN ('expired', 'scheduled'))
+         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
+              AS i (stripe_customer, our_id, subscription_id, n)
          LEFT JOIN LATERAL (
              SELECT pk, by_stripe FROM (
                  (SELECT pk, true AS by_stripe FROM customers
@@ -83,29 +83,30 @@ pub async fn preflight(
     .bind(probes.iter().map(|p| p.stripe_customer).collect::<Vec<_>>())
     .bind(probes.iter().map(|p| p.our_id).collect::<Vec<_>>())
     .bind(probes.iter().map(|p| p.subscription_id).collect::<Vec<_>>())
-    .bind(probes.iter().map(|p| p.plan_id).collect::<Vec<_>>())
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
         .map(
-            |(pk, by_stripe, stored_pk, entity, deleted, created, entangled)| Preflight {
+            |(pk, by_stripe, stored_pk, entity, deleted, created, held, live)| Preflight {
                 customer: pk.zip(by_stripe),
                 stored: stored_pk.map(|pk| (pk, entity, deleted.unwrap_or(false))),
                 stored_created: created,
-                entangled,
+                scheduled_or_attached: held,
+                live_plans: live,
             },
         )
         .collect())
 }
 
 impl Preflight {
-    /// Whether a state seen at `created` for `owner_pk` is the common case that
-    /// [`apply_states`] writes: found by its Stripe id (nothing to link), newer than the
-    /// stored state (no tie to weigh), nothing else on the subscription.
-    pub fn plain(&self, created: i64) -> bool {
-        matches!(self.customer, Some((_, true)))
-            && !self.entangled
+    /// Whether a state of `plan_id` seen at `created` is the common case that
+    /// [`apply_states`] writes: newer than the stored state (no tie to weigh), and nothing
+    /// else on the subscription (no scheduled downgrade, no attach, no live row of another
+    /// plan: an upgrade's old plan to end).
+    pub fn plain(&self, created: i64, plan_id: &str) -> bool {
+        !self.scheduled_or_attached
+            && self.live_plans.iter().all(|p| p == plan_id)
             && self.stored_created.is_none_or(|stored| stored < created)
     }
 }

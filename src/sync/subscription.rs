@@ -260,47 +260,43 @@ pub(crate) struct Carried<'a> {
     pub event: (&'a str, i64),
 }
 
-/// Applies subscriptions that independent events carried (no two of one Stripe customer),
+/// Applies subscriptions that independent events carried (no two of one Stripe customer):
 /// those that are the common case together ([`plans::apply_states`]: newer than what is
-/// stored, found by their Stripe customer, nothing else on the subscription, no two kept
-/// under one customer); answers which were applied. The others are for [`apply_event`], one
-/// at a time: the same rules either way, the common case in a statement for all.
+/// stored, nothing else on the subscription, no two kept under one customer), and those of
+/// customers we do not know skipped. Answers the outcome of each it settled; the others
+/// (`None`) are for [`apply_event`], one at a time: the same rules either way, the common
+/// case in a statement for all.
 pub(crate) async fn apply_events_together(
     conn: &mut PgConnection,
     catalog: &Catalog,
     prices: &PricePlans,
     carried: &[Carried<'_>],
-) -> Result<Vec<bool>, JobError> {
-    let mut plans = Vec::with_capacity(carried.len());
-    for c in carried {
-        // An item we cannot read at all is `apply_event`'s to refuse.
-        let plan = match c.sub.prices() {
-            Ok(_) => plan_with(conn, catalog, prices, c.sub).await?,
-            Err(_) => None,
-        };
-        plans.push(plan);
-    }
-    let probes: Vec<(usize, Probe<'_>)> = carried
+) -> Result<Vec<Option<Outcome>>, JobError> {
+    let mut outcomes = vec![None; carried.len()];
+    // An item we cannot read at all is `apply_event`'s to refuse.
+    let readable: Vec<usize> = (0..carried.len())
+        .filter(|n| carried[*n].sub.prices().is_ok())
+        .collect();
+    let probes: Vec<Probe<'_>> = readable
         .iter()
-        .zip(&plans)
-        .enumerate()
-        .filter_map(|(n, (c, plan))| {
-            let probe = Probe {
-                stripe_customer: c.sub.customer.id(),
-                our_id: c.sub.metadata.get("customer_id").map(String::as_str),
-                subscription_id: &c.sub.id,
-                plan_id: &plan.as_ref()?.id,
-            };
-            Some((n, probe))
+        .map(|n| {
+            let sub = carried[*n].sub;
+            Probe {
+                stripe_customer: sub.customer.id(),
+                our_id: sub.metadata.get("customer_id").map(String::as_str),
+                subscription_id: &sub.id,
+            }
         })
         .collect();
-    let found = plans::preflight(conn, &probes.iter().map(|(_, p)| *p).collect::<Vec<_>>()).await?;
+    let found = plans::preflight(conn, &probes).await?;
     let mut owners = HashSet::new();
-    let mut together = vec![false; carried.len()];
     let mut states = Vec::new();
-    for ((n, _), pre) in probes.iter().zip(found) {
-        let c = &carried[*n];
-        let Some(((customer_pk, _), plan)) = pre.customer.zip(plans[*n]) else {
+    for (n, pre) in readable.into_iter().zip(found) {
+        let c = &carried[n];
+        let Some((customer_pk, by_stripe)) = pre.customer else {
+            outcomes[n] = Some(Outcome::Skipped(unknown_customer(Some(
+                c.sub.customer.id(),
+            ))));
             continue;
         };
         // Kept under the customer, or under whom it was stored for (an entity's holder).
@@ -309,10 +305,17 @@ pub(crate) async fn apply_events_together(
             (None, None) => customer_pk,
             _ => continue,
         };
-        if !pre.plain(c.event.1) || !owners.insert(owner_pk) {
+        let Some(plan) = plan_with(conn, catalog, prices, c.sub).await? else {
+            continue;
+        };
+        if !pre.plain(c.event.1, &plan.id) || !owners.insert(owner_pk) {
             continue;
         }
-        together[*n] = true;
+        if !by_stripe {
+            // Found by our id in its metadata: the Stripe id is linked first, as one at a time.
+            link_found(conn, pre.customer, Some(c.sub.customer.id())).await?;
+        }
+        outcomes[n] = Some(Outcome::Applied);
         states.push((
             state_of(c.sub, c.ended, owner_pk, plan, c.event.1, false),
             c.event.0,
@@ -321,5 +324,5 @@ pub(crate) async fn apply_events_together(
     if !states.is_empty() {
         plans::apply_states(conn, catalog, &states).await?;
     }
-    Ok(together)
+    Ok(outcomes)
 }
