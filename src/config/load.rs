@@ -22,6 +22,7 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_LOG_FORMAT", "log_format"),
     ("RECONCILER_WORKERS", "engine.workers"),
     ("RECONCILER_BATCH_SIZE", "engine.batch_size"),
+    ("RECONCILER_APPLY_TOGETHER", "engine.apply_together"),
     ("RECONCILER_CATALOG", "catalog"),
     ("RECONCILER_METRICS_REQUIRE_TOKEN", "metrics.require_token"),
     ("STRIPE_API_KEY", "stripe.api_key"),

@@ -13,6 +13,7 @@ use super::customer::{link_found, unknown_customer};
 use super::prices::PricePlans;
 use crate::catalog::{Catalog, Plan};
 use crate::jobs::RefreshSubscription;
+use crate::metrics;
 use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::plans::{self, Probe, SubscriptionState, Sync};
 use crate::stripe::objects::{Subscription, timestamp};
@@ -323,6 +324,8 @@ pub(crate) async fn apply_events_together(
     }
     if !states.is_empty() {
         plans::apply_states(conn, catalog, &states).await?;
+        // Counted when the call returns; a batch that rolls back counts again when retried.
+        metrics::applied_together(states.len());
     }
     Ok(outcomes)
 }

@@ -18,24 +18,24 @@ use stripe_reconciler::store::{attaches, customers};
 
 use crate::helpers::*;
 
-const P1: (i64, i64) = (1_795_000_000, 1_797_592_000);
+pub(crate) const P1: (i64, i64) = (1_795_000_000, 1_797_592_000);
 const P2: (i64, i64) = (1_797_592_000, 1_800_184_000);
 /// A day, in seconds.
 const DAY: i64 = 86_400;
 
 /// Ids unique to one run of a scenario, so runs share one database.
-struct Ids {
-    run: String,
+pub(crate) struct Ids {
+    pub(crate) run: String,
 }
 
 impl Ids {
-    fn new(scenario: &str) -> Self {
+    pub(crate) fn new(scenario: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         Self {
             run: format!("{scenario}{}", NEXT.fetch_add(1, Ordering::Relaxed)),
         }
     }
-    fn customer(&self) -> String {
+    pub(crate) fn customer(&self) -> String {
         format!("user_{}", self.run)
     }
     fn stripe_customer(&self) -> String {
@@ -51,7 +51,7 @@ impl Ids {
         format!("evt_{}_{n}", self.run)
     }
 
-    fn envelope(
+    pub(crate) fn envelope(
         &self,
         n: usize,
         event_type: &str,
@@ -71,7 +71,7 @@ impl Ids {
         .unwrap()
     }
 
-    fn subscription(
+    pub(crate) fn subscription(
         &self,
         status: &str,
         plan: &str,
@@ -121,9 +121,9 @@ impl Ids {
 }
 
 /// A scenario: events applied in order first, then the tail whose order is under test.
-struct Scenario {
-    setup: Vec<Vec<u8>>,
-    tail: Vec<Vec<u8>>,
+pub(crate) struct Scenario {
+    pub(crate) setup: Vec<Vec<u8>>,
+    pub(crate) tail: Vec<Vec<u8>>,
     usage_before_tail: i64,
     /// Where the attach stands before the events: as recorded (`pending`), or as the attach
     /// job or checkout left it.
@@ -139,7 +139,7 @@ enum AttachStart {
     CheckoutRequired,
 }
 
-fn scenario(name: &str, ids: &Ids) -> Scenario {
+pub(crate) fn scenario(name: &str, ids: &Ids) -> Scenario {
     let sub = |n, t, status, plan, period, cancel, ended| {
         let ty = match (n, ended) {
             (0, _) => "customer.subscription.created",
@@ -418,6 +418,48 @@ fn older_than_newest(setup: usize, applied: &std::collections::BTreeSet<usize>) 
 async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
     let ids = Ids::new(name);
     let s = scenario(name, &ids);
+    prepare(app, &ids, &s).await;
+    for body in &s.setup {
+        deliver(app, body).await;
+    }
+    track_before_tail(app, &ids, &s).await;
+    let mut sequence: Vec<usize> = delivery.order.clone();
+    for (k, &dup) in delivery.redeliver.iter().enumerate() {
+        sequence.insert((k * 2 + 1).min(sequence.len()), dup);
+    }
+    let body = |o: Older| match o {
+        Older::Setup(i) => &s.setup[i],
+        Older::Tail(i) => &s.tail[i],
+    };
+    let mut applied = std::collections::BTreeSet::new();
+    let mut waiting: Vec<prop::sample::Index> = Vec::new();
+    let mut reapplied = 0;
+    for (k, &i) in sequence.iter().enumerate() {
+        deliver(app, &s.tail[i]).await;
+        applied.insert(i);
+        waiting.extend(
+            delivery
+                .reapply
+                .iter()
+                .filter(|(step, _)| step % sequence.len() == k)
+                .map(|(_, pick)| *pick),
+        );
+        let older = older_than_newest(s.setup.len(), &applied);
+        if !older.is_empty() {
+            for pick in waiting.drain(..) {
+                reapply(app, body(*pick.get(&older))).await;
+                reapplied += 1;
+            }
+        }
+    }
+    assert!(waiting.is_empty(), "no older event to re-apply at the end");
+    assert_eq!(reapplied, delivery.reapply.len(), "re-applications done");
+    view(app, &ids).await
+}
+
+/// The customer of a run with the scenario's attach where it starts, the free plan begun a
+/// day before P1.
+pub(crate) async fn prepare(app: &TestApp, ids: &Ids, s: &Scenario) {
     let (status, _) = app.create_customer(json!({"id": ids.customer()})).await;
     assert_eq!(status, StatusCode::CREATED);
     {
@@ -461,9 +503,10 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
         .await
         .unwrap();
     }
-    for body in &s.setup {
-        deliver(app, body).await;
-    }
+}
+
+/// The usage the scenario records between its setup and its tail.
+pub(crate) async fn track_before_tail(app: &TestApp, ids: &Ids, s: &Scenario) {
     if s.usage_before_tail > 0 {
         let body = json!({"customer_id": ids.customer(), "feature_id": "messages", "value": s.usage_before_tail});
         assert_eq!(
@@ -471,37 +514,11 @@ async fn run(app: &TestApp, name: &str, delivery: &Delivery) -> Value {
             StatusCode::OK
         );
     }
-    let mut sequence: Vec<usize> = delivery.order.clone();
-    for (k, &dup) in delivery.redeliver.iter().enumerate() {
-        sequence.insert((k * 2 + 1).min(sequence.len()), dup);
-    }
-    let body = |o: Older| match o {
-        Older::Setup(i) => &s.setup[i],
-        Older::Tail(i) => &s.tail[i],
-    };
-    let mut applied = std::collections::BTreeSet::new();
-    let mut waiting: Vec<prop::sample::Index> = Vec::new();
-    let mut reapplied = 0;
-    for (k, &i) in sequence.iter().enumerate() {
-        deliver(app, &s.tail[i]).await;
-        applied.insert(i);
-        waiting.extend(
-            delivery
-                .reapply
-                .iter()
-                .filter(|(step, _)| step % sequence.len() == k)
-                .map(|(_, pick)| *pick),
-        );
-        let older = older_than_newest(s.setup.len(), &applied);
-        if !older.is_empty() {
-            for pick in waiting.drain(..) {
-                reapply(app, body(*pick.get(&older))).await;
-                reapplied += 1;
-            }
-        }
-    }
-    assert!(waiting.is_empty(), "no older event to re-apply at the end");
-    assert_eq!(reapplied, delivery.reapply.len(), "re-applications done");
+}
+
+/// The customer's view (with the attach, `check`, and each invoice's detail), the run's own
+/// ids replaced by `RUN` so runs compare by shape.
+pub(crate) async fn view(app: &TestApp, ids: &Ids) -> Value {
     let (status, view) = app
         .api(
             Method::GET,

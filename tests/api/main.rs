@@ -2,6 +2,7 @@
 //! Run through `scripts/test.sh`, which starts a scratch Postgres and exports DATABASE_URL.
 
 mod apply_planner;
+mod apply_together;
 mod attach_safety;
 mod audit;
 mod bad_input;

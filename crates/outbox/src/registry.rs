@@ -74,19 +74,30 @@ pub trait EventHandler: Send + Sync + 'static {
         &self,
         conn: &mut PgConnection,
         events: &[&StoredEvent],
-    ) -> impl Future<Output = Result<Vec<Result<Outcome, JobError>>, JobError>> + Send {
-        async move {
-            let mut answers = Vec::with_capacity(events.len());
-            for event in events {
-                match self.handle(conn, event).await {
-                    Err(JobError::Unreadable(e)) => answers.push(Err(JobError::Unreadable(e))),
-                    Err(e) => return Err(e),
-                    Ok(outcome) => answers.push(Ok(outcome)),
-                }
-            }
-            Ok(answers)
+    ) -> impl Future<Output = Result<Vec<Result<Outcome, JobError>>, JobError>> + Send
+    where
+        Self: Sized,
+    {
+        handle_each(self, conn, events)
+    }
+}
+
+/// [`EventHandler::handle_many`] as one `handle` call after another: its default, and what
+/// the worker does instead of it when `engine.apply_together` is off.
+pub(crate) async fn handle_each(
+    handler: &dyn DynEventHandler,
+    conn: &mut PgConnection,
+    events: &[&StoredEvent],
+) -> ManyOutcomes {
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        match handler.handle(conn, event).await {
+            Err(JobError::Unreadable(e)) => answers.push(Err(JobError::Unreadable(e))),
+            Err(e) => return Err(e),
+            Ok(outcome) => answers.push(Ok(outcome)),
         }
     }
+    Ok(answers)
 }
 
 /// What [`EventHandler::handle_many`] answers: one result per event, or a failure of the

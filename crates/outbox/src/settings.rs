@@ -32,4 +32,13 @@ pub struct EngineSettings {
     /// 30 s), only the first worker claims: a burst is acknowledged first and applied
     /// right after. 0: never yield.
     pub yield_to_ingest_at: usize,
+    /// A batch's independent events (no two of one key) of one handler are applied with one
+    /// [`crate::EventHandler::handle_many`] call; false: one `handle` call each (the same
+    /// rules, a statement per row; kept to compare the two and as a way back).
+    #[serde(default = "applies_together")]
+    pub apply_together: bool,
+}
+
+fn applies_together() -> bool {
+    true
 }

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::metrics::{self, EventOutcome};
 use crate::queue::{self, ClaimedJob, Failed, Finished};
-use crate::registry::DynEventHandler;
+use crate::registry::{DynEventHandler, handle_each};
 use crate::shared::Inner;
 use crate::{JobError, LeasedJob, Outcome, StoredEvent, Verdict};
 
@@ -273,7 +273,13 @@ async fn apply_together<'j>(
 ) -> Result<Result<Vec<Attempt>, RolledBack>, sqlx::Error> {
     let started = Instant::now();
     let events: Vec<&StoredEvent> = group.members.iter().map(|(_, e)| e).collect();
-    let answers = match guarded(group.handler.handle_many(&mut *tx, &events)).await {
+    let handler = group.handler.as_ref();
+    let answers = if inner.settings.apply_together {
+        guarded(handler.handle_many(&mut *tx, &events)).await
+    } else {
+        guarded(handle_each(handler, &mut *tx, &events)).await
+    };
+    let answers = match answers {
         Ok(answers) if answers.len() == events.len() => answers,
         Ok(answers) => {
             tracing::error!(
