@@ -97,6 +97,60 @@ CREATE TRIGGER customer_plans_activity AFTER INSERT OR UPDATE ON customer_plans
     WHEN (current_setting('reconciler.plan_activity', true) IS DISTINCT FROM 'explicit')
     EXECUTE FUNCTION record_plan_activity();
 
+-- Whom a subscription's state was stored for: the customer (or an entity's holder) its
+-- guard or plan rows are kept under, the entity that holder is for, and whether that entity
+-- was deleted (store::entities::STORED_OWNER reads it; inlined where it is used).
+CREATE FUNCTION stored_owner(p_subscription_id text)
+RETURNS TABLE (customer_pk bigint, entity_id text, deleted boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT o.customer_pk, e.id, e.deleted_at IS NOT NULL
+    FROM ((SELECT s.customer_pk FROM stripe_subscriptions s WHERE s.id = p_subscription_id)
+          UNION ALL
+          (SELECT p.customer_pk FROM customer_plans p
+           WHERE p.stripe_subscription_id = p_subscription_id LIMIT 1)
+          LIMIT 1) o
+    LEFT JOIN entities e ON e.holder_pk = o.customer_pk
+    LIMIT 1
+$$;
+
+-- What applying each of a batch's subscriptions starts from, in their order
+-- (store::subscription_states::preflight): our customer for its Stripe customer (by
+-- `stripe_id`, else by our id in its metadata), whom its state was stored for, the guard's
+-- `created`, whether it has a scheduled downgrade or an attach, and the plans of its rows that
+-- have not ended.
+CREATE FUNCTION subscription_preflight(
+    p_stripe_customer text[], p_our_id text[], p_subscription_id text[])
+RETURNS TABLE (customer_pk bigint, by_stripe boolean, stored_pk bigint, entity_id text,
+               deleted boolean, stored_created bigint, scheduled_or_attached boolean,
+               live_plans text[])
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT c.pk, c.by_stripe, o.customer_pk, o.entity_id, o.deleted, g.source_created,
+           EXISTS (SELECT 1 FROM customer_plans p
+                   WHERE p.stripe_subscription_id = i.subscription_id
+                     AND p.status = 'scheduled')
+           OR EXISTS (SELECT 1 FROM attaches a
+                      WHERE a.stripe_subscription_id = i.subscription_id),
+           ARRAY(SELECT p.plan_id FROM customer_plans p
+                 WHERE p.stripe_subscription_id = i.subscription_id
+                   AND p.status NOT IN ('expired', 'scheduled'))
+    FROM unnest(p_stripe_customer, p_our_id, p_subscription_id) WITH ORDINALITY
+         AS i (stripe_customer, our_id, subscription_id, n)
+    LEFT JOIN LATERAL (
+        SELECT found.pk, found.by_stripe FROM (
+            (SELECT cu.pk, true AS by_stripe FROM customers cu
+             WHERE cu.stripe_id = i.stripe_customer)
+            UNION ALL
+            (SELECT cu.pk, false FROM customers cu WHERE cu.id = i.our_id)) AS found
+        ORDER BY found.by_stripe DESC LIMIT 1) c ON true
+    LEFT JOIN LATERAL stored_owner(i.subscription_id) o ON true
+    LEFT JOIN stripe_subscriptions g ON g.id = i.subscription_id
+    ORDER BY i.n;
+END
+$$;
+
 -- The states, one per array position, bound as sync_subscription_state's parameters are
 -- (`p_customer_pk`: whom the state is kept under; no two alike, nor two of one subscription),
 -- with each state's source (an event id) for the timeline. Answers each customer's held plans
@@ -121,6 +175,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     held_statuses constant text[] := ARRAY['active', 'trialing', 'past_due', 'unpaid', 'paused'];
     v_moved integer;
+    v_updated integer;
 BEGIN
     -- The guard: each state is newer than its subscription's stored one, so each moves it.
     WITH moved AS (
@@ -176,14 +231,18 @@ BEGIN
             updated_at = now()
         FROM i
         WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id
-        RETURNING cp.id, cp AS n, i.source, i.event_created)
-    INSERT INTO activity (customer_pk, kind, at, source, detail)
-    SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
-    FROM written w JOIN before b USING (id)
-    CROSS JOIN LATERAL plan_changes(b.o, w.n) c
-    CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
-    ORDER BY w.id, k.ord;
+        RETURNING cp.id, cp AS n, i.source, i.event_created
+    ), entries AS (
+        INSERT INTO activity (customer_pk, kind, at, source, detail)
+        SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
+        FROM written w JOIN before b USING (id)
+        CROSS JOIN LATERAL plan_changes(b.o, w.n) c
+        CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
+        ORDER BY w.id, k.ord)
+    SELECT count(*) INTO v_updated FROM written;
 
+    -- The states of subscriptions without a row for their plan yet.
+    IF v_updated < cardinality(p_id) THEN
     WITH i AS (
         SELECT * FROM unnest(p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_status,
                              p_period_start, p_period_end, p_cancel_at_period_end,
@@ -213,10 +272,12 @@ BEGIN
     CROSS JOIN LATERAL plan_changes(NULL, w.n) c
     CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
     ORDER BY (w.n).id, k.ord;
+    END IF;
 
     -- settle_group's first statement for each plan that is held now: its group's rivals
     -- end, and a plan without a subscription that ended later had ended by then (disjoint
     -- rows: held ones, ended ones; the latter make no timeline entry).
+    IF p_status && held_statuses THEN
     WITH winner AS (
         SELECT w.id, i.customer_pk, i.grp, i.changed_at AS at, i.event_created, i.source
         FROM unnest(p_id, p_customer_pk, p_plan_id, p_group, p_add_on, p_changed_at,
@@ -247,17 +308,21 @@ BEGIN
     CROSS JOIN LATERAL plan_changes(b.o, w.n) c
     CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
     ORDER BY w.id, k.ord;
+    END IF;
 
     -- settle_group's second: a group left with no held plan but its default (and not an
-    -- entity's holder) gets the default plan back (activate_default_plan).
+    -- entity's holder) gets the default plan back (activate_default_plan). A plan that is
+    -- held now holds its group, so only the others' groups are looked at.
+    IF NOT (p_status <@ held_statuses) THEN
     WITH d AS (
         SELECT i.customer_pk, i.default_id, i.grp, i.default_add_on, i.changed_at AS at,
                i.stripe_status = 'canceled' AS restart, i.event_created, i.source
         FROM unnest(p_customer_pk, p_default_id, p_group, p_add_on, p_default_add_on,
-                    p_changed_at, p_stripe_status, p_event_created, p_source)
+                    p_changed_at, p_stripe_status, p_event_created, p_source, p_status)
              AS i (customer_pk, default_id, grp, add_on, default_add_on, changed_at,
-                   stripe_status, event_created, source)
+                   stripe_status, event_created, source, status)
         WHERE i.grp IS NOT NULL AND NOT i.add_on AND i.default_id IS NOT NULL
+          AND NOT (i.status = ANY (held_statuses))
           AND NOT EXISTS (SELECT 1 FROM customer_plans c
                           WHERE c.customer_pk = i.customer_pk AND c.plan_group = i.grp
                             AND NOT c.add_on AND c.status = ANY (held_statuses)
@@ -293,6 +358,7 @@ BEGIN
     CROSS JOIN LATERAL plan_changes(w.o, w.n) c
     CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
     ORDER BY (w.n).id, k.ord;
+    END IF;
 
     PERFORM set_config('reconciler.plan_activity', '', true);
 

@@ -21,7 +21,8 @@
 #        drain in .run/bench-apply/<phase>.statements.txt, with their planning and rows; needs a
 #        server restart, so not stock), BENCH_PG_SET="name=value ..." (a what-if: server
 #        settings changed for the run; never the reported numbers), RECONCILER_WORKERS and
-#        RECONCILER_BATCH_SIZE (passed to the applying daemons; unset: the default config),
+#        RECONCILER_BATCH_SIZE and RECONCILER_APPLY_TOGETHER (passed to the applying daemons;
+#        unset: the default config),
 #        BENCH_SOCKET=1 (a what-if: Postgres over its Unix socket, not TCP on loopback),
 #        BENCH_WHATIF_SQL="..." (a what-if: SQL run on each phase's database before its drain,
 #        e.g. a trigger disabled; never the reported numbers).
@@ -125,6 +126,7 @@ start_daemon() {
     [[ -n "$workers" ]] && env_workers=(RECONCILER_WORKERS="$workers")
     # An engine setting under test (e.g. RECONCILER_BATCH_SIZE=128) passes through.
     [[ -n "${RECONCILER_BATCH_SIZE:-}" ]] && env_workers+=(RECONCILER_BATCH_SIZE="$RECONCILER_BATCH_SIZE")
+    [[ -n "${RECONCILER_APPLY_TOGETHER:-}" ]] && env_workers+=(RECONCILER_APPLY_TOGETHER="$RECONCILER_APPLY_TOGETHER")
     env -u STRIPE_API_KEY -u STRIPE_API_BASE -u RECONCILER_CONFIG \
         DATABASE_URL="$db" STRIPE_WEBHOOK_SECRET=$secret RECONCILER_API_TOKEN=$token \
         RECONCILER_LISTEN="127.0.0.1:$port" RECONCILER_CATALOG=config/catalog.example.toml \
@@ -206,12 +208,7 @@ drain() {
     daemon_cpu=$(cpu_secs "$server_pid")
     pg_cpu=$(pg_cpu_secs)
     stop_server
-    if [[ "${BENCH_PROFILE:-}" == 1 ]]; then
-        "$PG_STARTED_BIN/psql" "$db" -X -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
-            round((total_exec_time / nullif(calls, 0))::numeric, 3) AS ms_per_call, rows, plans,
-            round(total_plan_time::numeric, 1) AS plan_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
-            FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40" >"$logs/$phase.statements.txt"
-    fi
+    [[ "${BENCH_PROFILE:-}" == 1 ]] && statements "$db" "$phase"
     python3 - "$json" "$phase" "$total" "$applied" "$skipped" "$dead" "$ready" "$last" \
         "$daemon_cpu" "$(awk -v a="$pg_cpu" -v b="$pg_cpu0" 'BEGIN {printf "%.2f", a - b}')" <<'PY'
 import json, sys
@@ -229,10 +226,19 @@ PY
     say "$phase: $total events, $applied applied, $skipped skipped, $dead dead"
 }
 
+# statements DB PHASE: with BENCH_PROFILE=1, the phase's top statements (pg_stat_statements).
+statements() {
+    "$PG_STARTED_BIN/psql" "$1" -X -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
+        round((total_exec_time / nullif(calls, 0))::numeric, 3) AS ms_per_call, rows, plans,
+        round(total_plan_time::numeric, 1) AS plan_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40" >"$logs/$2.statements.txt"
+}
+
 steady() {
     local db log=$logs/steady.log run=steady-$stamp
     db=$(fresh_db bench_steady)
     : >"$log"
+    [[ "${BENCH_PROFILE:-}" == 1 ]] && "$PG_STARTED_BIN/psql" "$db" -qtAX -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
     start_daemon "$db" "" "$log"
     local rss_file=$logs/steady.rss
     echo 0 >"$rss_file"
@@ -249,6 +255,7 @@ steady() {
         --database-url "$db" >"$logs/steady.txt"
     stop_sampler
     stop_server
+    [[ "${BENCH_PROFILE:-}" == 1 ]] && statements "$db" steady
     python3 - "$json" "$(cat "$rss_file")" <<'PY'
 import json, sys
 with open(sys.argv[1], "a") as f:

@@ -147,14 +147,9 @@ pub async fn subscription_owner(
 /// entity's holder (its id, whether it was deleted).
 pub type StoredOwner = (i64, Option<String>, bool);
 
-/// [`StoredOwner`] of the subscription `$1`, if any of its state is stored.
-pub(super) const STORED_OWNER: &str = "SELECT o.customer_pk, e.id, e.deleted_at IS NOT NULL
-     FROM ((SELECT customer_pk FROM stripe_subscriptions WHERE id = $1)
-           UNION ALL
-           (SELECT customer_pk FROM customer_plans WHERE stripe_subscription_id = $1 LIMIT 1)
-           LIMIT 1) o
-     LEFT JOIN entities e ON e.holder_pk = o.customer_pk
-     LIMIT 1";
+/// [`StoredOwner`] of the subscription `$1`, if any of its state is stored (the SQL function
+/// `stored_owner`, migration 32: the batch's preflight reads it too).
+const STORED_OWNER: &str = "SELECT customer_pk, entity_id, deleted FROM stored_owner($1)";
 
 /// What applying a subscription starts from, read in one statement: our customer for its
 /// Stripe customer (by `stripe_id`, else by our id in its metadata: `by_stripe` false) and

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use sqlx::PgConnection;
 
 use super::balances::{self, HeldPlan};
-use super::entities::{STORED_OWNER, StoredOwner};
+use super::entities::StoredOwner;
 use super::subscription_sync::{HeldArrays, SubscriptionState, changed_at, default_of};
 use crate::access;
 use crate::catalog::Catalog;
@@ -41,7 +41,8 @@ pub struct Preflight {
     pub live_plans: Vec<String>,
 }
 
-/// [`Preflight`] for each probe, in their order, in one statement.
+/// [`Preflight`] for each probe, in their order, in one statement (`subscription_preflight`,
+/// migration 32).
 pub async fn preflight(
     conn: &mut PgConnection,
     probes: &[Probe<'_>],
@@ -56,35 +57,12 @@ pub async fn preflight(
         bool,
         Vec<String>,
     );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT c.pk, c.by_stripe, o.customer_pk, o.id, o.deleted, g.source_created,
-                EXISTS (SELECT 1 FROM customer_plans p
-                        WHERE p.stripe_subscription_id = i.subscription_id
-                          AND p.status = 'scheduled')
-                OR EXISTS (SELECT 1 FROM attaches a
-                           WHERE a.stripe_subscription_id = i.subscription_id),
-                ARRAY(SELECT p.plan_id FROM customer_plans p
-                      WHERE p.stripe_subscription_id = i.subscription_id
-                        AND p.status NOT IN ('expired', 'scheduled'))
-         FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY
-              AS i (stripe_customer, our_id, subscription_id, n)
-         LEFT JOIN LATERAL (
-             SELECT pk, by_stripe FROM (
-                 (SELECT pk, true AS by_stripe FROM customers
-                  WHERE stripe_id = i.stripe_customer)
-                 UNION ALL
-                 (SELECT pk, false FROM customers WHERE id = i.our_id)) AS found
-             ORDER BY by_stripe DESC LIMIT 1) c ON true
-         LEFT JOIN LATERAL ({}) AS o (customer_pk, id, deleted) ON true
-         LEFT JOIN stripe_subscriptions g ON g.id = i.subscription_id
-         ORDER BY i.n",
-        STORED_OWNER.replace("$1", "i.subscription_id")
-    )))
-    .bind(probes.iter().map(|p| p.stripe_customer).collect::<Vec<_>>())
-    .bind(probes.iter().map(|p| p.our_id).collect::<Vec<_>>())
-    .bind(probes.iter().map(|p| p.subscription_id).collect::<Vec<_>>())
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<Row> = sqlx::query_as("SELECT * FROM subscription_preflight($1, $2, $3)")
+        .bind(probes.iter().map(|p| p.stripe_customer).collect::<Vec<_>>())
+        .bind(probes.iter().map(|p| p.our_id).collect::<Vec<_>>())
+        .bind(probes.iter().map(|p| p.subscription_id).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(

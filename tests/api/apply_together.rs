@@ -110,30 +110,37 @@ async fn together_count(app: &TestApp) -> f64 {
 
 /// Stripe's deletion of a subscription whose other events have not come yet: the group had
 /// been held by the default plan all along as far as we know, so the default plan restarts
-/// when the subscription ended (the other order had replaced it first), by either path.
+/// when the subscription ended (the other order had replaced it first), by either path (a
+/// batch of such customers, so that they are applied together where that is on).
 #[tokio::test]
 async fn a_deletion_that_comes_first_restarts_the_default_plan_at_its_end() {
     for app in [
         TestApp::spawn().await,
         TestApp::spawn_with(|s| s.engine.apply_together = false).await,
     ] {
-        let ids = Ids::new("first_deletion");
-        prepare(&app, &ids, &scenario("cancel", &ids)).await;
         let ended = P1.1;
-        let sub = ids.subscription("canceled", "pro", P1, true, Some(ended));
-        let body = ids.envelope(2, "customer.subscription.deleted", ended + 2, sub, None);
-        let (status, answer) = app.post_event(&body).await;
-        assert!(status.is_success(), "{answer}");
+        let mut customers = Vec::new();
+        for _ in 0..6 {
+            let ids = Ids::new("first_deletion");
+            prepare(&app, &ids, &scenario("cancel", &ids)).await;
+            let sub = ids.subscription("canceled", "pro", P1, true, Some(ended));
+            let body = ids.envelope(2, "customer.subscription.deleted", ended + 2, sub, None);
+            let (status, answer) = app.post_event(&body).await;
+            assert!(status.is_success(), "{answer}");
+            customers.push(ids);
+        }
         app.engine.run_until_idle().await.unwrap();
-        let view = view(&app, &ids).await;
-        let free = view["products"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["plan_id"] == "free")
-            .unwrap_or_else(|| panic!("no free plan: {view}"));
-        assert_eq!(free["status"], "active", "{view}");
-        let started = chrono::DateTime::from_timestamp(ended, 0).unwrap();
-        assert_eq!(free["started_at"], started.to_rfc3339(), "{view}");
+        for ids in &customers {
+            let view = view(&app, ids).await;
+            let free = view["products"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["plan_id"] == "free")
+                .unwrap_or_else(|| panic!("no free plan: {view}"));
+            assert_eq!(free["status"], "active", "{view}");
+            let started = chrono::DateTime::from_timestamp(ended, 0).unwrap();
+            assert_eq!(free["started_at"], started.to_rfc3339(), "{view}");
+        }
     }
 }

@@ -82,9 +82,10 @@ pub trait EventHandler: Send + Sync + 'static {
     }
 }
 
-/// [`EventHandler::handle_many`] as one `handle` call after another: its default, and what
-/// the worker does instead of it when `engine.apply_together` is off.
-pub(crate) async fn handle_each(
+/// [`EventHandler::handle_many`] as one `handle` call after another: its default, what the
+/// worker does instead of it when `engine.apply_together` is off, and what a handler may fall
+/// back to.
+pub async fn handle_each(
     handler: &dyn DynEventHandler,
     conn: &mut PgConnection,
     events: &[&StoredEvent],
@@ -105,7 +106,7 @@ pub(crate) async fn handle_each(
 pub(crate) type ManyOutcomes = Result<Vec<Result<Outcome, JobError>>, JobError>;
 
 /// An event handler behind a pointer.
-pub(crate) trait DynEventHandler: Send + Sync {
+pub trait DynEventHandler: Send + Sync {
     fn handle<'a>(
         &'a self,
         conn: &'a mut PgConnection,
