@@ -8,7 +8,7 @@
 -- Only the common case comes here: each state is newer than the subscription's stored one
 -- (no same-second tie to weigh), and the subscription has no scheduled row, no live row of
 -- another plan and no attach that follows it (the daemon read all of that in the same
--- transaction, `store::subscription_sync::preflight`). The rules are migration 28's and 30's
+-- transaction, `store::subscription_states::preflight`). The rules are migration 28's and 30's
 -- for that case, statement for statement (apply_subscription_state with `p_other_plans` and
 -- `p_scheduled` false, settle_group, activate_default_plan); any other state takes
 -- sync_subscription_state, one at a time. If the guard finds a state that is not newer after

@@ -13,10 +13,12 @@
 //! ```
 //!
 //! - [`append`]: the group-committing appender ([`Appender`], [`NewEvent`]).
-//! - [`registry`]: [`EventHandler`]s by event type and typed [`Job`]s by kind.
+//! - [`registry`]: [`EventHandler`]s by event type (one handler may take several types, and
+//!   a wave of independent events at once: `handle_many`) and typed [`Job`]s by kind.
 //! - [`job`]: the [`Job`] trait, [`enqueue`], [`Lease`] (the one way to finish).
 //! - [`runner`]: the [`Engine`]: worker loops, LISTEN, the pruner; `run_until_idle` for tests.
-//! - [`worker`] (private): one step: claim a batch, apply events, run leased jobs.
+//! - [`worker`] (private): one step: claim a batch, apply its events in waves (the n-th event
+//!   of each key; a wave's events are independent), run leased jobs.
 //! - `shared` (private): what the runner's loops and a worker step share.
 //! - [`queue`]: every statement on `jobs` and `events` the runner makes: `queue/claim.rs`
 //!   (heads, followers, their events), `queue/settle.rs` (finish, fail, lease, complete),

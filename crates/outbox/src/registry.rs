@@ -105,7 +105,7 @@ pub async fn handle_each(
 /// whole call.
 pub(crate) type ManyOutcomes = Result<Vec<Result<Outcome, JobError>>, JobError>;
 
-/// An event handler behind a pointer.
+/// An event handler behind a pointer (every [`EventHandler`] is one).
 pub trait DynEventHandler: Send + Sync {
     fn handle<'a>(
         &'a self,

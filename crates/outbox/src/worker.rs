@@ -1,5 +1,6 @@
-//! One step of a worker: claim a batch, apply events in the claim transaction, then run
-//! leased outbound jobs outside it. Event metrics are counted once the claim commits.
+//! One step of a worker: claim a batch, apply its events in the claim transaction (in waves
+//! of independent events, each handler's share of a wave in one call), then run leased
+//! outbound jobs outside it. Event metrics are counted once the claim commits.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
@@ -71,10 +72,11 @@ pub(crate) struct Batch {
 
 /// Claims and runs one batch.
 ///
-/// Events almost always apply, so a batch first runs without savepoints (two round trips
-/// fewer per event). If any handler fails or panics, that transaction rolls back as a whole
-/// and the batch is claimed again and run with a savepoint per event, which records the
-/// failure and commits the others.
+/// Events almost always apply, so a batch first runs fast: in waves of independent events,
+/// a handler's events of a wave in one call, without savepoints (two round trips fewer per
+/// event, and a statement for many rows where the handler can). If any handler fails or
+/// panics, that transaction rolls back as a whole and the batch is claimed again and run one
+/// event at a time, with a savepoint each, which records the failure and commits the others.
 pub(crate) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
     match batch(inner, Mode::Fast).await? {
         Ok(done) => Ok(done),
@@ -261,8 +263,9 @@ fn waves<'j>(events: &[&'j ClaimedJob], mode: Mode) -> Vec<Vec<&'j ClaimedJob>> 
 }
 
 /// Applies a fast batch's group of independent events with one [`EventHandler::handle_many`]
-/// call, in the claim transaction (no savepoint): `Err(RolledBack)` when it failed, for the
-/// caller to roll the batch back and run it carefully.
+/// call (with `engine.apply_together` off, a `handle` call each), in the claim transaction
+/// (no savepoint): `Err(RolledBack)` when it failed, for the caller to roll the batch back
+/// and run it carefully.
 ///
 /// [`EventHandler::handle_many`]: crate::EventHandler::handle_many
 async fn apply_together<'j>(
