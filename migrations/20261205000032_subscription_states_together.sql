@@ -157,7 +157,8 @@ $$;
 -- (as apply_subscription_state does; none for a customer who holds none).
 --
 -- Each write of plan rows also writes their timeline entries (plan_changes of the row before
--- and after, read in the same statement), attributed to the customer's event at its
+-- and after: an UPDATE joins the row to itself, `customer_plans o`, whose values are the
+-- statement's snapshot, from before the update), attributed to the customer's event at its
 -- `created`, as the trigger would have with that event as the transaction's source.
 CREATE FUNCTION apply_subscription_states(
     p_id text[], p_customer_pk bigint[], p_plan_id text[], p_group text[], p_add_on boolean[],
@@ -209,9 +210,6 @@ BEGIN
             AS i (id, plan_id, status, period_start, period_end, cancel_at_period_end,
                   canceled_at, started_at, ended_at, quantity, cancel_at, trial_end,
                   event_created, changed_at, source)
-    ), before AS (
-        SELECT cp.id, cp AS o FROM customer_plans cp
-        JOIN i ON cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id
     ), written AS (
         UPDATE customer_plans cp
         SET status = i.status,
@@ -229,14 +227,14 @@ BEGIN
             first_seen = least(cp.first_seen, i.event_created),
             last_seen = greatest(cp.last_seen, i.event_created),
             updated_at = now()
-        FROM i
-        WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id
-        RETURNING cp.id, cp AS n, i.source, i.event_created
+        FROM i, customer_plans o
+        WHERE cp.stripe_subscription_id = i.id AND cp.plan_id = i.plan_id AND o.id = cp.id
+        RETURNING cp.id, cp AS n, o AS o, i.source, i.event_created
     ), entries AS (
         INSERT INTO activity (customer_pk, kind, at, source, detail)
         SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
-        FROM written w JOIN before b USING (id)
-        CROSS JOIN LATERAL plan_changes(b.o, w.n) c
+        FROM written w
+        CROSS JOIN LATERAL plan_changes(w.o, w.n) c
         CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
         ORDER BY w.id, k.ord)
     SELECT count(*) INTO v_updated FROM written;
@@ -285,27 +283,23 @@ BEGIN
              AS i (id, customer_pk, plan_id, grp, add_on, changed_at, event_created, source)
         JOIN customer_plans w ON w.stripe_subscription_id = i.id AND w.plan_id = i.plan_id
         WHERE i.grp IS NOT NULL AND NOT i.add_on AND w.status = ANY (held_statuses)
-    ), before AS (
-        SELECT c.id, c AS o FROM customer_plans c
-        JOIN winner ON c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp
     ), rivals AS (
         UPDATE customer_plans c SET status = 'expired', ended_at = winner.at, updated_at = now()
-        FROM winner
+        FROM winner, customer_plans o
         WHERE c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp AND NOT c.add_on
-          AND c.id <> winner.id AND c.status = ANY (held_statuses)
-        RETURNING c.id, c AS n, winner.source, winner.event_created
+          AND c.id <> winner.id AND c.status = ANY (held_statuses) AND o.id = c.id
+        RETURNING c.id, c AS n, o AS o, winner.source, winner.event_created
     ), local_ended AS (
         UPDATE customer_plans c SET ended_at = winner.at, updated_at = now()
-        FROM winner
+        FROM winner, customer_plans o
         WHERE c.customer_pk = winner.customer_pk AND c.plan_group = winner.grp
           AND NOT c.add_on AND c.stripe_subscription_id IS NULL AND c.status = 'expired'
-          AND c.ended_at > winner.at AND c.started_at <= winner.at
-        RETURNING c.id, c AS n, winner.source, winner.event_created)
+          AND c.ended_at > winner.at AND c.started_at <= winner.at AND o.id = c.id
+        RETURNING c.id, c AS n, o AS o, winner.source, winner.event_created)
     INSERT INTO activity (customer_pk, kind, at, source, detail)
     SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
     FROM (SELECT * FROM rivals UNION ALL SELECT * FROM local_ended) w
-    JOIN before b USING (id)
-    CROSS JOIN LATERAL plan_changes(b.o, w.n) c
+    CROSS JOIN LATERAL plan_changes(w.o, w.n) c
     CROSS JOIN LATERAL unnest(c.kinds) WITH ORDINALITY AS k (kind, ord)
     ORDER BY w.id, k.ord;
     END IF;
@@ -329,19 +323,15 @@ BEGIN
                             AND NOT (c.plan_id = i.default_id AND c.stripe_subscription_id IS NULL))
           AND NOT EXISTS (SELECT 1 FROM customers
                           WHERE pk = i.customer_pk AND parent_pk IS NOT NULL)
-    ), before AS (
-        SELECT c.id, c AS o FROM customer_plans c
-        JOIN d ON c.customer_pk = d.customer_pk AND c.plan_id = d.default_id
-                  AND c.stripe_subscription_id IS NULL
     ), restarted AS (
         UPDATE customer_plans c SET status = 'active', ended_at = NULL, updated_at = now(),
             started_at = CASE WHEN c.status <> 'active' AND c.ended_at > d.at
                               THEN c.started_at ELSE d.at END
-        FROM d
+        FROM d, customer_plans o
         WHERE c.customer_pk = d.customer_pk AND c.plan_id = d.default_id
           AND c.stripe_subscription_id IS NULL
-          AND (c.status <> 'active' OR (d.restart AND c.started_at < d.at))
-        RETURNING c.id, c AS n, d.source, d.event_created
+          AND (c.status <> 'active' OR (d.restart AND c.started_at < d.at)) AND o.id = c.id
+        RETURNING c.id, c AS n, o AS o, d.source, d.event_created
     ), started AS (
         INSERT INTO customer_plans (customer_pk, plan_id, plan_group, add_on, status, started_at)
         SELECT d.customer_pk, d.default_id, d.grp, d.default_add_on, 'active', d.at FROM d
@@ -351,7 +341,7 @@ BEGIN
         RETURNING customer_plans AS n)
     INSERT INTO activity (customer_pk, kind, at, source, detail)
     SELECT (w.n).customer_pk, k.kind, to_timestamp(w.event_created), w.source, c.detail
-    FROM (SELECT r.n, b.o, r.source, r.event_created FROM restarted r JOIN before b USING (id)
+    FROM (SELECT r.n, r.o, r.source, r.event_created FROM restarted r
           UNION ALL
           SELECT s.n, NULL, d.source, d.event_created
           FROM started s JOIN d ON d.customer_pk = (s.n).customer_pk) w
