@@ -301,8 +301,12 @@ for phase in ("lifecycle", "unknown", "unhandled", "poison"):
     print(f"| {phase} | {d['events']:,} | {i['accepted_per_s']:,.0f} | {d['finished_per_s']:,} | "
           f"{ratio:.2f} | {d['applied']:,} | {d['skipped']:,} | {d['dead']:,} | "
           f"{d.get('daemon_cpu_us_per_event')} + {d.get('pg_cpu_us_per_event')} |")
-    goal = {"lifecycle": "applied/s ≥ ingest/s (goal 1.0; done at ≥ 0.5)"}.get(phase, f"{phase}: drained/s ≥ ingest/s")
-    checks.append((goal, f"{ratio:.2f}", ratio >= 1.0))
+    if phase == "lifecycle":
+        # Issue 23: done at half the ingest rate, the goal is all of it.
+        checks.append(("applied/s ≥ 0.5 × ingest/s (issue 23 done)", f"{ratio:.2f}", ratio >= 0.5))
+        checks.append(("applied/s ≥ ingest/s (the goal)", f"{ratio:.2f}", ratio >= 1.0))
+    else:
+        checks.append((f"{phase}: drained/s ≥ ingest/s", f"{ratio:.2f}", ratio >= 1.0))
 s, rss = rows.get("steady"), rows.get("steady-rss")
 if s:
     lag = s.get("apply_lag_ms") or {}
