@@ -175,9 +175,9 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
                         unreachable!("a careful wave has one event")
                     };
                     let handler = group.handler.as_ref();
-                    apply_event(inner, &mut tx, job, event, handler, done)
-                        .await?
-                        .map(|attempt| vec![attempt])
+                    Ok(vec![
+                        apply_event(inner, &mut tx, job, event, handler, done).await?,
+                    ])
                 }
             };
             let Ok(applied) = applied else {
@@ -330,7 +330,7 @@ async fn apply_event<'j>(
     event: &StoredEvent,
     handler: &dyn DynEventHandler,
     done: Done<'_, 'j>,
-) -> Result<Result<Attempt, RolledBack>, sqlx::Error> {
+) -> Result<Attempt, sqlx::Error> {
     async {
         let started = Instant::now();
         let mut savepoint = tx.begin().await?;
@@ -339,14 +339,7 @@ async fn apply_event<'j>(
             Ok(_) => savepoint.commit().await?,
             Err(_) => savepoint.rollback().await?,
         }
-        Ok(Ok(record(
-            inner,
-            job,
-            event,
-            result,
-            started.elapsed(),
-            done,
-        )))
+        Ok(record(inner, job, event, result, started.elapsed(), done))
     }
     .instrument(event_span(event))
     .await
