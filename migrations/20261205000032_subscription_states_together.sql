@@ -80,8 +80,8 @@ CREATE OR REPLACE FUNCTION record_plan_activity() RETURNS trigger LANGUAGE plpgs
 DECLARE
     change record;
 BEGIN
-    -- OLD is NULL on INSERT.
-    SELECT * INTO change FROM plan_changes(OLD, NEW);
+    -- OLD is NULL on INSERT. An expression, not a query: no executor run per row.
+    change := plan_changes(OLD, NEW);
     IF cardinality(change.kinds) > 0 THEN
         INSERT INTO activity (customer_pk, kind, at, source, detail)
         SELECT NEW.customer_pk, k, activity_at(), activity_source(), change.detail
@@ -113,6 +113,19 @@ LANGUAGE sql STABLE AS $$
     LIMIT 1
 $$;
 
+-- Our customer for a Stripe customer: by its `stripe_id`, else by our id (`by_stripe` false:
+-- the Stripe id is still to be linked). store::customers::pk_by_stripe_id_or_id, the
+-- one-at-a-time subscription path and the batch's preflight read it (inlined where used).
+CREATE FUNCTION customer_for(p_stripe_id text, p_our_id text)
+RETURNS TABLE (pk bigint, by_stripe boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT found.pk, found.by_stripe FROM (
+        (SELECT cu.pk, true AS by_stripe FROM customers cu WHERE cu.stripe_id = p_stripe_id)
+        UNION ALL
+        (SELECT cu.pk, false FROM customers cu WHERE cu.id = p_our_id)) AS found
+    ORDER BY found.by_stripe DESC LIMIT 1
+$$;
+
 -- What applying each of a batch's subscriptions starts from, in their order
 -- (store::subscription_states::preflight): our customer for its Stripe customer (by
 -- `stripe_id`, else by our id in its metadata), whom its state was stored for, the guard's
@@ -138,13 +151,7 @@ BEGIN
                    AND p.status NOT IN ('expired', 'scheduled'))
     FROM unnest(p_stripe_customer, p_our_id, p_subscription_id) WITH ORDINALITY
          AS i (stripe_customer, our_id, subscription_id, n)
-    LEFT JOIN LATERAL (
-        SELECT found.pk, found.by_stripe FROM (
-            (SELECT cu.pk, true AS by_stripe FROM customers cu
-             WHERE cu.stripe_id = i.stripe_customer)
-            UNION ALL
-            (SELECT cu.pk, false FROM customers cu WHERE cu.id = i.our_id)) AS found
-        ORDER BY found.by_stripe DESC LIMIT 1) c ON true
+    LEFT JOIN LATERAL customer_for(i.stripe_customer, i.our_id) c ON true
     LEFT JOIN LATERAL stored_owner(i.subscription_id) o ON true
     LEFT JOIN stripe_subscriptions g ON g.id = i.subscription_id
     ORDER BY i.n;

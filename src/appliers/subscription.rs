@@ -88,38 +88,35 @@ impl EventHandler for SubscriptionHandler {
                 (!notice).then(|| object(e).ok()).flatten()
             })
             .collect();
-        let carried: Vec<(usize, Carried<'_>)> = parsed
+        let carried: Vec<Option<Carried<'_>>> = parsed
             .iter()
             .zip(events)
-            .enumerate()
-            .filter_map(|(n, (sub, event))| {
-                let carried = Carried {
+            .map(|(sub, event)| {
+                Some(Carried {
                     sub: sub.as_ref()?,
                     ended: event.event_type == "customer.subscription.deleted",
                     event: (event.id.as_str(), event.created),
-                };
-                Some((n, carried))
+                })
             })
             .collect();
-        let items: Vec<Carried<'_>> = carried.iter().map(|(_, c)| *c).collect();
-        let together = apply_events_together(conn, &self.catalog, &self.prices, &items).await?;
-        let mut settled = vec![None; events.len()];
-        for ((n, _), outcome) in carried.iter().zip(together) {
-            settled[*n] = outcome;
-        }
-        let mut answers = Vec::with_capacity(events.len());
-        for (event, settled) in events.iter().zip(settled) {
-            if let Some(outcome) = settled {
-                answers.push(Ok(outcome));
-                continue;
-            }
-            match self.handle(conn, event).await {
-                Err(JobError::Unreadable(e)) => answers.push(Err(JobError::Unreadable(e))),
-                Err(e) => return Err(e),
-                Ok(outcome) => answers.push(Ok(outcome)),
-            }
-        }
-        Ok(answers)
+        let settled = apply_events_together(conn, &self.catalog, &self.prices, &carried).await?;
+        // The rest one at a time, in their order, after those.
+        let alone: Vec<&StoredEvent> = events
+            .iter()
+            .zip(&settled)
+            .filter(|(_, settled)| settled.is_none())
+            .map(|(event, _)| *event)
+            .collect();
+        let mut alone = outbox::registry::handle_each(self, conn, &alone)
+            .await?
+            .into_iter();
+        Ok(settled
+            .into_iter()
+            .map(|settled| match settled {
+                Some(outcome) => Ok(outcome),
+                None => alone.next().expect("one answer per event applied alone"),
+            })
+            .collect())
     }
 }
 

@@ -72,17 +72,13 @@ pub async fn pk_by_stripe_id_or_id(
     if stripe_id.is_none() && our_id.is_none() {
         return Ok(None);
     }
-    sqlx::query_as(
-        "SELECT pk, by_stripe FROM (
-             (SELECT pk, true AS by_stripe FROM customers WHERE stripe_id = $1)
-             UNION ALL
-             (SELECT pk, false FROM customers WHERE id = $2)) AS found
-         ORDER BY by_stripe DESC LIMIT 1",
-    )
-    .bind(stripe_id)
-    .bind(our_id)
-    .fetch_optional(conn)
-    .await
+    // The rule is the SQL function `customer_for` (migration 32), which the subscription
+    // paths read too.
+    sqlx::query_as("SELECT pk, by_stripe FROM customer_for($1, $2)")
+        .bind(stripe_id)
+        .bind(our_id)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn by_stripe_id(

@@ -148,7 +148,7 @@ pub async fn subscription_owner(
 pub type StoredOwner = (i64, Option<String>, bool);
 
 /// [`StoredOwner`] of the subscription `$1`, if any of its state is stored (the SQL function
-/// `stored_owner`, migration 32: the batch's preflight reads it too).
+/// `stored_owner`, migration 32: [`subscription_refs`] and the batch's preflight read it too).
 const STORED_OWNER: &str = "SELECT customer_pk, entity_id, deleted FROM stored_owner($1)";
 
 /// What applying a subscription starts from, read in one statement: our customer for its
@@ -170,21 +170,16 @@ pub async fn subscription_refs(
         Option<String>,
         Option<bool>,
     );
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT sourced.settings, c.pk, c.by_stripe, o.customer_pk, o.id, o.deleted
+    // `customer_for` and `stored_owner` are SQL functions (migration 32), inlined here.
+    let row: Row = sqlx::query_as(
+        "SELECT sourced.settings, c.pk, c.by_stripe, o.customer_pk, o.entity_id, o.deleted
              FROM (SELECT CASE WHEN $1::text IS NOT NULL
                                THEN set_config('reconciler.source', $1, true)
                                     || set_config('reconciler.at', $2::text, true) END
                    AS settings) AS sourced
-             LEFT JOIN LATERAL (
-                 SELECT pk, by_stripe FROM (
-                     (SELECT pk, true AS by_stripe FROM customers WHERE stripe_id = $3)
-                     UNION ALL
-                     (SELECT pk, false FROM customers WHERE id = $4)) AS found
-                 ORDER BY by_stripe DESC LIMIT 1) c ON true
-             LEFT JOIN LATERAL ({}) AS o (customer_pk, id, deleted) ON true",
-        STORED_OWNER.replace("$1", "$5")
-    )))
+             LEFT JOIN LATERAL customer_for($3, $4) c ON true
+             LEFT JOIN LATERAL stored_owner($5) o ON true",
+    )
     .bind(source.map(|(id, _)| id))
     .bind(source.map(|(_, at)| at))
     .bind(stripe_customer)

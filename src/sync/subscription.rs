@@ -261,39 +261,41 @@ pub(crate) struct Carried<'a> {
     pub event: (&'a str, i64),
 }
 
-/// Applies subscriptions that independent events carried (no two of one Stripe customer):
-/// those that are the common case together ([`plans::apply_states`]: newer than what is
-/// stored, nothing else on the subscription, no two kept under one customer), and those of
-/// customers we do not know skipped. Answers the outcome of each it settled; the others
-/// (`None`) are for [`apply_event`], one at a time: the same rules either way, the common
-/// case in a statement for all.
+/// Applies subscriptions that independent events carried (no two of one Stripe customer;
+/// `None`: an event to apply alone): those that are the common case together
+/// ([`plans::apply_states`]: newer than what is stored, nothing else on the subscription, no
+/// two kept under one customer), and those of customers we do not know skipped. Answers the
+/// outcome of each it settled, in their order; the others (`None`) are for [`apply_event`],
+/// one at a time: the same rules either way, the common case in a statement for all.
 pub(crate) async fn apply_events_together(
     conn: &mut PgConnection,
     catalog: &Catalog,
     prices: &PricePlans,
-    carried: &[Carried<'_>],
+    carried: &[Option<Carried<'_>>],
 ) -> Result<Vec<Option<Outcome>>, JobError> {
     let mut outcomes = vec![None; carried.len()];
     // An item we cannot read at all is `apply_event`'s to refuse.
-    let readable: Vec<usize> = (0..carried.len())
-        .filter(|n| carried[*n].sub.prices().is_ok())
+    let readable: Vec<(usize, &Carried<'_>)> = carried
+        .iter()
+        .enumerate()
+        .filter_map(|(n, c)| {
+            c.as_ref()
+                .filter(|c| c.sub.prices().is_ok())
+                .map(|c| (n, c))
+        })
         .collect();
     let probes: Vec<Probe<'_>> = readable
         .iter()
-        .map(|n| {
-            let sub = carried[*n].sub;
-            Probe {
-                stripe_customer: sub.customer.id(),
-                our_id: sub.metadata.get("customer_id").map(String::as_str),
-                subscription_id: &sub.id,
-            }
+        .map(|(_, c)| Probe {
+            stripe_customer: c.sub.customer.id(),
+            our_id: c.sub.metadata.get("customer_id").map(String::as_str),
+            subscription_id: &c.sub.id,
         })
         .collect();
     let found = plans::preflight(conn, &probes).await?;
     let mut owners = HashSet::new();
     let mut states = Vec::new();
-    for (n, pre) in readable.into_iter().zip(found) {
-        let c = &carried[n];
+    for ((n, c), pre) in readable.into_iter().zip(found) {
         let Some((customer_pk, by_stripe)) = pre.customer else {
             outcomes[n] = Some(Outcome::Skipped(unknown_customer(Some(
                 c.sub.customer.id(),
