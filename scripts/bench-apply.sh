@@ -25,7 +25,9 @@
 #        unset: the default config),
 #        BENCH_SOCKET=1 (a what-if: Postgres over its Unix socket, not TCP on loopback),
 #        BENCH_WHATIF_SQL="..." (a what-if: SQL run on each phase's database before its drain,
-#        e.g. a trigger disabled; never the reported numbers).
+#        e.g. a trigger disabled; never the reported numbers),
+#        BENCH_PERF=1 (`perf record -a -g` over each drain, daemon and Postgres alike:
+#        .run/bench-apply/<phase>.perf.data; read it with `perf report -i ...`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -195,6 +197,11 @@ drain() {
     local pg_cpu0
     pg_cpu0=$(pg_cpu_secs)
     start_daemon "$db" "" "$log"
+    local perf_pid=
+    if [[ "${BENCH_PERF:-}" == 1 ]]; then
+        perf record -a -g -F 499 -o "$logs/$phase.perf.data" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
     local ready total applied skipped dead last
     ready=$(date +%s.%N)
     local deadline=$((SECONDS + 900))
@@ -203,6 +210,7 @@ drain() {
         ((SECONDS < deadline)) || die "$phase: events still queued after 900 s"
         sleep 0.2
     done
+    [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     read -r total applied skipped dead last < <(tally "$db" "$run")
     local daemon_cpu pg_cpu
     daemon_cpu=$(cpu_secs "$server_pid")

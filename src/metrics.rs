@@ -30,7 +30,7 @@ pub const EVENT_API_VERSIONS: &str = "stripe_events_by_api_version_total";
 pub const CAUGHT_UP: &str = "reconciler_caught_up_events_total";
 pub const DRIFT: &str = "reconciler_drift_total";
 pub const AUDIT_LAST_RUN: &str = "reconciler_audit_last_run_timestamp_seconds";
-pub const APPLIED_TOGETHER: &str = "reconciler_subscriptions_applied_together_total";
+pub const APPLIED_TOGETHER: &str = "reconciler_events_applied_together_total";
 
 /// Upper bounds of the latency histograms, in seconds: 1 ms (a group commit) to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -114,17 +114,18 @@ fn describe() {
     );
     describe_counter!(
         APPLIED_TOGETHER,
-        "Subscription events applied set-based with the rest of their batch's wave (the common \
-         case); the others of reconciler_events_total were applied one at a time."
+        "Events applied set-based with the rest of their batch's wave (the common case), by \
+         applier (subscription, invoice); the others of reconciler_events_total were applied \
+         one at a time."
     );
     for code in SIGNATURE_CODES {
         counter!(SIGNATURE_FAILURES, "code" => *code).absolute(0);
     }
 }
 
-/// `n` subscription events were applied together (set-based).
-pub fn applied_together(n: usize) {
-    counter!(APPLIED_TOGETHER).increment(n as u64);
+/// `n` events were applied together (set-based) by `applier`.
+pub fn applied_together(applier: &'static str, n: usize) {
+    counter!(APPLIED_TOGETHER, "applier" => applier).increment(n as u64);
 }
 
 /// What became of one webhook delivery.

@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
+use super::TOGETHER_FROM;
 use crate::catalog::Catalog;
 use crate::jobs::BillUsage;
+use crate::metrics;
 use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::invoices::{self, InvoiceState, Owner};
 use crate::store::{activity, attaches, balances};
@@ -45,39 +47,11 @@ impl EventHandler for InvoiceHandler {
         conn: &mut PgConnection,
         event: &StoredEvent,
     ) -> Result<Outcome, JobError> {
+        activity::set_source(conn, &event.id, Some(event.created)).await?;
         let invoice: Invoice = object(event)?;
-        let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
         let lines = lines(conn, &self.catalog, &self.prices, &invoice).await?;
-        let plan_ids = plan_ids(&self.catalog, &invoice, &lines);
-        let status = invoice
-            .status
-            .as_deref()
-            .unwrap_or(match event.event_type.as_str() {
-                "invoice.paid" => "paid",
-                "invoice.voided" => "void",
-                _ => "open",
-            });
-        let state = InvoiceState {
-            stripe_id: &invoice.id,
-            status,
-            billing_reason: invoice.billing_reason.as_deref(),
-            total: invoice.total,
-            currency: &invoice.currency,
-            plan_ids,
-            hosted_invoice_url: invoice.hosted_invoice_url.as_deref(),
-            subscription_id: invoice.subscription_id(),
-            period_start: invoice.period_start.and_then(timestamp),
-            period_end: invoice.period_end.and_then(timestamp),
-            created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
-            event_created: event.created,
-            lines,
-            subtotal: invoice.subtotal,
-            discount_amounts: invoice
-                .discount_amounts()
-                .into_iter()
-                .map(|(discount, amount)| invoices::DiscountAmount { discount, amount })
-                .collect(),
-        };
+        let state = state_of(&self.catalog, event, &invoice, lines);
+        let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
         let paid = event.event_type == "invoice.paid";
         // Usually the customer is linked already: then one statement records it.
         let mut recorded = match stripe_customer {
@@ -97,14 +71,7 @@ impl EventHandler for InvoiceHandler {
                 invoice.id
             )));
         };
-        if matches!(
-            event.event_type.as_str(),
-            "invoice.paid" | "invoice.payment_failed"
-        ) {
-            let detail = serde_json::json!({
-                "invoice_id": invoice.id, "total": invoice.total, "currency": invoice.currency,
-                "plan_ids": state.plan_ids, "hosted_invoice_url": invoice.hosted_invoice_url,
-            });
+        if let Some(detail) = payment_entry(&event.event_type, &invoice, &state) {
             activity::record(conn, customer_pk, &event.event_type, detail).await?;
         }
         if paid && let Some(subscription) = state.subscription_id {
@@ -122,7 +89,7 @@ impl EventHandler for InvoiceHandler {
         if self.bill_usage
             && event.event_type == "invoice.created"
             && invoice.billing_reason.as_deref() == Some("subscription_cycle")
-            && status == "draft"
+            && state.status == "draft"
         {
             enqueue_usage_billing(conn, customer_pk, &invoice).await?;
         }
@@ -145,14 +112,166 @@ impl EventHandler for InvoiceHandler {
                 balances::reset_for_renewal(conn, owner_pk, subscription, end).await?;
             }
         }
-        Ok(if fresh {
-            Outcome::Applied
-        } else {
-            Outcome::Skipped(format!(
-                "stale: a newer event for {} was applied already",
-                invoice.id
-            ))
+        Ok(outcome(fresh, &invoice))
+    }
+
+    /// The plain invoices of a wave together: of a linked customer, not a renewal, not a
+    /// first payment that needs the customer; their rows in one statement, their payment
+    /// entries in one, the attaches they pay in one. The rest (and a wave smaller than
+    /// [`TOGETHER_FROM`]) one at a time, in their order, after those: the same rules.
+    async fn handle_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&StoredEvent],
+    ) -> Result<Vec<Result<Outcome, JobError>>, JobError> {
+        if events.len() < TOGETHER_FROM {
+            return outbox::registry::handle_each(self, conn, events).await;
+        }
+        let parsed: Vec<Option<Invoice>> = events
+            .iter()
+            .map(|e| object(e).ok().filter(|i| plain(&e.event_type, i)))
+            .collect();
+        let mut plain = Vec::new();
+        for (n, (event, invoice)) in events.iter().zip(&parsed).enumerate() {
+            if let Some(invoice) = invoice {
+                let lines = lines(conn, &self.catalog, &self.prices, invoice).await?;
+                plain.push((
+                    n,
+                    *event,
+                    invoice,
+                    state_of(&self.catalog, event, invoice, lines),
+                ));
+            }
+        }
+        let owners: Vec<(Owner<'_>, &InvoiceState<'_>)> = plain
+            .iter()
+            .filter_map(|(_, _, invoice, state)| {
+                let customer = invoice.customer.as_ref()?.id();
+                Some((Owner::StripeCustomer(customer), state))
+            })
+            .collect();
+        let recorded = invoices::record_many(conn, &owners).await?;
+        let mut settled: Vec<Option<Outcome>> = vec![None; events.len()];
+        let mut said = Vec::new();
+        let mut paid = Vec::new();
+        for ((n, event, invoice, state), recorded) in plain.iter().zip(recorded) {
+            // No customer linked by that Stripe id: one at a time finds it by metadata.
+            let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
+                continue;
+            };
+            if let Some(detail) = payment_entry(&event.event_type, invoice, state) {
+                said.push(activity::Said {
+                    customer_pk,
+                    kind: &event.event_type,
+                    source: Some((&event.id, event.created)),
+                    detail,
+                });
+            }
+            if event.event_type == "invoice.paid"
+                && let Some(subscription) = state.subscription_id
+            {
+                paid.push(subscription);
+            }
+            settled[*n] = Some(outcome(fresh, invoice));
+        }
+        // Counted when the call returns; a batch that rolls back counts again when retried.
+        metrics::applied_together("invoice", settled.iter().flatten().count());
+        if !said.is_empty() {
+            activity::record_many(conn, &said).await?;
+        }
+        if !paid.is_empty() {
+            attaches::first_payment_made_many(conn, &paid).await?;
+        }
+        let alone: Vec<&StoredEvent> = events
+            .iter()
+            .zip(&settled)
+            .filter(|(_, settled)| settled.is_none())
+            .map(|(event, _)| *event)
+            .collect();
+        let mut alone = outbox::registry::handle_each(self, conn, &alone)
+            .await?
+            .into_iter();
+        Ok(settled
+            .into_iter()
+            .map(|settled| match settled {
+                Some(outcome) => Ok(outcome),
+                None => alone.next().expect("one answer per event applied alone"),
+            })
+            .collect())
+    }
+}
+
+/// Whether an invoice event is applied with others ([`InvoiceHandler::handle_many`]): it
+/// names a Stripe customer, is no renewal (usage billing, allowances reset) and is no first
+/// payment that needs the customer (the waiting attach's action).
+fn plain(event_type: &str, invoice: &Invoice) -> bool {
+    invoice.customer.is_some()
+        && invoice.billing_reason.as_deref() != Some("subscription_cycle")
+        && first_payment_needs_customer(event_type, invoice).is_none()
+}
+
+/// The invoice as the event shows it.
+fn state_of<'a>(
+    catalog: &Catalog,
+    event: &StoredEvent,
+    invoice: &'a Invoice,
+    lines: Vec<invoices::Line>,
+) -> InvoiceState<'a> {
+    let plan_ids = plan_ids(catalog, invoice, &lines);
+    let status = invoice
+        .status
+        .as_deref()
+        .unwrap_or(match event.event_type.as_str() {
+            "invoice.paid" => "paid",
+            "invoice.voided" => "void",
+            _ => "open",
+        });
+    InvoiceState {
+        stripe_id: &invoice.id,
+        status,
+        billing_reason: invoice.billing_reason.as_deref(),
+        total: invoice.total,
+        currency: &invoice.currency,
+        plan_ids,
+        hosted_invoice_url: invoice.hosted_invoice_url.as_deref(),
+        subscription_id: invoice.subscription_id(),
+        period_start: invoice.period_start.and_then(timestamp),
+        period_end: invoice.period_end.and_then(timestamp),
+        created_at: timestamp(invoice.created).unwrap_or_else(chrono::Utc::now),
+        event_created: event.created,
+        lines,
+        subtotal: invoice.subtotal,
+        discount_amounts: invoice
+            .discount_amounts()
+            .into_iter()
+            .map(|(discount, amount)| invoices::DiscountAmount { discount, amount })
+            .collect(),
+    }
+}
+
+/// The timeline entry of a payment's outcome (`invoice.paid`, `invoice.payment_failed`).
+fn payment_entry(
+    event_type: &str,
+    invoice: &Invoice,
+    state: &InvoiceState<'_>,
+) -> Option<serde_json::Value> {
+    matches!(event_type, "invoice.paid" | "invoice.payment_failed").then(|| {
+        serde_json::json!({
+            "invoice_id": invoice.id, "total": invoice.total, "currency": invoice.currency,
+            "plan_ids": state.plan_ids, "hosted_invoice_url": invoice.hosted_invoice_url,
         })
+    })
+}
+
+/// Applied, or stale when a newer event for the invoice was applied already.
+fn outcome(fresh: bool, invoice: &Invoice) -> Outcome {
+    if fresh {
+        Outcome::Applied
+    } else {
+        Outcome::Skipped(format!(
+            "stale: a newer event for {} was applied already",
+            invoice.id
+        ))
     }
 }
 

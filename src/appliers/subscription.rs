@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
+use super::TOGETHER_FROM;
 use crate::catalog::Catalog;
 use crate::store::{activity, plans};
 use crate::stripe::event::object;
@@ -26,13 +27,6 @@ pub(super) const EVENT_TYPES: &[&str] = &[
     "customer.subscription.resumed",
     "customer.subscription.trial_will_end",
 ];
-
-/// The fewest subscription events of a wave that are applied together. The set-based
-/// statements are planned for each call (a plan cached for the session would keep the table
-/// sizes of its first call), which costs more than a few events' own statements; a steady
-/// stream's waves hold one or two events (measured: apply lag p50 ~45 ms together, ~22 ms one
-/// by one at 1,000/s), a backlog's a batch's worth.
-const TOGETHER_FROM: usize = 4;
 
 #[derive(Clone)]
 pub(super) struct SubscriptionHandler {

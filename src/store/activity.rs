@@ -65,16 +65,51 @@ pub async fn record(
     kind: &str,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
+    let said = Said {
+        customer_pk,
+        kind,
+        source: None,
+        detail,
+    };
+    record_many(conn, &[said]).await
+}
+
+/// An entry [`record_many`] writes.
+#[derive(Debug, Clone)]
+pub struct Said<'a> {
+    pub customer_pk: i64,
+    pub kind: &'a str,
+    /// What said it (an event's id and `created`); None: the current source and time
+    /// ([`set_source`]).
+    pub source: Option<(&'a str, i64)>,
+    pub detail: serde_json::Value,
+}
+
+/// [`record`] for many entries (of distinct sources) in one statement, each under its own
+/// source.
+pub async fn record_many(conn: &mut PgConnection, said: &[Said<'_>]) -> Result<(), sqlx::Error> {
+    let customers: Vec<i64> = said.iter().map(|s| s.customer_pk).collect();
+    let kinds: Vec<&str> = said.iter().map(|s| s.kind).collect();
+    let sources: Vec<Option<&str>> = said.iter().map(|s| s.source.map(|(id, _)| id)).collect();
+    let ats: Vec<Option<i64>> = said.iter().map(|s| s.source.map(|(_, at)| at)).collect();
+    let details: Vec<&serde_json::Value> = said.iter().map(|s| &s.detail).collect();
     sqlx::query(
         "INSERT INTO activity (customer_pk, kind, at, source, detail)
-         SELECT $1, $2, activity_at(), activity_source(), $3
-         WHERE NOT EXISTS (SELECT 1 FROM activity
-                           WHERE customer_pk = $1 AND kind = $2 AND source = activity_source()
-                             AND detail->>'invoice_id' IS NOT DISTINCT FROM $3->>'invoice_id')",
+         SELECT r.customer_pk, r.kind, coalesce(to_timestamp(r.at), activity_at()),
+                coalesce(r.source, activity_source()), r.detail
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[])
+             AS r (customer_pk, kind, source, at, detail)
+         WHERE NOT EXISTS (SELECT 1 FROM activity a
+                           WHERE a.customer_pk = r.customer_pk AND a.kind = r.kind
+                             AND a.source = coalesce(r.source, activity_source())
+                             AND a.detail->>'invoice_id'
+                                 IS NOT DISTINCT FROM r.detail->>'invoice_id')",
     )
-    .bind(customer_pk)
-    .bind(kind)
-    .bind(detail)
+    .bind(&customers)
+    .bind(&kinds)
+    .bind(&sources)
+    .bind(&ats)
+    .bind(&details)
     .execute(conn)
     .await?;
     Ok(())

@@ -262,13 +262,21 @@ pub async fn first_payment_made(
     conn: &mut PgConnection,
     subscription_id: &str,
 ) -> Result<(), sqlx::Error> {
+    first_payment_made_many(conn, &[subscription_id]).await
+}
+
+/// [`first_payment_made`] for many subscriptions, in one statement.
+pub async fn first_payment_made_many(
+    conn: &mut PgConnection,
+    subscription_ids: &[&str],
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE attaches
          SET state = CASE WHEN checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
              error = NULL, action_url = NULL, updated_at = now()
-         WHERE stripe_subscription_id = $1 AND state = ANY($2)",
+         WHERE stripe_subscription_id = ANY($1) AND state = ANY($2)",
     )
-    .bind(subscription_id)
+    .bind(subscription_ids)
     .bind(WAITING)
     .execute(conn)
     .await?;

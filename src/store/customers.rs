@@ -282,26 +282,10 @@ pub async fn link_stripe(
     stripe_id: &str,
 ) -> Result<bool, sqlx::Error> {
     let mut savepoint = conn.begin().await?;
-    let done = sqlx::query(
-        "UPDATE customers SET stripe_id = $2, updated_at = now()
-         WHERE pk = $1 AND (stripe_id IS NULL OR stripe_id = $2)
-           AND NOT EXISTS (SELECT 1 FROM customers WHERE stripe_id = $2 AND pk <> $1)",
-    )
-    .bind(pk)
-    .bind(stripe_id)
-    .execute(&mut *savepoint)
-    .await;
-    match done {
-        Ok(done) if done.rows_affected() == 1 => {
-            // What was skipped for want of this link applies now, after the event that
-            // linked it (in `created` order among themselves).
-            outbox::queue::requeue_skipped(&mut savepoint, stripe_id, UNKNOWN_CUSTOMER).await?;
+    match link_stripe_many(&mut savepoint, &[(pk, stripe_id)]).await {
+        Ok(linked) => {
             savepoint.commit().await?;
-            Ok(true)
-        }
-        Ok(_) => {
-            savepoint.commit().await?;
-            Ok(false)
+            Ok(!linked.is_empty())
         }
         Err(error) if is_unique_violation(&error) => {
             savepoint.rollback().await?;
@@ -309,6 +293,35 @@ pub async fn link_stripe(
         }
         Err(error) => Err(error),
     }
+}
+
+/// [`link_stripe`] for many customers (each with its Stripe id, no Stripe id twice) in two
+/// statements and no savepoint: a link a concurrent transaction made first fails the caller's
+/// transaction with a unique violation (an applier's batch then runs again one event at a
+/// time, through [`link_stripe`]). Answers the Stripe ids linked.
+pub async fn link_stripe_many(
+    conn: &mut PgConnection,
+    links: &[(i64, &str)],
+) -> Result<Vec<String>, sqlx::Error> {
+    let (pks, stripe_ids): (Vec<i64>, Vec<&str>) = links.iter().copied().unzip();
+    let linked: Vec<String> = sqlx::query_scalar(
+        "UPDATE customers c SET stripe_id = l.stripe_id, updated_at = now()
+         FROM unnest($1::bigint[], $2::text[]) AS l (pk, stripe_id)
+         WHERE c.pk = l.pk AND (c.stripe_id IS NULL OR c.stripe_id = l.stripe_id)
+           AND NOT EXISTS (SELECT 1 FROM customers o
+                           WHERE o.stripe_id = l.stripe_id AND o.pk <> l.pk)
+         RETURNING c.stripe_id",
+    )
+    .bind(&pks)
+    .bind(&stripe_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !linked.is_empty() {
+        // What was skipped for want of these links applies now, after the events that
+        // linked them (in `created` order among themselves).
+        outbox::queue::requeue_skipped(conn, &linked, UNKNOWN_CUSTOMER).await?;
+    }
+    Ok(linked)
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

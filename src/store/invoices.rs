@@ -96,22 +96,67 @@ pub async fn record(
     owner: Owner<'_>,
     i: &InvoiceState<'_>,
 ) -> Result<Option<Recorded>, sqlx::Error> {
-    let (pk, stripe_customer) = match owner {
-        Owner::Customer(pk) => (Some(pk), None),
-        Owner::StripeCustomer(id) => (None, Some(id)),
+    let mut recorded = record_many(conn, &[(owner, i)]).await?;
+    Ok(recorded.pop().flatten())
+}
+
+/// [`record`] for many invoices (no invoice twice) in one statement: what each answers, in
+/// their order.
+pub async fn record_many(
+    conn: &mut PgConnection,
+    invoices: &[(Owner<'_>, &InvoiceState<'_>)],
+) -> Result<Vec<Option<Recorded>>, sqlx::Error> {
+    let n = invoices.len();
+    let mut pks = Vec::with_capacity(n);
+    let mut stripe_customers = Vec::with_capacity(n);
+    for (owner, _) in invoices {
+        let (pk, stripe_customer) = match owner {
+            Owner::Customer(pk) => (Some(*pk), None),
+            Owner::StripeCustomer(id) => (None, Some(*id)),
+        };
+        pks.push(pk);
+        stripe_customers.push(stripe_customer);
+    }
+    let states: Vec<&InvoiceState<'_>> = invoices.iter().map(|(_, i)| *i).collect();
+    let column = |f: fn(&InvoiceState<'_>) -> Option<String>| -> Vec<Option<String>> {
+        states.iter().map(|i| f(i)).collect()
     };
-    sqlx::query_as(
-        "WITH c AS (
-             SELECT pk FROM customers
-             WHERE pk = $1 OR stripe_id = $2
+    let times = |f: fn(&InvoiceState<'_>) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+        states.iter().map(|i| f(i)).collect()
+    };
+    let numbers = |f: fn(&InvoiceState<'_>) -> Option<i64>| -> Vec<Option<i64>> {
+        states.iter().map(|i| f(i)).collect()
+    };
+    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
+        "WITH i AS (
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                  $6::bigint[], $7::text[], $8::jsonb[], $9::text[], $10::text[],
+                                  $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
+                                  $14::bigint[], $15::int[], $16::jsonb[], $17::bigint[],
+                                  $18::bigint[], $19::jsonb[])
+                 WITH ORDINALITY AS i (pk, stripe_customer, stripe_id, status, billing_reason,
+                                       total, currency, plan_ids, hosted_invoice_url,
+                                       subscription_id, period_start, period_end, created_at,
+                                       source_created, source_rank, lines, subtotal,
+                                       total_discount, discount_amounts, n)
+         ),
+         c AS (
+             SELECT i.*, c.pk AS customer_pk FROM i
+             CROSS JOIN LATERAL (SELECT pk FROM customers
+                                 WHERE pk = i.pk OR stripe_id = i.stripe_customer
+                                 LIMIT 1) c
          ),
          v AS (
              INSERT INTO invoices AS v (customer_pk, stripe_id, status, billing_reason, total,
                      currency, plan_ids, hosted_invoice_url, stripe_subscription_id,
                      period_start, period_end, created_at, source_created, source_rank, lines,
                      subtotal, total_discount, discount_amounts)
-             SELECT c.pk, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                    $17, $18, $19 FROM c
+             SELECT c.customer_pk, c.stripe_id, c.status, c.billing_reason, c.total,
+                    c.currency, ARRAY(SELECT jsonb_array_elements_text(c.plan_ids)),
+                    c.hosted_invoice_url, c.subscription_id, c.period_start, c.period_end,
+                    c.created_at, c.source_created, c.source_rank, c.lines, c.subtotal,
+                    c.total_discount, c.discount_amounts
+             FROM c
              ON CONFLICT (stripe_id) DO UPDATE SET
                  status = EXCLUDED.status, billing_reason = EXCLUDED.billing_reason,
                  total = EXCLUDED.total, currency = EXCLUDED.currency,
@@ -125,32 +170,46 @@ pub async fn record(
                  discount_amounts = EXCLUDED.discount_amounts
              WHERE (v.source_created, v.source_rank)
                    <= (EXCLUDED.source_created, EXCLUDED.source_rank)
-             RETURNING 1
+             RETURNING v.stripe_id
          )
-         SELECT c.pk AS customer_pk, EXISTS (SELECT 1 FROM v) AS fresh FROM c",
+         SELECT c.n, c.customer_pk, c.stripe_id IN (SELECT stripe_id FROM v) AS fresh FROM c",
     )
-    .bind(pk)
-    .bind(stripe_customer)
-    .bind(i.stripe_id)
-    .bind(i.status)
-    .bind(i.billing_reason)
-    .bind(i.total)
-    .bind(i.currency)
-    .bind(&i.plan_ids)
-    .bind(i.hosted_invoice_url)
-    .bind(i.subscription_id)
-    .bind(i.period_start)
-    .bind(i.period_end)
-    .bind(i.created_at)
-    .bind(i.event_created)
-    .bind(status_rank(i.status))
-    .bind(Json(&i.lines))
-    .bind(i.subtotal)
-    .bind(total_discount(&i.discount_amounts))
-    .bind(Json(&i.discount_amounts))
-    .fetch_optional(conn)
-    .await
-    .map(|row: Option<(i64, bool)>| row.map(|(customer_pk, fresh)| Recorded { customer_pk, fresh }))
+    .bind(&pks)
+    .bind(&stripe_customers)
+    .bind(column(|i| Some(i.stripe_id.to_owned())))
+    .bind(column(|i| Some(i.status.to_owned())))
+    .bind(column(|i| i.billing_reason.map(str::to_owned)))
+    .bind(numbers(|i| Some(i.total)))
+    .bind(column(|i| Some(i.currency.to_owned())))
+    .bind(states.iter().map(|i| Json(&i.plan_ids)).collect::<Vec<_>>())
+    .bind(column(|i| i.hosted_invoice_url.map(str::to_owned)))
+    .bind(column(|i| i.subscription_id.map(str::to_owned)))
+    .bind(times(|i| i.period_start))
+    .bind(times(|i| i.period_end))
+    .bind(times(|i| Some(i.created_at)))
+    .bind(numbers(|i| Some(i.event_created)))
+    .bind(
+        states
+            .iter()
+            .map(|i| status_rank(i.status))
+            .collect::<Vec<_>>(),
+    )
+    .bind(states.iter().map(|i| Json(&i.lines)).collect::<Vec<_>>())
+    .bind(numbers(|i| i.subtotal))
+    .bind(numbers(|i| Some(total_discount(&i.discount_amounts))))
+    .bind(
+        states
+            .iter()
+            .map(|i| Json(&i.discount_amounts))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut recorded = vec![None; n];
+    for (ordinal, customer_pk, fresh) in rows {
+        recorded[ordinal as usize - 1] = Some(Recorded { customer_pk, fresh });
+    }
+    Ok(recorded)
 }
 
 /// An invoice of a customer as the API shows it.

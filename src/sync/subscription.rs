@@ -14,6 +14,7 @@ use super::prices::PricePlans;
 use crate::catalog::{Catalog, Plan};
 use crate::jobs::RefreshSubscription;
 use crate::metrics;
+use crate::store::customers;
 use crate::store::entities::{self, SubscriptionOwner};
 use crate::store::plans::{self, Probe, SubscriptionState, Sync};
 use crate::stripe::objects::{Subscription, timestamp};
@@ -295,6 +296,7 @@ pub(crate) async fn apply_events_together(
     let found = plans::preflight(conn, &probes).await?;
     let mut owners = HashSet::new();
     let mut states = Vec::new();
+    let mut links = Vec::new();
     for ((n, c), pre) in readable.into_iter().zip(found) {
         let Some((customer_pk, by_stripe)) = pre.customer else {
             outcomes[n] = Some(Outcome::Skipped(unknown_customer(Some(
@@ -314,9 +316,10 @@ pub(crate) async fn apply_events_together(
         if !pre.plain(c.event.1, &plan.id) || !owners.insert(owner_pk) {
             continue;
         }
-        if !by_stripe {
-            // Found by our id in its metadata: the Stripe id is linked first, as one at a time.
-            link_found(conn, pre.customer, Some(c.sub.customer.id())).await?;
+        if !by_stripe && links.iter().all(|(pk, _)| *pk != customer_pk) {
+            // Found by our id in its metadata: the Stripe id is linked first (the first one
+            // named, as one at a time), all of the wave's in one statement.
+            links.push((customer_pk, c.sub.customer.id()));
         }
         outcomes[n] = Some(Outcome::Applied);
         states.push((
@@ -324,10 +327,13 @@ pub(crate) async fn apply_events_together(
             c.event.0,
         ));
     }
+    if !links.is_empty() {
+        customers::link_stripe_many(conn, &links).await?;
+    }
     if !states.is_empty() {
         plans::apply_states(conn, catalog, &states).await?;
         // Counted when the call returns; a batch that rolls back counts again when retried.
-        metrics::applied_together(states.len());
+        metrics::applied_together("subscription", states.len());
     }
     Ok(outcomes)
 }

@@ -2,8 +2,9 @@
 //! subscription events, `engine.apply_together`) writes exactly what applying them one at a
 //! time writes: every convergence scenario, several customers each, their tails stored first
 //! and drained at once (so batches hold many customers' events, in waves), once with the
-//! set-based path and once without; each customer's view (plans, balances, invoices, attach,
-//! `check`) and whole timeline (kinds, times, sources, details) must be equal.
+//! set-based paths (subscriptions, invoices) and once without; each customer's view (plans,
+//! balances, invoices, attach, `check`) and whole timeline (kinds, times, sources, details)
+//! must be equal.
 
 use hyper::Method;
 use serde_json::Value;
@@ -91,21 +92,27 @@ async fn applying_together_writes_what_one_at_a_time_writes() {
         assert_eq!(view, want_view, "{name}: the customer's view");
         assert_eq!(timeline, want_timeline, "{name}: the timeline");
     }
-    // The set-based path was taken (other tests may count too: at least this many).
-    let applied_together = together_count(&together).await - before;
-    assert!(
-        applied_together >= (SCENARIOS.len() * COPIES) as f64,
-        "only {applied_together} subscription events were applied together"
-    );
+    // The set-based paths were taken (other tests may count too: at least this many).
+    let after = together_count(&together).await;
+    for (applier, at_least) in [("subscription", SCENARIOS.len() * COPIES), ("invoice", 12)] {
+        let applied_together = after(applier) - before(applier);
+        assert!(
+            applied_together >= at_least as f64,
+            "only {applied_together} {applier} events were applied together"
+        );
+    }
 }
 
-/// How many subscription events were applied together so far (process-wide).
-async fn together_count(app: &TestApp) -> f64 {
+/// How many events each applier applied together so far (process-wide).
+async fn together_count(app: &TestApp) -> impl Fn(&str) -> f64 {
     let (_, text) = app.get_text("/metrics", None).await;
-    text.lines()
-        .filter(|l| l.starts_with(APPLIED_TOGETHER))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
+    move |applier| {
+        let label = format!("{APPLIED_TOGETHER}{{applier=\"{applier}\"}}");
+        text.lines()
+            .filter(|l| l.starts_with(&label))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
 }
 
 /// Stripe's deletion of a subscription whose other events have not come yet: the group had

@@ -143,33 +143,33 @@ pub async fn replay(pool: &PgPool, replay: &Replay<'_>) -> Result<u64, sqlx::Err
     Ok(ids.len() as u64)
 }
 
-/// Queues again, in order, the stored events of `subject_id` that were skipped with a reason
-/// starting with `reason_prefix` (what they lacked is there now), in the caller's
-/// transaction. Returns how many.
-pub async fn requeue_skipped(
+/// Queues again, in order, the stored events of the `subject_ids` that were skipped with a
+/// reason starting with `reason_prefix` (what they lacked is there now), in the caller's
+/// transaction, in one statement. Returns how many.
+pub async fn requeue_skipped<S: AsRef<str> + Sync>(
     conn: &mut PgConnection,
-    subject_id: &str,
+    subject_ids: &[S],
     reason_prefix: &str,
 ) -> Result<u64, sqlx::Error> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
-         SELECT $1, id, coalesce(customer_id, object_id), created FROM events
-         WHERE customer_id = $2 AND state = 'skipped'
-           AND starts_with(coalesce(last_error, ''), $3)
-         ORDER BY created
-         ON CONFLICT (job_key) DO NOTHING
-         RETURNING job_key",
+    let subject_ids: Vec<&str> = subject_ids.iter().map(AsRef::as_ref).collect();
+    let requeued = sqlx::query(
+        "WITH queued AS (
+             INSERT INTO jobs (kind, job_key, ordering_key, sort_key)
+             SELECT $1, id, coalesce(customer_id, object_id), created FROM events
+             WHERE customer_id = ANY($2) AND state = 'skipped'
+               AND starts_with(coalesce(last_error, ''), $3)
+             ORDER BY created
+             ON CONFLICT (job_key) DO NOTHING
+             RETURNING job_key)
+         UPDATE events SET state = 'received', finished_at = NULL
+         WHERE id IN (SELECT job_key FROM queued)",
     )
     .bind(EVENT_JOB)
-    .bind(subject_id)
+    .bind(&subject_ids)
     .bind(reason_prefix)
-    .fetch_all(&mut *conn)
+    .execute(conn)
     .await?;
-    sqlx::query("UPDATE events SET state = 'received', finished_at = NULL WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(conn)
-        .await?;
-    Ok(ids.len() as u64)
+    Ok(requeued.rows_affected())
 }
 
 /// Deletes finished events older than the retention, in chunks; returns how many.

@@ -41,17 +41,25 @@ pub async fn finish_events(
         })
         .unzip();
     // Every part of the statement sees the queue as it was before the DELETE, hence the
-    // `id <> ALL($1)` in the look for successors.
+    // `id <> ALL($1)` in the look for successors. The events are found by `id = ANY` (their
+    // primary key) and the successors key by key, one probe of the ordering index each (the
+    // `LIMIT` keeps the planner from reading every key's queue at once): joined to the
+    // batch's values, a log whose statistics lag behind its growth was hashed whole by a
+    // scan per batch, and the successors were looked for along the runnable index, past
+    // every other key's jobs.
     sqlx::query_scalar(
         "WITH done AS (DELETE FROM jobs WHERE id = ANY($1)),
          recorded AS (
              UPDATE events e SET state = f.state, attempts = e.attempts + 1,
                     last_error = f.note, finished_at = clock_timestamp()
              FROM UNNEST($2::text[], $3::text[], $4::text[]) AS f(id, state, note)
-             WHERE e.id = f.id)
+             WHERE e.id = ANY($2) AND e.id = f.id)
          SELECT EXISTS (
-             SELECT 1 FROM jobs
-             WHERE ordering_key = ANY($5) AND state = 'pending' AND id <> ALL($1))",
+             SELECT 1 FROM unnest($5::text[]) AS k(key)
+             CROSS JOIN LATERAL (SELECT 1 FROM jobs
+                                 WHERE ordering_key = k.key AND state = 'pending'
+                                   AND id <> ALL($1)
+                                 LIMIT 1) AS behind)",
     )
     // A generic plan made while the log was small joins by scanning it (see `claim`).
     .persistent(false)
