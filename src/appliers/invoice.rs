@@ -115,9 +115,9 @@ impl EventHandler for InvoiceHandler {
         Ok(outcome(fresh, &invoice))
     }
 
-    /// The plain invoices of a wave together: of a linked customer, not a renewal, not a
-    /// first payment that needs the customer; their rows in one statement, their payment
-    /// entries in one, the attaches they pay in one. The rest (and a wave smaller than
+    /// The plain invoices of a wave together (of a linked customer, see [`Self::plain`]):
+    /// their rows in one statement, their payment entries in one, the attaches they pay in
+    /// one. The rest (and a wave smaller than
     /// [`TOGETHER_FROM`]) one at a time, in their order, after those: the same rules.
     async fn handle_many(
         &self,
@@ -129,7 +129,7 @@ impl EventHandler for InvoiceHandler {
         }
         let parsed: Vec<Option<Invoice>> = events
             .iter()
-            .map(|e| object(e).ok().filter(|i| plain(&e.event_type, i)))
+            .map(|e| object(e).ok().filter(|i| self.plain(&e.event_type, i)))
             .collect();
         let mut plain = Vec::new();
         for (n, (event, invoice)) in events.iter().zip(&parsed).enumerate() {
@@ -201,13 +201,22 @@ impl EventHandler for InvoiceHandler {
     }
 }
 
-/// Whether an invoice event is applied with others ([`InvoiceHandler::handle_many`]): it
-/// names a Stripe customer, is no renewal (usage billing, allowances reset) and is no first
-/// payment that needs the customer (the waiting attach's action).
-fn plain(event_type: &str, invoice: &Invoice) -> bool {
-    invoice.customer.is_some()
-        && invoice.billing_reason.as_deref() != Some("subscription_cycle")
-        && first_payment_needs_customer(event_type, invoice).is_none()
+impl InvoiceHandler {
+    /// Whether an invoice event is applied with others ([`InvoiceHandler::handle_many`]): it
+    /// names a Stripe customer, is no paid renewal (allowances reset), no renewal draft whose
+    /// usage is billed, and no first payment that needs the customer (the waiting attach's
+    /// action).
+    fn plain(&self, event_type: &str, invoice: &Invoice) -> bool {
+        let renewal = invoice.billing_reason.as_deref() == Some("subscription_cycle");
+        let renews = match event_type {
+            "invoice.paid" => renewal,
+            "invoice.created" => renewal && self.bill_usage,
+            _ => false,
+        };
+        invoice.customer.is_some()
+            && !renews
+            && first_payment_needs_customer(event_type, invoice).is_none()
+    }
 }
 
 /// The invoice as the event shows it.

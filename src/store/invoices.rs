@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::types::Json;
+use std::sync::LazyLock;
 
 /// An invoice as one event shows it.
 #[derive(Debug, Clone)]
@@ -100,46 +101,59 @@ pub async fn record(
     Ok(recorded.pop().flatten())
 }
 
-/// [`record`] for many invoices (no invoice twice) in one statement: what each answers, in
-/// their order.
-pub async fn record_many(
-    conn: &mut PgConnection,
-    invoices: &[(Owner<'_>, &InvoiceState<'_>)],
-) -> Result<Vec<Option<Recorded>>, sqlx::Error> {
-    let n = invoices.len();
-    let mut pks = Vec::with_capacity(n);
-    let mut stripe_customers = Vec::with_capacity(n);
-    for (owner, _) in invoices {
-        let (pk, stripe_customer) = match owner {
-            Owner::Customer(pk) => (Some(*pk), None),
-            Owner::StripeCustomer(id) => (None, Some(*id)),
-        };
-        pks.push(pk);
-        stripe_customers.push(stripe_customer);
-    }
-    let states: Vec<&InvoiceState<'_>> = invoices.iter().map(|(_, i)| *i).collect();
-    let column = |f: fn(&InvoiceState<'_>) -> Option<String>| -> Vec<Option<String>> {
-        states.iter().map(|i| f(i)).collect()
+/// The columns of [`record_many`]'s input, with their SQL types (each bound as an array).
+const INPUT: [(&str, &str); 19] = [
+    ("pk", "bigint"),
+    ("stripe_customer", "text"),
+    ("stripe_id", "text"),
+    ("status", "text"),
+    ("billing_reason", "text"),
+    ("total", "bigint"),
+    ("currency", "text"),
+    ("plan_ids", "jsonb"),
+    ("hosted_invoice_url", "text"),
+    ("subscription_id", "text"),
+    ("period_start", "timestamptz"),
+    ("period_end", "timestamptz"),
+    ("created_at", "timestamptz"),
+    ("source_created", "bigint"),
+    ("source_rank", "int"),
+    ("lines", "jsonb"),
+    ("subtotal", "bigint"),
+    ("total_discount", "bigint"),
+    ("discount_amounts", "jsonb"),
+];
+
+/// [`record_many`]'s statement: for many invoices (the arrays unnested), or for one (their
+/// first elements: a statement Postgres plans once for the session, where an `unnest` of one
+/// element is planned on every call).
+fn record_statement(many: bool) -> &'static str {
+    static MANY: LazyLock<String> = LazyLock::new(|| record_sql(true));
+    static ONE: LazyLock<String> = LazyLock::new(|| record_sql(false));
+    if many { &MANY } else { &ONE }
+}
+
+fn record_sql(many: bool) -> String {
+    let names: Vec<&str> = INPUT.iter().map(|(name, _)| *name).collect();
+    let input = if many {
+        let arrays: Vec<String> = (1..)
+            .zip(INPUT)
+            .map(|(n, (_, ty))| format!("${n}::{ty}[]"))
+            .collect();
+        format!(
+            "SELECT * FROM unnest({}) WITH ORDINALITY AS i ({}, n)",
+            arrays.join(", "),
+            names.join(", ")
+        )
+    } else {
+        let firsts: Vec<String> = (1..)
+            .zip(INPUT)
+            .map(|(n, (name, ty))| format!("(${n}::{ty}[])[1] AS {name}"))
+            .collect();
+        format!("SELECT {}, 1::bigint AS n", firsts.join(", "))
     };
-    let times = |f: fn(&InvoiceState<'_>) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
-        states.iter().map(|i| f(i)).collect()
-    };
-    let numbers = |f: fn(&InvoiceState<'_>) -> Option<i64>| -> Vec<Option<i64>> {
-        states.iter().map(|i| f(i)).collect()
-    };
-    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
-        "WITH i AS (
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::bigint[], $7::text[], $8::jsonb[], $9::text[], $10::text[],
-                                  $11::timestamptz[], $12::timestamptz[], $13::timestamptz[],
-                                  $14::bigint[], $15::int[], $16::jsonb[], $17::bigint[],
-                                  $18::bigint[], $19::jsonb[])
-                 WITH ORDINALITY AS i (pk, stripe_customer, stripe_id, status, billing_reason,
-                                       total, currency, plan_ids, hosted_invoice_url,
-                                       subscription_id, period_start, period_end, created_at,
-                                       source_created, source_rank, lines, subtotal,
-                                       total_discount, discount_amounts, n)
-         ),
+    format!(
+        "WITH i AS ({input}),
          c AS (
              SELECT i.*, c.pk AS customer_pk FROM i
              CROSS JOIN LATERAL (SELECT pk FROM customers
@@ -172,39 +186,69 @@ pub async fn record_many(
                    <= (EXCLUDED.source_created, EXCLUDED.source_rank)
              RETURNING v.stripe_id
          )
-         SELECT c.n, c.customer_pk, c.stripe_id IN (SELECT stripe_id FROM v) AS fresh FROM c",
+         SELECT c.n, c.customer_pk, c.stripe_id IN (SELECT stripe_id FROM v) AS fresh FROM c"
     )
-    .bind(&pks)
-    .bind(&stripe_customers)
-    .bind(column(|i| Some(i.stripe_id.to_owned())))
-    .bind(column(|i| Some(i.status.to_owned())))
-    .bind(column(|i| i.billing_reason.map(str::to_owned)))
-    .bind(numbers(|i| Some(i.total)))
-    .bind(column(|i| Some(i.currency.to_owned())))
-    .bind(states.iter().map(|i| Json(&i.plan_ids)).collect::<Vec<_>>())
-    .bind(column(|i| i.hosted_invoice_url.map(str::to_owned)))
-    .bind(column(|i| i.subscription_id.map(str::to_owned)))
-    .bind(times(|i| i.period_start))
-    .bind(times(|i| i.period_end))
-    .bind(times(|i| Some(i.created_at)))
-    .bind(numbers(|i| Some(i.event_created)))
-    .bind(
-        states
-            .iter()
-            .map(|i| status_rank(i.status))
-            .collect::<Vec<_>>(),
-    )
-    .bind(states.iter().map(|i| Json(&i.lines)).collect::<Vec<_>>())
-    .bind(numbers(|i| i.subtotal))
-    .bind(numbers(|i| Some(total_discount(&i.discount_amounts))))
-    .bind(
-        states
-            .iter()
-            .map(|i| Json(&i.discount_amounts))
-            .collect::<Vec<_>>(),
-    )
-    .fetch_all(conn)
-    .await?;
+}
+
+/// [`record`] for many invoices (no invoice twice) in one statement: what each answers, in
+/// their order.
+pub async fn record_many(
+    conn: &mut PgConnection,
+    invoices: &[(Owner<'_>, &InvoiceState<'_>)],
+) -> Result<Vec<Option<Recorded>>, sqlx::Error> {
+    let n = invoices.len();
+    let mut pks = Vec::with_capacity(n);
+    let mut stripe_customers = Vec::with_capacity(n);
+    for (owner, _) in invoices {
+        let (pk, stripe_customer) = match owner {
+            Owner::Customer(pk) => (Some(*pk), None),
+            Owner::StripeCustomer(id) => (None, Some(*id)),
+        };
+        pks.push(pk);
+        stripe_customers.push(stripe_customer);
+    }
+    let states: Vec<&InvoiceState<'_>> = invoices.iter().map(|(_, i)| *i).collect();
+    let column = |f: fn(&InvoiceState<'_>) -> Option<String>| -> Vec<Option<String>> {
+        states.iter().map(|i| f(i)).collect()
+    };
+    let times = |f: fn(&InvoiceState<'_>) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
+        states.iter().map(|i| f(i)).collect()
+    };
+    let numbers = |f: fn(&InvoiceState<'_>) -> Option<i64>| -> Vec<Option<i64>> {
+        states.iter().map(|i| f(i)).collect()
+    };
+    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(record_statement(n > 1)))
+        .bind(&pks)
+        .bind(&stripe_customers)
+        .bind(column(|i| Some(i.stripe_id.to_owned())))
+        .bind(column(|i| Some(i.status.to_owned())))
+        .bind(column(|i| i.billing_reason.map(str::to_owned)))
+        .bind(numbers(|i| Some(i.total)))
+        .bind(column(|i| Some(i.currency.to_owned())))
+        .bind(states.iter().map(|i| Json(&i.plan_ids)).collect::<Vec<_>>())
+        .bind(column(|i| i.hosted_invoice_url.map(str::to_owned)))
+        .bind(column(|i| i.subscription_id.map(str::to_owned)))
+        .bind(times(|i| i.period_start))
+        .bind(times(|i| i.period_end))
+        .bind(times(|i| Some(i.created_at)))
+        .bind(numbers(|i| Some(i.event_created)))
+        .bind(
+            states
+                .iter()
+                .map(|i| status_rank(i.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(states.iter().map(|i| Json(&i.lines)).collect::<Vec<_>>())
+        .bind(numbers(|i| i.subtotal))
+        .bind(numbers(|i| Some(total_discount(&i.discount_amounts))))
+        .bind(
+            states
+                .iter()
+                .map(|i| Json(&i.discount_amounts))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(conn)
+        .await?;
     let mut recorded = vec![None; n];
     for (ordinal, customer_pk, fresh) in rows {
         recorded[ordinal as usize - 1] = Some(Recorded { customer_pk, fresh });
