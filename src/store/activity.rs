@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
+use std::sync::LazyLock;
 
 /// Names what the current transaction's changes come from (a Stripe event id, `api`, `cli`)
 /// and when they happened (the event's `created`; else the transaction's time).
@@ -93,24 +94,44 @@ pub async fn record_many(conn: &mut PgConnection, said: &[Said<'_>]) -> Result<(
     let sources: Vec<Option<&str>> = said.iter().map(|s| s.source.map(|(id, _)| id)).collect();
     let ats: Vec<Option<i64>> = said.iter().map(|s| s.source.map(|(_, at)| at)).collect();
     let details: Vec<&serde_json::Value> = said.iter().map(|s| &s.detail).collect();
-    sqlx::query(
+    sqlx::query(sqlx::AssertSqlSafe(record_statement(said.len() > 1)))
+        .bind(&customers)
+        .bind(&kinds)
+        .bind(&sources)
+        .bind(&ats)
+        .bind(&details)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// [`record_many`]'s statement, for many entries or for one ([`super::rows`]).
+fn record_statement(many: bool) -> &'static str {
+    static MANY: LazyLock<String> = LazyLock::new(|| record_sql(true));
+    static ONE: LazyLock<String> = LazyLock::new(|| record_sql(false));
+    if many { &MANY } else { &ONE }
+}
+
+fn record_sql(many: bool) -> String {
+    let input = super::rows::input(
+        many,
+        &[
+            ("customer_pk", "bigint"),
+            ("kind", "text"),
+            ("source", "text"),
+            ("at", "bigint"),
+            ("detail", "jsonb"),
+        ],
+    );
+    format!(
         "INSERT INTO activity (customer_pk, kind, at, source, detail)
          SELECT r.customer_pk, r.kind, coalesce(to_timestamp(r.at), activity_at()),
                 coalesce(r.source, activity_source()), r.detail
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::jsonb[])
-             AS r (customer_pk, kind, source, at, detail)
+         FROM ({input}) AS r
          WHERE NOT EXISTS (SELECT 1 FROM activity a
                            WHERE a.customer_pk = r.customer_pk AND a.kind = r.kind
                              AND a.source = coalesce(r.source, activity_source())
                              AND a.detail->>'invoice_id'
-                                 IS NOT DISTINCT FROM r.detail->>'invoice_id')",
+                                 IS NOT DISTINCT FROM r.detail->>'invoice_id')"
     )
-    .bind(&customers)
-    .bind(&kinds)
-    .bind(&sources)
-    .bind(&ats)
-    .bind(&details)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

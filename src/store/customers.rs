@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
+use std::sync::LazyLock;
 
 pub use super::customer_contact::*;
 pub use super::customer_list::{ListFilter, Listed, list};
@@ -304,24 +305,37 @@ pub async fn link_stripe_many(
     links: &[(i64, &str)],
 ) -> Result<Vec<String>, sqlx::Error> {
     let (pks, stripe_ids): (Vec<i64>, Vec<&str>) = links.iter().copied().unzip();
-    let linked: Vec<String> = sqlx::query_scalar(
-        "UPDATE customers c SET stripe_id = l.stripe_id, updated_at = now()
-         FROM unnest($1::bigint[], $2::text[]) AS l (pk, stripe_id)
-         WHERE c.pk = l.pk AND (c.stripe_id IS NULL OR c.stripe_id = l.stripe_id)
-           AND NOT EXISTS (SELECT 1 FROM customers o
-                           WHERE o.stripe_id = l.stripe_id AND o.pk <> l.pk)
-         RETURNING c.stripe_id",
-    )
-    .bind(&pks)
-    .bind(&stripe_ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let linked: Vec<String> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(link_statement(links.len() > 1)))
+            .bind(&pks)
+            .bind(&stripe_ids)
+            .fetch_all(&mut *conn)
+            .await?;
     if !linked.is_empty() {
         // What was skipped for want of these links applies now, after the events that
         // linked them (in `created` order among themselves).
         outbox::queue::requeue_skipped(conn, &linked, UNKNOWN_CUSTOMER).await?;
     }
     Ok(linked)
+}
+
+/// [`link_stripe_many`]'s statement, for many links or for one ([`super::rows`]).
+fn link_statement(many: bool) -> &'static str {
+    static MANY: LazyLock<String> = LazyLock::new(|| link_sql(true));
+    static ONE: LazyLock<String> = LazyLock::new(|| link_sql(false));
+    if many { &MANY } else { &ONE }
+}
+
+fn link_sql(many: bool) -> String {
+    let input = super::rows::input(many, &[("pk", "bigint"), ("stripe_id", "text")]);
+    format!(
+        "UPDATE customers c SET stripe_id = l.stripe_id, updated_at = now()
+         FROM ({input}) AS l
+         WHERE c.pk = l.pk AND (c.stripe_id IS NULL OR c.stripe_id = l.stripe_id)
+           AND NOT EXISTS (SELECT 1 FROM customers o
+                           WHERE o.stripe_id = l.stripe_id AND o.pk <> l.pk)
+         RETURNING c.stripe_id"
+    )
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

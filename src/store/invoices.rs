@@ -124,9 +124,7 @@ const INPUT: [(&str, &str); 19] = [
     ("discount_amounts", "jsonb"),
 ];
 
-/// [`record_many`]'s statement: for many invoices (the arrays unnested), or for one (their
-/// first elements: a statement Postgres plans once for the session, where an `unnest` of one
-/// element is planned on every call).
+/// [`record_many`]'s statement: for many invoices, or for one ([`super::rows`]).
 fn record_statement(many: bool) -> &'static str {
     static MANY: LazyLock<String> = LazyLock::new(|| record_sql(true));
     static ONE: LazyLock<String> = LazyLock::new(|| record_sql(false));
@@ -134,24 +132,7 @@ fn record_statement(many: bool) -> &'static str {
 }
 
 fn record_sql(many: bool) -> String {
-    let names: Vec<&str> = INPUT.iter().map(|(name, _)| *name).collect();
-    let input = if many {
-        let arrays: Vec<String> = (1..)
-            .zip(INPUT)
-            .map(|(n, (_, ty))| format!("${n}::{ty}[]"))
-            .collect();
-        format!(
-            "SELECT * FROM unnest({}) WITH ORDINALITY AS i ({}, n)",
-            arrays.join(", "),
-            names.join(", ")
-        )
-    } else {
-        let firsts: Vec<String> = (1..)
-            .zip(INPUT)
-            .map(|(n, (name, ty))| format!("(${n}::{ty}[])[1] AS {name}"))
-            .collect();
-        format!("SELECT {}, 1::bigint AS n", firsts.join(", "))
-    };
+    let input = super::rows::input(many, &INPUT);
     format!(
         "WITH i AS ({input}),
          c AS (

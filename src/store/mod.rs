@@ -17,6 +17,7 @@ pub mod plan_reads;
 pub mod plans;
 pub mod requests;
 pub mod reward_grants;
+pub mod rows;
 pub mod search_plan;
 pub mod stripe_ids;
 pub mod subscription_states;
