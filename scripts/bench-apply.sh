@@ -129,7 +129,6 @@ start_daemon() {
     # An engine setting under test (e.g. RECONCILER_BATCH_SIZE=128) passes through.
     [[ -n "${RECONCILER_BATCH_SIZE:-}" ]] && env_workers+=(RECONCILER_BATCH_SIZE="$RECONCILER_BATCH_SIZE")
     [[ -n "${RECONCILER_APPLY_TOGETHER:-}" ]] && env_workers+=(RECONCILER_APPLY_TOGETHER="$RECONCILER_APPLY_TOGETHER")
-    [[ -n "${RECONCILER_CLAIM_LINGER_MS:-}" ]] && env_workers+=(RECONCILER_CLAIM_LINGER_MS="$RECONCILER_CLAIM_LINGER_MS")
     env -u STRIPE_API_KEY -u STRIPE_API_BASE -u RECONCILER_CONFIG \
         DATABASE_URL="$db" STRIPE_WEBHOOK_SECRET=$secret RECONCILER_API_TOKEN=$token \
         RECONCILER_LISTEN="127.0.0.1:$port" RECONCILER_CATALOG=config/catalog.example.toml \

@@ -23,7 +23,6 @@ pub const ENV_CONTRACT: &[(&str, &str)] = &[
     ("RECONCILER_WORKERS", "engine.workers"),
     ("RECONCILER_BATCH_SIZE", "engine.batch_size"),
     ("RECONCILER_APPLY_TOGETHER", "engine.apply_together"),
-    ("RECONCILER_CLAIM_LINGER_MS", "engine.claim_linger_ms"),
     ("RECONCILER_CATALOG", "catalog"),
     ("RECONCILER_METRICS_REQUIRE_TOKEN", "metrics.require_token"),
     ("STRIPE_API_KEY", "stripe.api_key"),

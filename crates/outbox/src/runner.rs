@@ -118,7 +118,6 @@ impl Engine {
 
     async fn worker_loop(self, n: usize, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.inner.settings.poll_interval_ms);
-        let linger = Duration::from_millis(self.inner.settings.claim_linger_ms);
         let mut failures = 0u32;
         while !shutdown.is_cancelled() {
             self.inner.heartbeats.beat(n);
@@ -169,15 +168,7 @@ impl Engine {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = &mut woken => {
-                    // Woken from idle: let the stream gather into a batch first.
-                    if linger > Duration::ZERO {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(linger) => {}
-                        }
-                    }
-                }
+                _ = &mut woken => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }

@@ -37,11 +37,6 @@ pub struct EngineSettings {
     /// rules, a statement per row; kept to compare the two and as a way back).
     #[serde(default = "applies_together")]
     pub apply_together: bool,
-    /// How long an idle worker waits, once woken, before it claims: the events stored
-    /// meanwhile come along, so a steady stream is applied in batches worth applying
-    /// together instead of one or two events each. 0: claim at once.
-    #[serde(default)]
-    pub claim_linger_ms: u64,
 }
 
 fn applies_together() -> bool {
