@@ -139,7 +139,7 @@ impl Engine {
                         failures = 0;
                     }
                     let full = batch.jobs >= self.inner.settings.batch_size as usize;
-                    if full || batch.unblocked {
+                    if full || batch.unblocked || batch.fresh {
                         // More is likely runnable: a full batch left some behind, or
                         // finishing this one freed queued work (the next event of a key)
                         // that no wake-up will announce. Look again at once; a wake-up that

@@ -68,6 +68,9 @@ pub(crate) struct Batch {
     /// Work may be runnable that no wake-up will announce: jobs queued behind the finished
     /// ones under the same ordering keys, or successors of outbound jobs that ran.
     pub unblocked: bool,
+    /// Jobs were stored while the batch was applied, and no idle worker was woken for them
+    /// ([`crate::Wakeup::stored`]): this one looks again.
+    pub fresh: bool,
 }
 
 /// Claims and runs one batch.
@@ -87,6 +90,8 @@ pub(crate) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
 }
 
 async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, sqlx::Error> {
+    // Busy until the claim commits (not while outbound jobs call out after it).
+    let busy = inner.wakeup.busy();
     let mut tx = inner.pool.begin_with(APPLY_BEGIN).await?;
     let mut jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
     // The events queued right behind the claimed heads come along (after every head, so
@@ -105,7 +110,10 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
         .store(oldest.as_millis() as u64, Ordering::Relaxed);
     if jobs.is_empty() {
         tx.commit().await?;
-        return Ok(Ok(Batch::default()));
+        return Ok(Ok(Batch {
+            fresh: busy.end(),
+            ..Batch::default()
+        }));
     }
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
     let mut attempts = Vec::with_capacity(events.len());
@@ -203,6 +211,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
         Some(queue::lease(&mut tx, &ids, inner.lease()).await?)
     };
     tx.commit().await?;
+    let fresh = busy.end();
     for a in attempts {
         metrics::event_processed(&a.event_type, a.outcome, a.elapsed);
         metrics::event_finished(a.outcome, a.enqueued_at);
@@ -226,6 +235,7 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     Ok(Ok(Batch {
         jobs: events.len() + outbound.len(),
         unblocked: queued_behind || !all_finished || !outbound.is_empty(),
+        fresh,
     }))
 }
 
