@@ -1,9 +1,10 @@
 //! Waking workers: in-process at once, other instances through LISTEN/NOTIFY.
 //!
 //! Ingest calls [`Wakeup::stored`] after each commit that stored new events. Local workers
-//! wake at once, one per `WAKE_PER_WORKER` new jobs (a worker that claims a full batch wakes
-//! the next one, so a backlog draws in every worker while a trickle keeps one busy instead of
-//! sending them all to race for the same rows). Workers other than the first pause while a
+//! wake at once, one per `WAKE_PER_WORKER` new jobs, unless `STREAM_WORKERS` are busy already:
+//! those look again when their claims commit ([`Busy`]). A worker that claims a full batch
+//! wakes the next one, so a backlog draws in every worker while a stream keeps two busy
+//! instead of sending them all to race for the same rows in small batches. Workers other than the first pause while a
 //! burst of deliveries awaits its commit ([`Wakeup::delivering`]). A notifier task sends at
 //! most one `NOTIFY` per interval to other instances (a NOTIFY per event would serialise
 //! commits on its database-wide lock). Each instance LISTENs; a lost LISTEN connection
@@ -178,28 +179,6 @@ async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_delivery_counts_until_its_guard_drops_even_when_abandoned() {
-        let wakeup = Wakeup::default();
-        let first = wakeup.delivering();
-        let second = wakeup.delivering();
-        assert_eq!(wakeup.deliveries_waiting(), 2);
-        drop(first);
-        assert_eq!(wakeup.deliveries_waiting(), 1);
-        // A request future dropped half-way (the client went away) drops its guard too.
-        let abandoned = async move {
-            let _guard = second;
-            std::future::pending::<()>().await
-        };
-        drop(abandoned);
-        assert_eq!(wakeup.deliveries_waiting(), 0);
-    }
-}
-
 /// A local worker's batch in progress ([`Wakeup::busy`]).
 pub(crate) struct Busy<'a> {
     wakeup: &'a Wakeup,
@@ -226,5 +205,58 @@ impl Drop for Busy<'_> {
                 self.wakeup.local.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[test]
+    fn a_delivery_counts_until_its_guard_drops_even_when_abandoned() {
+        let wakeup = Wakeup::default();
+        let first = wakeup.delivering();
+        let second = wakeup.delivering();
+        assert_eq!(wakeup.deliveries_waiting(), 2);
+        drop(first);
+        assert_eq!(wakeup.deliveries_waiting(), 1);
+        // A request future dropped half-way (the client went away) drops its guard too.
+        let abandoned = async move {
+            let _guard = second;
+            std::future::pending::<()>().await
+        };
+        drop(abandoned);
+        assert_eq!(wakeup.deliveries_waiting(), 0);
+    }
+
+    /// Whether a wake-up is pending for a worker that starts waiting now.
+    fn woken(wakeup: &Wakeup) -> bool {
+        wakeup.local.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn jobs_stored_while_workers_are_busy_wake_no_other_but_are_seen_when_a_batch_ends() {
+        let wakeup = Wakeup::default();
+        // Idle: a stored job wakes a worker.
+        wakeup.stored(1);
+        assert!(woken(&wakeup));
+        // One busy: another is still woken (a stream keeps two).
+        let first = wakeup.busy();
+        wakeup.stored(1);
+        assert!(woken(&wakeup));
+        // Two busy: none is woken; the first to end looks again, and only it.
+        let second = wakeup.busy();
+        wakeup.stored(1);
+        assert!(!woken(&wakeup));
+        assert!(first.end());
+        assert!(!second.end());
+        // A batch that fails hands what was stored meanwhile to a woken worker.
+        let (a, b) = (wakeup.busy(), wakeup.busy());
+        wakeup.stored(1);
+        drop(a);
+        assert!(woken(&wakeup));
+        assert!(!b.end());
     }
 }
