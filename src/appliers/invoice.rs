@@ -51,73 +51,18 @@ impl EventHandler for InvoiceHandler {
         let invoice: Invoice = object(event)?;
         let lines = lines(conn, &self.catalog, &self.prices, &invoice).await?;
         let state = state_of(&self.catalog, event, &invoice, lines);
-        let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
-        let paid = event.event_type == "invoice.paid";
         // Usually the customer is linked already: then one statement records it.
-        let mut recorded = match stripe_customer {
+        let recorded = match invoice.customer.as_ref().map(Expandable::id) {
             Some(id) => invoices::record(conn, Owner::StripeCustomer(id), &state).await?,
             None => None,
         };
-        if recorded.is_none() {
-            let metadata = invoice.subscription_metadata();
-            let Some(pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
-                return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
-            };
-            recorded = invoices::record(conn, Owner::Customer(pk), &state).await?;
-        }
-        let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
-            return Err(JobError::retryable(anyhow::anyhow!(
-                "customer of invoice {} vanished while applying it",
-                invoice.id
-            )));
-        };
-        if let Some(detail) = payment_entry(&event.event_type, &invoice, &state) {
-            activity::record(conn, customer_pk, &event.event_type, detail).await?;
-        }
-        if paid && let Some(subscription) = state.subscription_id {
-            // Whether or not the invoice row was stale: the payment was made.
-            attaches::first_payment_made(conn, subscription).await?;
-        }
-        if let Some(reason) = first_payment_needs_customer(&event.event_type, &invoice)
-            && let Some(subscription) = state.subscription_id
-        {
-            for attach in attaches::waiting_on(conn, subscription).await? {
-                let url = state.hosted_invoice_url;
-                attaches::require_action(conn, &attach, subscription, url, reason).await?;
-            }
-        }
-        if self.bill_usage
-            && event.event_type == "invoice.created"
-            && invoice.billing_reason.as_deref() == Some("subscription_cycle")
-            && state.status == "draft"
-        {
-            enqueue_usage_billing(conn, customer_pk, &invoice).await?;
-        }
-        if paid
-            && let Some(subscription) = state.subscription_id
-            && invoice.billing_reason.as_deref() == Some("subscription_cycle")
-            && let Some(end) = invoice.service_period_end()
-        {
-            // An entity's subscription renews the entity's balances (not if it was deleted).
-            let entity = invoice
-                .subscription_metadata()
-                .and_then(|m| m.get("entity_id"));
-            let owner = entities::subscription_owner(
-                conn,
-                customer_pk,
-                subscription,
-                entity.map(String::as_str),
-            );
-            if let SubscriptionOwner::Pk(owner_pk) = owner.await? {
-                balances::reset_for_renewal(conn, owner_pk, subscription, end).await?;
-            }
-        }
-        Ok(outcome(fresh, &invoice))
+        self.apply_recorded(conn, event, &invoice, &state, recorded)
+            .await
     }
 
-    /// The plain invoices of a wave together (of a linked customer, see [`Self::plain`]):
-    /// their rows in one statement, their payment entries in one, the attaches they pay in
-    /// one. The rest (and a wave smaller than
+    /// The plain invoices of a wave together (see [`Self::plain`]): their rows in one
+    /// statement, their payment entries in one, the attaches they pay in one; those whose
+    /// Stripe customer is not linked go on one at a time (by metadata, else skipped). The rest (and a wave smaller than
     /// [`TOGETHER_FROM`]) one at a time, in their order, after those: the same rules.
     async fn handle_many(
         &self,
@@ -154,9 +99,12 @@ impl EventHandler for InvoiceHandler {
         let mut settled: Vec<Option<Outcome>> = vec![None; events.len()];
         let mut said = Vec::new();
         let mut paid = Vec::new();
-        for ((n, event, invoice, state), recorded) in plain.iter().zip(recorded) {
-            // No customer linked by that Stripe id: one at a time finds it by metadata.
+        let mut unlinked = Vec::new();
+        for (plain, recorded) in plain.iter().zip(recorded) {
+            let (n, event, invoice, state) = plain;
+            // No customer linked by that Stripe id: looked for by metadata, after these.
             let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
+                unlinked.push(plain);
                 continue;
             };
             if let Some(detail) = payment_entry(&event.event_type, invoice, state) {
@@ -182,6 +130,11 @@ impl EventHandler for InvoiceHandler {
         if !paid.is_empty() {
             attaches::first_payment_made_many(conn, &paid).await?;
         }
+        for (n, event, invoice, state) in unlinked {
+            activity::set_source(conn, &event.id, Some(event.created)).await?;
+            let outcome = self.apply_recorded(conn, event, invoice, state, None);
+            settled[*n] = Some(outcome.await?);
+        }
         let alone: Vec<&StoredEvent> = events
             .iter()
             .zip(&settled)
@@ -202,6 +155,77 @@ impl EventHandler for InvoiceHandler {
 }
 
 impl InvoiceHandler {
+    /// The rest of an invoice event once its invoice was recorded for the customer linked to
+    /// its Stripe customer (`recorded`; None: none is, so it is looked for by the
+    /// subscription's metadata), under the event's source.
+    async fn apply_recorded(
+        &self,
+        conn: &mut PgConnection,
+        event: &StoredEvent,
+        invoice: &Invoice,
+        state: &InvoiceState<'_>,
+        recorded: Option<invoices::Recorded>,
+    ) -> Result<Outcome, JobError> {
+        let mut recorded = recorded;
+        if recorded.is_none() {
+            let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
+            let metadata = invoice.subscription_metadata();
+            let Some(pk) = resolve_customer(conn, stripe_customer, metadata).await? else {
+                return Ok(Outcome::Skipped(unknown_customer(stripe_customer)));
+            };
+            recorded = invoices::record(conn, Owner::Customer(pk), state).await?;
+        }
+        let paid = event.event_type == "invoice.paid";
+        let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
+            return Err(JobError::retryable(anyhow::anyhow!(
+                "customer of invoice {} vanished while applying it",
+                invoice.id
+            )));
+        };
+        if let Some(detail) = payment_entry(&event.event_type, invoice, state) {
+            activity::record(conn, customer_pk, &event.event_type, detail).await?;
+        }
+        if paid && let Some(subscription) = state.subscription_id {
+            // Whether or not the invoice row was stale: the payment was made.
+            attaches::first_payment_made(conn, subscription).await?;
+        }
+        if let Some(reason) = first_payment_needs_customer(&event.event_type, invoice)
+            && let Some(subscription) = state.subscription_id
+        {
+            for attach in attaches::waiting_on(conn, subscription).await? {
+                let url = state.hosted_invoice_url;
+                attaches::require_action(conn, &attach, subscription, url, reason).await?;
+            }
+        }
+        if self.bill_usage
+            && event.event_type == "invoice.created"
+            && invoice.billing_reason.as_deref() == Some("subscription_cycle")
+            && state.status == "draft"
+        {
+            enqueue_usage_billing(conn, customer_pk, invoice).await?;
+        }
+        if paid
+            && let Some(subscription) = state.subscription_id
+            && invoice.billing_reason.as_deref() == Some("subscription_cycle")
+            && let Some(end) = invoice.service_period_end()
+        {
+            // An entity's subscription renews the entity's balances (not if it was deleted).
+            let entity = invoice
+                .subscription_metadata()
+                .and_then(|m| m.get("entity_id"));
+            let owner = entities::subscription_owner(
+                conn,
+                customer_pk,
+                subscription,
+                entity.map(String::as_str),
+            );
+            if let SubscriptionOwner::Pk(owner_pk) = owner.await? {
+                balances::reset_for_renewal(conn, owner_pk, subscription, end).await?;
+            }
+        }
+        Ok(outcome(fresh, invoice))
+    }
+
     /// Whether an invoice event is applied with others ([`InvoiceHandler::handle_many`]): it
     /// names a Stripe customer, is no paid renewal (allowances reset), no renewal draft whose
     /// usage is billed, and no first payment that needs the customer (the waiting attach's
