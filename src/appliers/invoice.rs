@@ -62,8 +62,9 @@ impl EventHandler for InvoiceHandler {
 
     /// The plain invoices of a wave together (see [`Self::plain`]): their rows in one
     /// statement, their payment entries in one, the attaches they pay in one; those whose
-    /// Stripe customer is not linked go on one at a time (by metadata, else skipped). The rest (and a wave smaller than
-    /// [`TOGETHER_FROM`]) one at a time, in their order, after those: the same rules.
+    /// Stripe customer is not linked go on one at a time (by metadata, else skipped). The
+    /// rest (and a wave smaller than [`TOGETHER_FROM`]) one at a time, in their order, after
+    /// those: the same rules.
     async fn handle_many(
         &self,
         conn: &mut PgConnection,
@@ -135,22 +136,7 @@ impl EventHandler for InvoiceHandler {
             let outcome = self.apply_recorded(conn, event, invoice, state, None);
             settled[*n] = Some(outcome.await?);
         }
-        let alone: Vec<&StoredEvent> = events
-            .iter()
-            .zip(&settled)
-            .filter(|(_, settled)| settled.is_none())
-            .map(|(event, _)| *event)
-            .collect();
-        let mut alone = outbox::registry::handle_each(self, conn, &alone)
-            .await?
-            .into_iter();
-        Ok(settled
-            .into_iter()
-            .map(|settled| match settled {
-                Some(outcome) => Ok(outcome),
-                None => alone.next().expect("one answer per event applied alone"),
-            })
-            .collect())
+        outbox::registry::handle_rest(self, conn, events, settled).await
     }
 }
 

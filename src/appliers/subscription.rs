@@ -94,23 +94,7 @@ impl EventHandler for SubscriptionHandler {
             })
             .collect();
         let settled = apply_events_together(conn, &self.catalog, &self.prices, &carried).await?;
-        // The rest one at a time, in their order, after those.
-        let alone: Vec<&StoredEvent> = events
-            .iter()
-            .zip(&settled)
-            .filter(|(_, settled)| settled.is_none())
-            .map(|(event, _)| *event)
-            .collect();
-        let mut alone = outbox::registry::handle_each(self, conn, &alone)
-            .await?
-            .into_iter();
-        Ok(settled
-            .into_iter()
-            .map(|settled| match settled {
-                Some(outcome) => Ok(outcome),
-                None => alone.next().expect("one answer per event applied alone"),
-            })
-            .collect())
+        outbox::registry::handle_rest(self, conn, events, settled).await
     }
 }
 

@@ -101,6 +101,31 @@ pub async fn handle_each(
     Ok(answers)
 }
 
+/// Completes a [`EventHandler::handle_many`] that settled some of `events` itself
+/// (`settled`, aligned with them): the others one `handle` call each, in their order, after
+/// those; the answers merged in the events' order.
+pub async fn handle_rest(
+    handler: &dyn DynEventHandler,
+    conn: &mut PgConnection,
+    events: &[&StoredEvent],
+    settled: Vec<Option<Outcome>>,
+) -> ManyOutcomes {
+    let rest: Vec<&StoredEvent> = events
+        .iter()
+        .zip(&settled)
+        .filter(|(_, settled)| settled.is_none())
+        .map(|(event, _)| *event)
+        .collect();
+    let mut rest = handle_each(handler, conn, &rest).await?.into_iter();
+    Ok(settled
+        .into_iter()
+        .map(|settled| match settled {
+            Some(outcome) => Ok(outcome),
+            None => rest.next().expect("one answer per event handled alone"),
+        })
+        .collect())
+}
+
 /// What [`EventHandler::handle_many`] answers: one result per event, or a failure of the
 /// whole call.
 pub(crate) type ManyOutcomes = Result<Vec<Result<Outcome, JobError>>, JobError>;
