@@ -79,22 +79,17 @@ impl EventHandler for InvoiceHandler {
             .collect();
         let mut plain = Vec::new();
         for (n, (event, invoice)) in events.iter().zip(&parsed).enumerate() {
-            if let Some(invoice) = invoice {
+            if let Some(invoice) = invoice
+                && let Some(customer) = invoice.customer.as_ref().map(Expandable::id)
+            {
                 let lines = lines(conn, &self.catalog, &self.prices, invoice).await?;
-                plain.push((
-                    n,
-                    *event,
-                    invoice,
-                    state_of(&self.catalog, event, invoice, lines),
-                ));
+                let state = state_of(&self.catalog, event, invoice, lines);
+                plain.push((n, *event, invoice, customer, state));
             }
         }
         let owners: Vec<(Owner<'_>, &InvoiceState<'_>)> = plain
             .iter()
-            .filter_map(|(_, _, invoice, state)| {
-                let customer = invoice.customer.as_ref()?.id();
-                Some((Owner::StripeCustomer(customer), state))
-            })
+            .map(|(_, _, _, customer, state)| (Owner::StripeCustomer(customer), state))
             .collect();
         let recorded = invoices::record_many(conn, &owners).await?;
         let mut settled: Vec<Option<Outcome>> = vec![None; events.len()];
@@ -102,7 +97,7 @@ impl EventHandler for InvoiceHandler {
         let mut paid = Vec::new();
         let mut unlinked = Vec::new();
         for (plain, recorded) in plain.iter().zip(recorded) {
-            let (n, event, invoice, state) = plain;
+            let (n, event, invoice, _, state) = plain;
             // No customer linked by that Stripe id: looked for by metadata, after these.
             let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
                 unlinked.push(plain);
@@ -131,7 +126,7 @@ impl EventHandler for InvoiceHandler {
         if !paid.is_empty() {
             attaches::first_payment_made_many(conn, &paid).await?;
         }
-        for (n, event, invoice, state) in unlinked {
+        for (n, event, invoice, _, state) in unlinked {
             activity::set_source(conn, &event.id, Some(event.created)).await?;
             let outcome = self.apply_recorded(conn, event, invoice, state, None);
             settled[*n] = Some(outcome.await?);
@@ -150,9 +145,8 @@ impl InvoiceHandler {
         event: &StoredEvent,
         invoice: &Invoice,
         state: &InvoiceState<'_>,
-        recorded: Option<invoices::Recorded>,
+        mut recorded: Option<invoices::Recorded>,
     ) -> Result<Outcome, JobError> {
-        let mut recorded = recorded;
         if recorded.is_none() {
             let stripe_customer = invoice.customer.as_ref().map(Expandable::id);
             let metadata = invoice.subscription_metadata();
