@@ -53,8 +53,8 @@
 //!   delivered (`catch-up`, and periodically in the daemon).
 //! - [`appliers`]: what each Stripe event does to the store, inside the claim transaction
 //!   (subscriptions, checkouts, invoices, customers, discounts and coupons): each parses its
-//!   event and has [`sync`] write the Stripe object it carries; the subscription applier takes
-//!   a wave of independent events at once (`handle_many`).
+//!   event and has [`sync`] write the Stripe object it carries; the subscription and invoice
+//!   appliers take a wave of independent events at once (`handle_many`).
 //! - [`sync`]: a Stripe object → the store, in one place for the appliers, `billing`, the
 //!   audit and `reconcile`: subscriptions (a plan's state, same-second ties), discounts and
 //!   coupons, and the mapping they need (our customer for a Stripe object, the plans of
@@ -78,7 +78,9 @@
 //!   writer names its source), entities (a customer's teams: their plans and balances kept
 //!   under a holder row of their own, so the plans and balances code serves them unchanged).
 //!   A subscription's state is applied one at a time (`subscription_sync`) or, for a batch's
-//!   common case, many together in set-based statements (`subscription_states`).
+//!   common case, many together in set-based statements (`subscription_states`); invoices,
+//!   timeline entries and links have `_many` forms too, whose input rows `rows` writes once
+//!   for many and for one.
 //!   Balances are a folder, `store/balances/`: the balance and its reads (`mod.rs`),
 //!   provisioning from the held plans, resets (renewal and clock), edits, usage (`track` and
 //!   its reads).
