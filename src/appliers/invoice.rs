@@ -42,6 +42,8 @@ pub(super) struct InvoiceHandler {
 }
 
 impl EventHandler for InvoiceHandler {
+    const TOGETHER_FROM: usize = TOGETHER_FROM;
+
     async fn handle(
         &self,
         conn: &mut PgConnection,
@@ -63,16 +65,13 @@ impl EventHandler for InvoiceHandler {
     /// The plain invoices of a wave together (see [`Self::plain`]): their rows in one
     /// statement, their payment entries in one, the attaches they pay in one; those whose
     /// Stripe customer is not linked go on one at a time (by metadata, else skipped). The
-    /// rest (and a wave smaller than [`TOGETHER_FROM`]) one at a time, in their order, after
-    /// those: the same rules.
+    /// rest one at a time, in their order, after those: the same rules. (A wave smaller than
+    /// [`TOGETHER_FROM`] gets no call: the worker applies its events one at a time.)
     async fn handle_many(
         &self,
         conn: &mut PgConnection,
         events: &[&StoredEvent],
     ) -> Result<Vec<Result<Outcome, JobError>>, JobError> {
-        if events.len() < TOGETHER_FROM {
-            return outbox::registry::handle_each(self, conn, events).await;
-        }
         let parsed: Vec<Option<Invoice>> = events
             .iter()
             .map(|e| object(e).ok().filter(|i| self.plain(&e.event_type, i)))

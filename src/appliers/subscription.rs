@@ -39,6 +39,8 @@ pub(super) struct SubscriptionHandler {
 }
 
 impl EventHandler for SubscriptionHandler {
+    const TOGETHER_FROM: usize = TOGETHER_FROM;
+
     async fn handle(
         &self,
         conn: &mut PgConnection,
@@ -64,16 +66,13 @@ impl EventHandler for SubscriptionHandler {
         Ok(outcome)
     }
 
-    /// The common case together (see [`apply_events_together`]), the rest one by one; a
-    /// group smaller than [`TOGETHER_FROM`] one by one.
+    /// The common case together (see [`apply_events_together`]), the rest one by one (a
+    /// group smaller than [`TOGETHER_FROM`] gets no call: the worker applies it one by one).
     async fn handle_many(
         &self,
         conn: &mut PgConnection,
         events: &[&StoredEvent],
     ) -> Result<Vec<Result<Outcome, JobError>>, JobError> {
-        if events.len() < TOGETHER_FROM {
-            return outbox::registry::handle_each(self, conn, events).await;
-        }
         // Payloads that do not parse, and trial notices (an entry of their own), go alone.
         let parsed: Vec<Option<Subscription>> = events
             .iter()

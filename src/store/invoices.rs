@@ -189,45 +189,32 @@ pub async fn record_many(
         stripe_customers.push(stripe_customer);
     }
     let states: Vec<&InvoiceState<'_>> = invoices.iter().map(|(_, i)| *i).collect();
-    let column = |f: fn(&InvoiceState<'_>) -> Option<String>| -> Vec<Option<String>> {
-        states.iter().map(|i| f(i)).collect()
-    };
-    let times = |f: fn(&InvoiceState<'_>) -> Option<DateTime<Utc>>| -> Vec<Option<DateTime<Utc>>> {
-        states.iter().map(|i| f(i)).collect()
-    };
-    let numbers = |f: fn(&InvoiceState<'_>) -> Option<i64>| -> Vec<Option<i64>> {
-        states.iter().map(|i| f(i)).collect()
-    };
+    // One array per column, in `INPUT`'s order.
+    macro_rules! column {
+        ($f:expr) => {
+            states.iter().map($f).collect::<Vec<_>>()
+        };
+    }
     let rows: Vec<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(record_statement(n > 1)))
         .bind(&pks)
         .bind(&stripe_customers)
-        .bind(column(|i| Some(i.stripe_id.to_owned())))
-        .bind(column(|i| Some(i.status.to_owned())))
-        .bind(column(|i| i.billing_reason.map(str::to_owned)))
-        .bind(numbers(|i| Some(i.total)))
-        .bind(column(|i| Some(i.currency.to_owned())))
-        .bind(states.iter().map(|i| Json(&i.plan_ids)).collect::<Vec<_>>())
-        .bind(column(|i| i.hosted_invoice_url.map(str::to_owned)))
-        .bind(column(|i| i.subscription_id.map(str::to_owned)))
-        .bind(times(|i| i.period_start))
-        .bind(times(|i| i.period_end))
-        .bind(times(|i| Some(i.created_at)))
-        .bind(numbers(|i| Some(i.event_created)))
-        .bind(
-            states
-                .iter()
-                .map(|i| status_rank(i.status))
-                .collect::<Vec<_>>(),
-        )
-        .bind(states.iter().map(|i| Json(&i.lines)).collect::<Vec<_>>())
-        .bind(numbers(|i| i.subtotal))
-        .bind(numbers(|i| Some(total_discount(&i.discount_amounts))))
-        .bind(
-            states
-                .iter()
-                .map(|i| Json(&i.discount_amounts))
-                .collect::<Vec<_>>(),
-        )
+        .bind(column!(|i| i.stripe_id))
+        .bind(column!(|i| i.status))
+        .bind(column!(|i| i.billing_reason))
+        .bind(column!(|i| i.total))
+        .bind(column!(|i| i.currency))
+        .bind(column!(|i| Json(&i.plan_ids)))
+        .bind(column!(|i| i.hosted_invoice_url))
+        .bind(column!(|i| i.subscription_id))
+        .bind(column!(|i| i.period_start))
+        .bind(column!(|i| i.period_end))
+        .bind(column!(|i| i.created_at))
+        .bind(column!(|i| i.event_created))
+        .bind(column!(|i| status_rank(i.status)))
+        .bind(column!(|i| Json(&i.lines)))
+        .bind(column!(|i| i.subtotal))
+        .bind(column!(|i| total_discount(&i.discount_amounts)))
+        .bind(column!(|i| Json(&i.discount_amounts)))
         .fetch_all(conn)
         .await?;
     let mut recorded = vec![None; n];

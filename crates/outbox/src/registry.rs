@@ -55,6 +55,9 @@ impl StoredEvent {
 
 /// Applies events of the types it is registered for, inside the claim transaction.
 pub trait EventHandler: Send + Sync + 'static {
+    /// The fewest events of a wave given to [`handle_many`](Self::handle_many) at once.
+    const TOGETHER_FROM: usize = 1;
+
     fn handle(
         &self,
         conn: &mut PgConnection,
@@ -69,7 +72,9 @@ pub trait EventHandler: Send + Sync + 'static {
     /// events one by one ([`handle`](Self::handle), a savepoint each).
     ///
     /// The default calls `handle` for each; a handler overrides it to apply a batch with
-    /// set-based statements (a statement for all its rows instead of one per row).
+    /// set-based statements (a statement for all its rows instead of one per row). The worker
+    /// calls it for a group of at least [`TOGETHER_FROM`](Self::TOGETHER_FROM) events; a
+    /// smaller group gets a `handle` call each.
     fn handle_many(
         &self,
         conn: &mut PgConnection,
@@ -143,6 +148,9 @@ pub trait DynEventHandler: Send + Sync {
         conn: &'a mut PgConnection,
         events: &'a [&'a StoredEvent],
     ) -> BoxFuture<'a, ManyOutcomes>;
+
+    /// [`EventHandler::TOGETHER_FROM`].
+    fn together_from(&self) -> usize;
 }
 
 impl<H: EventHandler> DynEventHandler for H {
@@ -160,6 +168,10 @@ impl<H: EventHandler> DynEventHandler for H {
         events: &'a [&'a StoredEvent],
     ) -> BoxFuture<'a, ManyOutcomes> {
         Box::pin(EventHandler::handle_many(self, conn, events))
+    }
+
+    fn together_from(&self) -> usize {
+        H::TOGETHER_FROM
     }
 }
 

@@ -273,7 +273,8 @@ fn waves<'j>(events: &[&'j ClaimedJob], mode: Mode) -> Vec<Vec<&'j ClaimedJob>> 
 }
 
 /// Applies a fast batch's group of independent events with one [`EventHandler::handle_many`]
-/// call (with `engine.apply_together` off, a `handle` call each), in the claim transaction
+/// call (with `engine.apply_together` off, or fewer events than the handler's
+/// `TOGETHER_FROM`, a `handle` call each), in the claim transaction
 /// (no savepoint): `Err(RolledBack)` when it failed, for the caller to roll the batch back
 /// and run it carefully.
 ///
@@ -287,7 +288,7 @@ async fn apply_together<'j>(
     let started = Instant::now();
     let events: Vec<&StoredEvent> = group.members.iter().map(|(_, e)| e).collect();
     let handler = group.handler.as_ref();
-    let answers = if inner.settings.apply_together {
+    let answers = if inner.settings.apply_together && events.len() >= handler.together_from() {
         guarded(handler.handle_many(&mut *tx, &events)).await
     } else {
         guarded(handle_each(handler, &mut *tx, &events)).await
