@@ -257,17 +257,27 @@ steady() {
     done) &
     sampler_pid=$!
     say "steady: the lifecycle mix at $rate/s for ${secs}s (+3 s warm-up), workers running"
+    local pg_cpu0 daemon_cpu0
+    pg_cpu0=$(pg_cpu_secs)
+    daemon_cpu0=$(cpu_secs "$server_pid")
     "$loadgen" load --url "$base/webhooks/stripe" --secret "$secret" --mix lifecycle \
         --rate "$rate" --duration "$secs" --warmup 3 --customers "$customers" --connections 64 \
         --run-id "$run" --label steady --json "$json" --api "$base" --token "$token" \
         --database-url "$db" >"$logs/steady.txt"
+    # CPU of the whole run (ingest and applying, customers created first), per event sent.
+    local daemon_cpu pg_cpu
+    daemon_cpu=$(awk -v a="$(cpu_secs "$server_pid")" -v b="$daemon_cpu0" 'BEGIN {printf "%.2f", a - b}')
+    pg_cpu=$(awk -v a="$(pg_cpu_secs)" -v b="$pg_cpu0" 'BEGIN {printf "%.2f", a - b}')
     stop_sampler
     stop_server
     [[ "${BENCH_PROFILE:-}" == 1 ]] && statements "$db" steady
-    python3 - "$json" "$(cat "$rss_file")" <<'PY'
+    python3 - "$json" "$(cat "$rss_file")" "$daemon_cpu" "$pg_cpu" $(((secs + 3) * rate)) <<'PY'
 import json, sys
+rss, daemon, pg, sent = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 with open(sys.argv[1], "a") as f:
-    f.write(json.dumps({"label": "steady-rss", "max_rss_mib": round(int(sys.argv[2]) / 1024, 1)}) + "\n")
+    f.write(json.dumps({"label": "steady-rss", "max_rss_mib": round(rss / 1024, 1),
+                        "daemon_cpu_us_per_event": round(daemon * 1e6 / sent),
+                        "pg_cpu_us_per_event": round(pg * 1e6 / sent)}) + "\n")
 PY
 }
 
@@ -321,7 +331,9 @@ if s:
     print()
     print(f"Steady {rate:,}/s of the lifecycle mix: accepted {s['accepted_per_s']:,.0f}/s, apply lag "
           f"p50 {lag.get('p50')} ms, p99 {lag.get('p99')} ms, max {lag.get('max')} ms; "
-          f"applied {s.get('applied')}, skipped {s.get('skipped')}; max RSS {rss and rss['max_rss_mib']} MiB.")
+          f"applied {s.get('applied')}, skipped {s.get('skipped')}; max RSS {rss and rss['max_rss_mib']} MiB; "
+          f"CPU µs/event (ingest and apply): daemon {rss and rss.get('daemon_cpu_us_per_event')} + "
+          f"Postgres {rss and rss.get('pg_cpu_us_per_event')}.")
     if lag.get("p99") is not None:
         checks.append((f"p99 apply lag ≤ 50 ms at {rate:,}/s", f"{lag['p99']} ms", lag["p99"] <= 50))
     if rss:

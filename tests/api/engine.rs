@@ -820,6 +820,60 @@ async fn an_event_stored_late_and_earlier_waits_for_its_key_and_never_jumps_it()
     assert_eq!(job_keys(&followers), ["evt_k3", "evt_k4"]);
 }
 
+#[tokio::test]
+async fn a_run_of_followers_ends_at_its_first_gap_and_each_key_is_its_own() {
+    // cus_a: a head and three queued behind it, the second of which another transaction holds
+    // (an operator's retry, say); cus_b: a head and two behind it, none held.
+    let app = spawn(|_| {}).await;
+    for (id, customer, created) in [
+        ("evt_a0", "cus_a", 1_795_000_000),
+        ("evt_a1", "cus_a", 1_795_000_001),
+        ("evt_a2", "cus_a", 1_795_000_002),
+        ("evt_a3", "cus_a", 1_795_000_003),
+        ("evt_b0", "cus_b", 1_795_000_000),
+        ("evt_b1", "cus_b", 1_795_000_001),
+        ("evt_b2", "cus_b", 1_795_000_002),
+    ] {
+        app.post_event(&event_at(id, TYPE, customer, created)).await;
+    }
+    let mut other = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM jobs WHERE job_key = 'evt_a2' FOR UPDATE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    let mut tx = app.pool.begin().await.unwrap();
+    let heads = outbox::queue::claim(&mut tx, 2).await.unwrap();
+    assert_eq!(job_keys(&heads), ["evt_a0", "evt_b0"]);
+    let ids: Vec<i64> = heads.iter().map(|j| j.id).collect();
+    let followers = outbox::queue::claim_followers(&mut tx, &ids, 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        job_keys(&followers),
+        ["evt_a1", "evt_b1", "evt_b2"],
+        "cus_a's run stops before the row held elsewhere (and does not go on after it)"
+    );
+    tx.rollback().await.unwrap();
+    other.rollback().await.unwrap();
+
+    // The whole claim in one call: heads first, then the runs behind them, with their events.
+    let mut tx = app.pool.begin().await.unwrap();
+    let batch = outbox::queue::claim_batch(&mut tx, 5, &[TYPE])
+        .await
+        .unwrap();
+    let keys: Vec<&str> = batch.iter().map(|(j, _)| j.job_key.as_str()).collect();
+    assert_eq!(keys, ["evt_a0", "evt_b0", "evt_a1", "evt_b1", "evt_a2"]);
+    for (job, event) in &batch {
+        let event = event.as_ref().expect("each event job comes with its event");
+        assert_eq!(event.id, job.job_key);
+        assert!(
+            !event.payload.is_empty(),
+            "a handled type carries its payload"
+        );
+    }
+}
+
 fn job_keys(jobs: &[outbox::queue::ClaimedJob]) -> Vec<&str> {
     jobs.iter().map(|j| j.job_key.as_str()).collect()
 }

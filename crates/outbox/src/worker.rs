@@ -92,40 +92,38 @@ pub(crate) async fn step(inner: &Inner) -> Result<Batch, sqlx::Error> {
 async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, sqlx::Error> {
     // Busy until the claim commits (not while outbound jobs call out after it).
     let busy = inner.wakeup.busy();
+    let started = Instant::now();
     let mut tx = inner.pool.begin_with(APPLY_BEGIN).await?;
-    let mut jobs = queue::claim(&mut tx, inner.settings.batch_size).await?;
-    // The events queued right behind the claimed heads come along (after every head, so
-    // each key's events stay in order), as long as the batch has room.
-    let room = inner.settings.batch_size - jobs.len() as i64;
-    let heads: Vec<i64> = jobs
+    // The heads, the events queued right behind them, and their events: one call.
+    let handled: Vec<&str> = inner.registry.event_types().collect();
+    let claimed = queue::claim_batch(&mut tx, inner.settings.batch_size, &handled).await?;
+    let oldest = claimed
         .iter()
-        .filter(|j| j.is_event() && j.ordering_key.is_some())
-        .map(|j| j.id)
-        .collect();
-    let followers = queue::claim_followers(&mut tx, &heads, room).await?;
-    jobs.extend(followers);
-    let oldest = jobs.iter().map(ClaimedJob::age).max().unwrap_or_default();
+        .map(|(job, _)| job.age())
+        .max()
+        .unwrap_or_default();
     inner
         .claimed_age_ms
         .store(oldest.as_millis() as u64, Ordering::Relaxed);
-    if jobs.is_empty() {
+    if claimed.is_empty() {
         tx.commit().await?;
         return Ok(Ok(Batch {
             fresh: busy.end(),
             ..Batch::default()
         }));
     }
+    let mut stored: HashMap<String, StoredEvent> = HashMap::with_capacity(claimed.len());
+    let mut jobs = Vec::with_capacity(claimed.len());
+    for (job, event) in claimed {
+        if let Some(event) = event {
+            stored.insert(event.id.clone(), event);
+        }
+        jobs.push(job);
+    }
     let (events, outbound): (Vec<_>, Vec<_>) = jobs.into_iter().partition(ClaimedJob::is_event);
     let mut attempts = Vec::with_capacity(events.len());
     let mut finished = Vec::with_capacity(events.len());
     let mut failed = Vec::new();
-    let ids: Vec<&str> = events.iter().map(|j| j.job_key.as_str()).collect();
-    let handled: Vec<&str> = inner.registry.event_types().collect();
-    let mut stored: HashMap<String, StoredEvent> = queue::load_events(&mut tx, &ids, &handled)
-        .await?
-        .into_iter()
-        .map(|e| (e.id.clone(), e))
-        .collect();
     // Keys whose event failed and will be retried: their later events wait for it.
     let mut held: HashSet<&str> = HashSet::new();
     let queued: Vec<&ClaimedJob> = events.iter().collect();
@@ -212,6 +210,12 @@ async fn batch(inner: &Inner, mode: Mode) -> Result<Result<Batch, RolledBack>, s
     };
     tx.commit().await?;
     let fresh = busy.end();
+    tracing::debug!(
+        events = events.len(),
+        outbound = outbound.len(),
+        micros = started.elapsed().as_micros() as u64,
+        "batch committed"
+    );
     for a in attempts {
         metrics::event_processed(&a.event_type, a.outcome, a.elapsed);
         metrics::event_finished(a.outcome, a.enqueued_at);

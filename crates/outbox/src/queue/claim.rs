@@ -1,6 +1,5 @@
-//! Claiming: the heads of ordering keys, the runs queued behind them, and their events.
-
-use std::collections::HashMap;
+//! Claiming: the heads of ordering keys, the runs queued behind them, and their events, in
+//! one call.
 
 use sqlx::PgConnection;
 
@@ -9,12 +8,13 @@ use crate::{EVENT_JOB, StoredEvent};
 
 /// Claims up to `limit` runnable jobs, oldest first, locking them in `conn`'s transaction.
 ///
-/// The claim is the SQL function `claim_jobs` (migration 23): it walks the queue's index in
-/// order and probes each candidate's ordering key once, under planner settings that its own
-/// `SET` clauses scope to it, so the handlers that run next in the same transaction are
-/// planned as the server is configured. The function plans its body on every call: a cached
-/// generic plan made while `jobs` was nearly empty (at start) scanned the whole queue per
-/// candidate, and a backlog of 20k jobs made each claim take 7 s.
+/// The claim is the SQL function `claim_jobs` (migrations 23, 31, 33): it walks the queue's
+/// index in order and probes each candidate's ordering key once, under planner settings that
+/// its own `SET` clauses scope to it, so the handlers that run next in the same transaction
+/// are planned as the server is configured. Those settings also make its kept plan safe: a
+/// generic plan made while `jobs` was nearly empty can only walk the indexes (one that
+/// scanned the whole queue per candidate made each claim of a 20k backlog take 7 s, and the
+/// function was planned on every call until migration 33).
 pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, kind, job_key, ordering_key, args, attempts, enqueued_at FROM claim_jobs($1)",
@@ -27,11 +27,67 @@ pub async fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<ClaimedJob
 /// How many of one ordering key's queued events a batch takes after its head.
 pub const FOLLOWERS_PER_KEY: i64 = 16;
 
-/// The events queued right behind claimed event heads (`heads`, their ids), up to `limit`
-/// and [`FOLLOWERS_PER_KEY`] a key, in key order, locked in `conn`'s transaction: a
+/// A worker's claim, in one round trip (`claim_batch`, migration 33): up to `limit` jobs,
+/// each with its event if it is an event job. First the heads ([`claim`]), then the events
+/// queued right behind the event heads ([`claim_followers`], up to [`FOLLOWERS_PER_KEY`] a
+/// key, after every head so each key's events stay in order), as long as the batch has room.
+/// Only events of a `handled` type carry their payload (others are skipped unread; theirs is
+/// empty); a pruned event is missing (`None`).
+pub async fn claim_batch(
+    conn: &mut PgConnection,
+    limit: i64,
+    handled: &[&str],
+) -> Result<Vec<(ClaimedJob, Option<StoredEvent>)>, sqlx::Error> {
+    let rows: Vec<BatchRow> = sqlx::query_as(
+        "SELECT id, kind, job_key, ordering_key, args, attempts, enqueued_at,
+                type, created, customer_id, object_id, payload
+         FROM claim_batch($1, $2, $3, $4)",
+    )
+    .bind(limit)
+    .bind(FOLLOWERS_PER_KEY)
+    .bind(EVENT_JOB)
+    .bind(handled)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(BatchRow::split).collect())
+}
+
+/// A row of `claim_batch`: a job, and its event's columns if it has one.
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    #[sqlx(flatten)]
+    job: ClaimedJob,
+    #[sqlx(rename = "type")]
+    event_type: Option<String>,
+    created: Option<i64>,
+    customer_id: Option<String>,
+    object_id: Option<String>,
+    payload: Option<Vec<u8>>,
+}
+
+impl BatchRow {
+    fn split(self) -> (ClaimedJob, Option<StoredEvent>) {
+        let event = match (self.event_type, self.created) {
+            (Some(event_type), Some(created)) => Some(StoredEvent {
+                id: self.job.job_key.clone(),
+                event_type,
+                created,
+                subject_id: self.customer_id,
+                object_id: self.object_id,
+                payload: self.payload.unwrap_or_default().into(),
+            }),
+            _ => None,
+        };
+        (self.job, event)
+    }
+}
+
+/// The event jobs queued right behind claimed event heads (`heads`, their ids), up to
+/// `limit` and [`FOLLOWERS_PER_KEY`] a key, in key order, locked in `conn`'s transaction
+/// (the SQL function `claim_followers` that [`claim_batch`] runs after the heads): a
 /// customer's burst of events is applied in one batch, in order, instead of one batch per
-/// event. Only an unbroken run of due event jobs right after its head follows it; an outbound
-/// job or one waiting for its retry ends its key's run.
+/// event. Only an unbroken run of due event jobs right after its head follows it; an
+/// outbound job or one waiting for its retry ends its key's run.
 ///
 /// Only this transaction claims heads of these keys (the claim's per-key lock), so no other
 /// claimer holds their followers; still, a follower is locked with `SKIP LOCKED` and a key's
@@ -45,119 +101,16 @@ pub async fn claim_followers(
     heads: &[i64],
     limit: i64,
 ) -> Result<Vec<ClaimedJob>, sqlx::Error> {
-    if heads.is_empty() || limit <= 0 {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<Follower> = sqlx::query_as(
-        "WITH head AS (
-             SELECT h.ordering_key, h.sort_key, h.id FROM jobs h
-             WHERE h.id = ANY($1) AND h.ordering_key IS NOT NULL
-         ), queued AS (
-             SELECT j.id, j.sort_key,
-                    bool_and(j.kind = $3 AND j.run_at <= now() AND j.locked_until IS NULL)
-                        OVER w AS unbroken,
-                    row_number() OVER w AS n
-             FROM jobs j JOIN head h ON h.ordering_key = j.ordering_key
-             WHERE j.state = 'pending' AND (j.sort_key, j.id) > (h.sort_key, h.id)
-             WINDOW w AS (PARTITION BY j.ordering_key ORDER BY j.sort_key, j.id)
-         ), picked AS (
-             SELECT id, n FROM queued WHERE unbroken AND n <= $4
-             ORDER BY sort_key, id LIMIT $2
-         )
-         SELECT j.id, j.kind, j.job_key, j.ordering_key, j.args, j.attempts, j.enqueued_at,
-                p.n AS place
-         FROM jobs j JOIN picked p ON p.id = j.id
-         ORDER BY j.sort_key, j.id
-         FOR UPDATE OF j SKIP LOCKED",
+    sqlx::query_as(
+        "SELECT j.id, j.kind, j.job_key, j.ordering_key, j.args, j.attempts, j.enqueued_at
+         FROM claim_followers($1, $2, $3, $4) WITH ORDINALITY AS f(id, n)
+         JOIN jobs j ON j.id = f.id
+         ORDER BY f.n",
     )
-    // Planned afresh, as the other statements over the queue (see `claim`).
-    .persistent(false)
     .bind(heads)
     .bind(limit)
     .bind(EVENT_JOB)
     .bind(FOLLOWERS_PER_KEY)
     .fetch_all(conn)
-    .await?;
-    Ok(unbroken_runs(rows))
-}
-
-/// A follower with its place in its key's run (1: right after the head).
-#[derive(sqlx::FromRow)]
-struct Follower {
-    #[sqlx(flatten)]
-    job: ClaimedJob,
-    place: i64,
-}
-
-/// The followers whose key's run has no gap before them (a row held by another transaction
-/// was skipped): the rest stay queued, in order, behind the gap.
-fn unbroken_runs(rows: Vec<Follower>) -> Vec<ClaimedJob> {
-    let mut next: HashMap<String, i64> = HashMap::new();
-    rows.into_iter()
-        .filter_map(|f| {
-            let key = f.job.ordering_key.clone()?;
-            let expected = next.entry(key).or_insert(1);
-            (f.place == *expected).then(|| {
-                *expected += 1;
-                f.job
-            })
-        })
-        .collect()
-}
-
-/// The events behind claimed event jobs, in one query; pruned ones are missing. Only events
-/// of a `handled` type carry their payload (others are skipped unread; theirs is empty).
-/// Planned afresh for the same reason as [`claim`]: a generic plan from when the log was
-/// small would scan the whole log.
-pub async fn load_events(
-    conn: &mut PgConnection,
-    event_ids: &[&str],
-    handled: &[&str],
-) -> Result<Vec<StoredEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, type, created, customer_id, object_id,
-                CASE WHEN type = ANY($2) THEN payload ELSE ''::bytea END AS payload
-         FROM events WHERE id = ANY($1)",
-    )
-    .persistent(false)
-    .bind(event_ids)
-    .bind(handled)
-    .fetch_all(conn)
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::Utc;
-
-    use super::*;
-
-    fn follower(key: &str, id: i64, place: i64) -> Follower {
-        Follower {
-            job: ClaimedJob {
-                id,
-                kind: EVENT_JOB.to_owned(),
-                job_key: format!("evt_{id}"),
-                ordering_key: Some(key.to_owned()),
-                args: None,
-                attempts: 0,
-                enqueued_at: Utc::now(),
-            },
-            place,
-        }
-    }
-
-    #[test]
-    fn a_run_ends_at_its_first_gap_and_each_key_is_its_own() {
-        // cus_a: places 1, 2, then 4 (3 was held elsewhere); cus_b starts at 2 (1 held).
-        let rows = vec![
-            follower("cus_a", 1, 1),
-            follower("cus_b", 2, 2),
-            follower("cus_a", 3, 2),
-            follower("cus_b", 4, 3),
-            follower("cus_a", 5, 4),
-        ];
-        let ids: Vec<i64> = unbroken_runs(rows).iter().map(|j| j.id).collect();
-        assert_eq!(ids, [1, 3]);
-    }
 }

@@ -19,7 +19,7 @@ use crate::EVENT_JOB;
 mod claim;
 mod settle;
 
-pub use claim::{FOLLOWERS_PER_KEY, claim, claim_followers, load_events};
+pub use claim::{FOLLOWERS_PER_KEY, claim, claim_batch, claim_followers};
 pub use settle::{
     Failed, Finished, complete, drop_job, fail_events, fail_leased, finish_events, lease,
 };

@@ -17,7 +17,7 @@ pub struct Finished<'a> {
 }
 
 /// Removes finished event jobs and records their outcomes, in the caller's transaction:
-/// one statement for the whole batch. Returns whether other jobs are still pending under
+/// one call for the whole batch. Returns whether other jobs are still pending under
 /// the same ordering keys: finishing these may have made them runnable, and no wake-up
 /// will say so.
 pub async fn finish_events(
@@ -40,36 +40,16 @@ pub async fn finish_events(
             Outcome::Skipped(reason) => ("skipped", Some(reason.as_str())),
         })
         .unzip();
-    // Every part of the statement sees the queue as it was before the DELETE, hence the
-    // `id <> ALL($1)` in the look for successors. The events are found by `id = ANY` (their
-    // primary key) and the successors key by key, one probe of the ordering index each (the
-    // `LIMIT` keeps the planner from reading every key's queue at once): joined to the
-    // batch's values, a log whose statistics lag behind its growth was hashed whole by a
-    // scan per batch, and the successors were looked for along the runnable index, past
-    // every other key's jobs.
-    sqlx::query_scalar(
-        "WITH done AS (DELETE FROM jobs WHERE id = ANY($1)),
-         recorded AS (
-             UPDATE events e SET state = f.state, attempts = e.attempts + 1,
-                    last_error = f.note, finished_at = clock_timestamp()
-             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS f(id, state, note)
-             WHERE e.id = ANY($2) AND e.id = f.id)
-         SELECT EXISTS (
-             SELECT 1 FROM unnest($5::text[]) AS k(key)
-             CROSS JOIN LATERAL (SELECT 1 FROM jobs
-                                 WHERE ordering_key = k.key AND state = 'pending'
-                                   AND id <> ALL($1)
-                                 LIMIT 1) AS behind)",
-    )
-    // A generic plan made while the log was small joins by scanning it (see `claim`).
-    .persistent(false)
-    .bind(&job_ids)
-    .bind(&event_ids)
-    .bind(&states)
-    .bind(&notes)
-    .bind(&keys)
-    .fetch_one(conn)
-    .await
+    // One call (`finish_events`, migration 33): the jobs deleted, the events' outcomes
+    // recorded, and a probe of the ordering index per key for jobs queued behind them.
+    sqlx::query_scalar("SELECT finish_events($1, $2, $3, $4, $5)")
+        .bind(&job_ids)
+        .bind(&event_ids)
+        .bind(&states)
+        .bind(&notes)
+        .bind(&keys)
+        .fetch_one(conn)
+        .await
 }
 
 /// Drops a job whose event was pruned while it was queued: nothing is left to apply.
