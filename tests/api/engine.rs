@@ -874,6 +874,61 @@ async fn a_run_of_followers_ends_at_its_first_gap_and_each_key_is_its_own() {
     }
 }
 
+#[tokio::test]
+async fn the_claims_kept_plans_made_on_an_empty_queue_read_a_full_one_by_index() {
+    // The claim's functions keep one generic plan a session, made at their first call: here
+    // while the queue is empty (its statistics say so). With 400 jobs queued they still read
+    // the queue and the log by index: no sequential scan in the claim's transaction (a kept
+    // plan that scanned the queue per candidate once made each claim of a 20k backlog 7 s).
+    let app = spawn(|_| {}).await;
+    let mut conn = PgConnection::connect(&app.database_url).await.unwrap();
+    for _ in 0..3 {
+        let mut tx = conn.begin().await.unwrap();
+        assert!(
+            queue::claim_batch(&mut tx, 16, &[TYPE])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let none: Vec<queue::Finished<'_>> = Vec::new();
+        queue::finish_events(&mut tx, &none).await.unwrap();
+        tx.rollback().await.unwrap();
+    }
+    for n in 0..400 {
+        let id = format!("evt_full_{n}");
+        let customer = format!("cus_full_{}", n % 100);
+        app.post_event(&event_at(&id, TYPE, &customer, 1_795_000_000 + n / 100))
+            .await;
+    }
+
+    let mut tx = conn.begin().await.unwrap();
+    let batch = queue::claim_batch(&mut tx, 64, &[TYPE]).await.unwrap();
+    assert_eq!(batch.len(), 64);
+    let finished: Vec<queue::Finished<'_>> = batch
+        .iter()
+        .map(|(job, _)| queue::Finished {
+            job,
+            outcome: Outcome::Applied,
+        })
+        .collect();
+    assert!(
+        queue::finish_events(&mut tx, &finished).await.unwrap(),
+        "the 100 customers have more events queued"
+    );
+    let scans: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT relname::text, seq_scan FROM pg_stat_xact_user_tables
+         WHERE relname IN ('jobs', 'events') ORDER BY relname",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        scans,
+        [("events".to_owned(), 0), ("jobs".to_owned(), 0)],
+        "claiming and finishing read the queue and the log by index only"
+    );
+}
+
 fn job_keys(jobs: &[outbox::queue::ClaimedJob]) -> Vec<&str> {
     jobs.iter().map(|j| j.job_key.as_str()).collect()
 }
