@@ -20,7 +20,9 @@ use sqlx::PgConnection;
 use super::balances;
 pub use super::plan_reads::*;
 pub use super::subscription_states::{Preflight, Probe, apply_states, preflight};
-pub use super::subscription_sync::{SubscriptionState, Sync, sync_subscription};
+pub use super::subscription_sync::{
+    EventSync, SubscriptionState, Sync, sync_subscription, sync_subscription_event,
+};
 use crate::access::HELD_SQL;
 use crate::catalog::{Catalog, Plan};
 

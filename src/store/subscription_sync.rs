@@ -8,6 +8,7 @@ use sha2::Digest;
 use sqlx::PgConnection;
 
 use super::balances;
+use super::entities::SubscriptionRefs;
 use super::plan_reads::{live_plan_of, subscription_plan};
 use crate::access::{self, HELD_SQL};
 use crate::catalog::{Catalog, Plan};
@@ -99,6 +100,111 @@ pub async fn sync_subscription(
         .bind(s.read)
         .fetch_one(&mut *conn)
         .await?;
+    settle(conn, catalog, s, row).await
+}
+
+/// What [`sync_subscription_event`] did.
+#[derive(Debug)]
+pub enum EventSync {
+    /// The common case: the state was applied for `owner_pk` (the customer `customer_pk`
+    /// itself, or whom the subscription's state was stored for).
+    Synced {
+        customer_pk: i64,
+        owner_pk: i64,
+        sync: Sync,
+    },
+    /// Nothing was applied: what the state starts from, for the path that links the
+    /// customer, finds the entity or says why the event is skipped.
+    Refs(SubscriptionRefs),
+}
+
+/// A subscription's state as an event (`source`: its id and `created`) or a read of ours
+/// carried it, applied with what it starts from in one round trip when that is the common
+/// case (`sync_subscription_event`, migration 34): the transaction's changes are attributed
+/// to `source`, our customer is found for `stripe_customer` (else `our_id`), and the state is
+/// applied as [`sync_subscription`] applies it, for the owner [`entities::owner_of`] would
+/// name, when naming it takes no statement of its own (the customer found by its
+/// `stripe_id`; the owner stored, or none stored and no `entity_id`). `s.customer_pk` is not
+/// read: the owner found is.
+///
+/// [`entities::owner_of`]: super::entities::owner_of
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_subscription_event(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    source: Option<(&str, i64)>,
+    stripe_customer: &str,
+    our_id: Option<&str>,
+    entity_id: Option<&str>,
+    s: &SubscriptionState<'_>,
+    defer_ties: bool,
+) -> Result<EventSync, sqlx::Error> {
+    let query = sqlx::query_as(
+        "SELECT * FROM sync_subscription_event($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26,
+                 $27, $28)",
+    );
+    let query = query
+        .bind(source.map(|(id, _)| id))
+        .bind(source.map(|(_, at)| at))
+        .bind(stripe_customer)
+        .bind(our_id)
+        .bind(entity_id)
+        .bind(s.id);
+    let row: EventRow = bind_after_owner(query, catalog, s)
+        .bind(access::status_rank(s.stripe_status))
+        .bind(s.digest())
+        .bind(defer_ties)
+        .bind(s.read)
+        .fetch_one(&mut *conn)
+        .await?;
+    let (Some(customer_pk), Some(owner_pk)) = (row.customer_pk, row.owner_pk) else {
+        return Ok(EventSync::Refs(SubscriptionRefs {
+            customer: row.customer_pk.zip(row.by_stripe),
+            stored: row.stored_pk.map(|pk| {
+                (
+                    pk,
+                    row.stored_entity_id,
+                    row.stored_deleted.unwrap_or(false),
+                )
+            }),
+        }));
+    };
+    let s = &SubscriptionState {
+        customer_pk: owner_pk,
+        ..s.clone()
+    };
+    let sync = settle(conn, catalog, s, row.sync).await?;
+    Ok(EventSync::Synced {
+        customer_pk,
+        owner_pk,
+        sync,
+    })
+}
+
+/// `sync_subscription_event`'s answer: the refs, and `sync_subscription_state`'s answer
+/// when it was applied (with no owner, the verdict 'refs': nothing was).
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    customer_pk: Option<i64>,
+    by_stripe: Option<bool>,
+    stored_pk: Option<i64>,
+    stored_entity_id: Option<String>,
+    stored_deleted: Option<bool>,
+    owner_pk: Option<i64>,
+    #[sqlx(flatten)]
+    sync: SyncRow,
+}
+
+/// What the guard's verdict leaves to do: a stale state tells its history, a downgrade
+/// scheduled for the period end applies the plan the subscription still grants, and the
+/// balances follow the held plans.
+async fn settle(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    s: &SubscriptionState<'_>,
+    row: SyncRow,
+) -> Result<Sync, sqlx::Error> {
     let applied = if row.tied {
         Sync::AppliedOverTie
     } else {
@@ -138,7 +244,8 @@ pub(super) fn default_of<'c>(catalog: &'c Catalog, plan: &Plan) -> Option<&'c Pl
         .and_then(|group| catalog.default_plan(group))
 }
 
-/// `sync_subscription_state`'s answer.
+/// `sync_subscription_state`'s answer (and `sync_subscription_event`'s, with the verdict
+/// 'refs' when nothing was applied).
 #[derive(sqlx::FromRow)]
 struct SyncRow {
     verdict: String,
@@ -191,16 +298,26 @@ async fn apply_state(
     bind_state(query, catalog, s).fetch_one(conn).await
 }
 
+type StateQuery<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;
+
 /// Binds a state as the functions of migration 28 take it first (`$1`..`$20`).
 fn bind_state<'q, O>(
-    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    query: StateQuery<'q, O>,
     catalog: &'q Catalog,
     s: &'q SubscriptionState<'_>,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+) -> StateQuery<'q, O> {
+    bind_after_owner(query.bind(s.id).bind(s.customer_pk), catalog, s)
+}
+
+/// Binds what follows the subscription and its owner in those parameters (its plan ...
+/// when it changed: 18 of them).
+fn bind_after_owner<'q, O>(
+    query: StateQuery<'q, O>,
+    catalog: &'q Catalog,
+    s: &'q SubscriptionState<'_>,
+) -> StateQuery<'q, O> {
     let default = default_of(catalog, s.plan);
     query
-        .bind(s.id)
-        .bind(s.customer_pk)
         .bind(&s.plan.id)
         .bind(&s.plan.group)
         .bind(s.plan.add_on)

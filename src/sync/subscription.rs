@@ -16,7 +16,7 @@ use crate::jobs::RefreshSubscription;
 use crate::metrics;
 use crate::store::customers;
 use crate::store::entities::{self, SubscriptionOwner};
-use crate::store::plans::{self, Probe, SubscriptionState, Sync};
+use crate::store::plans::{self, EventSync, Probe, SubscriptionState, Sync};
 use crate::stripe::objects::{Subscription, timestamp};
 use outbox::{JobError, Outcome};
 
@@ -147,14 +147,51 @@ async fn apply_with(
     sub.prices()
         .map_err(|e| JobError::Unreadable(anyhow::anyhow!(e)))?;
     let stripe_customer = sub.customer.id();
-    // One statement: the customer, whom the subscription's state was stored for, the source.
     let our_id = sub.metadata.get("customer_id").map(String::as_str);
-    let refs = entities::subscription_refs(conn, source, stripe_customer, our_id, &sub.id).await?;
+    // An entity's subscription (`metadata.entity_id`) is kept under the entity's holder.
+    let entity = sub.metadata.get("entity_id").map(String::as_str);
+    let read = matches!(ties, Ties::Apply(_));
+    let defer = ties == Ties::Defer;
+    // With the plan known (the prices' plans are remembered), the common case is one round
+    // trip: the source named, the customer and the owner found, the state applied.
+    let plan = plan_with(conn, catalog, prices, sub).await?;
+    let refs = match plan {
+        Some(plan) => {
+            // The owner is the call's to find; the state's is not read.
+            let state = state_of(sub, ended, 0, plan, observed, read);
+            match plans::sync_subscription_event(
+                conn,
+                catalog,
+                source,
+                stripe_customer,
+                our_id,
+                entity,
+                &state,
+                defer,
+            )
+            .await?
+            {
+                EventSync::Synced {
+                    customer_pk,
+                    owner_pk,
+                    sync,
+                } => {
+                    let state = SubscriptionState {
+                        customer_pk: owner_pk,
+                        ..state
+                    };
+                    return after_sync(conn, sub, customer_pk, &state, sync, ties).await;
+                }
+                EventSync::Refs(refs) => refs,
+            }
+        }
+        // One statement: the customer, whom the subscription's state was stored for, the
+        // source.
+        None => entities::subscription_refs(conn, source, stripe_customer, our_id, &sub.id).await?,
+    };
     let Some(customer_pk) = link_found(conn, refs.customer, Some(stripe_customer)).await? else {
         return Ok(Outcome::Skipped(unknown_customer(Some(stripe_customer))));
     };
-    // An entity's subscription (`metadata.entity_id`) is kept under the entity's holder.
-    let entity = sub.metadata.get("entity_id").map(String::as_str);
     let owner = entities::owner_of(conn, customer_pk, refs.stored, entity).await?;
     let owner_pk = match owner {
         SubscriptionOwner::Pk(pk) => pk,
@@ -171,23 +208,30 @@ async fn apply_with(
             )));
         }
     };
-    let Some(plan) = plan_with(conn, catalog, prices, sub).await? else {
+    let Some(plan) = plan else {
         return Ok(Outcome::Skipped(format!(
             "subscription {} maps to no plan in the catalog",
             sub.id
         )));
     };
-    let state = state_of(
-        sub,
-        ended,
-        owner_pk,
-        plan,
-        observed,
-        matches!(ties, Ties::Apply(_)),
-    );
+    let state = state_of(sub, ended, owner_pk, plan, observed, read);
     // Also, whichever event came last, an attach waiting on the first payment follows the
     // subscription's newest status.
-    let sync = plans::sync_subscription(conn, catalog, &state, ties == Ties::Defer).await?;
+    let sync = plans::sync_subscription(conn, catalog, &state, defer).await?;
+    after_sync(conn, sub, customer_pk, &state, sync, ties).await
+}
+
+/// What a state's verdict comes to: a tie queues a read of the subscription from Stripe
+/// (for `customer_pk`), and the outcome says why a state was not applied.
+async fn after_sync(
+    conn: &mut PgConnection,
+    sub: &Subscription,
+    customer_pk: i64,
+    state: &SubscriptionState<'_>,
+    sync: Sync,
+    ties: Ties,
+) -> Result<Outcome, JobError> {
+    let observed = state.event_created;
     let tied = matches!(sync, Sync::Tied | Sync::AppliedOverTie);
     let round = match ties {
         Ties::Apply(round) => round,
