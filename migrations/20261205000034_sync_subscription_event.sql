@@ -8,7 +8,10 @@
 --
 -- `sync_subscription_event` names the transaction's source, reads the customer and the stored
 -- owner as `subscription_refs` does and, in the common case, applies the state for its owner
--- with `sync_subscription_state` in the same call. The common case is what the daemon's
+-- with `sync_subscription_state` in the same call, and answers the owner's balance rows as
+-- they are then (what provisioning writes of them): the daemon provisions the balances only
+-- when the held plans grant something else, as in most of a subscription's life they do not
+-- (its first incomplete state, past_due while access is kept, set to cancel). The common case is what the daemon's
 -- `link_found` and `owner_of` (store::entities) settle without a statement of their own: the
 -- customer found by its `stripe_id` (nothing to link), and the state kept under the owner
 -- stored for the subscription (its entity not deleted), or, with none stored and no entity
@@ -30,7 +33,11 @@ CREATE FUNCTION sync_subscription_event(
     OUT tied boolean,
     OUT held_plan text[], OUT held_status text[], OUT held_backed boolean[],
     OUT held_period_end timestamptz[], OUT held_started_at timestamptz[],
-    OUT held_quantity integer[])
+    OUT held_quantity integer[],
+    OUT balance_feature text[], OUT balance_included bigint[], OUT balance_unlimited boolean[],
+    OUT balance_overage_allowed boolean[], OUT balance_subscription_backed boolean[],
+    OUT balance_reset text[], OUT balance_reset_plan_id text[],
+    OUT balance_next_reset_at timestamptz[], OUT balance_suspended boolean[])
 LANGUAGE plpgsql AS $$
 BEGIN
     tied := false;
@@ -69,5 +76,16 @@ BEGIN
           p_stripe_status, p_status, p_period_start, p_period_end, p_cancel_at_period_end,
           p_cancel_at, p_canceled_at, p_started_at, p_ended_at, p_quantity, p_trial_end,
           p_event_created, p_changed_at, p_rank, p_digest, p_defer, p_read) s;
+
+    IF verdict IN ('applied', 'applied_over_tie') THEN
+        SELECT coalesce(array_agg(b.feature_id), '{}'), array_agg(b.included),
+               array_agg(b.unlimited), array_agg(b.overage_allowed),
+               array_agg(b.subscription_backed), array_agg(b.reset), array_agg(b.reset_plan_id),
+               array_agg(b.next_reset_at), array_agg(b.suspended)
+          INTO balance_feature, balance_included, balance_unlimited, balance_overage_allowed,
+               balance_subscription_backed, balance_reset, balance_reset_plan_id,
+               balance_next_reset_at, balance_suspended
+          FROM balances b WHERE b.customer_pk = owner_pk;
+    END IF;
 END
 $$;

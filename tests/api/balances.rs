@@ -186,3 +186,102 @@ async fn an_edit_lasts_until_the_features_next_reset() {
     );
     assert_eq!(messages(&app, "u_reset").await["adjustment"], 0);
 }
+
+/// A subscription event of customer `u_life` on pro (`quantity` seats of it).
+fn life_event(n: u32, event_type: &str, status: &str, cancel: bool, quantity: u32) -> Vec<u8> {
+    let created = 1_795_000_000 + i64::from(n);
+    serde_json::to_vec(&json!({
+        "id": format!("evt_life_{n}"), "object": "event", "api_version": "2026-09-30.endive",
+        "created": created, "livemode": false, "pending_webhooks": 1,
+        "request": {"id": null, "idempotency_key": null}, "type": event_type,
+        "data": {"object": {
+            "id": "sub_life", "object": "subscription", "customer": "cus_life",
+            "status": status, "cancel_at_period_end": cancel, "cancel_at": null,
+            "canceled_at": null, "ended_at": null, "start_date": 1_795_000_000,
+            "metadata": {"customer_id": "u_life"},
+            "items": {"object": "list", "data": [{
+                "id": "si_life", "object": "subscription_item", "quantity": quantity,
+                "current_period_start": 1_795_000_000,
+                "current_period_end": 1_795_000_000 + 30 * 86_400,
+                "price": {"id": "price_life", "object": "price", "metadata": {"plan_id": "pro"}}
+            }]}
+        }}
+    }))
+    .unwrap()
+}
+
+type BalanceRow = (
+    String,
+    i64,
+    i64,
+    bool,
+    bool,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    bool,
+);
+
+async fn balance_rows(conn: &mut sqlx::PgConnection, customer_pk: i64) -> Vec<BalanceRow> {
+    sqlx::query_as(
+        "SELECT feature_id, included, used, unlimited, overage_allowed, subscription_backed,
+                reset, reset_plan_id, next_reset_at, suspended
+         FROM balances WHERE customer_pk = $1 ORDER BY feature_id",
+    )
+    .bind(customer_pk)
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn after_each_state_of_a_subscription_the_balances_are_what_provisioning_afresh_makes() {
+    // A subscription state provisions the balances only when its held plans grant something
+    // else than the rows hold (most states change no allowance): after each event, with
+    // usage between them, provisioning the customer afresh changes nothing.
+    let app = TestApp::spawn().await;
+    free_customer(&app, "u_life").await;
+    let catalog = stripe_reconciler::catalog::Catalog::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalog.example.toml"),
+    )
+    .unwrap();
+    let pk: i64 = sqlx::query_scalar("SELECT pk FROM customers WHERE id = 'u_life'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let states = [
+        ("customer.subscription.created", "incomplete", false, 1),
+        ("customer.subscription.updated", "active", false, 1),
+        ("customer.subscription.updated", "active", false, 3),
+        ("customer.subscription.updated", "past_due", false, 3),
+        ("customer.subscription.updated", "active", true, 3),
+        ("customer.subscription.updated", "unpaid", true, 3),
+        ("customer.subscription.deleted", "canceled", true, 3),
+    ];
+    let mut seen = Vec::new();
+    for (n, (event_type, status, cancel, quantity)) in states.into_iter().enumerate() {
+        let body = life_event(n as u32, event_type, status, cancel, quantity);
+        assert_eq!(app.post_event(&body).await.0, StatusCode::OK);
+        app.engine.run_until_idle().await.unwrap();
+        let track = json!({"customer_id": "u_life", "feature_id": "messages", "value": 7});
+        let (tracked, body) = app.api(Method::POST, "/v1/track", Some(track)).await;
+        assert_eq!(tracked, StatusCode::OK, "{body}");
+
+        let mut tx = app.pool.begin().await.unwrap();
+        let applied = balance_rows(&mut tx, pk).await;
+        stripe_reconciler::store::balances::provision(&mut tx, &catalog, pk)
+            .await
+            .unwrap();
+        let afresh = balance_rows(&mut tx, pk).await;
+        tx.rollback().await.unwrap();
+        assert_eq!(
+            applied, afresh,
+            "after the {status} state (quantity {quantity})"
+        );
+        seen.push(applied);
+    }
+    // The states did move the balances: pro's allowance, its seats by quantity, and back.
+    seen.dedup();
+    assert!(seen.len() >= 3, "{seen:?}");
+}

@@ -16,7 +16,10 @@ use serde::Serialize;
 use sqlx::PgConnection;
 
 pub use edits::{Edit, EditOp, Edited, edit};
-pub use provision::{HeldPlan, provision, provision_from, provision_many, provision_past_due};
+pub use provision::{
+    HeldPlan, ProvisionedRow, provision, provision_from, provision_many, provision_past_due,
+    provision_unless_same,
+};
 pub use reset::reset_for_renewal;
 pub use usage::{Bucket, UsageRecord, track, usage_records, usage_totals};
 

@@ -68,6 +68,68 @@ pub async fn provision_from(
     provision_many(conn, catalog, &[(customer_pk, held)]).await
 }
 
+/// A customer's balance row as provisioning writes it (all but `used` and `adjustment`).
+#[derive(Debug, Clone)]
+pub struct ProvisionedRow {
+    pub feature_id: String,
+    pub included: i64,
+    pub unlimited: bool,
+    pub overage_allowed: bool,
+    pub subscription_backed: bool,
+    pub reset: Option<String>,
+    pub reset_plan_id: Option<String>,
+    pub next_reset_at: Option<DateTime<Utc>>,
+    pub suspended: bool,
+}
+
+impl ProvisionedRow {
+    /// Whether provisioning `a` over this row writes nothing: the statement's own test
+    /// (the columns it sets, and `next_reset_at` as its `CASE` keeps or replaces it).
+    fn stays_with(&self, a: &Allowance) -> bool {
+        let kept_reset = !a.subscription_backed
+            && self.reset_plan_id == a.reset_plan_id
+            && matches!((self.next_reset_at, a.next_reset_at), (Some(old), Some(new)) if old > new);
+        let next_reset_at = if kept_reset {
+            self.next_reset_at
+        } else {
+            a.next_reset_at
+        };
+        self.included == a.included
+            && self.unlimited == a.unlimited
+            && self.overage_allowed == a.overage_allowed
+            && self.subscription_backed == a.subscription_backed
+            && self.reset.as_deref() == a.reset.map(reset_name)
+            && self.reset_plan_id == a.reset_plan_id
+            && self.suspended == a.suspended
+            && self.next_reset_at == next_reset_at
+    }
+}
+
+/// [`provision_from`], unless it would write nothing: `current` is the customer's balance
+/// rows as read in this transaction after `held` was (`sync_subscription_event`). Most of a
+/// subscription's states change no allowance (its first incomplete state, past_due while
+/// access is kept, set to cancel); those take no statement. True when it provisioned.
+pub async fn provision_unless_same(
+    conn: &mut PgConnection,
+    catalog: &Catalog,
+    customer_pk: i64,
+    held: &[HeldPlan],
+    current: &[ProvisionedRow],
+) -> Result<bool, sqlx::Error> {
+    let allowances = allowances(catalog, held);
+    let same = current.len() == allowances.len()
+        && current.iter().all(|row| {
+            allowances
+                .get(row.feature_id.as_str())
+                .is_some_and(|a| row.stays_with(a))
+        });
+    if same {
+        return Ok(false);
+    }
+    provision_from(conn, catalog, customer_pk, held).await?;
+    Ok(true)
+}
+
 /// [`provision_from`] for several customers (each once) in one statement.
 pub async fn provision_many(
     conn: &mut PgConnection,
