@@ -93,11 +93,7 @@ pub async fn sync_subscription(
         "SELECT * FROM sync_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                  $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
     );
-    let row: SyncRow = bind_state(query, catalog, s)
-        .bind(access::status_rank(s.stripe_status))
-        .bind(s.digest())
-        .bind(defer_ties)
-        .bind(s.read)
+    let row: SyncRow = bind_guard(bind_state(query, catalog, s), s, defer_ties)
         .fetch_one(&mut *conn)
         .await?;
     settle(conn, catalog, s, row, None).await
@@ -151,11 +147,7 @@ pub async fn sync_subscription_event(
         .bind(our_id)
         .bind(entity_id)
         .bind(s.id);
-    let row: EventRow = bind_after_owner(query, catalog, s)
-        .bind(access::status_rank(s.stripe_status))
-        .bind(s.digest())
-        .bind(defer_ties)
-        .bind(s.read)
+    let row: EventRow = bind_guard(bind_after_owner(query, catalog, s), s, defer_ties)
         .fetch_one(&mut *conn)
         .await?;
     let (Some(customer_pk), Some(owner_pk)) = (row.customer_pk, row.owner_pk) else {
@@ -358,6 +350,21 @@ async fn apply_state(
                  $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     );
     bind_state(query, catalog, s).fetch_one(conn).await
+}
+
+/// Binds what the guard weighs a state by, after the state (`sync_subscription_state`'s last
+/// four parameters): its status precedence, its digest, whether a tie waits for a read, and
+/// whether it is a read.
+fn bind_guard<'q, O>(
+    query: StateQuery<'q, O>,
+    s: &SubscriptionState<'_>,
+    defer_ties: bool,
+) -> StateQuery<'q, O> {
+    query
+        .bind(access::status_rank(s.stripe_status))
+        .bind(s.digest())
+        .bind(defer_ties)
+        .bind(s.read)
 }
 
 type StateQuery<'q, O> = sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>;

@@ -173,6 +173,7 @@ pub async fn provision_many(
                       AND balances.next_reset_at > EXCLUDED.next_reset_at
                  THEN balances.next_reset_at ELSE EXCLUDED.next_reset_at END
          -- Most events change no allowance: a row that would stay the same is not written.
+         -- (ProvisionedRow::stays_with restates this test, to skip the whole statement.)
          WHERE (balances.included, balances.unlimited, balances.overage_allowed,
                 balances.subscription_backed, balances.reset, balances.reset_plan_id,
                 balances.suspended)
