@@ -16,7 +16,7 @@
 #
 # Writes bench/results/apply.md (the table, also printed) and bench/results/apply.jsonl.
 # Knobs: BENCH_APPLY_CUSTOMERS (1500), BENCH_APPLY_LIVES_PER_CUSTOMER (1), BENCH_APPLY_RATE (1000),
-#        BENCH_APPLY_SECS (20), BENCH_APPLY_PHASES ("lifecycle unknown unhandled poison steady"),
+#        BENCH_APPLY_SECS (60), BENCH_APPLY_PHASES ("lifecycle unknown unhandled poison steady"),
 #        BENCH_SKIP_BUILD=1, BENCH_PROFILE=1 (pg_stat_statements: the top statements of each
 #        drain in .run/bench-apply/<phase>.statements.txt, with their planning and rows; needs a
 #        server restart, so not stock), BENCH_PG_SET="name=value ..." (a what-if: server
@@ -35,7 +35,7 @@ source scripts/pg.sh
 customers=${BENCH_APPLY_CUSTOMERS:-1500}
 lives=${BENCH_APPLY_LIVES_PER_CUSTOMER:-1}
 rate=${BENCH_APPLY_RATE:-1000}
-secs=${BENCH_APPLY_SECS:-20}
+secs=${BENCH_APPLY_SECS:-60}
 phases=${BENCH_APPLY_PHASES:-lifecycle unknown unhandled poison steady}
 count=$((customers * lives * 7))
 secret=whsec_bench
