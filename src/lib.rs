@@ -77,8 +77,9 @@
 //!   discounts and coupons, reward grants, the timeline's activity (written by triggers; the
 //!   writer names its source), entities (a customer's teams: their plans and balances kept
 //!   under a holder row of their own, so the plans and balances code serves them unchanged).
-//!   A subscription's state is applied one at a time (`subscription_sync`) or, for a batch's
-//!   common case, many together in set-based statements (`subscription_states`); invoices,
+//!   A subscription's state is applied one at a time (`subscription_sync`: an event's common
+//!   case in one call, balances only when they change) or, for a batch's common case, many
+//!   together in set-based statements (`subscription_states`); invoices,
 //!   timeline entries and links have `_many` forms too, whose input rows `rows` writes once
 //!   for many and for one.
 //!   Balances are a folder, `store/balances/`: the balance and its reads (`mod.rs`),
