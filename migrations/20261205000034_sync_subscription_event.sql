@@ -34,11 +34,7 @@ CREATE FUNCTION sync_subscription_event(
     OUT tied boolean,
     OUT held_plan text[], OUT held_status text[], OUT held_backed boolean[],
     OUT held_period_end timestamptz[], OUT held_started_at timestamptz[],
-    OUT held_quantity integer[],
-    OUT balance_feature text[], OUT balance_included bigint[], OUT balance_unlimited boolean[],
-    OUT balance_overage_allowed boolean[], OUT balance_subscription_backed boolean[],
-    OUT balance_reset text[], OUT balance_reset_plan_id text[],
-    OUT balance_next_reset_at timestamptz[], OUT balance_suspended boolean[])
+    OUT held_quantity integer[], OUT balances jsonb)
 LANGUAGE plpgsql AS $$
 BEGIN
     tied := false;
@@ -79,13 +75,14 @@ BEGIN
           p_event_created, p_changed_at, p_rank, p_digest, p_defer, p_read) s;
 
     IF verdict IN ('applied', 'applied_over_tie') THEN
-        SELECT coalesce(array_agg(b.feature_id), '{}'), array_agg(b.included),
-               array_agg(b.unlimited), array_agg(b.overage_allowed),
-               array_agg(b.subscription_backed), array_agg(b.reset), array_agg(b.reset_plan_id),
-               array_agg(b.next_reset_at), array_agg(b.suspended)
-          INTO balance_feature, balance_included, balance_unlimited, balance_overage_allowed,
-               balance_subscription_backed, balance_reset, balance_reset_plan_id,
-               balance_next_reset_at, balance_suspended
+        -- What provisioning writes of each row (store::balances::ProvisionedRow).
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'feature_id', b.feature_id, 'included', b.included,
+                   'unlimited', b.unlimited, 'overage_allowed', b.overage_allowed,
+                   'subscription_backed', b.subscription_backed, 'reset', b.reset,
+                   'reset_plan_id', b.reset_plan_id, 'next_reset_at', b.next_reset_at,
+                   'suspended', b.suspended)), '[]')
+          INTO balances
           FROM balances b WHERE b.customer_pk = owner_pk;
     END IF;
 END

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
-use std::sync::LazyLock;
 
 /// Names what the current transaction's changes come from (a Stripe event id, `api`, `cli`)
 /// and when they happened (the event's `created`; else the transaction's time).
@@ -94,7 +93,7 @@ pub async fn record_many(conn: &mut PgConnection, said: &[Said<'_>]) -> Result<(
     let sources: Vec<Option<&str>> = said.iter().map(|s| s.source.map(|(id, _)| id)).collect();
     let ats: Vec<Option<i64>> = said.iter().map(|s| s.source.map(|(_, at)| at)).collect();
     let details: Vec<&serde_json::Value> = said.iter().map(|s| &s.detail).collect();
-    sqlx::query(sqlx::AssertSqlSafe(record_statement(said.len() > 1)))
+    sqlx::query(sqlx::AssertSqlSafe(RECORD.get(said.len() > 1)))
         .bind(&customers)
         .bind(&kinds)
         .bind(&sources)
@@ -105,12 +104,8 @@ pub async fn record_many(conn: &mut PgConnection, said: &[Said<'_>]) -> Result<(
     Ok(())
 }
 
-/// [`record_many`]'s statement, for many entries or for one ([`super::rows`]).
-fn record_statement(many: bool) -> &'static str {
-    static MANY: LazyLock<String> = LazyLock::new(|| record_sql(true));
-    static ONE: LazyLock<String> = LazyLock::new(|| record_sql(false));
-    if many { &MANY } else { &ONE }
-}
+/// [`record_many`]'s statement: for many entries or for one ([`super::rows`]).
+static RECORD: super::rows::Statement = super::rows::Statement::new(record_sql);
 
 fn record_sql(many: bool) -> String {
     let input = super::rows::input(

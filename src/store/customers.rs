@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
-use std::sync::LazyLock;
 
 pub use super::customer_contact::*;
 pub use super::customer_list::{ListFilter, Listed, list};
@@ -305,12 +304,11 @@ pub async fn link_stripe_many(
     links: &[(i64, &str)],
 ) -> Result<Vec<String>, sqlx::Error> {
     let (pks, stripe_ids): (Vec<i64>, Vec<&str>) = links.iter().copied().unzip();
-    let linked: Vec<String> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(link_statement(links.len() > 1)))
-            .bind(&pks)
-            .bind(&stripe_ids)
-            .fetch_all(&mut *conn)
-            .await?;
+    let linked: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(LINK.get(links.len() > 1)))
+        .bind(&pks)
+        .bind(&stripe_ids)
+        .fetch_all(&mut *conn)
+        .await?;
     if !linked.is_empty() {
         // What was skipped for want of these links applies now, after the events that
         // linked them (in `created` order among themselves).
@@ -319,12 +317,8 @@ pub async fn link_stripe_many(
     Ok(linked)
 }
 
-/// [`link_stripe_many`]'s statement, for many links or for one ([`super::rows`]).
-fn link_statement(many: bool) -> &'static str {
-    static MANY: LazyLock<String> = LazyLock::new(|| link_sql(true));
-    static ONE: LazyLock<String> = LazyLock::new(|| link_sql(false));
-    if many { &MANY } else { &ONE }
-}
+/// [`link_stripe_many`]'s statement: for many links or for one ([`super::rows`]).
+static LINK: super::rows::Statement = super::rows::Statement::new(link_sql);
 
 fn link_sql(many: bool) -> String {
     let input = super::rows::input(many, &[("pk", "bigint"), ("stripe_id", "text")]);

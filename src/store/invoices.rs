@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::types::Json;
-use std::sync::LazyLock;
 
 /// An invoice as one event shows it.
 #[derive(Debug, Clone)]
@@ -125,11 +124,7 @@ const INPUT: [(&str, &str); 19] = [
 ];
 
 /// [`record_many`]'s statement: for many invoices, or for one ([`super::rows`]).
-fn record_statement(many: bool) -> &'static str {
-    static MANY: LazyLock<String> = LazyLock::new(|| record_sql(true));
-    static ONE: LazyLock<String> = LazyLock::new(|| record_sql(false));
-    if many { &MANY } else { &ONE }
-}
+static RECORD: super::rows::Statement = super::rows::Statement::new(record_sql);
 
 fn record_sql(many: bool) -> String {
     let input = super::rows::input(many, &INPUT);
@@ -195,7 +190,7 @@ pub async fn record_many(
             states.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(record_statement(n > 1)))
+    let rows: Vec<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(RECORD.get(n > 1)))
         .bind(&pks)
         .bind(&stripe_customers)
         .bind(column!(|i| i.stripe_id))

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use sha2::Digest;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 
 use super::balances;
 use super::entities::SubscriptionRefs;
@@ -166,7 +167,8 @@ pub async fn sync_subscription_event(
         customer_pk: owner_pk,
         ..s.clone()
     };
-    let sync = settle(conn, catalog, s, row.sync, row.balances.rows()).await?;
+    let current = row.balances.map(|Json(rows)| rows);
+    let sync = settle(conn, catalog, s, row.sync, current).await?;
     Ok(EventSync::Synced {
         customer_pk,
         owner_pk,
@@ -186,59 +188,8 @@ struct EventRow {
     owner_pk: Option<i64>,
     #[sqlx(flatten)]
     sync: SyncRow,
-    #[sqlx(flatten)]
-    balances: BalanceArrays,
-}
-
-/// The owner's balance rows as `sync_subscription_event` answers them (column arrays; the
-/// features `NULL` when the state was not applied).
-#[derive(sqlx::FromRow)]
-struct BalanceArrays {
-    balance_feature: Option<Vec<String>>,
-    balance_included: Option<Vec<i64>>,
-    balance_unlimited: Option<Vec<bool>>,
-    balance_overage_allowed: Option<Vec<bool>>,
-    balance_subscription_backed: Option<Vec<bool>>,
-    balance_reset: Option<Vec<Option<String>>>,
-    balance_reset_plan_id: Option<Vec<Option<String>>>,
-    balance_next_reset_at: Option<Vec<Option<DateTime<Utc>>>>,
-    balance_suspended: Option<Vec<bool>>,
-}
-
-impl BalanceArrays {
-    /// The rows, if they were read.
-    fn rows(self) -> Option<Vec<balances::ProvisionedRow>> {
-        fn column<T>(c: Option<Vec<T>>, n: usize) -> Option<Vec<T>> {
-            // No rows: `array_agg` of nothing is NULL.
-            c.or_else(|| (n == 0).then(Vec::new))
-                .filter(|c| c.len() == n)
-        }
-        let features = self.balance_feature?;
-        let n = features.len();
-        let included = column(self.balance_included, n)?;
-        let unlimited = column(self.balance_unlimited, n)?;
-        let overage_allowed = column(self.balance_overage_allowed, n)?;
-        let subscription_backed = column(self.balance_subscription_backed, n)?;
-        let reset = column(self.balance_reset, n)?;
-        let reset_plan_id = column(self.balance_reset_plan_id, n)?;
-        let next_reset_at = column(self.balance_next_reset_at, n)?;
-        let suspended = column(self.balance_suspended, n)?;
-        Some(
-            (0..n)
-                .map(|i| balances::ProvisionedRow {
-                    feature_id: features[i].clone(),
-                    included: included[i],
-                    unlimited: unlimited[i],
-                    overage_allowed: overage_allowed[i],
-                    subscription_backed: subscription_backed[i],
-                    reset: reset[i].clone(),
-                    reset_plan_id: reset_plan_id[i].clone(),
-                    next_reset_at: next_reset_at[i],
-                    suspended: suspended[i],
-                })
-                .collect(),
-        )
-    }
+    /// The owner's balance rows when the state was applied (else `NULL`).
+    balances: Option<Json<Vec<balances::ProvisionedRow>>>,
 }
 
 /// What the guard's verdict leaves to do: a stale state tells its history, a downgrade

@@ -69,7 +69,7 @@ pub async fn provision_from(
 }
 
 /// A customer's balance row as provisioning writes it (all but `used` and `adjustment`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct ProvisionedRow {
     pub feature_id: String,
     pub included: i64,
