@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use sqlx::PgConnection;
 
-use super::TOGETHER_FROM;
 use crate::catalog::Catalog;
 use crate::jobs::BillUsage;
 use crate::metrics;
@@ -42,7 +41,12 @@ pub(super) struct InvoiceHandler {
 }
 
 impl EventHandler for InvoiceHandler {
-    const TOGETHER_FROM: usize = TOGETHER_FROM;
+    /// Every wave, even of one event: a plain invoice is then one statement (the one-row
+    /// form of [`invoices::record_many`], which also writes its payment entry under its own
+    /// source and finishes the attaches it pays), where `handle` takes two to four round
+    /// trips (the source named, the row, the entry, the attaches). At a steady stream each
+    /// round trip waits for a core.
+    const TOGETHER_FROM: usize = 1;
 
     async fn handle(
         &self,
@@ -62,11 +66,10 @@ impl EventHandler for InvoiceHandler {
             .await
     }
 
-    /// The plain invoices of a wave together (see [`Self::plain`]): their rows in one
-    /// statement, their payment entries in one, the attaches they pay in one; those whose
+    /// The plain invoices of a wave together (see [`Self::plain`]): their rows, their payment
+    /// entries and the attaches they pay in one statement; those whose
     /// Stripe customer is not linked go on one at a time (by metadata, else skipped). The
-    /// rest one at a time, in their order, after those: the same rules. (A wave smaller than
-    /// [`TOGETHER_FROM`] gets no call: the worker applies its events one at a time.)
+    /// rest one at a time, in their order, after those: the same rules.
     async fn handle_many(
         &self,
         conn: &mut PgConnection,
@@ -86,45 +89,38 @@ impl EventHandler for InvoiceHandler {
                 plain.push((n, *event, invoice, customer, state));
             }
         }
-        let owners: Vec<(Owner<'_>, &InvoiceState<'_>)> = plain
+        // Each with its payment entry and the attaches it pays, written once its customer is
+        // found (in the same statement).
+        let owners: Vec<(Owner<'_>, &InvoiceState<'_>, invoices::Also<'_>)> = plain
             .iter()
-            .map(|(_, _, _, customer, state)| (Owner::StripeCustomer(customer), state))
+            .map(|(_, event, invoice, customer, state)| {
+                let also = invoices::Also {
+                    entry: payment_entry(&event.event_type, invoice, state).map(|detail| {
+                        (
+                            event.event_type.as_str(),
+                            (event.id.as_str(), event.created),
+                            detail,
+                        )
+                    }),
+                    paid: event.event_type == "invoice.paid",
+                };
+                (Owner::StripeCustomer(customer), state, also)
+            })
             .collect();
         let recorded = invoices::record_many(conn, &owners).await?;
         let mut settled: Vec<Option<Outcome>> = vec![None; events.len()];
-        let mut said = Vec::new();
-        let mut paid = Vec::new();
         let mut unlinked = Vec::new();
         for (plain, recorded) in plain.iter().zip(recorded) {
-            let (n, event, invoice, _, state) = plain;
+            let (n, _, invoice, _, _) = plain;
             // No customer linked by that Stripe id: looked for by metadata, after these.
-            let Some(invoices::Recorded { customer_pk, fresh }) = recorded else {
+            let Some(invoices::Recorded { fresh, .. }) = recorded else {
                 unlinked.push(plain);
                 continue;
             };
-            if let Some(detail) = payment_entry(&event.event_type, invoice, state) {
-                said.push(activity::Said {
-                    customer_pk,
-                    kind: &event.event_type,
-                    source: Some((&event.id, event.created)),
-                    detail,
-                });
-            }
-            if event.event_type == "invoice.paid"
-                && let Some(subscription) = state.subscription_id
-            {
-                paid.push(subscription);
-            }
             settled[*n] = Some(outcome(fresh, invoice));
         }
         // Counted when the call returns; a batch that rolls back counts again when retried.
         metrics::applied_together("invoice", settled.iter().flatten().count());
-        if !said.is_empty() {
-            activity::record_many(conn, &said).await?;
-        }
-        if !paid.is_empty() {
-            attaches::first_payment_made_many(conn, &paid).await?;
-        }
         for (n, event, invoice, _, state) in unlinked {
             activity::set_source(conn, &event.id, Some(event.created)).await?;
             let outcome = self.apply_recorded(conn, event, invoice, state, None);

@@ -21,13 +21,14 @@ use sqlx::PgConnection;
 use crate::catalog::Catalog;
 use crate::store::activity;
 
-/// The fewest events of a wave that the subscription and invoice appliers apply together
-/// (their `EventHandler::TOGETHER_FROM`; the worker gives smaller waves to `handle` one at a
-/// time). The set-based statements
-/// are planned for each call (a plan cached for the session would keep the table sizes of its
-/// first call), which costs more than a few events' own statements; a steady stream's waves
-/// hold one or two events (measured: apply lag p50 ~45 ms together, ~22 ms one by one at
-/// 1,000/s), a backlog's a batch's worth.
+/// The fewest events of a wave that the subscription applier applies together (its
+/// `EventHandler::TOGETHER_FROM`; the worker gives smaller waves to `handle` one at a time).
+/// The set-based statements are planned for each call (a plan cached for the session would
+/// keep the table sizes of its first call), which costs more than a few events' own
+/// statements; a steady stream's waves hold one or two events (measured: apply lag p50
+/// ~45 ms together, ~22 ms one by one at 1,000/s), a backlog's a batch's worth. (The invoice
+/// applier takes every wave together: for one invoice its statements are the one-row forms,
+/// and a round trip fewer.)
 const TOGETHER_FROM: usize = 4;
 
 /// The event types the daemon applies (what a webhook endpoint must send, what catch-up

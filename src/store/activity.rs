@@ -108,7 +108,7 @@ pub async fn record_many(conn: &mut PgConnection, said: &[Said<'_>]) -> Result<(
 static RECORD: super::rows::Statement = super::rows::Statement::new(record_sql);
 
 fn record_sql(many: bool) -> String {
-    let input = super::rows::input(
+    insert_sql(&super::rows::input(
         many,
         &[
             ("customer_pk", "bigint"),
@@ -117,12 +117,18 @@ fn record_sql(many: bool) -> String {
             ("at", "bigint"),
             ("detail", "jsonb"),
         ],
-    );
+    ))
+}
+
+/// The statement that writes [`record_many`]'s entries, read from `rows` (a query of
+/// `customer_pk`, `kind`, `source`, `at`, `detail`): also a part of a statement that records
+/// what the entries are about (`store::invoices::record_many`).
+pub(super) fn insert_sql(rows: &str) -> String {
     format!(
         "INSERT INTO activity (customer_pk, kind, at, source, detail)
          SELECT r.customer_pk, r.kind, coalesce(to_timestamp(r.at), activity_at()),
                 coalesce(r.source, activity_source()), r.detail
-         FROM ({input}) AS r
+         FROM ({rows}) AS r
          WHERE NOT EXISTS (SELECT 1 FROM activity a
                            WHERE a.customer_pk = r.customer_pk AND a.kind = r.kind
                              AND a.source = coalesce(r.source, activity_source())

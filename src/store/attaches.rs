@@ -3,6 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::sync::LazyLock;
+
 use sqlx::PgConnection;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -270,17 +272,28 @@ pub async fn first_payment_made_many(
     conn: &mut PgConnection,
     subscription_ids: &[&str],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    static PAID: LazyLock<String> =
+        LazyLock::new(|| first_payment_sql("SELECT unnest($1::text[])"));
+    sqlx::query(sqlx::AssertSqlSafe(PAID.as_str()))
+        .bind(subscription_ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The statement of [`first_payment_made_many`] for the subscriptions that `subscriptions`
+/// (a query of one column) reads: also a part of a statement that records the invoices
+/// paid (`store::invoices::record_many`).
+pub(super) fn first_payment_sql(subscriptions: &str) -> String {
+    let waiting: Vec<String> = WAITING.iter().map(|s| format!("'{s}'")).collect();
+    format!(
         "UPDATE attaches
          SET state = CASE WHEN checkout_session_id IS NULL THEN 'active' ELSE 'completed' END,
              error = NULL, action_url = NULL, updated_at = now()
-         WHERE stripe_subscription_id = ANY($1) AND state = ANY($2)",
+         WHERE stripe_subscription_id IN ({subscriptions})
+           AND state = ANY (ARRAY[{}])",
+        waiting.join(", ")
     )
-    .bind(subscription_ids)
-    .bind(WAITING)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The attaches waiting on the first payment of `subscription_id` follow its newest applied

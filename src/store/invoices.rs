@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 
+use super::{activity, attaches};
+
 /// An invoice as one event shows it.
 #[derive(Debug, Clone)]
 pub struct InvoiceState<'a> {
@@ -86,6 +88,19 @@ pub struct Recorded {
     pub fresh: bool,
 }
 
+/// What recording an invoice also writes, in the same statement, once its customer is found
+/// (when [`record_many`] answers `Some` for it).
+#[derive(Debug, Clone, Default)]
+pub struct Also<'a> {
+    /// An entry of the customer's timeline: its kind, what said it (an event's id and
+    /// `created`) and its detail; written by [`activity::record_many`]'s rule (once per
+    /// source and invoice).
+    pub entry: Option<(&'a str, (&'a str, i64), serde_json::Value)>,
+    /// The invoice was paid: the attaches waiting on its subscription's first payment are
+    /// done ([`attaches::first_payment_made`]).
+    pub paid: bool,
+}
+
 /// Inserts or updates the invoice of `owner`. `None` (and no change) when no customer is
 /// linked to the Stripe customer id.
 ///
@@ -96,12 +111,12 @@ pub async fn record(
     owner: Owner<'_>,
     i: &InvoiceState<'_>,
 ) -> Result<Option<Recorded>, sqlx::Error> {
-    let mut recorded = record_many(conn, &[(owner, i)]).await?;
+    let mut recorded = record_many(conn, &[(owner, i, Also::default())]).await?;
     Ok(recorded.pop().flatten())
 }
 
 /// The columns of [`record_many`]'s input, with their SQL types (each bound as an array).
-const INPUT: [(&str, &str); 19] = [
+const INPUT: [(&str, &str); 24] = [
     ("pk", "bigint"),
     ("stripe_customer", "text"),
     ("stripe_id", "text"),
@@ -121,6 +136,12 @@ const INPUT: [(&str, &str); 19] = [
     ("subtotal", "bigint"),
     ("total_discount", "bigint"),
     ("discount_amounts", "jsonb"),
+    // Also
+    ("said_kind", "text"),
+    ("said_source", "text"),
+    ("said_at", "bigint"),
+    ("said_detail", "jsonb"),
+    ("paid", "bool"),
 ];
 
 /// [`record_many`]'s statement: for many invoices, or for one ([`super::rows`]).
@@ -161,21 +182,29 @@ fn record_sql(many: bool) -> String {
              WHERE (v.source_created, v.source_rank)
                    <= (EXCLUDED.source_created, EXCLUDED.source_rank)
              RETURNING v.stripe_id
-         )
-         SELECT c.n, c.customer_pk, c.stripe_id IN (SELECT stripe_id FROM v) AS fresh FROM c"
+         ),
+         said AS ({said}),
+         paid AS ({paid})
+         SELECT c.n, c.customer_pk, c.stripe_id IN (SELECT stripe_id FROM v) AS fresh FROM c",
+        said = activity::insert_sql(
+            "SELECT c.customer_pk, c.said_kind AS kind, c.said_source AS source,
+                    c.said_at AS at, c.said_detail AS detail
+             FROM c WHERE c.said_kind IS NOT NULL"
+        ),
+        paid = attaches::first_payment_sql("SELECT c.subscription_id FROM c WHERE c.paid"),
     )
 }
 
-/// [`record`] for many invoices (no invoice twice) in one statement: what each answers, in
-/// their order.
+/// [`record`] for many invoices (no invoice twice) in one statement, each with what it
+/// also writes: what each answers, in their order.
 pub async fn record_many(
     conn: &mut PgConnection,
-    invoices: &[(Owner<'_>, &InvoiceState<'_>)],
+    invoices: &[(Owner<'_>, &InvoiceState<'_>, Also<'_>)],
 ) -> Result<Vec<Option<Recorded>>, sqlx::Error> {
     let n = invoices.len();
     let mut pks = Vec::with_capacity(n);
     let mut stripe_customers = Vec::with_capacity(n);
-    for (owner, _) in invoices {
+    for (owner, _, _) in invoices {
         let (pk, stripe_customer) = match owner {
             Owner::Customer(pk) => (Some(*pk), None),
             Owner::StripeCustomer(id) => (None, Some(*id)),
@@ -183,7 +212,9 @@ pub async fn record_many(
         pks.push(pk);
         stripe_customers.push(stripe_customer);
     }
-    let states: Vec<&InvoiceState<'_>> = invoices.iter().map(|(_, i)| *i).collect();
+    let states: Vec<&InvoiceState<'_>> = invoices.iter().map(|(_, i, _)| *i).collect();
+    let also: Vec<&Also<'_>> = invoices.iter().map(|(_, _, a)| a).collect();
+    let entries = || also.iter().map(|a| a.entry.as_ref());
     // One array per column, in `INPUT`'s order.
     macro_rules! column {
         ($f:expr) => {
@@ -210,6 +241,11 @@ pub async fn record_many(
         .bind(column!(|i| i.subtotal))
         .bind(column!(|i| total_discount(&i.discount_amounts)))
         .bind(column!(|i| Json(&i.discount_amounts)))
+        .bind(entries().map(|e| e.map(|e| e.0)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| e.1.0)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| e.1.1)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| &e.2)).collect::<Vec<_>>())
+        .bind(also.iter().map(|a| a.paid).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
     let mut recorded = vec![None; n];

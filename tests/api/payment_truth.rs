@@ -500,3 +500,41 @@ async fn a_changed_past_due_policy_applies_at_the_next_start() {
     assert_eq!(allowed["allowed"], true, "{allowed}");
     assert_eq!(allowed["balance"], 1000);
 }
+
+#[tokio::test]
+async fn a_paid_first_invoice_finishes_the_attach_before_its_subscription_says_so() {
+    // `invoice.paid` alone (the subscription's own update has not come): the invoice applier
+    // finishes the attach that waited on the first payment and writes the payment's timeline
+    // entry, in the statement that records the invoice.
+    let w = World::new().await;
+    let stripe_customer =
+        customer_paying_with(&w, "u_paid_first", PaymentMethodKind::AsyncDebit).await;
+    let answer = w.attach("u_paid_first", "pro").await;
+    w.drain().await;
+    let id = answer["id"].as_str().unwrap();
+    assert_eq!(w.attach_state(id).await["state"], "awaiting_payment");
+    let subscription = only_subscription(&w, &stripe_customer);
+    let mut invoice = invoices_of(&w, &subscription).remove(0);
+    invoice["status"] = json!("paid");
+    let paid = json!({
+        "id": "evt_paid_first", "object": "event", "api_version": "2026-09-30.endive",
+        "created": now(), "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "type": "invoice.paid", "data": { "object": invoice },
+    });
+    let (status, _) = w.app.post_event(&serde_json::to_vec(&paid).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    w.drain().await;
+
+    assert_eq!(w.attach_state(id).await["state"], "active");
+    assert_eq!(
+        plans(&w.customer("u_paid_first").await),
+        [("free", "active"), ("pro", "incomplete")],
+        "the subscription's state is its own events'"
+    );
+    let entries = w
+        .app
+        .count("SELECT count(*) FROM activity WHERE kind = 'invoice.paid' AND source = 'evt_paid_first'")
+        .await;
+    assert_eq!(entries, 1, "the payment is on the timeline once");
+}

@@ -40,21 +40,32 @@ pub(super) fn print_human(r: &serde_json::Value) {
             r["applied"],
             r["skipped"]
         );
+        if r["apply_lag_all_ms"] != r["apply_lag_ms"] {
+            println!(
+                "    with the warm-up's events: {}",
+                ms(&r["apply_lag_all_ms"])
+            );
+        }
     }
     println!("  statuses:  {}", r["statuses"]);
 }
 
 pub(super) struct Lag {
+    /// The events sent in the measured window (the warm-up's left out, as for the acks).
     pub(super) summary: Option<Summary>,
+    /// Every event of the run.
+    pub(super) all: Option<Summary>,
     pub(super) applied: i64,
     pub(super) skipped: i64,
 }
 
-/// Waits until every stored event of the run is finished, then reads received → applied lag.
+/// Waits until every stored event of the run is finished, then reads received → applied lag:
+/// of the events from number `first_measured` on (those sent after the warm-up), and of all.
 pub(super) async fn apply_lag(
     db: &str,
     run: &str,
     accepted: u64,
+    first_measured: u64,
     timeout_secs: u64,
 ) -> anyhow::Result<Lag> {
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -82,18 +93,26 @@ pub(super) async fn apply_lag(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let rows: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT state, (extract(epoch FROM finished_at - received_at) * 1e6)::float8
+    // An event's id ends in its number (`evt_bench_<run>_<n>`).
+    let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT state, substring(id FROM '_([0-9]+)$')::bigint,
+                (extract(epoch FROM finished_at - received_at) * 1e6)::float8
          FROM events WHERE id LIKE $1",
     )
     .bind(&pattern)
     .fetch_all(&pool)
     .await?;
-    let applied = rows.iter().filter(|(s, _)| s == "applied").count() as i64;
+    let applied = rows.iter().filter(|(s, _, _)| s == "applied").count() as i64;
     let skipped = rows.len() as i64 - applied;
-    let micros = rows.iter().map(|(_, us)| us.max(0.0) as u32).collect();
+    let micros = |measured_only: bool| {
+        rows.iter()
+            .filter(|(_, n, _)| !measured_only || *n as u64 >= first_measured)
+            .map(|(_, _, us)| us.max(0.0) as u32)
+            .collect()
+    };
     Ok(Lag {
-        summary: Summary::of_micros(micros),
+        summary: Summary::of_micros(micros(true)),
+        all: Summary::of_micros(micros(false)),
         applied,
         skipped,
     })
