@@ -1,10 +1,10 @@
 //! Pending attaches: a plan a customer asked for, waiting on Stripe (a direct subscription
 //! or a Checkout Session completed later by webhook).
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::PgConnection;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
