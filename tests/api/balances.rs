@@ -189,25 +189,20 @@ async fn an_edit_lasts_until_the_features_next_reset() {
 
 /// A subscription event of customer `u_life` on pro (`quantity` seats of it).
 fn life_event(n: u32, event_type: &str, status: &str, cancel: bool, quantity: u32) -> Vec<u8> {
+    let subscription = json!({
+        "id": "sub_life", "object": "subscription", "customer": "cus_life",
+        "status": status, "cancel_at_period_end": cancel, "cancel_at": null,
+        "canceled_at": null, "ended_at": null, "start_date": 1_795_000_000,
+        "metadata": {"customer_id": "u_life"},
+        "items": {"object": "list", "data": [{
+            "id": "si_life", "object": "subscription_item", "quantity": quantity,
+            "current_period_start": 1_795_000_000,
+            "current_period_end": 1_795_000_000 + 30 * 86_400,
+            "price": {"id": "price_life", "object": "price", "metadata": {"plan_id": "pro"}}
+        }]}
+    });
     let created = 1_795_000_000 + i64::from(n);
-    serde_json::to_vec(&json!({
-        "id": format!("evt_life_{n}"), "object": "event", "api_version": "2026-09-30.endive",
-        "created": created, "livemode": false, "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": null}, "type": event_type,
-        "data": {"object": {
-            "id": "sub_life", "object": "subscription", "customer": "cus_life",
-            "status": status, "cancel_at_period_end": cancel, "cancel_at": null,
-            "canceled_at": null, "ended_at": null, "start_date": 1_795_000_000,
-            "metadata": {"customer_id": "u_life"},
-            "items": {"object": "list", "data": [{
-                "id": "si_life", "object": "subscription_item", "quantity": quantity,
-                "current_period_start": 1_795_000_000,
-                "current_period_end": 1_795_000_000 + 30 * 86_400,
-                "price": {"id": "price_life", "object": "price", "metadata": {"plan_id": "pro"}}
-            }]}
-        }}
-    }))
-    .unwrap()
+    envelope(&format!("evt_life_{n}"), event_type, created, subscription)
 }
 
 type BalanceRow = (

@@ -233,6 +233,13 @@ pub fn event(id: &str, event_type: &str, customer: &str) -> Vec<u8> {
 
 /// A minimal Stripe event created at `created`; its object id is `obj_{id}`.
 pub fn event_at(id: &str, event_type: &str, customer: &str, created: i64) -> Vec<u8> {
+    let object =
+        serde_json::json!({ "id": format!("obj_{id}"), "object": "invoice", "customer": customer });
+    envelope(id, event_type, created, object)
+}
+
+/// A Stripe event (the pinned API version, test mode) carrying `object`.
+pub fn envelope(id: &str, event_type: &str, created: i64, object: Value) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "id": id,
         "object": "event",
@@ -242,7 +249,7 @@ pub fn event_at(id: &str, event_type: &str, customer: &str, created: i64) -> Vec
         "pending_webhooks": 1,
         "request": { "id": null, "idempotency_key": null },
         "type": event_type,
-        "data": { "object": { "id": format!("obj_{id}"), "object": "invoice", "customer": customer } }
+        "data": { "object": object }
     }))
     .unwrap()
 }

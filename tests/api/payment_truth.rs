@@ -443,23 +443,23 @@ async fn cancel_at_a_date_shows_on_the_plan_and_ends_it_when_stripe_deletes_it()
 
 /// A Stripe-shaped subscription event of customer `u_policy` on pro.
 fn subscription_event(n: u32, event_type: &str, created: i64, status: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": format!("evt_policy_{n}"), "object": "event", "api_version": "2026-09-30.endive",
-        "created": created, "livemode": false, "pending_webhooks": 1,
-        "request": {"id": null, "idempotency_key": null}, "type": event_type,
-        "data": {"object": {
-            "id": "sub_policy", "object": "subscription", "customer": "cus_policy",
-            "status": status, "cancel_at_period_end": false, "cancel_at": null,
-            "canceled_at": null, "ended_at": null, "start_date": created,
-            "metadata": {"customer_id": "u_policy"},
-            "items": {"object": "list", "data": [{
-                "id": "si_policy", "object": "subscription_item", "quantity": 1,
-                "current_period_start": created, "current_period_end": created + 30 * 86_400,
-                "price": {"id": "price_policy", "object": "price", "metadata": {"plan_id": "pro"}}
-            }]}
-        }}
-    }))
-    .unwrap()
+    let subscription = json!({
+        "id": "sub_policy", "object": "subscription", "customer": "cus_policy",
+        "status": status, "cancel_at_period_end": false, "cancel_at": null,
+        "canceled_at": null, "ended_at": null, "start_date": created,
+        "metadata": {"customer_id": "u_policy"},
+        "items": {"object": "list", "data": [{
+            "id": "si_policy", "object": "subscription_item", "quantity": 1,
+            "current_period_start": created, "current_period_end": created + 30 * 86_400,
+            "price": {"id": "price_policy", "object": "price", "metadata": {"plan_id": "pro"}}
+        }]}
+    });
+    envelope(
+        &format!("evt_policy_{n}"),
+        event_type,
+        created,
+        subscription,
+    )
 }
 
 #[tokio::test]
@@ -516,13 +516,8 @@ async fn a_paid_first_invoice_finishes_the_attach_before_its_subscription_says_s
     let subscription = only_subscription(&w, &stripe_customer);
     let mut invoice = invoices_of(&w, &subscription).remove(0);
     invoice["status"] = json!("paid");
-    let paid = json!({
-        "id": "evt_paid_first", "object": "event", "api_version": "2026-09-30.endive",
-        "created": now(), "livemode": false, "pending_webhooks": 1,
-        "request": { "id": null, "idempotency_key": null },
-        "type": "invoice.paid", "data": { "object": invoice },
-    });
-    let (status, _) = w.app.post_event(&serde_json::to_vec(&paid).unwrap()).await;
+    let paid = envelope("evt_paid_first", "invoice.paid", now(), invoice);
+    let (status, _) = w.app.post_event(&paid).await;
     assert_eq!(status, StatusCode::OK);
     w.drain().await;
 

@@ -126,7 +126,7 @@ pub async fn provision_unless_same(
     if same {
         return Ok(false);
     }
-    provision_from(conn, catalog, customer_pk, held).await?;
+    write(conn, vec![(customer_pk, allowances)]).await?;
     Ok(true)
 }
 
@@ -136,13 +136,25 @@ pub async fn provision_many(
     catalog: &Catalog,
     customers: &[(i64, &[HeldPlan])],
 ) -> Result<(), sqlx::Error> {
+    let granted: Vec<(i64, BTreeMap<&str, Allowance>)> = customers
+        .iter()
+        .map(|(customer_pk, held)| (*customer_pk, allowances(catalog, held)))
+        .collect();
+    write(conn, granted).await
+}
+
+/// Writes what each customer's held plans grant (`allowances`), in one statement.
+async fn write(
+    conn: &mut PgConnection,
+    granted: Vec<(i64, BTreeMap<&str, Allowance>)>,
+) -> Result<(), sqlx::Error> {
+    let customer_pks: Vec<i64> = granted.iter().map(|(pk, _)| *pk).collect();
     let mut rows = Rows::default();
-    for (customer_pk, held) in customers {
-        for (feature, a) in allowances(catalog, held) {
-            rows.push(*customer_pk, feature, a);
+    for (customer_pk, allowances) in granted {
+        for (feature, a) in allowances {
+            rows.push(customer_pk, feature, a);
         }
     }
-    let customer_pks: Vec<i64> = customers.iter().map(|(pk, _)| *pk).collect();
     // One statement: what no held plan grants goes, the rest is upserted (disjoint rows, so
     // the two parts cannot see each other's changes).
     sqlx::query(
