@@ -280,3 +280,61 @@ async fn after_each_state_of_a_subscription_the_balances_are_what_provisioning_a
     seen.dedup();
     assert!(seen.len() >= 3, "{seen:?}");
 }
+
+#[tokio::test]
+async fn provisioning_one_customer_is_planned_once_for_the_connection() {
+    // The one-at-a-time path provisions one customer at a time. Named as `= ANY($1)`, the
+    // statement's generic plan expected ten customers and never won against a custom one, so
+    // every call was planned afresh (~0.2 ms, about half of a subscription event's calls).
+    let app = TestApp::spawn().await;
+    free_customer(&app, "u_plan").await;
+    let catalog = stripe_reconciler::catalog::Catalog::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalog.example.toml"),
+    )
+    .unwrap();
+    let pk: i64 = sqlx::query_scalar("SELECT pk FROM customers WHERE id = 'u_plan'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // A store of some size, its statistics known (on a near-empty table any plan is cheap).
+    sqlx::query(
+        "WITH c AS (INSERT INTO customers (id, name)
+                    SELECT 'u_many_' || g, 'n' FROM generate_series(1, 3000) g RETURNING pk)
+         INSERT INTO balances (customer_pk, feature_id, included)
+         SELECT pk, f, 10 FROM c, unnest(ARRAY['messages', 'seats', 'exports']) f",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE balances")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    for _ in 0..12 {
+        stripe_reconciler::store::balances::provision(&mut conn, &catalog, pk)
+            .await
+            .unwrap();
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+         WHERE statement LIKE 'WITH granted AS%'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    // Twelve here, and the customer's creation may have provisioned on this connection too.
+    assert!(
+        custom + generic >= 12,
+        "{generic} generic, {custom} custom plans"
+    );
+    assert!(
+        generic >= 6,
+        "planned afresh on most calls: {generic} generic, {custom} custom plans"
+    );
+    assert_eq!(
+        messages(&app, "u_plan").await["included"],
+        100,
+        "still provisioned"
+    );
+}
