@@ -230,21 +230,31 @@ async fn balance_rows(conn: &mut sqlx::PgConnection, customer_pk: i64) -> Vec<Ba
     .unwrap()
 }
 
+/// A new customer on the free plan (its pk), and the catalog to provision it from.
+async fn free_customer_to_provision(
+    app: &TestApp,
+    id: &str,
+) -> (i64, stripe_reconciler::catalog::Catalog) {
+    free_customer(app, id).await;
+    let catalog = stripe_reconciler::catalog::Catalog::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalog.example.toml"),
+    )
+    .unwrap();
+    let pk: i64 = sqlx::query_scalar("SELECT pk FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    (pk, catalog)
+}
+
 #[tokio::test]
 async fn after_each_state_of_a_subscription_the_balances_are_what_provisioning_afresh_makes() {
     // A subscription state provisions the balances only when its held plans grant something
     // else than the rows hold (most states change no allowance): after each event, with
     // usage between them, provisioning the customer afresh changes nothing.
     let app = TestApp::spawn().await;
-    free_customer(&app, "u_life").await;
-    let catalog = stripe_reconciler::catalog::Catalog::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalog.example.toml"),
-    )
-    .unwrap();
-    let pk: i64 = sqlx::query_scalar("SELECT pk FROM customers WHERE id = 'u_life'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (pk, catalog) = free_customer_to_provision(&app, "u_life").await;
     let states = [
         ("customer.subscription.created", "incomplete", false, 1),
         ("customer.subscription.updated", "active", false, 1),
@@ -287,15 +297,7 @@ async fn provisioning_one_customer_is_planned_once_for_the_connection() {
     // statement's generic plan expected ten customers and never won against a custom one, so
     // every call was planned afresh (~0.2 ms, about half of a subscription event's calls).
     let app = TestApp::spawn().await;
-    free_customer(&app, "u_plan").await;
-    let catalog = stripe_reconciler::catalog::Catalog::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/catalog.example.toml"),
-    )
-    .unwrap();
-    let pk: i64 = sqlx::query_scalar("SELECT pk FROM customers WHERE id = 'u_plan'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let (pk, catalog) = free_customer_to_provision(&app, "u_plan").await;
     // A store of some size, its statistics known (on a near-empty table any plan is cheap).
     sqlx::query(
         "WITH c AS (INSERT INTO customers (id, name)
