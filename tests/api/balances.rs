@@ -295,7 +295,8 @@ async fn after_each_state_of_a_subscription_the_balances_are_what_provisioning_a
 async fn provisioning_one_customer_is_planned_once_for_the_connection() {
     // The one-at-a-time path provisions one customer at a time. Named as `= ANY($1)`, the
     // statement's generic plan expected ten customers and never won against a custom one, so
-    // every call was planned afresh (~0.2 ms, about half of a subscription event's calls).
+    // every call was planned afresh (~0.2 ms; a steady run provisions on about half of its
+    // subscription events).
     let app = TestApp::spawn().await;
     let (pk, catalog) = free_customer_to_provision(&app, "u_plan").await;
     // A store of some size, its statistics known (on a near-empty table any plan is cheap).
