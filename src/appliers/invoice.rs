@@ -96,11 +96,11 @@ impl EventHandler for InvoiceHandler {
             .map(|(_, event, invoice, customer, state)| {
                 let also = invoices::Also {
                     entry: payment_entry(&event.event_type, invoice, state).map(|detail| {
-                        (
-                            event.event_type.as_str(),
-                            (event.id.as_str(), event.created),
+                        invoices::Entry {
+                            kind: &event.event_type,
+                            source: (&event.id, event.created),
                             detail,
-                        )
+                        }
                     }),
                     paid: event.event_type == "invoice.paid",
                 };

@@ -264,26 +264,17 @@ pub async fn first_payment_made(
     conn: &mut PgConnection,
     subscription_id: &str,
 ) -> Result<(), sqlx::Error> {
-    first_payment_made_many(conn, &[subscription_id]).await
-}
-
-/// [`first_payment_made`] for many subscriptions, in one statement.
-pub async fn first_payment_made_many(
-    conn: &mut PgConnection,
-    subscription_ids: &[&str],
-) -> Result<(), sqlx::Error> {
-    static PAID: LazyLock<String> =
-        LazyLock::new(|| first_payment_sql("SELECT unnest($1::text[])"));
+    static PAID: LazyLock<String> = LazyLock::new(|| first_payment_sql("SELECT $1::text"));
     sqlx::query(sqlx::AssertSqlSafe(PAID.as_str()))
-        .bind(subscription_ids)
+        .bind(subscription_id)
         .execute(conn)
         .await?;
     Ok(())
 }
 
-/// The statement of [`first_payment_made_many`] for the subscriptions that `subscriptions`
-/// (a query of one column) reads: also a part of a statement that records the invoices
-/// paid (`store::invoices::record_many`).
+/// The statement of [`first_payment_made`] for the subscriptions that `subscriptions` (a
+/// query of one column) reads: also a part of the statement that records a wave's invoices,
+/// for those paid (`store::invoices::record_many`).
 pub(super) fn first_payment_sql(subscriptions: &str) -> String {
     let waiting: Vec<String> = WAITING.iter().map(|s| format!("'{s}'")).collect();
     format!(

@@ -92,13 +92,21 @@ pub struct Recorded {
 /// (when [`record_many`] answers `Some` for it).
 #[derive(Debug, Clone, Default)]
 pub struct Also<'a> {
-    /// An entry of the customer's timeline: its kind, what said it (an event's id and
-    /// `created`) and its detail; written by [`activity::record_many`]'s rule (once per
-    /// source and invoice).
-    pub entry: Option<(&'a str, (&'a str, i64), serde_json::Value)>,
+    /// An entry of the customer's timeline, written by [`activity::record_many`]'s rule
+    /// (once per source and invoice).
+    pub entry: Option<Entry<'a>>,
     /// The invoice was paid: the attaches waiting on its subscription's first payment are
     /// done ([`attaches::first_payment_made`]).
     pub paid: bool,
+}
+
+/// A timeline entry that recording an invoice also writes ([`Also::entry`]).
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    pub kind: &'a str,
+    /// What said it: an event's id and `created`.
+    pub source: (&'a str, i64),
+    pub detail: serde_json::Value,
 }
 
 /// Inserts or updates the invoice of `owner`. `None` (and no change) when no customer is
@@ -241,10 +249,10 @@ pub async fn record_many(
         .bind(column!(|i| i.subtotal))
         .bind(column!(|i| total_discount(&i.discount_amounts)))
         .bind(column!(|i| Json(&i.discount_amounts)))
-        .bind(entries().map(|e| e.map(|e| e.0)).collect::<Vec<_>>())
-        .bind(entries().map(|e| e.map(|e| e.1.0)).collect::<Vec<_>>())
-        .bind(entries().map(|e| e.map(|e| e.1.1)).collect::<Vec<_>>())
-        .bind(entries().map(|e| e.map(|e| &e.2)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| e.kind)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| e.source.0)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| e.source.1)).collect::<Vec<_>>())
+        .bind(entries().map(|e| e.map(|e| &e.detail)).collect::<Vec<_>>())
         .bind(also.iter().map(|a| a.paid).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
