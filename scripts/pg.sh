@@ -77,9 +77,12 @@ pg_start() {
 
 # Starts the server on PG_DATA (logging to PG_LOG) with BIN's pg_ctl, on 127.0.0.1:PORT.
 # PG_STOCK=1 keeps every server setting at its default (the apply benchmark's "as installed").
+# Otherwise pg_stat_statements is loaded too (in Debian's package): a test counts how often a
+# statement is planned.
 # PG_SOCKET_DIR: also listen on a Unix socket there (none by default).
 pg_ctl_start() {
-    local bin=$1 port=$2 opts="-c max_connections=400 -c shared_buffers=256MB"
+    local bin=$1 port=$2
+    local opts="-c max_connections=400 -c shared_buffers=256MB -c shared_preload_libraries=pg_stat_statements"
     [[ "${PG_STOCK:-}" == 1 ]] && opts=""
     pg_as_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
         -o "-h 127.0.0.1 -p $port -k '${PG_SOCKET_DIR:-}' $opts" start >/dev/null \
