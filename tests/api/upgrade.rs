@@ -2,16 +2,20 @@
 //! by `scripts/upgrade-fixture.sh v0.2.0` with that release's binary: events applied,
 //! skipped, dead, received and failed, a queued outbound job) is served by this binary:
 //! every migration applies, nothing queued is lost, the daemon serves and drains. The release
-//! before it (`v0.1.0.sql`) too: an instance skipped a release.
+//! before it (`v0.1.0.sql`) too: an instance skipped a release. And the previous release's
+//! calls of our SQL functions still run on this schema, as they do while an instance of it
+//! runs beside an upgraded one (docs/RUNBOOK.md, Upgrade).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, TimeZone, Utc};
 use fake_stripe::{FakeConfig, FakeStripe};
 use hyper::StatusCode;
 use sqlx::PgPool;
 use stripe_reconciler::config::Secret;
+use stripe_reconciler::db;
 
 use crate::daemon::Daemon;
 use crate::helpers::*;
@@ -235,4 +239,193 @@ async fn upgrades_from(release: &str) {
     .await
     .unwrap();
     assert!(cancel_at_period_end);
+}
+
+/// v0.2.0's statements that call our functions, verbatim, with its binds' types: migrations
+/// 30-35 replaced or changed every one of these functions, and the RUNBOOK says a v0.2.0
+/// instance keeps working beside them. Each must still find its function (a call with 20
+/// arguments, say, finds the 22-argument `apply_subscription_state` through its defaults),
+/// answer what v0.2.0 reads, and write as before, timeline entries included.
+#[tokio::test]
+async fn the_previous_releases_calls_of_our_functions_run_on_this_schema() {
+    let url = fresh_database().await;
+    let pool = PgPool::connect(&url).await.unwrap();
+    db::migrate(&pool).await.expect("migrations run");
+    let customer_pk: i64 = sqlx::query_scalar(
+        "INSERT INTO customers (id, stripe_id) VALUES ('user_v020', 'cus_v020') RETURNING pk",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let at = |secs: i64| -> DateTime<Utc> { Utc.timestamp_opt(secs, 0).unwrap() };
+    let (created, period_start, period_end) =
+        (1_796_533_370_i64, at(1_796_000_000), at(1_798_600_000));
+    let group = Some("main".to_owned());
+    let default_id = Some("free".to_owned());
+    let mut conn = pool.acquire().await.unwrap();
+
+    // store::plans::activate_default (v0.2.0): the group's default plan.
+    sqlx::query("SELECT activate_default_plan($1, $2, $3, $4, $5, $6)")
+        .bind(customer_pk)
+        .bind("free")
+        .bind(&group)
+        .bind(false)
+        .bind(at(created - 100))
+        .bind(false)
+        .execute(&mut *conn)
+        .await
+        .expect("activate_default_plan($1..$6)");
+
+    // store::plans::sync_subscription (v0.2.0): the first state of a subscription, applied.
+    let (verdict, tied, held_plan, held_status): (String, bool, Vec<String>, Vec<String>) =
+        sqlx::query_as(
+            "SELECT * FROM sync_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                 $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+        )
+        .bind("sub_v020")
+        .bind(customer_pk)
+        .bind("pro")
+        .bind(&group)
+        .bind(false)
+        .bind(default_id.as_ref())
+        .bind(false)
+        .bind("active")
+        .bind("active")
+        .bind(Some(period_start))
+        .bind(Some(period_end))
+        .bind(false)
+        .bind(None::<DateTime<Utc>>)
+        .bind(None::<DateTime<Utc>>)
+        .bind(Some(period_start))
+        .bind(None::<DateTime<Utc>>)
+        .bind(1_i32)
+        .bind(None::<DateTime<Utc>>)
+        .bind(created)
+        .bind(at(created))
+        .bind(3_i32)
+        .bind("digest-active".to_owned())
+        .bind(false)
+        .bind(false)
+        .fetch_one(&mut *conn)
+        .await
+        .map(|row: SyncAnswer| (row.verdict, row.tied, row.held_plan, row.held_status))
+        .expect("sync_subscription_state($1..$24)");
+    assert_eq!((verdict.as_str(), tied), ("applied", false));
+    assert_eq!(held_plan, ["pro"], "the paid plan replaced the default one");
+    assert_eq!(held_status, ["active"]);
+
+    // store::plans::apply_state (v0.2.0's scheduled path): 20 arguments, a later state.
+    let held: (Vec<String>, Vec<String>) = sqlx::query_as(
+        "SELECT held_plan, held_status FROM apply_subscription_state($1, $2, $3, $4, $5, $6, $7,
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind("sub_v020")
+    .bind(customer_pk)
+    .bind("pro")
+    .bind(&group)
+    .bind(false)
+    .bind(default_id.as_ref())
+    .bind(false)
+    .bind("past_due")
+    .bind("past_due")
+    .bind(Some(period_start))
+    .bind(Some(period_end))
+    .bind(false)
+    .bind(None::<DateTime<Utc>>)
+    .bind(None::<DateTime<Utc>>)
+    .bind(Some(period_start))
+    .bind(None::<DateTime<Utc>>)
+    .bind(1_i32)
+    .bind(None::<DateTime<Utc>>)
+    .bind(created + 1)
+    .bind(at(created + 1))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("apply_subscription_state($1..$20)");
+    assert_eq!(held, (vec!["pro".to_owned()], vec!["past_due".to_owned()]));
+
+    // store::plans::settle_group (v0.2.0), and the attach follow (store::attaches).
+    sqlx::query("SELECT settle_group($1, $2, $3, $4, $5, $6, $7)")
+        .bind(customer_pk)
+        .bind("main")
+        .bind(None::<i64>)
+        .bind(at(created + 2))
+        .bind(default_id.as_ref())
+        .bind(false)
+        .bind(false)
+        .execute(&mut *conn)
+        .await
+        .expect("settle_group($1..$7)");
+    sqlx::query("SELECT follow_subscription($1)")
+        .bind("sub_v020")
+        .execute(&mut *conn)
+        .await
+        .expect("follow_subscription($1)");
+
+    // The timeline saw v0.2.0's writes (its plan trigger still writes for a binary that never
+    // asks to write the entries itself): the default attached, replaced, the paid plan
+    // attached, then past due.
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM activity WHERE customer_pk = $1 ORDER BY id")
+            .bind(customer_pk)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "plan.attached",
+            "plan.attached",
+            "plan.expired",
+            "plan.status"
+        ],
+        "the timeline of v0.2.0's writes"
+    );
+
+    // outbox::queue::claim (v0.2.0): the claim function, its arguments and answer.
+    sqlx::query(
+        "INSERT INTO jobs (kind, job_key, ordering_key, sort_key, args)
+         VALUES ('stripe.create_customer', 'user_v020', 'user_v020', 1, '{}')",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let claimed: Vec<ClaimedV020> = sqlx::query_as(
+        "SELECT id, kind, job_key, ordering_key, args, attempts, enqueued_at FROM claim_jobs($1)",
+    )
+    .bind(10_i64)
+    .fetch_all(&mut *tx)
+    .await
+    .expect("claim_jobs($1)");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].kind.as_str(), claimed[0].job_key.as_str()),
+        ("stripe.create_customer", "user_v020")
+    );
+    tx.rollback().await.unwrap();
+    drop(conn);
+    pool.close().await;
+}
+
+/// What v0.2.0 read of `sync_subscription_state`'s answer (the held arrays it went on with).
+#[derive(sqlx::FromRow)]
+struct SyncAnswer {
+    verdict: String,
+    tied: bool,
+    held_plan: Vec<String>,
+    held_status: Vec<String>,
+}
+
+/// A claimed job as v0.2.0 read it.
+#[derive(sqlx::FromRow)]
+#[allow(dead_code)] // every column is decoded, as v0.2.0 did; the test reads two
+struct ClaimedV020 {
+    id: i64,
+    kind: String,
+    job_key: String,
+    ordering_key: Option<String>,
+    args: Option<serde_json::Value>,
+    attempts: i32,
+    enqueued_at: DateTime<Utc>,
 }
