@@ -59,6 +59,7 @@ expect /etc/stripe-reconciler/env 640 0 "$gid"
 expect /usr/share/doc/stripe-reconciler/examples/catalog.example.toml 644 0 0
 expect /usr/share/doc/stripe-reconciler/usage.txt 644 0 0
 expect /usr/share/doc/stripe-reconciler/RUNBOOK.md 644 0 0
+expect /usr/share/doc/stripe-reconciler/CHANGELOG.md 644 0 0
 expect /usr/share/doc/stripe-reconciler/copyright 644 0 0
 expect /usr/share/stripe-reconciler/prometheus/alerts.yml 644 0 0
 expect /usr/share/stripe-reconciler/grafana/stripe-reconciler.json 644 0 0

@@ -243,9 +243,10 @@ async fn upgrades_from(release: &str) {
 
 /// v0.2.0's statements that call our functions, verbatim, with its binds' types: migrations
 /// 30-35 replaced or changed four of these functions and the plan trigger their writes go
-/// through, and the RUNBOOK says a v0.2.0 instance keeps working beside them. Each must still find its function (a call with 20
-/// arguments, say, finds the 22-argument `apply_subscription_state` through its defaults),
-/// answer what v0.2.0 reads, and write as before, timeline entries included.
+/// through, and the RUNBOOK says a v0.2.0 instance keeps working beside them. Each must still
+/// find its function (a call with 20 arguments, say, finds the 22-argument
+/// `apply_subscription_state` through its defaults), answer what v0.2.0 reads, and write as
+/// before, timeline entries included.
 #[tokio::test]
 async fn the_previous_releases_calls_of_our_functions_run_on_this_schema() {
     let url = fresh_database().await;
