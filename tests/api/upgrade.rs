@@ -1,10 +1,10 @@
-//! Upgrades: a database written by the previous release (`fixtures/upgrade/v0.2.0.sql`, made
-//! by `scripts/upgrade-fixture.sh v0.2.0` with that release's binary: events applied,
+//! Upgrades: a database written by the previous release (`fixtures/upgrade/v0.3.0.sql`, made
+//! by `scripts/upgrade-fixture.sh v0.3.0` with that release's binary: events applied,
 //! skipped, dead, received and failed, a queued outbound job) is served by this binary:
-//! every migration applies, nothing queued is lost, the daemon serves and drains. The release
-//! before it (`v0.1.0.sql`) too: an instance skipped a release. And the previous release's
-//! calls of our SQL functions still run on this schema, as they do while an instance of it
-//! runs beside an upgraded one (docs/RUNBOOK.md, Upgrade).
+//! every migration applies, nothing queued is lost, the daemon serves and drains. The releases
+//! before it (`v0.2.0.sql`, `v0.1.0.sql`) too: an instance skipped releases. And v0.2.0's
+//! calls of our SQL functions still run on this schema, as they did while an instance of it
+//! ran beside one upgraded to v0.3.0 (docs/RUNBOOK.md, Upgrade).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -20,9 +20,9 @@ use stripe_reconciler::db;
 use crate::daemon::Daemon;
 use crate::helpers::*;
 
-const PREVIOUS: &str = "v0.2.0";
-/// The release before the previous one.
-const OLDER: &str = "v0.1.0";
+const PREVIOUS: &str = "v0.3.0";
+/// The releases before the previous one.
+const OLDER: [&str; 2] = ["v0.2.0", "v0.1.0"];
 
 fn dump(tag: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/upgrade/{tag}.sql"));
@@ -85,7 +85,12 @@ async fn a_database_of_the_previous_release_migrates_keeps_its_queue_serves_and_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_of_the_release_before_migrates_keeps_its_queue_serves_and_drains() {
-    upgrades_from(OLDER).await;
+    upgrades_from(OLDER[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_of_the_first_release_migrates_keeps_its_queue_serves_and_drains() {
+    upgrades_from(OLDER[1]).await;
 }
 
 async fn upgrades_from(release: &str) {
@@ -248,7 +253,7 @@ async fn upgrades_from(release: &str) {
 /// `apply_subscription_state` through its defaults), answer what v0.2.0 reads, and write as
 /// before, timeline entries included.
 #[tokio::test]
-async fn the_previous_releases_calls_of_our_functions_run_on_this_schema() {
+async fn release_0_2_0s_calls_of_our_functions_run_on_this_schema() {
     let url = fresh_database().await;
     let pool = PgPool::connect(&url).await.unwrap();
     db::migrate(&pool).await.expect("migrations run");
