@@ -75,6 +75,10 @@ for sub in "" " serve" " check-config" " events retry" " customers show"; do
 done
 "$root/usr/bin/stripe-reconciler" --version | grep -qx "stripe-reconciler $(dpkg-deb -f "$deb" Version)" \
     || fail "the binary's --version is not the package's"
+# The README's install steps name the file this version's package is, and no other.
+named=$(grep -o "stripe-reconciler_[0-9][0-9.]*_amd64\.deb" README.md | sort -u)
+[[ "$named" == "stripe-reconciler_$(dpkg-deb -f "$deb" Version)_amd64.deb" ]] \
+    || fail "README.md names ${named:-no package}, not $(basename "$deb")"
 
 # ---- the unit ------------------------------------------------------------------------------
 unit="$root/lib/systemd/system/stripe-reconciler.service"
