@@ -369,8 +369,8 @@ async fn release_0_2_0s_calls_of_our_functions_run_on_this_schema() {
         .expect("follow_subscription($1)");
 
     // The timeline saw v0.2.0's writes (its plan trigger still writes for a binary that never
-    // asks to write the entries itself): the default attached, replaced, the paid plan
-    // attached, then past due.
+    // asks to write the entries itself): the default attached, the paid plan attached, the
+    // default ended by it, then the paid plan past due.
     let kinds: Vec<String> =
         sqlx::query_scalar("SELECT kind FROM activity WHERE customer_pk = $1 ORDER BY id")
             .bind(customer_pk)
