@@ -39,6 +39,7 @@ lives=${BENCH_APPLY_LIVES_PER_CUSTOMER:-1}
 rate=${BENCH_APPLY_RATE:-1000}
 secs=${BENCH_APPLY_SECS:-60}
 phases=${BENCH_APPLY_PHASES:-lifecycle unknown unhandled poison steady}
+steady_mix=${BENCH_STEADY_MIX:-lifecycle}
 count=$((customers * lives * 7))
 secret=whsec_bench
 token=bench-token
@@ -258,11 +259,11 @@ steady() {
         sleep 0.2
     done) &
     sampler_pid=$!
-    say "steady: the ${BENCH_STEADY_MIX:-lifecycle} mix at $rate/s for ${secs}s (+3 s warm-up), workers running"
+    say "steady: the $steady_mix mix at $rate/s for ${secs}s (+3 s warm-up), workers running"
     local pg_cpu0 daemon_cpu0
     pg_cpu0=$(pg_cpu_secs)
     daemon_cpu0=$(cpu_secs "$server_pid")
-    "$loadgen" load --url "$base/webhooks/stripe" --secret "$secret" --mix "${BENCH_STEADY_MIX:-lifecycle}" \
+    "$loadgen" load --url "$base/webhooks/stripe" --secret "$secret" --mix "$steady_mix" \
         --rate "$rate" --duration "$secs" --warmup 3 --customers "$customers" --connections 64 \
         --run-id "$run" --label steady --json "$json" --api "$base" --token "$token" \
         --database-url "$db" >"$logs/steady.txt"
@@ -302,7 +303,7 @@ done
     echo "$customers customers x $lives lives x 7 events = $count events per drain phase; load generator, daemon and Postgres share the machine."
     echo
 } >"$table"
-python3 - "$json" "$rate" "${BENCH_STEADY_MIX:-lifecycle}" >>"$table" <<'PY'
+python3 - "$json" "$rate" "$steady_mix" >>"$table" <<'PY'
 import json, sys
 rows = {}
 for line in open(sys.argv[1]):

@@ -263,18 +263,14 @@ async fn release_0_2_0s_calls_of_our_functions_run_on_this_schema() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    let at = |secs: i64| -> DateTime<Utc> { Utc.timestamp_opt(secs, 0).unwrap() };
-    let (created, period_start, period_end) =
-        (1_796_533_370_i64, at(1_796_000_000), at(1_798_600_000));
-    let group = Some("main".to_owned());
-    let default_id = Some("free".to_owned());
+    let created = 1_796_533_370_i64;
     let mut conn = pool.acquire().await.unwrap();
 
     // store::plans::activate_default (v0.2.0): the group's default plan.
     sqlx::query("SELECT activate_default_plan($1, $2, $3, $4, $5, $6)")
         .bind(customer_pk)
         .bind("free")
-        .bind(&group)
+        .bind(Some("main"))
         .bind(false)
         .bind(at(created - 100))
         .bind(false)
@@ -283,71 +279,34 @@ async fn release_0_2_0s_calls_of_our_functions_run_on_this_schema() {
         .expect("activate_default_plan($1..$6)");
 
     // store::plans::sync_subscription (v0.2.0): the first state of a subscription, applied.
-    let (verdict, tied, held_plan, held_status): (String, bool, Vec<String>, Vec<String>) =
-        sqlx::query_as(
-            "SELECT * FROM sync_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+    let sync = sqlx::query_as(
+        "SELECT * FROM sync_subscription_state($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
                  $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
-        )
-        .bind("sub_v020")
-        .bind(customer_pk)
-        .bind("pro")
-        .bind(&group)
-        .bind(false)
-        .bind(default_id.as_ref())
-        .bind(false)
-        .bind("active")
-        .bind("active")
-        .bind(Some(period_start))
-        .bind(Some(period_end))
-        .bind(false)
-        .bind(None::<DateTime<Utc>>)
-        .bind(None::<DateTime<Utc>>)
-        .bind(Some(period_start))
-        .bind(None::<DateTime<Utc>>)
-        .bind(1_i32)
-        .bind(None::<DateTime<Utc>>)
-        .bind(created)
-        .bind(at(created))
-        .bind(3_i32)
-        .bind("digest-active".to_owned())
-        .bind(false)
-        .bind(false)
-        .fetch_one(&mut *conn)
-        .await
-        .map(|row: SyncAnswer| (row.verdict, row.tied, row.held_plan, row.held_status))
-        .expect("sync_subscription_state($1..$24)");
+    );
+    let (verdict, tied, held_plan, held_status): (String, bool, Vec<String>, Vec<String>) =
+        bind_state_v020(sync, customer_pk, "active", created)
+            .bind(3_i32)
+            .bind("digest-active".to_owned())
+            .bind(false)
+            .bind(false)
+            .fetch_one(&mut *conn)
+            .await
+            .map(|row: SyncAnswer| (row.verdict, row.tied, row.held_plan, row.held_status))
+            .expect("sync_subscription_state($1..$24)");
     assert_eq!((verdict.as_str(), tied), ("applied", false));
     assert_eq!(held_plan, ["pro"], "the paid plan replaced the default one");
     assert_eq!(held_status, ["active"]);
 
     // store::plans::apply_state (v0.2.0's scheduled path): 20 arguments, a later state.
-    let held: (Vec<String>, Vec<String>) = sqlx::query_as(
+    let apply = sqlx::query_as(
         "SELECT held_plan, held_status FROM apply_subscription_state($1, $2, $3, $4, $5, $6, $7,
              $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-    )
-    .bind("sub_v020")
-    .bind(customer_pk)
-    .bind("pro")
-    .bind(&group)
-    .bind(false)
-    .bind(default_id.as_ref())
-    .bind(false)
-    .bind("past_due")
-    .bind("past_due")
-    .bind(Some(period_start))
-    .bind(Some(period_end))
-    .bind(false)
-    .bind(None::<DateTime<Utc>>)
-    .bind(None::<DateTime<Utc>>)
-    .bind(Some(period_start))
-    .bind(None::<DateTime<Utc>>)
-    .bind(1_i32)
-    .bind(None::<DateTime<Utc>>)
-    .bind(created + 1)
-    .bind(at(created + 1))
-    .fetch_one(&mut *conn)
-    .await
-    .expect("apply_subscription_state($1..$20)");
+    );
+    let held: (Vec<String>, Vec<String>) =
+        bind_state_v020(apply, customer_pk, "past_due", created + 1)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("apply_subscription_state($1..$20)");
     assert_eq!(held, (vec!["pro".to_owned()], vec!["past_due".to_owned()]));
 
     // store::plans::settle_group (v0.2.0), and the attach follow (store::attaches).
@@ -356,7 +315,7 @@ async fn release_0_2_0s_calls_of_our_functions_run_on_this_schema() {
         .bind("main")
         .bind(None::<i64>)
         .bind(at(created + 2))
-        .bind(default_id.as_ref())
+        .bind(Some("free"))
         .bind(false)
         .bind(false)
         .execute(&mut *conn)
@@ -412,6 +371,44 @@ async fn release_0_2_0s_calls_of_our_functions_run_on_this_schema() {
     tx.rollback().await.unwrap();
     drop(conn);
     pool.close().await;
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).unwrap()
+}
+
+/// v0.2.0's `bind_state` (store::plans): the 20 arguments its calls of
+/// `sync_subscription_state` and `apply_subscription_state` begin with, with its types, for
+/// a state of subscription `sub_v020` on plan `pro` (group `main`, default `free`) made at
+/// `created`.
+fn bind_state_v020<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    customer_pk: i64,
+    status: &'q str,
+    created: i64,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let (period_start, period_end) = (at(1_796_000_000), at(1_798_600_000));
+    query
+        .bind("sub_v020")
+        .bind(customer_pk)
+        .bind("pro")
+        .bind(Some("main".to_owned()))
+        .bind(false)
+        .bind(Some("free".to_owned()))
+        .bind(false)
+        .bind(status)
+        .bind(status)
+        .bind(Some(period_start))
+        .bind(Some(period_end))
+        .bind(false)
+        .bind(None::<DateTime<Utc>>)
+        .bind(None::<DateTime<Utc>>)
+        .bind(Some(period_start))
+        .bind(None::<DateTime<Utc>>)
+        .bind(1_i32)
+        .bind(None::<DateTime<Utc>>)
+        .bind(created)
+        .bind(at(created))
 }
 
 /// What v0.2.0 read of `sync_subscription_state`'s answer (the held arrays it went on with).
